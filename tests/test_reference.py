@@ -1,0 +1,107 @@
+"""The packed golden reference equals plain integer arithmetic (property-based)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+import naive
+from strategies import conv_case, dense_case, model_case
+from tritium.sw import reference
+from tritium.sw.errors import ModelError
+from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
+
+
+def naive_output(layer, acc):
+    if layer.is_raw:
+        return acc
+    return naive.threshold(acc, layer.thresholds, layer.out_act.kind == "bipolar")
+
+
+@given(dense_case())
+def test_dense_matches_naive(case):
+    layer, in_act, x, w = case
+    got = reference.run_layer(layer, x, in_act)
+    want = naive_output(layer, naive.dense(x, w))
+    np.testing.assert_array_equal(got, want)
+
+
+@given(conv_case())
+def test_conv_matches_naive(case):
+    layer, in_act, x, w = case
+    pad = in_act.zero_code_value if layer.pad_value is None else layer.pad_value
+    got = reference.run_layer(layer, x, in_act)
+    want = naive_output(layer, naive.conv2d(x, w, layer.stride, layer.padding, pad))
+    np.testing.assert_array_equal(got, want)
+
+
+@given(model_case())
+def test_whole_network_matches_naive(case):
+    model, x = case
+    want = x.astype(np.int64)
+    for layer, info in zip(model.layers, model.check()):
+        if isinstance(layer, MaxPool2d):
+            want = naive.max_pool(want, layer.kernel, layer.stride)
+            continue
+        w = layer.weight_values()
+        if isinstance(layer, Conv2d):
+            w = w.reshape(layer.out_channels, *layer.kernel, layer.in_channels)
+            pad = info.in_act.zero_code_value if layer.pad_value is None else layer.pad_value
+            acc = naive.conv2d(want, w, layer.stride, layer.padding, pad)
+        else:
+            acc = naive.dense(want, w)
+        want = naive_output(layer, acc)
+    np.testing.assert_array_equal(reference.run(model, x), want)
+
+
+def test_bipolar_max_pool_is_or_of_bits():
+    rng = np.random.default_rng(1)
+    x = 2 * rng.integers(0, 2, (3, 6, 6, 5)) - 1
+    got = reference.max_pool(x, MaxPool2d("p", 2))
+    bits = (x > 0).reshape(3, 3, 2, 3, 2, 5)
+    np.testing.assert_array_equal(got, np.where(bits.any(axis=(2, 4)), 1, -1))
+
+
+def test_worked_examples_from_numerics_doc():
+    # Binary: a = [+1,-1,+1,+1], w = [+1,+1,-1,+1] -> dot = 1 - 1 - 1 + 1 = 0.
+    fc = Dense.from_values("b", [[1, 1, -1, 1]], "binary")
+    assert reference.run_layer(fc, np.array([[1, -1, 1, 1]]), ActType("bipolar"))[0, 0] == 0
+    # Ternary: w = [+1, 0, -1, +1] -> 1 + 0 - 1 + 1 = 1.
+    fc = Dense.from_values("t", [[1, 0, -1, 1]], "ternary")
+    assert reference.run_layer(fc, np.array([[1, -1, 1, 1]]), ActType("bipolar"))[0, 0] == 1
+    # Unsigned 8-bit pixels [200, 3, 0] with binary [+1, -1, +1] -> 197.
+    fc = Dense.from_values("k", [[1, -1, 1]], "binary")
+    assert reference.run_layer(fc, np.array([[200, 3, 0]]), ActType("unsigned", 8))[0, 0] == 197
+    # Signed 4-bit [-8, 7, -1] with ternary [+1, -1, -1] -> -8 - 7 + 1 = -14.
+    fc = Dense.from_values("s", [[1, -1, -1]], "ternary")
+    assert reference.run_layer(fc, np.array([[-8, 7, -1]]), ActType("signed", 4))[0, 0] == -14
+    # Two-bit multi-threshold: thresholds [-2, 0, 3] on acc 0 -> 2.
+    fc = Dense.from_values("q", [[1, -1]], "binary", thresholds=[[-2, 0, 3]], out_act="uint2")
+    assert reference.run_layer(fc, np.array([[1, 1]]), ActType("bipolar"))[0, 0] == 2
+
+
+def test_padding_uses_the_pad_value():
+    # A 3x3 all-(+1) kernel on a 1x1 (+1) image with padding 1:
+    # pad -1 gives 1 - 8 = -7, pad +1 gives 9.
+    w = np.ones((1, 3, 3, 1), np.int8)
+    x = np.ones((1, 1, 1, 1), np.int64)
+    for pad, want in ((-1, -7), (1, 9), (None, -7)):
+        conv = Conv2d.from_values("c", w, "binary", padding=1, pad_value=pad)
+        assert reference.run_layer(conv, x, ActType("bipolar"))[0, 0, 0, 0] == want
+
+
+def test_run_checks_inputs():
+    model = IntModel((3,), ActType("bipolar"), [Dense.from_values("fc", [[1, 1, 1]], "binary")])
+    with pytest.raises(ModelError, match="shape"):
+        reference.run(model, np.ones((2, 4), np.int64))
+    with pytest.raises(ModelError, match="outside"):
+        reference.run(model, np.zeros((2, 3), np.int64))
+    with pytest.raises(ModelError, match="integers"):
+        reference.run(model, np.ones((2, 3), np.float32))
+
+
+def test_batched_run_equals_single_run():
+    rng = np.random.default_rng(3)
+    w = 2 * rng.integers(0, 2, (10, 100)) - 1
+    model = IntModel((100,), ActType("bipolar"), [Dense.from_values("fc", w, "binary")])
+    x = 2 * rng.integers(0, 2, (37, 100)) - 1
+    np.testing.assert_array_equal(reference.run(model, x, batch=8), reference.run(model, x))
