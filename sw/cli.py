@@ -16,6 +16,8 @@ from .errors import TritiumError
 #: Subcommands in the order ``tritium --help`` lists them.
 COMMAND_MODULES = [
     "demo",
+    "train",
+    "export",
     "bench",
 ]
 
@@ -25,6 +27,8 @@ networks and runs trained PyTorch models on them, on open FPGA toolchains.
 
 A typical session:
   tritium demo                      the whole flow on the embedded MNIST data
+  tritium train --arch tfc -o tfc.pt   train a binary network, check its export
+  tritium export tfc.pt -o tfc.tri  PyTorch checkpoint -> integer model file
   tritium bench reference --json    golden-reference speed against PyTorch
 """
 

@@ -178,6 +178,32 @@ def run(model, x, return_all=False, batch=None):
 
 
 def predict(model, x, batch=None):
-    """Class predictions: argmax of the last layer's output (first maximum wins)."""
+    """Class predictions: argmax of the last layer's output (first maximum wins).
+
+    When the last layer outputs raw accumulators and ``model.meta`` holds an
+    ``output_affine`` map (written by the exporter), the argmax is taken over
+    the logits :func:`output_logits` computes; otherwise over the raw outputs.
+    """
     out = run(model, x, batch=batch)
+    if model.output_is_raw and model.meta.get("output_affine") is not None:
+        out = output_logits(model, out)
     return out.reshape(out.shape[0], -1).argmax(axis=1)
+
+
+def output_logits(model, acc):
+    """Apply ``meta["output_affine"]`` to raw last-layer accumulators (..., M).
+
+    ``logit_c = float32(acc_c) * scale_c + offset_c``, two separately rounded
+    float32 operations: bit-identical to the exporting PyTorch model's logits.
+    """
+    affine = model.meta["output_affine"]
+    try:
+        scale = np.asarray(affine["scale"], np.float32)
+        offset = np.asarray(affine["offset"], np.float32)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ModelError(f"meta output_affine is malformed ({type(e).__name__}: {e})") from None
+    m = acc.shape[-1]
+    if affine.get("dtype", "float32") != "float32" or scale.shape != (m,) or offset.shape != (m,):
+        raise ModelError(f"meta output_affine must hold float32 scale and offset lists of "
+                         f"{m} entries (one per output channel)")
+    return np.asarray(acc).astype(np.float32) * scale + offset

@@ -38,10 +38,17 @@ TOPOLOGIES = {
     # CIFAR-10 shaped CNV: 3x32x32, 8-bit input, no padding, stride 1.
     "cnv": [Conv(64), Conv(64), Pool(2), Conv(128), Conv(128), Pool(2),
             Conv(256), Conv(256), Dense(512), Dense(512), Dense(CLASSES)],
+    # A small CNN for 28x28 MNIST: padding, pooling and a strided convolution.
+    # 28x28x1 -> 28x28x16 -> pool 14x14 -> stride 2: 7x7x32 -> 128 -> classes.
+    "cnn": [Conv(16, 3, 1, 1), Pool(2), Conv(32, 3, 2, 1), Dense(128), Dense(CLASSES)],
 }
 
+#: Topologies whose first layer reads 8-bit pixels (the others binarise them).
+PIXEL_INPUT = ("cnv", "cnn")
+
 #: Input shapes (H, W, C) the benchmarks use for each topology.
-BENCH_INPUT = {"tfc": (28, 28, 1), "sfc": (28, 28, 1), "lfc": (28, 28, 1), "cnv": (32, 32, 3)}
+BENCH_INPUT = {"tfc": (28, 28, 1), "sfc": (28, 28, 1), "lfc": (28, 28, 1), "cnv": (32, 32, 3),
+               "cnn": (28, 28, 1)}
 
 
 def topology(name):
