@@ -264,3 +264,19 @@ def test_export_leaves_training_mode_alone():
     net = small_net().train()
     export_net(net)
     assert net.training
+
+
+@pytest.mark.parametrize("arch, shape, weights", [
+    ("cnv", (32, 32, 3), "binary,ternary,binary,ternary,binary,ternary,binary,ternary,binary"),
+    ("lfc", (28, 28, 1), "ternary"),
+])
+def test_full_size_topologies_export_exactly(arch, shape, weights):
+    rng = np.random.default_rng(11)
+    torch.manual_seed(11)
+    net = build_net(arch, shape, 10, weights=weights)
+    randomize_batchnorm(net, rng)
+    images = rng.integers(0, 256, (3,) + shape).astype(np.uint8)
+    model, values, blocks, accs, ref = torch_vs_integer(net.eval(), images)
+    for got, want in zip(blocks[:-1], ref[:-1]):
+        np.testing.assert_array_equal(nhwc(got).astype(np.int64), want)
+    np.testing.assert_array_equal(reference.output_logits(model, ref[-1]), blocks[-1].numpy())
