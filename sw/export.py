@@ -92,11 +92,11 @@ def _export(net, input_shape, input_quant, meta):
             raise ExportError(f"layer {name}: accumulators up to {hi} are not exact in float32 "
                               f"(limit {FLOAT32_EXACT - 1})")
         folded = block.fold()
-        if not all(bool(torch_isfinite(t)) for t in folded):
+        if not all(_all_finite(t) for t in folded):
             raise ExportError(f"layer {name}: folded scale or offset is not finite "
                               "(check BatchNorm running_var >= 0 and the weights)")
         if last:
-            thresholds, out_act, k, b = None, None, folded[0], folded[1]
+            thresholds, out_act, affine = None, None, folded
         else:
             thresholds, flip = channel_thresholds(block, folded, lo, hi)
             q[flip] = -q[flip]
@@ -126,8 +126,8 @@ def _export(net, input_shape, input_quant, meta):
         "producer": "tritium export",
         "input_quant": spec,
         "classes": int(layers[-1].out_channels),
-        "output_affine": {"dtype": "float32", "scale": [float(v) for v in k.numpy()],
-                          "offset": [float(v) for v in b.numpy()]},
+        "output_affine": {"dtype": "float32", "scale": [float(v) for v in affine[0].numpy()],
+                          "offset": [float(v) for v in affine[1].numpy()]},
         "negated_rows": negated,
         "source": dict(getattr(net, "config", {}) or {}),
     }
@@ -135,9 +135,9 @@ def _export(net, input_shape, input_quant, meta):
     return IntModel(in_shape, input_act(spec), layers, meta=out_meta)
 
 
-def torch_isfinite(t):
+def _all_finite(t):
     import torch
-    return torch.isfinite(t).all()
+    return bool(torch.isfinite(t).all())
 
 
 def _check_block(block, act, last):
@@ -160,7 +160,7 @@ def _check_block(block, act, last):
                     ("BatchNorm running_mean", bn.running_mean),
                     ("BatchNorm running_var", bn.running_var)]
     for what, tensor in modules:
-        if tensor is not None and not bool(torch_isfinite(tensor)):
+        if tensor is not None and not _all_finite(tensor):
             raise ExportError(f"layer {name}: {what} holds non-finite values (NaN or inf)")
     if block.bn is not None and bool((block.bn.running_var < 0).any()):
         raise ExportError(f"layer {block.bn_name}: negative running_var")

@@ -12,7 +12,6 @@ accuracies, their agreement, and whether the last layer's accumulators map
 exactly onto PyTorch's logits.
 """
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,9 +134,3 @@ def evaluate(net, dataset):
     data = load_dataset(dataset)
     logits = torch_logits(net, quantize_input(net.input_quant, data.x_test))
     return float((logits.argmax(axis=1) == data.y_test).mean())
-
-
-def timed(fn, *args, **kwargs):
-    t0 = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, time.perf_counter() - t0

@@ -17,11 +17,11 @@ from tritium.sw import cli, reference
 from tritium.sw.data import load_dataset
 from tritium.sw.errors import FormatError, TritiumError
 from tritium.sw.export import export_net
-from tritium.sw.inputs import quantize_input
+from tritium.sw.inputs import quantize_input, to_torch
 from tritium.sw.ir import load_model
 from tritium.sw.layers import QuantConv2d, SignAct, bipolar, quantize_weights
 from tritium.sw.models import build_net, load_checkpoint, save_checkpoint
-from tritium.sw.train import TrainConfig, make_net, torch_accumulators, train_net, verify
+from tritium.sw.train import TrainConfig, make_net, torch_accumulators, torch_logits, train_net, verify
 
 # ------------------------------------------------------------------ layers
 
@@ -116,6 +116,12 @@ def test_trained_network_exports_exactly(arch, dataset, weights, epochs):
     assert result["accuracy"] > 0.6                          # it learned something
     values = quantize_input(net.input_quant, load_dataset(dataset).x_test)
     np.testing.assert_array_equal(torch_accumulators(net, values), reference.run(model, values, batch=256))
+    # The folded eval path is the ordinary module-by-module eval up to float rounding.
+    with torch.no_grad():
+        plain = torch.nn.Sequential.forward(net, to_torch(values)).numpy()
+    logits = torch_logits(net, values)
+    np.testing.assert_allclose(plain, logits, atol=1e-3)
+    assert (plain.argmax(axis=1) == logits.argmax(axis=1)).mean() >= 0.99
 
 
 def test_training_is_deterministic_for_a_seed():
@@ -200,7 +206,6 @@ def test_pickle_carrying_code_is_refused_and_never_runs(tmp_path, writer):
 
 
 def test_checkpoint_with_wrong_shapes(trained, tmp_path):
-    net, _ = trained
     blob = torch.load(trained[1], weights_only=True)
     blob["state_dict"]["fc1.weight"] = torch.zeros(3, 3)
     torch.save(blob, tmp_path / "shapes.pt")
