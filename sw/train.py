@@ -4,7 +4,9 @@
 cross-entropy on the fixed training split of :mod:`tritium.sw.data`, clipping
 latent weights after every step (BinaryConnect). It is deterministic for a
 seed: :func:`make_net` draws the initial weights from a seeded generator,
-the batch order comes from another one, and nothing else is random.
+the batch order comes from another one, nothing else is random, and training
+runs on a fixed number of torch threads (1 by default: the order of float
+reductions, and so the result, depends on the thread count).
 
 :func:`verify` runs the held-out images through PyTorch (eval mode) and through
 the exported integer model (:mod:`tritium.sw.reference`) and reports both
@@ -35,6 +37,8 @@ class TrainConfig:
     lr: float = 0.01
     #: The learning rate follows a cosine from lr down to lr * final_lr_factor.
     final_lr_factor: float = 0.01
+    #: torch threads while training (results are reproducible for a fixed count).
+    threads: int = 1
 
 
 def make_net(arch, dataset, weights, seed=0, alpha=True):
@@ -54,10 +58,9 @@ def make_net(arch, dataset, weights, seed=0, alpha=True):
 def train_net(net, dataset, config=TrainConfig(), show_progress=True, log=None):
     """Train ``net`` in place on ``dataset``'s training split; returns per-epoch losses."""
     import torch
-    import torch.nn.functional as F
 
-    if config.epochs < 0 or config.batch_size < 1 or not config.lr > 0:
-        raise TritiumError("epochs must be >= 0, batch size >= 1 and the learning rate > 0")
+    if config.epochs < 0 or config.batch_size < 1 or not config.lr > 0 or config.threads < 1:
+        raise TritiumError("epochs must be >= 0, batch size and threads >= 1 and the learning rate > 0")
     data = load_dataset(dataset)
     if tuple(data.image_shape) != tuple(net.input_shape):
         raise TritiumError(f"the network takes {tuple(net.input_shape)} inputs but {dataset} "
@@ -68,6 +71,20 @@ def train_net(net, dataset, config=TrainConfig(), show_progress=True, log=None):
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     steps = max(1, config.epochs * ((len(y) + config.batch_size - 1) // config.batch_size))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps, eta_min=config.lr * config.final_lr_factor)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        losses = _epochs(net, x, y, gen, opt, sched, config, show_progress, log)
+    finally:
+        torch.set_num_threads(threads)
+    net.eval()
+    return losses
+
+
+def _epochs(net, x, y, gen, opt, sched, config, show_progress, log):
+    import torch
+    import torch.nn.functional as F
+
     losses = []
     net.train()
     for epoch in range(config.epochs):
@@ -87,7 +104,6 @@ def train_net(net, dataset, config=TrainConfig(), show_progress=True, log=None):
         losses.append(total / len(y))
         if log:
             log(f"epoch {epoch + 1}/{config.epochs}: loss {losses[-1]:.4f}")
-    net.eval()
     return losses
 
 

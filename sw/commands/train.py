@@ -42,6 +42,9 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default 0)")
     parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads for training (default 1; results are reproducible "
+                             "for a fixed thread count)")
     parser.add_argument("--no-alpha", action="store_true",
                         help="binary layers without the XNOR-Net per-channel scale")
     parser.add_argument("-o", "--output", required=True, help="checkpoint file to write (.pt)")
@@ -55,11 +58,12 @@ def run(args):
     from ..models import save_checkpoint
     from ..train import TrainConfig, evaluate, make_net, train_net, verify
 
-    if args.epochs < 0 or args.batch_size < 1 or not args.lr > 0:
-        raise TritiumError("--epochs must be >= 0, --batch-size >= 1 and --lr > 0")
+    if args.epochs < 0 or args.batch_size < 1 or args.threads < 1 or not args.lr > 0:
+        raise TritiumError("--epochs must be >= 0, --batch-size and --threads >= 1 and --lr > 0")
     quiet = args.quiet
     net = make_net(args.arch, args.dataset, args.weights, seed=args.seed, alpha=not args.no_alpha)
-    config = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr)
+    config = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+                         threads=args.threads)
     step(f"training {args.arch} ({','.join(sorted(set(net.config['weights'])))}) on {args.dataset} "
          f"for {args.epochs} epochs", quiet)
     t0 = time.perf_counter()
