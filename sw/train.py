@@ -130,6 +130,9 @@ def torch_accumulators(net, values, batch=512):
 def verify(net, model, dataset):
     """Compare PyTorch eval with the integer model on ``dataset``'s held-out images."""
     data = load_dataset(dataset)
+    if tuple(data.image_shape) != tuple(model.input_shape):
+        raise TritiumError(f"the model takes {tuple(model.input_shape)} inputs but {dataset} "
+                           f"images are {tuple(data.image_shape)}")
     values = quantize_input(net.input_quant, data.x_test)
     logits = torch_logits(net, values)
     torch_pred = logits.argmax(axis=1)

@@ -263,3 +263,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, words):
     assert rc != 0
     err = capsys.readouterr().err.strip()
     assert words in err and "\n" not in err and "Traceback" not in err
+
+
+def test_cli_export_verify_on_the_wrong_dataset_writes_nothing(trained, tmp_path, capsys):
+    _, ckpt = trained
+    out = tmp_path / "m.tri"
+    rc = cli.main(["export", str(ckpt), "-o", str(out), "--verify", "--dataset", "mnist5k", "-q"])
+    assert rc == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "tritium: error: the model takes (8, 8, 1) inputs but mnist5k images are (28, 28, 1)"
+    assert not out.exists()

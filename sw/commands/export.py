@@ -12,8 +12,8 @@ Examples:
   tritium export sfc.pt -o sfc.tri --verify --json
 
 --verify runs the held-out split of the data set the checkpoint was trained
-on through PyTorch and through the exported model, and fails unless they
-agree on every image.
+on through PyTorch and through the exported model, and fails (writing
+nothing) unless they agree on every image and the logits match exactly.
 """
 
 from ..console import print_json, step
@@ -42,8 +42,6 @@ def run(args):
     net, extra = load_checkpoint(args.checkpoint)
     dataset = args.dataset or extra.get("dataset")
     model = export_net(net, meta={"dataset": extra.get("dataset")})
-    save_model(model, args.output)
-    step(f"wrote {args.output}", args.quiet)
     result = {"output": str(args.output), "layers": [layer.name for layer in model.layers],
               "negated_rows": model.meta["negated_rows"]}
     if args.verify:
@@ -54,7 +52,10 @@ def run(args):
         result.update(verify(net, model, dataset))
         if result["agreement"] != 1.0 or not result["logits_exact"]:
             raise TritiumError(f"PyTorch and the integer model disagree (agreement "
-                               f"{result['agreement']:.4f}, logits exact: {result['logits_exact']})")
+                               f"{result['agreement']:.4f}, logits exact: {result['logits_exact']}); "
+                               "nothing written")
+    save_model(model, args.output)
+    step(f"wrote {args.output}", args.quiet)
     if args.json:
         print_json(result)
     else:
