@@ -172,9 +172,8 @@ class QuantConv2d(_QuantWeightLayer):
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=0,
                  weights="binary", alpha=True, input_bits=None, bias=False, pad_value=None):
         super().__init__()
-        pair = (lambda v: (int(v), int(v)) if isinstance(v, int) else tuple(int(u) for u in v))
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)
+        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
         self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, *self.kernel_size))
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         nn.init.uniform_(self.weight, -1 / fan_in ** 0.5, 1 / fan_in ** 0.5)
@@ -313,7 +312,7 @@ def parse_blocks(model):
 
 
 def _pair(v):
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    return tuple(int(u) for u in v) if isinstance(v, (tuple, list)) else (int(v), int(v))
 
 
 class Net(nn.Sequential):
