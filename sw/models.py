@@ -20,7 +20,7 @@ import zipfile
 from . import topologies as topo
 from .errors import FormatError, TritiumError
 from .fileio import atomic_write_bytes
-from .inputs import BINARIZE, UINT8, check_spec, input_bits
+from .inputs import BINARISE, UINT8, check_spec, input_bits
 from .layers import WEIGHT_CHOICES, Net, QuantConv2d, QuantLinear, SignAct
 
 CHECKPOINT_FORMAT = "tritium-checkpoint"
@@ -29,7 +29,7 @@ CHECKPOINT_VERSION = 1
 
 def default_input_quant(arch):
     """Pixel-reading topologies get 8-bit codes, the dense ones binarised input."""
-    return dict(UINT8 if arch in topo.PIXEL_INPUT else BINARIZE)
+    return dict(UINT8 if arch in topo.PIXEL_INPUT else BINARISE)
 
 
 def _weight_list(weights, n):

@@ -47,7 +47,7 @@ def randomize_batchnorm(net, rng, tie_mode=False):
 def random_net(draw):
     seed = draw(st.integers(0, 2**31 - 1))
     rng = np.random.default_rng(seed)
-    quant = draw(st.sampled_from([{"kind": "binarize", "threshold": 128}, {"kind": "uint", "bits": 8},
+    quant = draw(st.sampled_from([{"kind": "binarise", "threshold": 128}, {"kind": "uint", "bits": 8},
                                   {"kind": "uint", "bits": 3}]))
     h = draw(st.integers(3, 9))
     c = draw(st.integers(1, 3))
@@ -143,7 +143,7 @@ def single_layer_net(gamma, mean, beta, var=1.0, weights=((1, -1, 1),), alpha=Fa
     out = QuantLinear(w.shape[0], 2, alpha=False)
     out.weight.data = torch.ones(2, w.shape[0])
     return Net([("flatten", nn.Flatten()), ("fc0", fc), ("bn0", bn), ("act0", SignAct()), ("fc1", out)], (1, 1, 3),
-               {"kind": "binarize", "threshold": 128}).eval()
+               {"kind": "binarise", "threshold": 128}).eval()
 
 
 def test_worked_example_thresholds():
@@ -222,7 +222,7 @@ def test_unsupported_layer_is_refused_by_name():
     (lambda: small_net(weights="binary,float,binary,binary"), "layer fc1: float weights"),
     (lambda: with_module(small_net(), "act2", "relu2", nn.ReLU()), "layer relu2: a second activation"),
     (lambda: Net([(n, nn.ReLU() if n == "act2" else m) for n, m in small_net().named_children()],
-                 (4, 4, 1), {"kind": "binarize", "threshold": 128}).eval(),
+                 (4, 4, 1), {"kind": "binarise", "threshold": 128}).eval(),
      "layer fc2: relu activation; the hardware thresholds to a sign"),
 ])
 def test_float_weights_and_relu_are_refused(make, words):

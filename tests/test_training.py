@@ -231,7 +231,7 @@ def test_cli_train_and_export(tmp_path, capsys):
     exported = json.loads(capsys.readouterr().out)
     assert exported["accuracy_integer"] == result["accuracy_integer"]
     model = load_model(out)
-    assert model.meta["input_quant"] == {"kind": "binarize", "threshold": 128}
+    assert model.meta["input_quant"] == {"kind": "binarise", "threshold": 128}
     assert model.meta["dataset"] == "digits"
 
 
