@@ -19,6 +19,7 @@ Activations enter and leave as integer *values* (bipolar as -1/+1, k-bit as
 their integer values), so the results compare directly with any other path.
 """
 
+import contextlib
 import os
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ import numpy as np
 
 from .errors import ModelError
 from .ir import Conv2d, Dense, MaxPool2d
+from . import popcount_kernel
 from .packing import pack_bits, pack_planes, plane_weights, words_for
 
 # Elements (rows x outputs) processed per work item by the popcount kernel:
@@ -48,6 +50,23 @@ def popcount_rows(x):
     return np.bitwise_count(x).sum(axis=-1, dtype=np.int64)
 
 
+#: Which popcount kernel :func:`popcount_matrix` uses: "fused" (numba) or "numpy".
+KERNEL = "fused" if popcount_kernel.available() else "numpy"
+
+
+@contextlib.contextmanager
+def using_kernel(name):
+    """Temporarily switch :data:`KERNEL` (``"fused"`` or ``"numpy"``); for tests and benchmarks."""
+    global KERNEL
+    if name not in ("fused", "numpy") or (name == "fused" and not popcount_kernel.available()):
+        raise ModelError(f"popcount kernel {name!r} is not available here")
+    previous, KERNEL = KERNEL, name
+    try:
+        yield
+    finally:
+        KERNEL = previous
+
+
 def popcount_matrix(planes, w, op, mask=None, signed=False, scale=1, row_offset=None,
                     col_offset=None):
     """Bit-serial popcount product of packed planes with packed weight rows.
@@ -57,12 +76,30 @@ def popcount_matrix(planes, w, op, mask=None, signed=False, scale=1, row_offset=
     with ``c_b = 2**b`` (the MSB plane negated when ``signed``). ``planes`` is
     (B, R, W), ``w``/``mask`` (M, W), all uint64; ``op`` is ``numpy.bitwise_xor``
     or ``numpy.bitwise_and``; the offsets are optional int arrays. Returns int64
-    (R, M) (int32 internally while every value fits).
+    (R, M).
 
-    The planes are combined MSB first by shift-and-add, as the hardware's
-    accumulator does. Loops over planes and words (few), vectorised over rows
-    and outputs, chunks of rows spread over a thread pool.
+    Two kernels compute it: a fused numba kernel (:mod:`.popcount_kernel`,
+    the default) and the pure-numpy one below; the tests run both.
     """
+    if KERNEL == "fused":
+        n_rows = planes.shape[1]
+        out = np.empty((n_rows, w.shape[0]), np.int64)
+        wt = np.ascontiguousarray(w.T)
+        mt = wt if mask is None else np.ascontiguousarray(mask.T)
+        rows = np.zeros(n_rows, np.int64) if row_offset is None else np.asarray(row_offset, np.int64)
+        cols = np.zeros(w.shape[0], np.int64) if col_offset is None else np.asarray(col_offset, np.int64)
+        popcount_kernel.fused_popcount_matrix(
+            np.ascontiguousarray(planes), wt, mt, op is np.bitwise_xor, mask is not None,
+            bool(signed), int(scale), rows, cols, out)
+        return out
+    return _popcount_matrix_numpy(planes, w, op, mask, signed, scale, row_offset, col_offset)
+
+
+def _popcount_matrix_numpy(planes, w, op, mask, signed, scale, row_offset, col_offset):
+    """Pure-numpy kernel: loops over planes and words (few), vectorised over
+    rows and outputs, int32 accumulators while every value fits, chunks of rows
+    spread over a thread pool. Planes combine MSB first by shift-and-add, as
+    the hardware's accumulator does."""
     n_planes, r_total, n_words = planes.shape
     m = w.shape[0]
     bound = abs(scale) * 64 * n_words * (1 << n_planes)
@@ -114,7 +151,7 @@ def popcount_matrix(planes, w, op, mask=None, signed=False, scale=1, row_offset=
         list(_pool().map(work, starts))
     elif r_total:
         work(0)
-    return out
+    return out.astype(np.int64, copy=False)
 
 
 def activation_planes(values, act):
