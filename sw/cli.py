@@ -28,7 +28,7 @@ networks and runs trained PyTorch models on them, on open FPGA toolchains.
 A typical session:
   tritium demo                      the whole flow on the embedded MNIST data
   tritium train --arch tfc -o m.pt  train a network, check its export
-  tritium export m.pt -o m.tri      checkpoint -> integer model file
+  tritium export m.pt -o m.npz      checkpoint -> integer model file
   tritium bench reference --json    golden-reference speed against PyTorch
 """
 

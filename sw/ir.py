@@ -473,6 +473,9 @@ def load_model(path):
         raise FormatError(f"{path}: no such file") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
         raise FormatError(f"{path}: not a tritium IR file (unreadable or truncated: {e})") from None
+    bad = [k for k, v in arrays.items() if not isinstance(v, np.ndarray)]
+    if bad:
+        raise FormatError(f"{path}: not a tritium IR file (entry {bad[0]!r} is not a NumPy array)")
     try:
         header = json.loads(arrays["header"].tobytes().decode())
     except (KeyError, UnicodeDecodeError, json.JSONDecodeError):

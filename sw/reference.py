@@ -19,77 +19,179 @@ Activations enter and leave as integer *values* (bipolar as -1/+1, k-bit as
 their integer values), so the results compare directly with any other path.
 """
 
+import contextlib
+import os
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from .errors import ModelError
 from .ir import Conv2d, Dense, MaxPool2d
-from .packing import pack_bits, pack_planes, plane_weights
+from . import popcount_kernel
+from .packing import pack_bits, pack_planes, plane_weights, words_for
 
-# Rows processed at once by the popcount kernel: keeps the (rows x outputs)
-# scratch arrays inside the CPU caches.
+# Elements (rows x outputs) processed per work item by the popcount kernel:
+# keeps the scratch arrays inside the CPU caches.
 _CHUNK_ELEMENTS = 1 << 17
+_POOL = None
+
+
+def _pool():
+    """A small thread pool: numpy's ufuncs release the GIL, so chunks run in parallel."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)))
+    return _POOL
 
 
 def popcount_rows(x):
-    """Popcount of each row of packed words: (R, W) uint64 -> (R,) int64."""
+    """Popcount of each row of packed words: (..., W) uint64 -> (...) int64."""
     return np.bitwise_count(x).sum(axis=-1, dtype=np.int64)
 
 
-def popcount_matrix(x, w, op, mask=None):
-    """``out[r, m] = sum_j popcount(op(x[r, j], w[m, j]) [& mask[m, j]])``.
+#: Which popcount kernel :func:`popcount_matrix` uses: "fused" (numba) or "numpy".
+KERNEL = "fused" if popcount_kernel.available() else "numpy"
 
-    ``x`` is (R, W) and ``w``/``mask`` (M, W), all uint64; ``op`` is
-    ``numpy.bitwise_xor`` or ``numpy.bitwise_and``. Returns int32 (R, M).
-    Loops over words (W is small), vectorised over rows and outputs.
+
+@contextlib.contextmanager
+def using_kernel(name):
+    """Temporarily switch :data:`KERNEL` (``"fused"`` or ``"numpy"``); for tests and benchmarks."""
+    global KERNEL
+    if name not in ("fused", "numpy") or (name == "fused" and not popcount_kernel.available()):
+        raise ModelError(f"popcount kernel {name!r} is not available here")
+    previous, KERNEL = KERNEL, name
+    try:
+        yield
+    finally:
+        KERNEL = previous
+
+
+def popcount_matrix(planes, w, op, mask=None, signed=False, scale=1, row_offset=None,
+                    col_offset=None):
+    """Bit-serial popcount product of packed planes with packed weight rows.
+
+    ``out[r, m] = scale * S[r, m] + row_offset[r] + col_offset[m]`` where
+    ``S[r, m] = sum_b c_b * sum_j popcount(op(planes[b, r, j], w[m, j]) [& mask[m, j]])``
+    with ``c_b = 2**b`` (the MSB plane negated when ``signed``). ``planes`` is
+    (B, R, W), ``w``/``mask`` (M, W), all uint64; ``op`` is ``numpy.bitwise_xor``
+    or ``numpy.bitwise_and``; the offsets are optional int arrays. Returns int64
+    (R, M).
+
+    Two kernels compute it: a fused numba kernel (:mod:`.popcount_kernel`,
+    the default) and the pure-numpy one below; the tests run both.
     """
-    r_total, n_words = x.shape
+    if KERNEL == "fused":
+        n_rows = planes.shape[1]
+        out = np.empty((n_rows, w.shape[0]), np.int64)
+        wt = np.ascontiguousarray(w.T)
+        mt = wt if mask is None else np.ascontiguousarray(mask.T)
+        rows = np.zeros(n_rows, np.int64) if row_offset is None else np.asarray(row_offset, np.int64)
+        cols = np.zeros(w.shape[0], np.int64) if col_offset is None else np.asarray(col_offset, np.int64)
+        popcount_kernel.fused_popcount_matrix(
+            np.ascontiguousarray(planes), wt, mt, op is np.bitwise_xor, mask is not None,
+            bool(signed), int(scale), rows, cols, out)
+        return out
+    return _popcount_matrix_numpy(planes, w, op, mask, signed, scale, row_offset, col_offset)
+
+
+def _popcount_matrix_numpy(planes, w, op, mask, signed, scale, row_offset, col_offset):
+    """Pure-numpy kernel: loops over planes and words (few), vectorised over
+    rows and outputs, int32 accumulators while every value fits, chunks of rows
+    spread over a thread pool. Planes combine MSB first by shift-and-add, as
+    the hardware's accumulator does."""
+    n_planes, r_total, n_words = planes.shape
     m = w.shape[0]
-    out = np.zeros((r_total, m), np.int32)
+    bound = abs(scale) * 64 * n_words * (1 << n_planes)
+    for off in (row_offset, col_offset):
+        bound += 0 if off is None or not len(off) else int(np.abs(off).max())
+    wide = bound >= (1 << 31)
+    out = np.zeros((r_total, m), np.int64 if wide else np.int32)
     rows = max(1, _CHUNK_ELEMENTS // max(m, 1))
-    xt = np.ascontiguousarray(x.T)
+    xt = np.ascontiguousarray(planes.transpose(0, 2, 1))     # (B, W, R)
     wt = np.ascontiguousarray(w.T)
     mt = None if mask is None else np.ascontiguousarray(mask.T)
-    tmp = np.empty((min(rows, r_total), m), np.uint64)
-    cnt = np.empty((min(rows, r_total), m), np.uint8)
-    for r0 in range(0, r_total, rows):
+    count_dtype = np.uint16 if 64 * n_words < (1 << 16) else np.int32
+    single_word = n_words == 1
+
+    def work(r0):
         r1 = min(r0 + rows, r_total)
-        t, c, acc = tmp[: r1 - r0], cnt[: r1 - r0], out[r0:r1]
-        for j in range(n_words):
-            op(xt[j, r0:r1, None], wt[j][None, :], out=t)
-            if mt is not None:
-                np.bitwise_and(t, mt[j][None, :], out=t)
-            np.bitwise_count(t, out=c)
-            acc += c
-    return out
+        t = np.empty((r1 - r0, m), np.uint64)
+        c = np.empty((r1 - r0, m), np.uint8)
+        plane_sum = np.empty((r1 - r0, m), count_dtype)
+        acc = out[r0:r1]
+        for b in reversed(range(n_planes)):
+            if not single_word:
+                plane_sum[...] = 0
+            for j in range(n_words):
+                op(xt[b, j, r0:r1, None], wt[j][None, :], out=t)
+                if mt is not None:
+                    np.bitwise_and(t, mt[j][None, :], out=t)
+                np.bitwise_count(t, out=c)
+                if not single_word:
+                    np.add(plane_sum, c, out=plane_sum)
+            if single_word:
+                plane_sum = c
+            if b == n_planes - 1:
+                np.copyto(acc, plane_sum)
+                if signed:
+                    np.negative(acc, out=acc)
+            else:
+                np.left_shift(acc, 1, out=acc)
+                np.add(acc, plane_sum, out=acc)
+        if scale != 1:
+            np.multiply(acc, scale, out=acc)
+        if row_offset is not None:
+            np.add(acc, row_offset[r0:r1, None], out=acc, casting="unsafe")
+        if col_offset is not None:
+            np.add(acc, col_offset[None, :], out=acc, casting="unsafe")
+
+    starts = range(0, r_total, rows)
+    if len(starts) > 1:
+        list(_pool().map(work, starts))
+    elif r_total:
+        work(0)
+    return out.astype(np.int64, copy=False)
+
+
+def activation_planes(values, act):
+    """Pack activation values (..., C) into planes: uint64 (B, ..., ceil(C/64)).
+
+    Bipolar: one plane of sign bits. k-bit: B = k planes of the two's-complement
+    code (see :mod:`tritium.sw.packing`).
+    """
+    if act.kind == "bipolar":
+        return pack_bits(np.asarray(values) > 0)[None]
+    return pack_planes(values, act.bits, act.kind == "signed")
+
+
+def accumulate_packed(planes, in_act, fan_in, w_sign, w_mask):
+    """Accumulators from packed input planes (B, R, W) and packed weights (M, W).
+
+    Bits that are zero in both operands (padding of the packed layout)
+    contribute nothing. This is the one implementation of the lane
+    arithmetic; see the module docstring for the formulas. Returns int64 (R, M).
+    """
+    if in_act.kind == "bipolar":
+        if w_mask is None:
+            const = np.full(w_sign.shape[0], fan_in, np.int64)
+            return popcount_matrix(planes, w_sign, np.bitwise_xor, scale=-2, col_offset=const)
+        return popcount_matrix(planes, w_sign, np.bitwise_xor, mask=w_mask, scale=-2,
+                               col_offset=popcount_rows(w_mask))
+    signed = in_act.kind == "signed"
+    if w_mask is None:
+        # popcount(x_b) is the same for every output: one shared counter.
+        shared = sum(c * popcount_rows(p) for c, p in zip(plane_weights(in_act.bits, signed), planes))
+        return popcount_matrix(planes, w_sign, np.bitwise_and, signed=signed, scale=2,
+                               row_offset=-shared)
+    nonzero = popcount_matrix(planes, w_mask, np.bitwise_and, signed=signed)
+    return 2 * popcount_matrix(planes, w_sign, np.bitwise_and, signed=signed) - nonzero
 
 
 def accumulate(x, in_act, layer):
-    """Accumulators of a weight layer for flattened inputs ``x`` (R, F) of values.
-
-    Returns int64 (R, M). This is the one implementation of the lane
-    arithmetic; see the module docstring for the formulas.
-    """
-    f = layer.fan_in
-    if in_act.kind == "bipolar":
-        a = pack_bits(x > 0)
-        if layer.weight_kind == "binary":
-            return f - 2 * popcount_matrix(a, layer.w_sign, np.bitwise_xor).astype(np.int64)
-        row_const = popcount_rows(layer.w_mask)
-        diff = popcount_matrix(a, layer.w_sign, np.bitwise_xor, mask=layer.w_mask)
-        return row_const[None, :] - 2 * diff.astype(np.int64)
-    planes = pack_planes(x, in_act.bits, in_act.kind == "signed")
-    acc = np.zeros((x.shape[0], layer.out_channels), np.int64)
-    for plane, weight in zip(planes, plane_weights(in_act.bits, in_act.kind == "signed")):
-        if layer.weight_kind == "binary":
-            # popcount(x_b) is the same for every output: one shared counter.
-            term = 2 * popcount_matrix(plane, layer.w_sign, np.bitwise_and).astype(np.int64)
-            term -= popcount_rows(plane)[:, None]
-        else:
-            pos = popcount_matrix(plane, layer.w_sign, np.bitwise_and)
-            nonzero = popcount_matrix(plane, layer.w_mask, np.bitwise_and)
-            term = 2 * pos.astype(np.int64) - nonzero
-        acc += weight * term
-    return acc
+    """Accumulators of a weight layer for flattened input values ``x`` (R, F)."""
+    return accumulate_packed(activation_planes(x, in_act), in_act, layer.fan_in,
+                             layer.w_sign, layer.w_mask)
 
 
 def multi_threshold(acc, thresholds, out_act):
@@ -98,12 +200,13 @@ def multi_threshold(acc, thresholds, out_act):
     Returns ``sum_t [acc >= T[:, t]]``; for bipolar outputs the 0/1 result is
     mapped to -1/+1.
     """
-    count = np.zeros(acc.shape, np.int64)
+    if out_act.kind == "bipolar":
+        out = (acc >= thresholds[:, 0]).astype(np.int8)
+        return 2 * out - 1
+    count = np.zeros(acc.shape, np.int32 if out_act.bits > 7 else np.int8)
     for t in range(thresholds.shape[1]):
         count += acc >= thresholds[:, t]
-    if out_act.kind == "bipolar":
-        return (2 * count - 1).astype(np.int8)
-    return count.astype(np.int32 if out_act.bits > 7 else np.int8)
+    return count
 
 
 def im2col(x, layer, in_act):
@@ -112,15 +215,67 @@ def im2col(x, layer, in_act):
     Padded pixels take the layer's pad value. Patch elements are ordered
     (kernel row, kernel column, channel), the IR's weight order.
     """
-    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
     pad_value = in_act.zero_code_value if layer.pad_value is None else layer.pad_value
+    patches, dims = _windows(x, layer, pad_value)
+    return patches.reshape(patches.shape[0], -1), dims
+
+
+def _windows(x, layer, pad):
+    """(N, H, W, D) -> (N*OH*OW, kh, kw, D) windows, padding with ``pad`` (scalar or (D,))."""
+    (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
     if ph or pw:
-        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=pad_value)
+        n, h, w, d = x.shape
+        padded = np.empty((n, h + 2 * ph, w + 2 * pw, d), x.dtype)
+        padded[...] = pad
+        padded[:, ph:ph + h, pw:pw + w] = x
+        x = padded
     windows = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
-    windows = windows[:, ::sh, ::sw]                       # (N, OH, OW, C, kh, kw)
+    windows = windows[:, ::sh, ::sw]                       # (N, OH, OW, D, kh, kw)
     n, oh, ow = windows.shape[:3]
-    patches = windows.transpose(0, 1, 2, 4, 5, 3)          # (N, OH, OW, kh, kw, C)
-    return patches.reshape(n * oh * ow, layer.fan_in), (n, oh, ow)
+    patches = windows.transpose(0, 1, 2, 4, 5, 3)          # (N, OH, OW, kh, kw, D)
+    return patches.reshape(n * oh * ow, kh, kw, x.shape[3]), (n, oh, ow)
+
+
+# Per-pixel packed weights of conv layers, built once per layer object.
+_PIXEL_WEIGHTS = weakref.WeakKeyDictionary()
+
+
+def _pixel_packed_weights(layer):
+    """Weights re-packed per kernel position: (M, kh*kw*ceil(C/64)) sign and mask."""
+    cached = _PIXEL_WEIGHTS.get(layer)
+    if cached is None:
+        m, (kh, kw), c = layer.out_channels, layer.kernel, layer.in_channels
+        values = layer.weight_values().reshape(m, kh, kw, c)
+        sign = pack_bits(values > 0).reshape(m, -1)
+        mask = pack_bits(values != 0).reshape(m, -1) if layer.w_mask is not None else None
+        cached = _PIXEL_WEIGHTS[layer] = (sign, mask)
+    return cached
+
+
+def conv_accumulate(x, layer, in_act):
+    """Accumulators of a convolution over NHWC values: int64 (N, OH, OW, M).
+
+    Two equivalent layouts: when the channels fill whole words (the hardware's
+    NHWC layout, channels packed per pixel) each pixel is packed once and the
+    windows gather words; for a few channels (e.g. RGB pixels) the windows are
+    gathered first and packed densely, which wastes no lanes.
+    """
+    (kh, kw), c = layer.kernel, layer.in_channels
+    pad_value = in_act.zero_code_value if layer.pad_value is None else layer.pad_value
+    per_pixel_words = kh * kw * words_for(c)
+    if per_pixel_words * 4 <= words_for(layer.fan_in) * 5:
+        planes = activation_planes(x, in_act)                       # (B, N, H, W, Cw)
+        pad_planes = activation_planes(np.full((1, c), pad_value), in_act)[:, 0]
+        cols = [_windows(p, layer, pad_planes[b]) for b, p in enumerate(planes)]
+        (n, oh, ow) = cols[0][1]
+        packed = np.stack([w.reshape(w.shape[0], -1) for w, _ in cols])
+        sign, mask = _pixel_packed_weights(layer)
+    else:
+        patches, (n, oh, ow) = im2col(x, layer, in_act)
+        packed = activation_planes(patches, in_act)
+        sign, mask = layer.w_sign, layer.w_mask
+    acc = accumulate_packed(packed, in_act, layer.fan_in, sign, mask)
+    return acc.reshape(n, oh, ow, layer.out_channels)
 
 
 def max_pool(x, layer):
@@ -135,14 +290,13 @@ def run_layer(layer, x, in_act):
     if isinstance(layer, MaxPool2d):
         return max_pool(x, layer)
     if isinstance(layer, Conv2d):
-        patches, (n, oh, ow) = im2col(x, layer, in_act)
-        acc = accumulate(patches, in_act, layer).reshape(n, oh, ow, layer.out_channels)
+        acc = conv_accumulate(x, layer, in_act)
     elif isinstance(layer, Dense):
         acc = accumulate(x.reshape(x.shape[0], -1), in_act, layer)
     else:
         raise ModelError(f"layer {layer.name}: unknown layer type {type(layer).__name__}")
     if layer.is_raw:
-        return acc
+        return acc.astype(np.int64, copy=False)
     return multi_threshold(acc, layer.thresholds, layer.out_act)
 
 

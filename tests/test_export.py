@@ -122,8 +122,8 @@ def test_file_round_trip_keeps_predictions(tmp_path):
     randomize_batchnorm(net, rng)
     net.eval()
     model = export_net(net)
-    save_model(model, tmp_path / "m.tri")
-    loaded = load_model(tmp_path / "m.tri")
+    save_model(model, tmp_path / "m.npz")
+    loaded = load_model(tmp_path / "m.npz")
     x = quantize_input(net.input_quant, rng.integers(0, 256, (20, 8, 8, 1)).astype(np.uint8))
     assert loaded.meta["output_affine"] == model.meta["output_affine"]
     assert loaded.meta["input_quant"] == {"kind": "uint", "bits": 8}

@@ -17,25 +17,33 @@ def naive_output(layer, acc):
     return naive.threshold(acc, layer.thresholds, layer.out_act.kind == "bipolar")
 
 
+KERNELS = ["fused", "numpy"]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @given(dense_case())
-def test_dense_matches_naive(case):
+def test_dense_matches_naive(kernel, case):
     layer, in_act, x, w = case
-    got = reference.run_layer(layer, x, in_act)
+    with reference.using_kernel(kernel):
+        got = reference.run_layer(layer, x, in_act)
     want = naive_output(layer, naive.dense(x, w))
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @given(conv_case())
-def test_conv_matches_naive(case):
+def test_conv_matches_naive(kernel, case):
     layer, in_act, x, w = case
     pad = in_act.zero_code_value if layer.pad_value is None else layer.pad_value
-    got = reference.run_layer(layer, x, in_act)
+    with reference.using_kernel(kernel):
+        got = reference.run_layer(layer, x, in_act)
     want = naive_output(layer, naive.conv2d(x, w, layer.stride, layer.padding, pad))
     np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @given(model_case())
-def test_whole_network_matches_naive(case):
+def test_whole_network_matches_naive(kernel, case):
     model, x = case
     want = x.astype(np.int64)
     for layer, info in zip(model.layers, model.check()):
@@ -50,7 +58,8 @@ def test_whole_network_matches_naive(case):
         else:
             acc = naive.dense(want, w)
         want = naive_output(layer, acc)
-    np.testing.assert_array_equal(reference.run(model, x), want)
+    with reference.using_kernel(kernel):
+        np.testing.assert_array_equal(reference.run(model, x), want)
 
 
 def test_bipolar_max_pool_is_or_of_bits():
@@ -105,3 +114,23 @@ def test_batched_run_equals_single_run():
     model = IntModel((100,), ActType("bipolar"), [Dense.from_values("fc", w, "binary")])
     x = 2 * rng.integers(0, 2, (37, 100)) - 1
     np.testing.assert_array_equal(reference.run(model, x, batch=8), reference.run(model, x))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("channels", [64, 128, 63])
+@pytest.mark.parametrize("in_act", [ActType("bipolar"), ActType("unsigned", 3), ActType("signed", 4)])
+@pytest.mark.parametrize("kind", ["binary", "ternary"])
+def test_per_pixel_and_dense_conv_layouts_agree(kernel, channels, in_act, kind):
+    """conv_accumulate packs per pixel for these channel counts; im2col packs densely."""
+    rng = np.random.default_rng(channels)
+    w = rng.integers(-1, 2, (5, 3, 3, channels)) if kind == "ternary" else 2 * rng.integers(0, 2, (5, 3, 3, channels)) - 1
+    conv = Conv2d.from_values("c", w, kind, stride=2, padding=1, pad_value=in_act.max)
+    x = rng.integers(in_act.min, in_act.max + 1, (2, 6, 5, channels))
+    if in_act.kind == "bipolar":
+        x = 2 * rng.integers(0, 2, x.shape) - 1
+    with reference.using_kernel(kernel):
+        per_pixel = reference.conv_accumulate(x, conv, in_act)
+        patches, dims = reference.im2col(x, conv, in_act)
+        dense = reference.accumulate(patches, in_act, conv).reshape(*dims, 5)
+    np.testing.assert_array_equal(per_pixel, dense)
+    np.testing.assert_array_equal(per_pixel, naive.conv2d(x, w, conv.stride, conv.padding, in_act.max))

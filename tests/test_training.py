@@ -219,7 +219,7 @@ def test_checkpoint_with_wrong_shapes(trained, tmp_path):
 
 
 def test_cli_train_and_export(tmp_path, capsys):
-    ckpt, out = tmp_path / "m.pt", tmp_path / "m.tri"
+    ckpt, out = tmp_path / "m.pt", tmp_path / "m.npz"
     rc = cli.main(["train", "--arch", "tfc", "--dataset", "digits", "--epochs", "1", "--seed", "2",
                    "-o", str(ckpt), "--json", "-q"])
     assert rc == 0
@@ -241,15 +241,15 @@ def test_cli_float_baseline_has_no_integer_model(tmp_path, capsys):
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["accuracy"] > 0.5 and result["agreement"] is None
-    rc = cli.main(["export", str(tmp_path / "f.pt"), "-o", str(tmp_path / "f.tri")])
+    rc = cli.main(["export", str(tmp_path / "f.pt"), "-o", str(tmp_path / "f.npz")])
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert err == "tritium: error: layer fc0: float weights; the hardware runs binary or ternary weights"
-    assert not (tmp_path / "f.tri").exists()
+    assert not (tmp_path / "f.npz").exists()
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["export", "{tmp}/nothing.pt", "-o", "{tmp}/x.tri"], "no such file"),
+    (["export", "{tmp}/nothing.pt", "-o", "{tmp}/x.npz"], "no such file"),
     (["train", "--arch", "nope", "-o", "{tmp}/x.pt"], "invalid choice"),
     (["train", "--arch", "tfc", "--weights", "quaternary", "-o", "{tmp}/x.pt"], "unknown weight kind"),
     (["train", "--arch", "cnv", "--dataset", "digits", "-o", "{tmp}/x.pt"], "too small"),
@@ -267,7 +267,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, words):
 
 def test_cli_export_verify_on_the_wrong_dataset_writes_nothing(trained, tmp_path, capsys):
     _, ckpt = trained
-    out = tmp_path / "m.tri"
+    out = tmp_path / "m.npz"
     rc = cli.main(["export", str(ckpt), "-o", str(out), "--verify", "--dataset", "mnist5k", "-q"])
     assert rc == 1
     err = capsys.readouterr().err.strip()

@@ -8,8 +8,8 @@ hardware cannot run (float weights, ReLU, pooling before the sign, ...) is
 refused with the layer's name and the reason.
 
 Examples:
-  tritium export tfc.pt -o tfc.tri
-  tritium export sfc.pt -o sfc.tri --verify --json
+  tritium export tfc.pt -o tfc.npz
+  tritium export sfc.pt -o sfc.npz --verify --json
 
 --verify runs the held-out split of the data set the checkpoint was trained
 on through PyTorch and through the exported model, and fails (writing

@@ -1,0 +1,57 @@
+"""The command line: help, one-line errors, the demo and the reference benchmark."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tritium.sw.cli import COMMAND_MODULES, main
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for name in COMMAND_MODULES:
+        assert name in out
+
+
+@pytest.mark.parametrize("argv", [["bogus"], ["bench", "nope"], ["demo", "--dataset", "cifar"],
+                                  ["bench", "reference", "--images", "zero"]])
+def test_bad_arguments_give_one_line_and_exit_2(capsys, argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tritium") and "error:" in err and "\n" not in err
+
+
+def test_user_errors_are_one_line_not_a_traceback(capsys):
+    assert main(["bench", "reference", "--images", "0"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("tritium: error:") and "\n" not in err
+
+
+def test_console_script_entry_point():
+    result = subprocess.run([sys.executable, "-m", "tritium.sw.cli", "bogus"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_demo_runs_and_writes_its_artefacts(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["mismatches"] == 0 and summary["images"] == 1000
+    assert summary["accuracy"] > 0.5
+    assert (tmp_path / "model.npz").exists() and (tmp_path / "summary.json").exists()
+
+
+def test_bench_reference_json_keys(capsys):
+    assert main(["bench", "reference", "--json", "--images", "4", "--repeats", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("sfc_images_per_s", "sfc_torch_images_per_s", "cnv_images_per_s",
+                "cnv_torch_images_per_s"):
+        assert result[key] > 0
