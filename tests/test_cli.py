@@ -42,11 +42,17 @@ def test_console_script_entry_point():
 
 
 def test_demo_runs_and_writes_its_artefacts(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--json", "--quiet"]) == 0
+    argv = ["demo", "--out", str(tmp_path), "--epochs", "2", "--json", "--quiet"]
+    assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["mismatches"] == 0 and summary["images"] == 1000
-    assert summary["accuracy"] > 0.5
-    assert (tmp_path / "model.npz").exists() and (tmp_path / "summary.json").exists()
+    assert summary["mismatches"] == 0 and summary["agreement"] == 1.0 and summary["images"] == 1000
+    assert summary["accuracy"] > 0.6 and summary["trained"]
+    for name in ("model.pt", "model.npz", "summary.json"):
+        assert (tmp_path / name).exists()
+    # A second run with the same settings reuses the checkpoint.
+    assert main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert not again["trained"] and again["accuracy"] == summary["accuracy"]
 
 
 def test_bench_reference_json_keys(capsys):
