@@ -16,6 +16,7 @@ from .errors import TritiumError
 #: Subcommands in the order ``tritium --help`` lists them.
 COMMAND_MODULES = [
     "demo",
+    "generate",
     "bench",
 ]
 
@@ -25,6 +26,7 @@ networks and runs trained PyTorch models on them, on open FPGA toolchains.
 
 A typical session:
   tritium demo                      the whole flow on the embedded MNIST data
+  tritium generate --pe 8 --simd 32 -o core   Verilog of a PE-array core
   tritium bench reference --json    golden-reference speed against PyTorch
 """
 
