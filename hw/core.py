@@ -57,10 +57,33 @@ class Core(wiring.Component):
         return m
 
 
+#: ``verilator --lint-only -Wall`` waivers, each for a pattern of Amaranth's
+#: Verilog backend rather than of the design (simulation checks the logic):
+LINT_WAIVERS = {
+    "UNUSEDSIGNAL": "the backend keeps a named wire for every port, field and "
+                    "intermediate value, also where only some bits are read "
+                    "(e.g. command fields that a core without bit-serial mode ignores)",
+    "PROCASSINIT": "registers are declared with their reset value as initialiser "
+                   "(FPGA power-up value) and assigned in an always block",
+    "DECLFILENAME": "one file holds the whole hierarchy; submodules are named 'top.sub'",
+    "WIDTHEXPAND": "operands are extended to the result width exactly as Amaranth's "
+                   "arithmetic rules define (signed accumulator plus a narrower addend, "
+                   "comparisons of a bank index with a constant)",
+    "WIDTHTRUNC": "the backend writes a comparison with zero as '!bus' (logical not of a vector)",
+}
+
+
+def lint_header():
+    lines = ["// Lint waivers for 'verilator --lint-only -Wall', one per pattern of the Amaranth backend:"]
+    for code, why in LINT_WAIVERS.items():
+        lines.append(f"/* verilator lint_off {code} */  // {why}")
+    return "\n".join(lines) + "\n"
+
+
 def to_verilog(component, name=TOP_NAME):
     """Plain synthesizable Verilog of a component (inferred memories, no primitives)."""
     setup_yowasp_env()
-    return verilog.convert(component, name=name, emit_src=False)
+    return lint_header() + verilog.convert(component, name=name, emit_src=False)
 
 
 def core_verilog(cfg):

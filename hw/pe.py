@@ -133,7 +133,7 @@ class ShiftAccumulator(wiring.Component):
             addend = Mux(self.neg, -addend, addend)
         # No reset multiplexer in front of the register: the domain reset and
         # ``clear`` share the flip-flops' synchronous reset pin.
-        acc = Signal(signed(self.acc_bits), reset_less=True)
+        acc = Signal(signed(self.acc_bits), name="acc_reg", reset_less=True)
         base = Mux(self.shl, acc << 1, acc) if self.horner else acc
         m.d.comb += [self.acc_next.eq(base + addend), self.acc.eq(acc)]
         with m.If((self.en & self.clear) | ResetSignal()):
@@ -194,7 +194,7 @@ class PE(wiring.Component):
         m = Module()
         m.submodules.lanes = lanes = LaneOps(cfg.simd, cfg.ops)
         m.submodules.popcount = pop = Popcount(cfg.simd, cfg.pipeline, self.popcount_style)
-        m.submodules.acc = acc = ShiftAccumulator(
+        m.submodules.accumulator = acc = ShiftAccumulator(
             cfg.pop_bits, cfg.acc_bits, horner=cfg.bit_serial, negate=cfg.bit_serial,
             double=cfg.bit_serial and cfg.ternary, double_default=1)
         m.d.comb += [
