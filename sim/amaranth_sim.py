@@ -35,22 +35,21 @@ async def receive(ctx, stream, count, rng, stall, on_beat, max_cycles):
     return got
 
 
+async def write_port(ctx, port, writes):
+    """Drive ``(bank, addr, data)`` writes through a load port (``wload`` / ``tload``)."""
+    for bank, addr, data in writes:
+        ctx.set(port.en, 1)
+        ctx.set(port.bank, bank)
+        ctx.set(port.addr, addr)
+        ctx.set(port.data.as_value() if hasattr(port.data, "as_value") else port.data, data)
+        await ctx.tick()
+    ctx.set(port.en, 0)
+
+
 async def load_core(ctx, dut, case):
     """Write the case's weight and threshold images through the load ports."""
-    for bank, addr, data in case.weight_writes:
-        ctx.set(dut.wload.en, 1)
-        ctx.set(dut.wload.bank, bank)
-        ctx.set(dut.wload.addr, addr)
-        ctx.set(dut.wload.data, data)
-        await ctx.tick()
-    ctx.set(dut.wload.en, 0)
-    for bank, addr, raw in case.threshold_writes:
-        ctx.set(dut.tload.en, 1)
-        ctx.set(dut.tload.bank, bank)
-        ctx.set(dut.tload.addr, addr)
-        ctx.set(dut.tload.data.as_value(), raw)
-        await ctx.tick()
-    ctx.set(dut.tload.en, 0)
+    await write_port(ctx, dut.wload, case.weight_writes)
+    await write_port(ctx, dut.tload, case.threshold_writes)
 
 
 def run_case(case, seed=0, in_stall=0.3, out_stall=0.3, vcd=None):

@@ -36,23 +36,19 @@ async def _reset(dut):
     dut.rst.value = 0
 
 
+async def _write_port(dut, port, writes):
+    """Drive ``(bank, addr, data)`` writes through a load port (``wload`` / ``tload``)."""
+    en, bank, addr, data = (getattr(dut, f"{port}__{f}") for f in ("en", "bank", "addr", "data"))
+    for b, a, d in writes:
+        await FallingEdge(dut.clk)
+        en.value, bank.value, addr.value, data.value = 1, b, a, d
+    await FallingEdge(dut.clk)
+    en.value = 0
+
+
 async def _load(dut, case):
-    for bank, addr, data in case.weight_writes:
-        await FallingEdge(dut.clk)
-        dut.wload__en.value = 1
-        dut.wload__bank.value = bank
-        dut.wload__addr.value = addr
-        dut.wload__data.value = data
-    await FallingEdge(dut.clk)
-    dut.wload__en.value = 0
-    for bank, addr, raw in case.threshold_writes:
-        await FallingEdge(dut.clk)
-        dut.tload__en.value = 1
-        dut.tload__bank.value = bank
-        dut.tload__addr.value = addr
-        dut.tload__data.value = raw
-    await FallingEdge(dut.clk)
-    dut.tload__en.value = 0
+    await _write_port(dut, "wload", case.weight_writes)
+    await _write_port(dut, "tload", case.threshold_writes)
 
 
 async def _stream(dut, case, rng, in_stall, out_stall):

@@ -36,7 +36,8 @@ from .errors import TritiumError
 
 #: The default sweep: (P, S) pairs. 256 lanes is the iCEBreaker target, 2048 the ULX3S one.
 DEFAULT_SWEEP = ((4, 32), (8, 32), (4, 64), (16, 64), (32, 64))
-ICE40_FMAX_MAX_LANES = 512
+#: Larger arrays do not fit the iCE40UP5K's 30 block RAMs with 256-word banks.
+ICE40_FMAX_MAX_LANES = 256
 
 
 class BenchTop(wiring.Component):
