@@ -73,8 +73,9 @@ class HwConfig:
     acc_bits : int or None
         Signed accumulator width; ``None`` derives the smallest width that holds
         every result of the longest fan-in (see :meth:`min_acc_bits`).
-    pipeline : int
-        Register stages inside the popcount tree (0 .. tree levels).
+    pipeline : int or None
+        Register stages inside the popcount tree (0 .. tree levels); ``None``
+        derives ``max(1, levels // 2)`` (see :func:`tritium.hw.popcount.register_levels`).
     """
 
     pe: int = 8
@@ -85,13 +86,17 @@ class HwConfig:
     weight_depth: int = 256
     thr_depth: int = 64
     acc_bits: int | None = None
-    pipeline: int = 1
+    pipeline: int | None = None
 
     def __post_init__(self):
         kinds = self.weight_kinds
         if isinstance(kinds, str):
             kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
         object.__setattr__(self, "weight_kinds", tuple(kinds))
+        if self.pipeline is None:
+            ok = isinstance(self.simd, int) and 2 <= self.simd <= MAX_SIMD
+            levels = self.tree_levels if ok else 0
+            object.__setattr__(self, "pipeline", min(levels, max(1, levels // 2)))
         self.check()
         if self.acc_bits is None:
             object.__setattr__(self, "acc_bits", self.min_acc_bits())

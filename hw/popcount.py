@@ -25,12 +25,24 @@ def tree_levels(width, carry_in=True):
 
 
 def register_levels(levels, stages):
-    """Adder levels (1-based) after which the tree has a pipeline register.
+    """Tree levels (1-based) after which a pipeline register sits.
 
-    ``stages`` registers are spread evenly; with ``stages == levels`` every
-    level is registered, the last register being the output.
+    The first register follows level 1 (lane op + first adder level: the
+    flip-flops share logic cells with those LUTs, and they cut the path from
+    the weight block RAM, whose clock-to-output time is long); the second
+    follows the last level (the tree output, so the accumulator adder starts
+    from a register); further registers are spread evenly in between.
     """
-    return sorted({-(-i * levels // (stages + 1)) for i in range(1, stages + 1)})
+    if stages <= 0 or levels <= 0:
+        return []
+    positions = [1]
+    if stages >= 2 and levels >= 2:
+        positions.append(levels)
+    inner = list(range(2, levels))
+    extra = stages - len(positions)
+    for i in range(1, extra + 1):
+        positions.append(inner[(i * len(inner)) // (extra + 1)] if extra < len(inner) else inner[i - 1])
+    return sorted(set(positions))
 
 
 class Popcount(wiring.Component):

