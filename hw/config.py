@@ -73,6 +73,10 @@ class HwConfig:
     acc_bits : int or None
         Signed accumulator width; ``None`` derives the smallest width that holds
         every result of the longest fan-in (see :meth:`min_acc_bits`).
+    weight_reg : bool
+        Register the weight-bank outputs once more (one cycle of latency; cuts
+        the block RAMs' clock-to-output time from the lane-op path, for large
+        arrays on ECP5; it costs flip-flop-only cells on iCE40).
     pipeline : int or None
         Register stages inside the popcount tree (0 .. tree levels); ``None``
         derives ``max(1, levels // 2)`` (see :func:`tritium.hw.popcount.register_levels`).
@@ -87,6 +91,7 @@ class HwConfig:
     thr_depth: int = 64
     acc_bits: int | None = None
     pipeline: int | None = None
+    weight_reg: bool = False
 
     def __post_init__(self):
         kinds = self.weight_kinds
@@ -123,6 +128,8 @@ class HwConfig:
         if len(set(self.weight_kinds)) != len(self.weight_kinds):
             raise ConfigError("weight_kinds lists a kind twice")
         _range("pipeline", self.pipeline, 0, self.tree_levels)
+        if not isinstance(self.weight_reg, bool):
+            raise ConfigError(f"weight_reg must be true or false, got {self.weight_reg!r}")
         if self.acc_bits is not None:
             if not isinstance(self.acc_bits, int) or isinstance(self.acc_bits, bool):
                 raise ConfigError(f"acc_bits must be an integer, got {self.acc_bits!r}")
@@ -194,7 +201,7 @@ class HwConfig:
     def latency(self):
         """Cycles from an accepted input word to its result leaving the threshold unit
         (no stalls): weight read, popcount registers, accumulate, threshold read."""
-        return 1 + self.pipeline + 1 + 1
+        return 1 + int(self.weight_reg) + self.pipeline + 1 + 1
 
     def max_abs_result(self):
         """Largest |D| (hardware result, see docs/hardware.md) or folded threshold.

@@ -1,38 +1,24 @@
 """A quick resource estimate of a core, from its configuration alone (no synthesis).
 
 The LUT4 formula counts what the generator builds: per PE one LUT4 per lane
-for the lane operation fused with the first popcount level, one LUT4 per
-output bit of every later adder of the tree, and one LUT4 per accumulator bit
-(plus one per bit for each of the Horner shift and the negation when the
-core is bit-serial). ``tritium bench synth`` measures the real numbers.
+for the lane operation fused with the first popcount level (two when the
+lane op has more than two inputs), one LUT4 per output bit of every
+carry-chain adder of the tree, one LUT4 per accumulator bit (plus one per bit
+for each of the Horner shift and the negation when the core is bit-serial)
+and the threshold comparators. ``tritium bench synth`` measures the real
+numbers (synthesis merges some of this logic, so they come out lower).
 """
 
-from .popcount import tree_levels
-
-
-def popcount_tree_luts(width):
-    """LUT4s of the popcount tree beyond its first level (one per adder output bit)."""
-    values = [1] * width
-    luts = 0
-    for level in range(1, tree_levels(width) + 1):
-        nxt = []
-        for k in range(0, len(values) - 1, 2):
-            bits = max(values[k], values[k + 1]) + 1
-            nxt.append(bits)
-            if level > 1:
-                luts += bits
-        if len(values) % 2:
-            nxt.append(values[-1])
-        values = nxt
-    return luts
+from .popcount import adder_widths
 
 
 def estimate(cfg):
     per_acc = 1 + (2 if cfg.bit_serial else 0) + (1 if cfg.bit_serial and cfg.ternary else 0)
     lane_luts = cfg.simd * (1 if len(cfg.ops) == 1 and not cfg.ternary else 2)
-    pe_luts = lane_luts + popcount_tree_luts(cfg.simd) + per_acc * cfg.acc_bits
+    tree = sum(adder_widths(cfg.simd))
+    pe_luts = lane_luts + tree + per_acc * cfg.acc_bits
     thr_luts = cfg.n_thresholds * cfg.acc_bits
-    shared = (cfg.simd + popcount_tree_luts(cfg.simd) + 3 * cfg.acc_bits) if cfg.bit_serial else 0
+    shared = (cfg.simd + tree + 3 * cfg.acc_bits) if cfg.bit_serial else 0
     luts = cfg.pe * (pe_luts + thr_luts + (cfg.acc_bits if cfg.bit_serial else 0)) + shared
     weight_bits = cfg.pe * cfg.weight_depth * cfg.weight_width
     thr_bits = cfg.pe * cfg.thr_depth * cfg.n_thresholds * cfg.acc_bits

@@ -211,8 +211,9 @@ class PEArray(wiring.Component):
     """P PEs with per-PE weight banks, a broadcast input and a shared input counter.
 
     Pipeline (each stage advances together; a full output register that is
-    not taken stalls everything): weight-bank read (1 cycle), popcount tree
-    (``cfg.pipeline`` cycles), accumulate into the output register (1 cycle).
+    not taken stalls everything): weight-bank read (1 cycle, 2 with
+    ``cfg.weight_reg``), popcount tree (``cfg.pipeline`` cycles), accumulate
+    into the output register (1 cycle).
     One result beat leaves per input word whose command has ``last``.
 
     Parameters
@@ -262,7 +263,14 @@ class PEArray(wiring.Component):
                 wr.addr.eq(self.wload.addr), wr.data.eq(self.wload.data),
                 wr.en.eq(self.wload.en & (self.wload.bank == p)),
             ]
-            words.append(rd.data)
+            words.append(_delay(m, rd.data, int(cfg.weight_reg), adv, f"w{p}", reset_less=True))
+
+        if cfg.weight_reg:
+            # One more stage after the block RAMs (their output register on ECP5-class
+            # parts): x and the command follow it.
+            x1 = _delay(m, x1, 1, adv, "x", reset_less=True)
+            cmd1 = _delay(m, cmd1, 1, adv, "cmd_w", reset_less=True)
+            valid1 = _delay(m, valid1, 1, adv, "valid_w")
 
         # Stage 2 .. 1+pipeline: popcount trees; the command follows in a delay line.
         cmd2 = _delay(m, cmd1, cfg.pipeline, adv, "cmd", reset_less=True)

@@ -24,6 +24,21 @@ def tree_levels(width, carry_in=True):
     return levels
 
 
+def adder_widths(width, carry_in=True):
+    """Output widths of the tree's carry-chain adders (levels 2 and up), for estimates."""
+    items = [2] * ((width - (carry_in_lanes(width) if carry_in else 0)) // 2)
+    if (width - (carry_in_lanes(width) if carry_in else 0)) % 2:
+        items.append(1)
+    widths = []
+    while len(items) > 1:
+        nxt = [max(a, b) + 1 for a, b in zip(items[0::2], items[1::2])]
+        widths += nxt
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return widths
+
+
 def register_levels(levels, stages):
     """Tree levels (1-based) after which a pipeline register sits.
 

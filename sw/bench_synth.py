@@ -227,3 +227,20 @@ def parse_sweep(text):
             raise TritiumError(f"bad sweep item {item!r}: use PxS, e.g. 8x32,16x64")
         out.append((int(match[1]), int(match[2])))
     return tuple(out)
+
+
+def results_markdown(result):
+    """The sweep as a Markdown table (docs/hardware.md records it)."""
+    head = ("| P | S | lanes | iCE40 LUT4 | iCE40 LUT4/lane | chain LUT4/lane | iCE40 FF | "
+            "iCE40UP5K Fmax MHz | ECP5 LUT4 | ECP5 LUT4/lane | chain LUT4/lane | ECP5-85F Fmax MHz |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in result["rows"]:
+        def g(key):
+            v = r.get(key)
+            return "-" if v is None else str(v)
+        lines.append(f"| {r['pe']} | {r['simd']} | {r['lanes']} | {g('ice40_tree_lut4')} | "
+                     f"{g('ice40_tree_lut4_per_lane')} | {g('ice40_chain_lut4_per_lane')} | "
+                     f"{g('ice40_tree_ff')} | {g('ice40_fmax_mhz')} | {g('ecp5_tree_lut4')} | "
+                     f"{g('ecp5_tree_lut4_per_lane')} | {g('ecp5_chain_lut4_per_lane')} | "
+                     f"{g('ecp5_fmax_mhz')} |")
+    return "\n".join(lines)

@@ -139,9 +139,10 @@ def test_core_matches_reference_amaranth_sim(mode):
     assert sb.checked >= 10
 
 
-@pytest.mark.parametrize("pipeline", [0, 3])
-def test_binary_only_core_pipelines(pipeline):
-    cfg = HwConfig(pe=2, simd=16, weight_depth=8, thr_depth=2, pipeline=pipeline)
+@pytest.mark.parametrize("pipeline, weight_reg", [(0, False), (3, False), (1, True)])
+def test_binary_only_core_pipelines(pipeline, weight_reg):
+    cfg = HwConfig(pe=2, simd=16, weight_depth=8, thr_depth=2, pipeline=pipeline,
+                   weight_reg=weight_reg)
     sb = run_case(make_case(cfg, "binary", n_vectors=12, seed=pipeline), seed=1)
     assert sb.done and not sb.mismatches, sb.mismatches[:5]
 

@@ -34,6 +34,8 @@ def add_arguments(parser):
     parser.add_argument("--acc-bits", type=int, default=None, help="accumulator bits (default: derived)")
     parser.add_argument("--pipeline", type=int, default=None,
                         help="popcount pipeline registers (default: half the tree levels)")
+    parser.add_argument("--weight-reg", action="store_true",
+                        help="register the weight-bank outputs once more (large ECP5 arrays)")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -43,7 +45,7 @@ def config_from_args(args):
     from ...hw.config import HwConfig
     return HwConfig(pe=args.pe, simd=args.simd, weight_kinds=args.weights, act_bits=args.act_bits,
                     out_bits=args.out_bits, weight_depth=args.weight_depth, thr_depth=args.thr_depth,
-                    acc_bits=args.acc_bits, pipeline=args.pipeline)
+                    acc_bits=args.acc_bits, pipeline=args.pipeline, weight_reg=args.weight_reg)
 
 
 def describe_core(cfg):
