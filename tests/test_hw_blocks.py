@@ -163,3 +163,48 @@ def test_contract_offsets_reconstruct_reference():
     layer = random_layer(SMALL, "ternary", ActType("bipolar"), rng, fan_in=30, out_channels=3)
     assert list(row_offsets(layer, ActType("bipolar"), SMALL)) == \
         list(np.bitwise_count(layer.w_mask).sum(axis=1))
+
+
+def test_threshold_unit_against_reference_multi_threshold():
+    """The threshold unit alone: random results D and thresholds, random stalls,
+    compared with sw.reference.multi_threshold (unsigned 2-bit outputs)."""
+    from tritium.hw.layouts import pack, result_layout, thresholds_layout
+    from tritium.hw.threshold import ThresholdUnit
+    from tritium.sim.amaranth_sim import receive, send, write_port
+    from tritium.sim.vectors import decode_output
+    from tritium.sw.ir import ActType
+    from tritium.sw.reference import multi_threshold
+
+    cfg = HwConfig(pe=3, simd=8, out_bits=2, weight_depth=4, thr_depth=4)
+    dut = ThresholdUnit(cfg)
+    rng = np.random.default_rng(4)
+    thr = np.sort(rng.integers(-40, 40, size=(cfg.thr_depth, cfg.pe, 3)), axis=2)
+    writes = [(p, t, pack(thresholds_layout(cfg), [int(v) for v in thr[t, p]]))
+              for t in range(cfg.thr_depth) for p in range(cfg.pe)]
+    d = rng.integers(-50, 50, size=(60, cfg.pe))
+    t_addr = rng.integers(0, cfg.thr_depth, size=60)
+    beats = [pack(result_layout(cfg), {"d": [int(v) for v in d[k]], "t_addr": int(t_addr[k])})
+             for k in range(60)]
+    got = []
+    stall = random.Random(9)
+
+    async def bench(ctx):
+        await write_port(ctx, dut.tload, writes)
+        await send(ctx, dut.i, beats, stall, 0.3)
+
+    async def monitor(ctx):
+        await receive(ctx, dut.o, len(beats), stall, 0.3, got.append, 2000)
+
+    m = Module()
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.add_testbench(monitor)
+    sim.run()
+    assert len(got) == len(beats)
+    for k, raw in enumerate(got):
+        acc, act = decode_output(cfg, raw)
+        assert acc == list(d[k])
+        want = multi_threshold(d[k][None, :], thr[t_addr[k]], ActType("unsigned", 2))[0]
+        assert act == list(want)
