@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "demo",
     "train",
     "export",
+    "generate",
     "bench",
 ]
 
@@ -26,10 +27,15 @@ tritium generates hardware accelerators for binary and ternary neural
 networks and runs trained PyTorch models on them, on open FPGA toolchains.
 
 A typical session:
-  tritium demo                      the whole flow on the embedded MNIST data
-  tritium train --arch tfc -o m.pt  train a network, check its export
-  tritium export m.pt -o m.npz      checkpoint -> integer model file
-  tritium bench reference --json    golden-reference speed against PyTorch
+  tritium demo                           the whole flow on the embedded MNIST data
+  tritium train --arch tfc -o m.pt       train a network, check its export
+  tritium export m.pt -o m.npz           checkpoint -> integer model file
+  tritium generate --pe 4 --simd 64 -o core
+                                         Verilog of a PE-array core, config + hash
+  tritium bench reference --json         golden-reference speed against PyTorch
+  tritium bench synth --json             LUT4 per lane and Fmax (yosys, nextpnr)
+
+Run 'tritium COMMAND --help' for each command's options and examples.
 """
 
 

@@ -4,6 +4,10 @@
       images/s of the golden reference on SFC (784-256-256-256-10, bipolar
       input) and CNV (3x32x32 uint8 input), next to PyTorch float evaluation
       of the same topologies on this CPU, measured in the same run.
+  tritium bench synth [--json] [--sweep 4x32,8x32,...] [--no-fmax] [--no-baseline]
+      PE-array LUT4/FF counts (yosys synth_ice40 / synth_ecp5, memories
+      excluded), LUT4 per lane, and nextpnr Fmax on iCE40UP5K / ECP5-85F,
+      with a naive adder-chain popcount as baseline in the same run.
 """
 
 import platform
@@ -13,7 +17,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("reference",)
+SUITES = ("reference", "synth")
 
 
 def add_arguments(parser):
@@ -22,9 +26,17 @@ def add_arguments(parser):
     parser.add_argument("--images", type=int, default=None,
                         help="images per measurement (default: 2000 for SFC, 64 for CNV)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best counts (default 3)")
+    parser.add_argument("--sweep", default=None,
+                        help="synth: (P, S) pairs as PxS,PxS (default 4x32,8x32,4x64,16x64,32x64)")
+    parser.add_argument("--families", default="ice40,ecp5", help="synth: ice40, ecp5 or both")
+    parser.add_argument("--no-fmax", action="store_true", help="synth: skip nextpnr")
+    parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
+    parser.add_argument("--workdir", default=None, help="synth: keep tool outputs in this folder")
 
 
 def run(args):
+    if args.suite == "synth":
+        return _run_synth(args)
     from ..bench_reference import measure_reference
 
     if args.repeats < 1 or (args.images is not None and args.images < 1):
@@ -48,3 +60,33 @@ def run(args):
 def _cpus():
     import os
     return os.cpu_count()
+
+
+def _run_synth(args):
+    from ..bench_synth import DEFAULT_SWEEP, measure_synth, parse_sweep
+    from ..errors import TritiumError
+
+    sweep = parse_sweep(args.sweep) if args.sweep else DEFAULT_SWEEP
+    families = tuple(f.strip() for f in args.families.split(",") if f.strip())
+    if not families or any(f not in ("ice40", "ecp5") for f in families):
+        raise TritiumError("--families takes ice40, ecp5 or ice40,ecp5")
+    result = measure_synth(sweep, families=families, fmax=not args.no_fmax,
+                           baseline=not args.no_baseline, workdir=args.workdir,
+                           log=lambda m: step(m, quiet=args.json))
+    result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform(),
+                         "python": platform.python_version()}
+    if args.json:
+        print_json(result)
+        return 0
+    headers = ["P", "S", "lanes"]
+    for fam in families:
+        headers += [f"{fam} LUT4", f"{fam} LUT4/lane", f"{fam} chain LUT4/lane", f"{fam} Fmax MHz"]
+    rows = []
+    for r in result["rows"]:
+        row = [r["pe"], r["simd"], r["lanes"]]
+        for fam in families:
+            row += [r.get(f"{fam}_tree_lut4", "-"), r.get(f"{fam}_tree_lut4_per_lane", "-"),
+                    r.get(f"{fam}_chain_lut4_per_lane", "-"), r.get(f"{fam}_fmax_mhz", "-")]
+        rows.append(row)
+    print(table(rows, headers))
+    return 0

@@ -1,0 +1,269 @@
+"""The hardware configuration of a tritium PE array, its validation and its hash.
+
+:class:`HwConfig` is the one description of a generated core. It is checked
+completely (:meth:`HwConfig.check`) before any Amaranth code is elaborated, so
+an illegal combination is refused with one clear line
+(:class:`~tritium.sw.errors.TritiumError`), never an elaboration traceback.
+
+The configuration hash (:func:`config_hash`) is a stable function of the
+canonical configuration (:meth:`HwConfig.canonical`): a sorted-key JSON text of
+every field that changes the hardware, hashed with SHA-256. Compiled model
+images record it and the driver refuses an image whose hash differs from the
+hardware's. Software imports the hash from here; it is defined nowhere else.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, fields
+
+from ..sw.errors import TritiumError
+
+#: Bumped whenever the meaning of a configuration field (or the hardware that
+#: a given configuration generates, as seen by the compiler) changes.
+CONFIG_VERSION = 1
+
+WEIGHT_KINDS = ("binary", "ternary")
+
+#: Lane operations, by their command code (see :mod:`tritium.hw.pe`).
+OP_XNOR, OP_MXNOR, OP_AND_S, OP_AND_M = range(4)
+OP_NAMES = {OP_XNOR: "xnor", OP_MXNOR: "mxnor", OP_AND_S: "and_s", OP_AND_M: "and_m"}
+
+# Bounds that keep generated cores sane (and simulation/compile times finite).
+MAX_PE = 1024
+MAX_SIMD = 1024
+MAX_ACT_BITS = 16
+MAX_OUT_BITS = 4
+MAX_DEPTH = 1 << 16
+MAX_ACC_BITS = 48
+
+
+class ConfigError(TritiumError):
+    """An illegal hardware configuration."""
+
+
+def _ceil_log2(n):
+    return max(0, (int(n) - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class HwConfig:
+    """Parameters of a generated PE array core.
+
+    Parameters
+    ----------
+    pe : int
+        P, processing elements (output channels computed in parallel).
+    simd : int
+        S, input lanes per PE per cycle (the width of the broadcast input word).
+    weight_kinds : tuple of str
+        Weight kinds the core runs: ``("binary",)``, ``("ternary",)`` or both.
+        A ternary-capable core stores a mask word next to every sign word.
+    act_bits : int
+        Largest input activation width, in bits. 1 means bipolar inputs only;
+        K > 1 adds bit-serial processing of K bit planes (AND lane op, shared
+        input popcount counter, shift-and-negate accumulators).
+    out_bits : int
+        Output activation bits of the multi-threshold unit: it holds
+        ``2**out_bits - 1`` thresholds per output channel.
+    weight_depth : int
+        Words in each PE's weight bank (the longest fan-in is
+        ``weight_depth * simd`` lanes).
+    thr_depth : int
+        Threshold sets in each PE's threshold memory.
+    acc_bits : int or None
+        Signed accumulator width; ``None`` derives the smallest width that holds
+        every result of the longest fan-in (see :meth:`min_acc_bits`).
+    weight_reg : bool
+        Register the weight-bank outputs once more (one cycle of latency; cuts
+        the block RAMs' clock-to-output time from the lane-op path, for large
+        arrays on ECP5; it costs flip-flop-only cells on iCE40).
+    pipeline : int or None
+        Register stages inside the popcount tree (0 .. tree levels); ``None``
+        derives ``max(1, levels // 2)`` (see :func:`tritium.hw.popcount.register_levels`).
+    """
+
+    pe: int = 8
+    simd: int = 32
+    weight_kinds: tuple = ("binary",)
+    act_bits: int = 1
+    out_bits: int = 1
+    weight_depth: int = 256
+    thr_depth: int = 64
+    acc_bits: int | None = None
+    pipeline: int | None = None
+    weight_reg: bool = False
+
+    def __post_init__(self):
+        kinds = self.weight_kinds
+        if isinstance(kinds, str):
+            kinds = tuple(k.strip() for k in kinds.split(",") if k.strip())
+        object.__setattr__(self, "weight_kinds", tuple(kinds))
+        if self.pipeline is None:
+            ok = isinstance(self.simd, int) and 2 <= self.simd <= MAX_SIMD
+            levels = self.tree_levels if ok else 0
+            object.__setattr__(self, "pipeline", min(levels, max(1, levels // 2)))
+        self.check()
+        if self.acc_bits is None:
+            object.__setattr__(self, "acc_bits", self.min_acc_bits())
+
+    # -- validation ---------------------------------------------------------
+
+    def check(self):
+        """Raise :class:`ConfigError` (one line) unless the configuration is legal."""
+        for name in ("pe", "simd", "act_bits", "out_bits", "weight_depth", "thr_depth", "pipeline"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"{name} must be an integer, got {value!r}")
+        _range("pe", self.pe, 1, MAX_PE)
+        _range("simd", self.simd, 2, MAX_SIMD)
+        _range("act_bits", self.act_bits, 1, MAX_ACT_BITS)
+        _range("out_bits", self.out_bits, 1, MAX_OUT_BITS)
+        _range("weight_depth", self.weight_depth, 2, MAX_DEPTH)
+        _range("thr_depth", self.thr_depth, 1, MAX_DEPTH)
+        if not self.weight_kinds:
+            raise ConfigError("weight_kinds must name at least one of binary, ternary")
+        for kind in self.weight_kinds:
+            if kind not in WEIGHT_KINDS:
+                raise ConfigError(f"unknown weight kind {kind!r} (binary, ternary)")
+        if len(set(self.weight_kinds)) != len(self.weight_kinds):
+            raise ConfigError("weight_kinds lists a kind twice")
+        _range("pipeline", self.pipeline, 0, self.tree_levels)
+        if not isinstance(self.weight_reg, bool):
+            raise ConfigError(f"weight_reg must be true or false, got {self.weight_reg!r}")
+        if self.acc_bits is not None:
+            if not isinstance(self.acc_bits, int) or isinstance(self.acc_bits, bool):
+                raise ConfigError(f"acc_bits must be an integer, got {self.acc_bits!r}")
+            need = self.min_acc_bits()
+            if not need <= self.acc_bits <= MAX_ACC_BITS:
+                raise ConfigError(f"acc_bits={self.acc_bits} must lie in {need}..{MAX_ACC_BITS}: "
+                                  f"{need} bits hold every accumulator of a "
+                                  f"{self.max_fan_in}-lane fan-in with {self.act_bits}-bit inputs")
+        return self
+
+    # -- derived quantities -------------------------------------------------
+
+    @property
+    def lanes(self):
+        """P * S, the lane operations per cycle."""
+        return self.pe * self.simd
+
+    @property
+    def ternary(self):
+        return "ternary" in self.weight_kinds
+
+    @property
+    def bit_serial(self):
+        return self.act_bits > 1
+
+    @property
+    def ops(self):
+        """Lane operation codes this core implements (see :mod:`tritium.hw.lanes`)."""
+        ops = [OP_MXNOR if self.ternary else OP_XNOR]
+        if self.bit_serial:
+            ops.append(OP_AND_S)
+            if self.ternary:
+                ops.append(OP_AND_M)
+        return tuple(ops)
+
+    @property
+    def weight_width(self):
+        """Bits per weight-bank word: S sign bits, then S mask bits when ternary."""
+        return self.simd * (2 if self.ternary else 1)
+
+    @property
+    def n_thresholds(self):
+        return (1 << self.out_bits) - 1
+
+    @property
+    def pop_bits(self):
+        """Width of a popcount of S lanes."""
+        return self.simd.bit_length()
+
+    @property
+    def tree_levels(self):
+        """Levels of the popcount tree of S lanes (the pipeline can register each)."""
+        from .popcount import tree_levels
+        return tree_levels(self.simd)
+
+    @property
+    def max_fan_in(self):
+        return self.weight_depth * self.simd
+
+    @property
+    def w_addr_bits(self):
+        return max(1, _ceil_log2(self.weight_depth))
+
+    @property
+    def t_addr_bits(self):
+        return max(1, _ceil_log2(self.thr_depth))
+
+    @property
+    def latency(self):
+        """Cycles from an accepted input word to its result leaving the threshold unit
+        (no stalls): weight read, popcount registers, accumulate, threshold read."""
+        return 1 + int(self.weight_reg) + self.pipeline + 1 + 1
+
+    def max_abs_result(self):
+        """Largest |D| (hardware result, see docs/hardware.md) or folded threshold.
+
+        Per lane and cycle weight at most 2 * (2**K - 1) (bit-serial, doubled
+        contribution); bipolar results are at most 2F. Folded thresholds add at
+        most 2F, so the bound is ``2 * F * 2**K`` (with margin for the "never"
+        threshold, one past the largest result).
+        """
+        return 2 * self.max_fan_in * (1 << self.act_bits)
+
+    def min_acc_bits(self):
+        return (self.max_abs_result() + 1).bit_length() + 1
+
+    # -- canonical form and hash -------------------------------------------
+
+    def canonical(self):
+        """The canonical configuration: a dict of every hardware-relevant field."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["weight_kinds"] = sorted(self.weight_kinds)
+        d["config_version"] = CONFIG_VERSION
+        return d
+
+    def canonical_json(self):
+        return json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def hash(self):
+        return config_hash(self)
+
+    def describe(self):
+        kinds = "+".join(self.weight_kinds)
+        act = "bipolar" if self.act_bits == 1 else f"bipolar+{self.act_bits}-bit"
+        return f"P={self.pe} S={self.simd} ({self.lanes} lanes), {kinds} weights, {act} inputs"
+
+
+def config_hash(config):
+    """Stable hash of a :class:`HwConfig` (or its canonical dict): 16 hex digits of SHA-256."""
+    canon = config.canonical() if isinstance(config, HwConfig) else dict(config)
+    text = json.dumps(canon, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def config_from_dict(d):
+    """Rebuild a :class:`HwConfig` from :meth:`HwConfig.canonical` output (checked)."""
+    d = dict(d)
+    version = d.pop("config_version", CONFIG_VERSION)
+    if version != CONFIG_VERSION:
+        raise ConfigError(f"configuration version {version} is not supported "
+                          f"(this tritium reads version {CONFIG_VERSION})")
+    known = {f.name for f in fields(HwConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+    d["weight_kinds"] = tuple(d.get("weight_kinds", ("binary",)))
+    return HwConfig(**d)
+
+
+def _range(name, value, lo, hi):
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={value} is out of range {lo}..{hi}")
+
+
+__all__ = ["HwConfig", "ConfigError", "config_hash", "config_from_dict", "CONFIG_VERSION",
+           "OP_XNOR", "OP_MXNOR", "OP_AND_S", "OP_AND_M", "OP_NAMES", "WEIGHT_KINDS"]

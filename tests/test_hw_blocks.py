@@ -1,0 +1,210 @@
+"""Amaranth-simulator unit tests of the hardware blocks (fast)."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+
+from tritium.hw.config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR, HwConfig
+from tritium.hw.pe import LaneOps, ShiftAccumulator, lane_function
+from tritium.hw.popcount import Popcount, tree_levels
+from tritium.sim.amaranth_sim import run_case
+from tritium.sim.vectors import make_case
+
+
+def simulate(dut, bench):
+    # A toggling register gives combinational blocks a clock domain to tick.
+    m = Module()
+    m.submodules.dut = dut
+    toggle = Signal()
+    m.d.sync += toggle.eq(~toggle)
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("style", ["tree", "chain"])
+@pytest.mark.parametrize("width", [2, 3, 5, 8, 12, 31, 64])
+def test_popcount_counts_and_latency(width, style):
+    stages = tree_levels(width, style == "tree") if width > 2 else 1
+    for st in sorted({0, stages // 2, stages}):
+        dut = Popcount(width, st, style)
+        rng = random.Random(width * 10 + st)
+        vectors = [0, (1 << width) - 1] + [rng.getrandbits(width) for _ in range(40)]
+
+        async def bench(ctx, dut=dut, vectors=vectors, st=st):
+            ctx.set(dut.en, 1)
+            seen = []
+            for k in range(len(vectors) + st):
+                ctx.set(dut.i, vectors[k] if k < len(vectors) else 0)
+                seen.append(ctx.get(dut.o))  # combinational output before the edge
+                await ctx.tick()
+            got = seen[st:st + len(vectors)]
+            assert got == [bin(v).count("1") for v in vectors]
+
+        simulate(dut, bench)
+
+
+def test_popcount_holds_while_disabled():
+    dut = Popcount(16, 2)
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        ctx.set(dut.i, 0xFFFF)
+        await ctx.tick()
+        ctx.set(dut.i, 0x0001)
+        ctx.set(dut.en, 0)
+        for _ in range(5):
+            await ctx.tick()
+        ctx.set(dut.en, 1)
+        await ctx.tick()
+        assert ctx.get(dut.o) == 16
+        await ctx.tick()
+        assert ctx.get(dut.o) == 1
+
+    simulate(dut, bench)
+
+
+def test_popcount_rejects_bad_parameters():
+    from tritium.sw.errors import TritiumError
+    with pytest.raises(TritiumError):
+        Popcount(1)
+    with pytest.raises(TritiumError):
+        Popcount(8, stages=9)
+    with pytest.raises(TritiumError):
+        Popcount(8, style="wallace")
+
+
+@pytest.mark.parametrize("ops", [(OP_XNOR,), (OP_MXNOR,), (OP_XNOR, OP_AND_S),
+                                 (OP_MXNOR, OP_AND_S, OP_AND_M)])
+def test_lane_ops(ops):
+    simd = 12
+    dut = LaneOps(simd, ops)
+    rng = random.Random(7)
+    full = (1 << simd) - 1
+
+    async def bench(ctx):
+        for _ in range(50):
+            x, s, m = (rng.getrandbits(simd) for _ in range(3))
+            s &= m
+            for op in ops:
+                ctx.set(dut.x, x)
+                ctx.set(dut.s, s)
+                ctx.set(dut.m, m)
+                ctx.set(dut.op, op)
+                await ctx.delay(1e-9)
+                assert ctx.get(dut.o) == lane_function(op, x, s, m) & full
+
+    simulate(dut, bench)
+
+
+def test_shift_accumulator_horner_negate_double():
+    dut = ShiftAccumulator(6, 16)
+    rng = random.Random(3)
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        for _ in range(30):
+            model = 0
+            steps = [(rng.randrange(64), rng.randrange(2), rng.randrange(2), rng.randrange(2))
+                     for _ in range(rng.randrange(1, 6))]
+            for k, (v, shl, neg, dbl) in enumerate(steps):
+                model = (2 * model if shl else model) + (-1) ** neg * (v << dbl)
+                ctx.set(dut.value, v)
+                ctx.set(dut.shl, shl)
+                ctx.set(dut.neg, neg)
+                ctx.set(dut.dbl, dbl)
+                ctx.set(dut.clear, k == len(steps) - 1)
+                await ctx.delay(1e-9)
+                assert ctx.get(dut.acc_next) == model
+                await ctx.tick()
+            assert ctx.get(dut.acc) == 0  # cleared after the last step
+
+    simulate(dut, bench)
+
+
+SMALL = HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=2,
+                 weight_depth=16, thr_depth=4)
+
+
+@pytest.mark.parametrize("mode", ["binary", "ternary", "uint8-binary", "int8-binary",
+                                  "uint8-ternary", "int8-ternary"])
+def test_core_matches_reference_amaranth_sim(mode):
+    case = make_case(SMALL, mode, n_vectors=10, seed=11)
+    sb = run_case(case, seed=5)
+    assert sb.done and not sb.mismatches, sb.mismatches[:5]
+    assert sb.checked >= 10
+
+
+@pytest.mark.parametrize("pipeline, weight_reg", [(0, False), (3, False), (1, True)])
+def test_binary_only_core_pipelines(pipeline, weight_reg):
+    cfg = HwConfig(pe=2, simd=16, weight_depth=8, thr_depth=2, pipeline=pipeline,
+                   weight_reg=weight_reg)
+    sb = run_case(make_case(cfg, "binary", n_vectors=12, seed=pipeline), seed=1)
+    assert sb.done and not sb.mismatches, sb.mismatches[:5]
+
+
+def test_scoreboard_catches_a_wrong_result():
+    case = make_case(SMALL, "int8-binary", n_vectors=3, seed=2)
+    case.expected[1]["ref_acc"][0] += 1
+    sb = run_case(case)
+    assert len(sb.mismatches) == 1
+
+
+def test_contract_offsets_reconstruct_reference():
+    """D - K from the contract equals the reference for a ternary layer (pure software)."""
+    from tritium.hw.contract import row_offsets
+    from tritium.sim.vectors import random_layer
+    from tritium.sw.ir import ActType
+    rng = np.random.default_rng(0)
+    layer = random_layer(SMALL, "ternary", ActType("bipolar"), rng, fan_in=30, out_channels=3)
+    assert list(row_offsets(layer, ActType("bipolar"), SMALL)) == \
+        list(np.bitwise_count(layer.w_mask).sum(axis=1))
+
+
+def test_threshold_unit_against_reference_multi_threshold():
+    """The threshold unit alone: random results D and thresholds, random stalls,
+    compared with sw.reference.multi_threshold (unsigned 2-bit outputs)."""
+    from tritium.hw.layouts import pack, result_layout, thresholds_layout
+    from tritium.hw.threshold import ThresholdUnit
+    from tritium.sim.amaranth_sim import receive, send, write_port
+    from tritium.sim.vectors import decode_output
+    from tritium.sw.ir import ActType
+    from tritium.sw.reference import multi_threshold
+
+    cfg = HwConfig(pe=3, simd=8, out_bits=2, weight_depth=4, thr_depth=4)
+    dut = ThresholdUnit(cfg)
+    rng = np.random.default_rng(4)
+    thr = np.sort(rng.integers(-40, 40, size=(cfg.thr_depth, cfg.pe, 3)), axis=2)
+    writes = [(p, t, pack(thresholds_layout(cfg), [int(v) for v in thr[t, p]]))
+              for t in range(cfg.thr_depth) for p in range(cfg.pe)]
+    d = rng.integers(-50, 50, size=(60, cfg.pe))
+    t_addr = rng.integers(0, cfg.thr_depth, size=60)
+    beats = [pack(result_layout(cfg), {"d": [int(v) for v in d[k]], "t_addr": int(t_addr[k])})
+             for k in range(60)]
+    got = []
+    stall = random.Random(9)
+
+    async def bench(ctx):
+        await write_port(ctx, dut.tload, writes)
+        await send(ctx, dut.i, beats, stall, 0.3)
+
+    async def monitor(ctx):
+        await receive(ctx, dut.o, len(beats), stall, 0.3, got.append, 2000)
+
+    m = Module()
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.add_testbench(monitor)
+    sim.run()
+    assert len(got) == len(beats)
+    for k, raw in enumerate(got):
+        acc, act = decode_output(cfg, raw)
+        assert acc == list(d[k])
+        want = multi_threshold(d[k][None, :], thr[t_addr[k]], ActType("unsigned", 2))[0]
+        assert act == list(want)
