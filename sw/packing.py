@@ -38,7 +38,9 @@ def pack_bits(bits):
     bits = np.asarray(bits)
     n = bits.shape[-1]
     n_words = words_for(n)
-    packed = np.packbits(bits.astype(np.uint8, copy=False), axis=-1, bitorder="little")
+    if bits.dtype != np.bool_:
+        bits = bits.astype(np.uint8, copy=False)
+    packed = np.packbits(bits, axis=-1, bitorder="little")
     pad = n_words * 8 - packed.shape[-1]
     if pad:
         packed = np.concatenate(
