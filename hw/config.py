@@ -245,17 +245,23 @@ def config_hash(config):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def versioned_fields(d, version_key, version, known, what="configuration"):
+    """Copy of a canonical dict without its version key; refuses another version
+    or a field outside ``known`` (one line each)."""
+    d = dict(d)
+    found = d.pop(version_key, version)
+    if found != version:
+        raise ConfigError(f"{what} version {found} is not supported "
+                          f"(this tritium reads version {version})")
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {what} field(s): {', '.join(unknown)}")
+    return d
+
+
 def config_from_dict(d):
     """Rebuild a :class:`HwConfig` from :meth:`HwConfig.canonical` output (checked)."""
-    d = dict(d)
-    version = d.pop("config_version", CONFIG_VERSION)
-    if version != CONFIG_VERSION:
-        raise ConfigError(f"configuration version {version} is not supported "
-                          f"(this tritium reads version {CONFIG_VERSION})")
-    known = {f.name for f in fields(HwConfig)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ConfigError(f"unknown configuration field(s): {', '.join(unknown)}")
+    d = versioned_fields(d, "config_version", CONFIG_VERSION, {f.name for f in fields(HwConfig)})
     d["weight_kinds"] = tuple(d.get("weight_kinds", ("binary",)))
     return HwConfig(**d)
 

@@ -91,16 +91,23 @@ def bank_images(layer, cfg):
     return images
 
 
-def row_offsets(layer, in_act, cfg):
-    """``K[row]``: ``reference accumulator = D - K`` (see the module docstring)."""
+def row_offsets(layer, in_act, cfg, n_words=None):
+    """``K[row]``: ``reference accumulator = D - K`` (see the module docstring).
+
+    ``n_words`` is the number of S-lane words of a weight row; it defaults to
+    the dense layout ``ceil(F / S)`` (a windowed layout pads every kernel
+    position to whole words and so has more).
+    """
     m, f = layer.out_channels, layer.fan_in
+    if n_words is None:
+        n_words = words_per_row(f, cfg)
     if in_act.kind != "bipolar":
         return np.zeros(m, np.int64)
     if layer.weight_kind == "ternary":
         return np.bitwise_count(layer.w_mask).sum(axis=1, dtype=np.int64)
     if cfg.ternary:
         return np.full(m, f, np.int64)
-    return np.full(m, 2 * words_per_row(f, cfg) * cfg.simd - f, np.int64)
+    return np.full(m, 2 * n_words * cfg.simd - f, np.int64)
 
 
 def never(cfg):
@@ -108,13 +115,13 @@ def never(cfg):
     return (1 << (cfg.acc_bits - 1)) - 1
 
 
-def folded_thresholds(layer, in_act, cfg):
+def folded_thresholds(layer, in_act, cfg, n_words=None):
     """Threshold-memory contents ``[p][tile] -> list of n_thresholds ints`` (``T + K``).
 
     Missing thresholds (fewer output bits than the core has) and rows past the
-    layer's outputs read "never".
+    layer's outputs read "never". ``n_words`` as for :func:`row_offsets`.
     """
-    k = row_offsets(layer, in_act, cfg)
+    k = row_offsets(layer, in_act, cfg, n_words)
     tiles = -(-layer.out_channels // cfg.pe)
     lo, hi = -(1 << (cfg.acc_bits - 1)), never(cfg)
     out = [[[hi] * cfg.n_thresholds for _ in range(tiles)] for _ in range(cfg.pe)]

@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "train",
     "export",
     "generate",
+    "compile",
+    "sim",
     "bench",
 ]
 
@@ -32,6 +34,9 @@ A typical session:
   tritium export m.pt -o m.npz           checkpoint -> integer model file
   tritium generate --pe 4 --simd 64 -o core
                                          Verilog of a PE-array core, config + hash
+  tritium compile m.npz --hw ulx3s -o build/m
+                                         program + memory images + model image
+  tritium sim build/m --model m.npz      ISA-level simulation against the reference
   tritium bench reference --json         golden-reference speed against PyTorch
   tritium bench synth --json             LUT4 per lane and Fmax (yosys, nextpnr)
 

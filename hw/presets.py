@@ -1,0 +1,43 @@
+"""Named accelerator configurations: the defaults of each supported board.
+
+``tritium compile --hw NAME`` takes one of these names or a JSON file holding
+an :meth:`AccelConfig.canonical` dict (as written in compiled.json).
+"""
+
+import json
+from pathlib import Path
+
+from ..sw.errors import TritiumError
+from .accel_config import AccelConfig, accel_config_from_dict
+from .config import ConfigError, HwConfig
+
+PRESETS = {
+    # iCE40UP5K: 256 lanes; weight banks sized for the 4 SPRAMs (loaded at start-up).
+    "icebreaker": AccelConfig(
+        core=HwConfig(pe=4, simd=64, weight_kinds=("binary",), act_bits=8, out_bits=1,
+                      weight_depth=1024, thr_depth=128),
+        act_depth=512, prog_depth=64, res_depth=16),
+    # ECP5-85F: 2048 lanes, binary and ternary weights, all memories in block RAM.
+    "ulx3s": AccelConfig(
+        core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=2,
+                      weight_depth=2048, thr_depth=256),
+        act_depth=4096, prog_depth=128, res_depth=64),
+}
+
+
+def load_accel_config(spec):
+    """A preset name or a JSON file -> :class:`AccelConfig` (one-line errors)."""
+    if spec in PRESETS:
+        return PRESETS[spec]
+    path = Path(spec)
+    if not path.exists():
+        raise TritiumError(f"--hw {spec}: neither a preset ({', '.join(PRESETS)}) nor a file")
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise TritiumError(f"--hw {spec}: not a JSON configuration ({e})") from None
+    if isinstance(d, dict) and "config" in d:      # compiled.json
+        d = d["config"]
+    if not isinstance(d, dict):
+        raise ConfigError(f"--hw {spec}: expected a JSON object")
+    return accel_config_from_dict(d)

@@ -1,0 +1,60 @@
+"""Compile an integer model for an accelerator configuration.
+
+Writes into DIR: program.hex, weights_p*.hex, thresholds_p*.hex
+($readmemh, one word per line), model.tim (the checked model image) and
+compiled.json (configuration, per-layer cycles and utilisation, disassembly).
+See docs/accelerator.md and docs/images.md.
+
+Examples:
+  tritium compile sfc.npz --hw ulx3s -o build/sfc
+  tritium compile sfc.npz --hw ulx3s --batch 16 -o build/sfc16 --json
+  tritium compile cnn.npz --hw build/other/compiled.json -o build/cnn
+"""
+
+import time
+
+from ..console import print_json, step, table
+
+NAME = "compile"
+HELP = "compile an integer model (.npz) into a program and memory images"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", help="integer model file written by 'tritium export' (.npz)")
+    parser.add_argument("--hw", default="icebreaker",
+                        help="accelerator: a preset (icebreaker, ulx3s) or a JSON configuration "
+                             "file (default: icebreaker)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="images per program run (fully connected networks only; default 1)")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+
+
+def run(args):
+    from ...hw.presets import load_accel_config
+    from ..compiler import compile_model
+    from ..image import write_images
+    from ..ir import load_model
+
+    t0 = time.perf_counter()
+    model = load_model(args.model)
+    cfg = load_accel_config(args.hw)
+    compiled = compile_model(model, cfg, batch=args.batch)
+    paths = write_images(compiled, args.out)
+    seconds = time.perf_counter() - t0
+    layers = compiled.io["layers"]
+    cycles = sum(l["cycles"] for l in layers) + len(compiled.program) - len(layers)
+    summary = {"image": str(paths["image"]), "out": str(args.out), "config_hash": cfg.hash,
+               "lanes": cfg.core.lanes, "batch": compiled.batch,
+               "instructions": len(compiled.program), "cycles_per_run": cycles,
+               "cycles_per_image": cycles / compiled.batch, "seconds": seconds,
+               "layers": layers}
+    if args.json:
+        print_json(summary)
+        return 0
+    step(f"compiled {args.model} for {cfg.describe()} (hash {cfg.hash}) in {seconds:.2f} s")
+    rows = [[l["name"] + (f" +{l['pool']}" if l["pool"] else ""), l["beats"], l["cycles"],
+             f"{100 * l['utilization']:.1f} %"] for l in layers]
+    print(table(rows, ["layer", "beats", "cycles", "utilisation"]))
+    print(f"{cycles} cycles per run of {compiled.batch} image(s); images in {args.out}")
+    return 0

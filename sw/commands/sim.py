@@ -1,0 +1,100 @@
+"""Simulate a compiled model on held-out images and compare with the golden reference.
+
+Reads DIR/model.tim (checked: magic, versions, CRC) and the integer model
+next to nothing else: the reference runs on the model's IR file given with
+--model (default: the file named in compiled.json's meta, if any). Images
+come from the embedded data set the model was trained on (--dataset).
+
+Simulators:
+  isa        the ISA-level simulator (bit-exact, counts cycles)
+
+Examples:
+  tritium sim build/sfc --model sfc.npz --count 100
+  tritium sim build/sfc --model sfc.npz --dataset digits --json
+"""
+
+import time
+
+import numpy as np
+
+from ..console import print_json, progress, step, table
+
+NAME = "sim"
+HELP = "simulate a compiled model and check it against the golden reference"
+
+
+def add_arguments(parser):
+    parser.add_argument("dir", help="folder written by 'tritium compile'")
+    parser.add_argument("--model", required=True, help="the integer model file (.npz) it was compiled from")
+    parser.add_argument("--simulator", choices=("isa",), default="isa", help="simulator (default: isa)")
+    parser.add_argument("--dataset", choices=("mnist5k", "digits"), default="mnist5k",
+                        help="embedded data set for the held-out images (default: mnist5k)")
+    parser.add_argument("--count", type=int, default=100, help="held-out images (default: 100)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def run(args):
+    from pathlib import Path
+
+    from .. import reference
+    from ..data import load_dataset
+    from ..errors import TritiumError
+    from ..image import read_image
+    from ..inputs import quantize_input
+    from ..ir import load_model
+    from ..isasim import simulate
+
+    if args.count < 1:
+        raise TritiumError("--count must be at least 1")
+    compiled = read_image(Path(args.dir) / "model.tim")
+    model = load_model(args.model)
+    data = load_dataset(args.dataset)
+    spec = model.meta.get("input_quant")
+    if spec is None:
+        raise TritiumError(f"{args.model}: no input quantisation in its metadata")
+    if tuple(data.image_shape) != tuple(model.input_shape):
+        raise TritiumError(f"{args.model} takes {tuple(model.input_shape)} inputs, "
+                           f"{args.dataset} images are {tuple(data.image_shape)}")
+    count = min(args.count, len(data.y_test))
+    count -= count % compiled.batch
+    if count == 0:
+        raise TritiumError(f"--count must be at least the batch ({compiled.batch})")
+    values = quantize_input(spec, data.x_test[:count])
+    labels = data.y_test[:count]
+    t0 = time.perf_counter()
+    accs, cycles = [], []
+    step_n = compiled.batch * max(1, 16 // compiled.batch)
+    bar = progress(range(0, count, step_n), desc=f"{args.simulator} sim", enabled=not args.quiet,
+                   unit="batch")
+    layers = None
+    for i in bar:
+        acc, cyc, layers = simulate(compiled, values[i:i + step_n])
+        accs.append(acc)
+        cycles += cyc
+    acc = np.concatenate(accs)
+    seconds = time.perf_counter() - t0
+    want = reference.run(model, values)
+    mismatches = int(np.any(acc.reshape(count, -1) != want.reshape(count, -1), axis=1).sum())
+    scores = reference.output_logits(model, acc) if "output_affine" in model.meta else acc
+    predictions = scores.reshape(count, -1).argmax(axis=1)
+    useful = sum(l.useful_lane_ops for l in layers)
+    lanes_cycles = compiled.config.core.lanes * sum(l.cycles for l in layers)
+    result = {
+        "simulator": args.simulator, "images": count, "mismatches": mismatches,
+        "accuracy": float((predictions == labels).mean()),
+        "cycles_per_image": float(np.mean(cycles)) / compiled.batch,
+        "utilization": useful / lanes_cycles,
+        "layers": [{"name": info["name"], "cycles": l.cycles, "utilization": l.utilization}
+                   for info, l in zip(compiled.io["layers"], layers)],
+        "seconds": seconds,
+    }
+    if args.json:
+        print_json(result)
+    else:
+        print(table([[l["name"], l["cycles"], f"{100 * l['utilization']:.1f} %"]
+                     for l in result["layers"]], ["layer", "cycles", "utilisation"]))
+        step(f"{count} images: {mismatches} mismatches, accuracy {result['accuracy']:.4f}, "
+             f"{result['cycles_per_image']:.0f} cycles/image, utilisation "
+             f"{100 * result['utilization']:.1f} %")
+    return 0 if mismatches == 0 else 1

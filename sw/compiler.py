@@ -1,0 +1,470 @@
+"""The compiler: integer IR + accelerator configuration -> program and memory images.
+
+Small passes over a typed plan (docs/accelerator.md describes the target):
+
+1. :func:`lower`     IR layers -> one :class:`LayerPlan` per weight layer, a
+                     following max-pool fused in, geometry of every window;
+2. :func:`check`     refuse what the configuration cannot run, naming the
+                     layer, the reason and a configuration that would work;
+3. :func:`allocate`  activation buffers (ping-pong), weight-bank words,
+                     threshold sets, result entries;
+4. :func:`memories`  weight-bank and threshold-memory images, row constants;
+5. :func:`emit`      the program (:mod:`tritium.hw.isa` words).
+
+:func:`compile_model` runs them all and returns a :class:`Compiled` model;
+:mod:`tritium.sw.image` writes it to files.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..hw import isa
+from ..hw.contract import folded_thresholds, never, row_offsets
+from ..hw.isa import Opcode
+from .errors import TritiumError
+from .ir import Conv2d, Dense, MaxPool2d
+from .packing import words_for
+
+
+class CompileError(TritiumError):
+    """The model cannot run on this accelerator; the message says why and what would."""
+
+
+@dataclass
+class LayerPlan:
+    """One RUN: an IR weight layer (with a fused max-pool) mapped onto the array."""
+
+    index: int
+    name: str
+    layer: object
+    in_act: object
+    out_act: object            # None: raw accumulators
+    pool: int                  # max-pool window = stride; 1: none
+    pool_name: str | None
+    # input tensor and window
+    in_h: int
+    in_w: int
+    in_c: int
+    kh: int
+    kw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    pad_value: int
+    # output tensor (after pooling)
+    conv_h: int
+    conv_w: int
+    out_h: int
+    out_w: int
+    m: int
+    # filled by allocate / memories
+    in_buf: int = 0
+    out_buf: int = 1
+    w_base: int = 0
+    t_base: int = 0
+    res_base: int = 0
+    row_constants: np.ndarray | None = None
+    batch: int = 1
+
+    # -- derived geometry ----------------------------------------------------
+
+    @property
+    def planes(self):
+        return self.in_act.bits
+
+    @property
+    def bipolar(self):
+        return self.in_act.kind == "bipolar"
+
+    @property
+    def signed(self):
+        return self.in_act.kind == "signed"
+
+    @property
+    def ternary(self):
+        return self.layer.weight_kind == "ternary"
+
+    @property
+    def raw(self):
+        return self.out_act is None
+
+    @property
+    def out_bits(self):
+        return 0 if self.out_act is None else self.out_act.bits
+
+    def in_cw(self, simd):
+        return words_for_lanes(self.in_c, simd)
+
+    def out_cw(self, simd):
+        return words_for_lanes(self.m, simd)
+
+    def tiles(self, pe):
+        return -(-self.m // pe)
+
+    def words_per_row(self, simd):
+        return self.kh * self.kw * self.in_cw(simd)
+
+    def pad_code(self):
+        """Bit b: plane b of the pad value's code."""
+        if self.bipolar:
+            return 1 if self.pad_value > 0 else 0
+        return self.pad_value & ((1 << self.planes) - 1)
+
+    def last_lanes(self, simd):
+        return self.in_c - (self.in_cw(simd) - 1) * simd
+
+    def beats(self, cfg):
+        """Input words the RUN sends through the array (docs/accelerator.md, Timing)."""
+        per_word = 2 if (self.ternary and not self.bipolar) else 1
+        return (self.out_h * self.out_w * self.tiles(cfg.pe) * self.pool ** 2 * self.planes
+                * self.words_per_row(cfg.simd) * per_word)
+
+    def cycles(self, cfg):
+        return self.beats(cfg) + cfg.run_drain()
+
+    def useful_lane_ops(self):
+        return (self.out_h * self.out_w * self.pool ** 2 * self.m * self.kh * self.kw * self.in_c
+                * self.planes)
+
+    def in_words(self, simd):
+        return self.in_h * self.in_w * self.planes * self.in_cw(simd)
+
+    def out_words(self, simd):
+        return self.out_h * self.out_w * max(1, self.out_bits) * self.out_cw(simd)
+
+
+def words_for_lanes(n, simd):
+    return -(-int(n) // simd)
+
+
+@dataclass
+class Compiled:
+    """A model compiled for one accelerator configuration.
+
+    ``io`` is everything the host needs besides the memory images (also stored
+    in the model image): the input tensor's layout, the result entries and
+    row constants of the last layer, and per-layer figures.
+    """
+
+    config: object                 # AccelConfig
+    program: list                  # instruction words (ints)
+    weight_banks: list             # [p] -> list of weight_depth ints
+    threshold_banks: list          # [p] -> list of thr_depth lists of n_thresholds ints
+    io: dict
+    meta: dict
+    plans: list | None = None      # compile-time plans (absent when loaded from an image)
+
+    @property
+    def batch(self):
+        return self.io["batch"]
+
+
+def io_description(plans, cfg, batch):
+    """The host-side description of a compiled model (JSON-compatible)."""
+    first, last = plans[0], plans[-1]
+    return {
+        "batch": batch,
+        "input": {"h": first.in_h, "w": first.in_w, "c": first.in_c, "act": str(first.in_act)},
+        "output": {"h": last.out_h, "w": last.out_w, "m": last.m, "tiles": last.tiles(cfg.pe),
+                   "res_base": last.res_base, "row_constants": [int(k) for k in last.row_constants]},
+        "layers": [{"name": p.name, "pool": p.pool_name, "beats": p.beats(cfg),
+                    "cycles": p.cycles(cfg), "useful_lane_ops": p.useful_lane_ops(),
+                    "utilization": p.useful_lane_ops() / (cfg.core.lanes * p.cycles(cfg))}
+                   for p in plans],
+    }
+
+
+# ---------------------------------------------------------------- 1. lower
+
+def lower(model, batch=1):
+    """IR -> list of :class:`LayerPlan` (max-pools fused into the layer before them).
+
+    ``batch`` > 1 runs that many images per program: allowed when every layer is
+    fully connected over a flat input, where the images are simply more
+    pixels of a 1x1 window (the drain latency of each RUN is paid once per
+    batch instead of once per image).
+    """
+    infos = model.check()
+    if batch < 1:
+        raise CompileError("batch must be at least 1")
+    plans = []
+    layers = list(zip(model.layers, infos))
+    i = 0
+    while i < len(layers):
+        layer, info = layers[i]
+        if isinstance(layer, MaxPool2d):
+            raise CompileError(f"layer {layer.name}: a max-pool must follow a convolution or "
+                               "fully connected layer (the accelerator fuses it into that layer)")
+        pool, pool_name = 1, None
+        if i + 1 < len(layers) and isinstance(layers[i + 1][0], MaxPool2d):
+            p = layers[i + 1][0]
+            if p.kernel[0] != p.kernel[1] or p.stride != p.kernel:
+                raise CompileError(f"layer {p.name}: the accelerator pools square windows with "
+                                   f"stride = kernel, got kernel {p.kernel} stride {p.stride}")
+            if info.out_act is None:
+                raise CompileError(f"layer {p.name}: pooling raw accumulators is not supported")
+            pool, pool_name = p.kernel[0], p.name
+            i += 1
+        plans.append(_plan(len(plans), layer, info, pool, pool_name, first=not plans))
+        i += 1
+    if batch > 1:
+        spatial = [p.name for p in plans if (p.in_h, p.in_w, p.kh, p.kw) != (1, 1, 1, 1)]
+        if spatial:
+            raise CompileError(f"layer {spatial[0]}: batching needs fully connected layers over "
+                               "flat inputs only; use batch 1 for networks with convolutions")
+        for p in plans:
+            p.in_h = p.conv_h = p.out_h = batch
+    for p in plans:
+        p.batch = batch
+    return plans
+
+
+def _plan(index, layer, info, pool, pool_name, first):
+    in_shape, act = info.in_shape, info.in_act
+    pad = act.zero_code_value
+    if isinstance(layer, Conv2d):
+        h, w, c = in_shape
+        (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
+        if layer.pad_value is not None:
+            pad = layer.pad_value
+    elif len(in_shape) == 1 or first:
+        # Flat input: one pixel of F channels (the host packs it densely).
+        h, w, c = 1, 1, int(np.prod(in_shape))
+        kh = kw = sh = sw = 1
+        ph = pw = 0
+    else:
+        # Fully connected over a spatial tensor: a window covering all of it.
+        h, w, c = in_shape
+        kh, kw, sh, sw, ph, pw = h, w, 1, 1, 0, 0
+    conv_h = (h + 2 * ph - kh) // sh + 1
+    conv_w = (w + 2 * pw - kw) // sw + 1
+    return LayerPlan(index=index, name=layer.name, layer=layer, in_act=act, out_act=info.out_act,
+                     pool=pool, pool_name=pool_name, in_h=h, in_w=w, in_c=c, kh=kh, kw=kw, sh=sh,
+                     sw=sw, ph=ph, pw=pw, pad_value=pad, conv_h=conv_h, conv_w=conv_w,
+                     out_h=conv_h // pool, out_w=conv_w // pool, m=layer.out_channels)
+
+
+# ---------------------------------------------------------------- 2. check
+
+_ISA_LIMITS = {f.name: f for spec in isa.INSTRUCTIONS.values() for f in spec.fields}
+
+
+def check(plans, cfg):
+    """Refuse, with one line naming the layer, what ``cfg`` cannot run."""
+    core = cfg.core
+    for p in plans:
+        where = f"layer {p.name}"
+        if p.layer.weight_kind not in core.weight_kinds:
+            raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
+                               f"(this one: {', '.join(core.weight_kinds)}; try --weights "
+                               f"{','.join(sorted(set(core.weight_kinds) | {p.layer.weight_kind}))})")
+        if not p.bipolar and p.planes > core.act_bits:
+            raise CompileError(f"{where}: {p.in_act} inputs need act_bits >= {p.planes} "
+                               f"(this core: {core.act_bits}; try --act-bits {p.planes})")
+        if p.out_bits > core.out_bits:
+            raise CompileError(f"{where}: {p.out_act} outputs need out_bits >= {p.out_bits} "
+                               f"(this core: {core.out_bits})")
+        if p.out_act is not None and p.out_act.kind not in ("bipolar", "unsigned"):
+            raise CompileError(f"{where}: {p.out_act} outputs are not supported")
+        for name, value in (("kh", p.kh), ("kw", p.kw), ("sh", p.sh), ("sw", p.sw), ("ph", p.ph),
+                            ("pw", p.pw), ("in_h", p.in_h), ("in_w", p.in_w),
+                            ("in_cw", p.in_cw(core.simd)), ("out_cw", p.out_cw(core.simd)),
+                            ("tiles", p.tiles(core.pe)), ("pool", p.pool)):
+            if value > _ISA_LIMITS[name].largest:
+                raise CompileError(f"{where}: {name} = {value} exceeds the ISA's limit "
+                                   f"{_ISA_LIMITS[name].largest}")
+        bound = 2 * p.layer.fan_in * (1 << p.planes) + 2
+        if bound > (1 << (core.acc_bits - 1)) - 1:
+            raise CompileError(f"{where}: accumulators up to {bound} need acc_bits >= "
+                               f"{bound.bit_length() + 1} (this core: {core.acc_bits})")
+        for label, words in (("input", p.in_words(core.simd)), ("output", p.out_words(core.simd))):
+            if not p.raw or label == "input":
+                if words > cfg.act_depth:
+                    raise CompileError(f"{where}: the {label} tensor takes {words} words, an "
+                                       f"activation buffer holds {cfg.act_depth} (try --act-depth "
+                                       f"{_pow2(words)})")
+    last = plans[-1]
+    if not last.raw:
+        raise CompileError(f"layer {last.name}: the last layer must output raw accumulators")
+    if any(p.raw for p in plans[:-1]):
+        raise CompileError("only the last layer may output raw accumulators")
+    entries = last.out_h * last.out_w * last.tiles(core.pe)
+    if entries > cfg.res_depth:
+        raise CompileError(f"layer {last.name}: {entries} result entries, the result memory holds "
+                           f"{cfg.res_depth} (try --res-depth {_pow2(entries)})")
+    w_words = sum(p.tiles(core.pe) * p.words_per_row(core.simd) for p in plans)
+    if w_words > core.weight_depth:
+        raise CompileError(f"the weights need {w_words} words per bank, the core has "
+                           f"{core.weight_depth} (try --weight-depth {_pow2(w_words)}, or more PEs)")
+    t_sets = sum(p.tiles(core.pe) for p in plans if not p.raw)
+    if t_sets > core.thr_depth:
+        raise CompileError(f"the thresholds need {t_sets} sets per PE, the core has "
+                           f"{core.thr_depth} (try --thr-depth {_pow2(t_sets)})")
+    return plans
+
+
+def _pow2(n):
+    return 1 << max(1, (int(n) - 1).bit_length())
+
+
+# ---------------------------------------------------------------- 3. allocate
+
+def allocate(plans, cfg):
+    """Buffers alternate 0 -> 1 -> 0 ...; weights, thresholds and results stack up."""
+    w_base = t_base = 0
+    for i, p in enumerate(plans):
+        p.in_buf, p.out_buf = i % 2, (i + 1) % 2
+        p.w_base, p.t_base = w_base, t_base
+        w_base += p.tiles(cfg.pe) * p.words_per_row(cfg.simd)
+        if not p.raw:
+            t_base += p.tiles(cfg.pe)
+    return plans
+
+
+# ---------------------------------------------------------------- 4. memories
+
+def window_rows(values, plan, simd):
+    """Weight rows (M, F) -> lane bits (M, words_per_row, S), padded per kernel position."""
+    m = values.shape[0]
+    groups, c = plan.kh * plan.kw, plan.in_c
+    cw = plan.in_cw(simd)
+    v = values.reshape(m, groups, c)
+    padded = np.zeros((m, groups, cw * simd), values.dtype)
+    padded[:, :, :c] = v
+    return padded.reshape(m, groups * cw, simd)
+
+
+def lanes_to_int(bits):
+    """Lane bits (..., S) -> Python ints (lane i = bit i)."""
+    weights = 1 << np.arange(bits.shape[-1], dtype=object)
+    return (bits.astype(object) * weights).sum(axis=-1)
+
+
+def memories(plans, cfg):
+    """Weight-bank and threshold-memory images; sets ``plan.row_constants``."""
+    core = cfg.core
+    banks = [[0] * core.weight_depth for _ in range(core.pe)]
+    thresholds = [[[never(core)] * core.n_thresholds for _ in range(core.thr_depth)]
+                  for _ in range(core.pe)]
+    for p in plans:
+        layer, s = p.layer, core.simd
+        rows = window_rows(layer.weight_values(), p, s)          # (M, W, S)
+        sign = lanes_to_int(rows > 0)
+        if core.ternary:
+            valid = window_rows(np.ones_like(layer.weight_values()), p, s)
+            mask = lanes_to_int((rows != 0) if p.ternary else (valid != 0))
+            words = sign + (mask << s)
+        else:
+            words = sign
+        n_words = p.words_per_row(s)
+        for r in range(p.m):
+            base = p.w_base + (r // core.pe) * n_words
+            for j in range(n_words):
+                banks[r % core.pe][base + j] = int(words[r, j])
+        p.row_constants = row_offsets(layer, p.in_act, core, n_words)
+        if not p.raw:
+            folded = folded_thresholds(layer, p.in_act, core, n_words)
+            for pe in range(core.pe):
+                for tile, values in enumerate(folded[pe]):
+                    thresholds[pe][p.t_base + tile] = list(values)
+    return banks, thresholds
+
+
+# ---------------------------------------------------------------- 5. emit
+
+def emit(plans, cfg):
+    """The program: per layer CFG_IN, CFG_WIN, CFG_OUT, CFG_MEM, RUN; then END."""
+    s, pe = cfg.simd, cfg.pe
+    program = []
+    for p in plans:
+        program += [
+            isa.encode(Opcode.CFG_IN, in_buf=p.in_buf, in_base=0, in_h=p.in_h, in_w=p.in_w,
+                       in_cw=p.in_cw(s), in_planes=p.planes, in_signed=int(p.signed),
+                       in_bipolar=int(p.bipolar)),
+            isa.encode(Opcode.CFG_WIN, kh=p.kh, kw=p.kw, sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw,
+                       pad_code=p.pad_code(), last_lanes=p.last_lanes(s)),
+            isa.encode(Opcode.CFG_OUT, out_buf=p.out_buf, out_base=p.res_base if p.raw else 0,
+                       out_h=p.out_h, out_w=p.out_w, out_cw=p.out_cw(s), out_bits=p.out_bits,
+                       pool=p.pool),
+            isa.encode(Opcode.CFG_MEM, w_base=p.w_base, t_base=p.t_base, tiles=p.tiles(pe),
+                       ternary=int(p.ternary)),
+            isa.encode(Opcode.RUN),
+        ]
+    program.append(isa.encode(Opcode.END))
+    if len(program) > cfg.prog_depth:
+        raise CompileError(f"the program has {len(program)} instructions, the program memory "
+                           f"holds {cfg.prog_depth} (try --prog-depth {_pow2(len(program))})")
+    return program
+
+
+# ---------------------------------------------------------------- driver
+
+def compile_model(model, cfg, batch=1):
+    """Run every pass; returns a :class:`Compiled` model."""
+    plans = allocate(check(lower(model, batch), cfg), cfg)
+    banks, thresholds = memories(plans, cfg)
+    program = emit(plans, cfg)
+    return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
+                    io=io_description(plans, cfg, batch), meta=dict(model.meta), plans=plans)
+
+
+# ---------------------------------------------------------------- host-side layout
+
+def pack_tensor(values, plan_h, plan_w, c, act, simd):
+    """Values (N, H, W, C) or (N, F) -> activation-buffer words, one list of ints per image.
+
+    The layout of docs/accelerator.md: pixel, then plane, then channel word.
+    """
+    n = values.shape[0]
+    v = np.asarray(values).reshape(n, plan_h, plan_w, c)
+    if act.kind == "bipolar":
+        planes = (v > 0).astype(np.uint8)[:, :, :, None, :]
+    else:
+        codes = v.astype(np.int64) & ((1 << act.bits) - 1)
+        planes = np.stack([(codes >> b) & 1 for b in range(act.bits)], axis=3).astype(np.uint8)
+    cw = words_for_lanes(c, simd)
+    padded = np.zeros(planes.shape[:4] + (cw * simd,), np.uint8)
+    padded[..., :c] = planes
+    words = lanes_to_int(padded.reshape(n, plan_h, plan_w, planes.shape[3], cw, simd))
+    return [list(row.reshape(-1)) for row in words]
+
+
+def pack_input(compiled, values):
+    """Network input values (N, *input_shape) -> buffer-0 words per program run.
+
+    With a batch of B images per run, N must be a multiple of B; each run's
+    words hold B consecutive images (one pixel each).
+    """
+    from .ir import ActType
+
+    spec, b = compiled.io["input"], compiled.batch
+    values = np.asarray(values)
+    if len(values) % b:
+        raise CompileError(f"{len(values)} images are not a multiple of the batch {b}")
+    grouped = values.reshape(len(values) // b, -1)     # a run's images are its pixels
+    return pack_tensor(grouped, spec["h"], spec["w"], spec["c"], ActType.parse(spec["act"]),
+                       compiled.config.simd)
+
+
+def results_to_accumulators(compiled, entries):
+    """Result-memory entries (per program run: (entries, P) values) -> reference accumulators.
+
+    Returns int64 (N, M) for a 1x1 output (N images, batches unrolled), else
+    (N, out_h, out_w, M): the hardware results ``D`` minus the row constants ``K``.
+    """
+    o, pe = compiled.io["output"], compiled.config.pe
+    m, k = o["m"], np.array(o["row_constants"], np.int64)
+    out = []
+    for run in entries:
+        d = np.array(run, np.int64).reshape(o["h"], o["w"], o["tiles"] * pe)[..., :m]
+        d = d - k
+        if compiled.batch > 1:
+            out.extend(d[:, 0])
+        else:
+            out.append(d)
+    out = np.array(out, np.int64)
+    if compiled.batch > 1 or (o["h"], o["w"]) == (1, 1):
+        return out.reshape(len(out), m)
+    return out

@@ -1,0 +1,195 @@
+"""Memory images of a compiled model, and the self-describing model image.
+
+:func:`write_images` writes, into one folder (docs/images.md):
+
+* ``program.hex``, ``weights_p{k}.hex``, ``thresholds_p{k}.hex``: one file per
+  memory, one word per line in ``$readmemh`` hex, for simulators and for
+  patching block RAMs in a bitstream;
+* ``model.tim``: the model image the driver loads and checks;
+* ``compiled.json``: a readable summary (configuration, layers, figures).
+
+The model image (all integers little-endian)::
+
+    header (32 bytes)
+      0  magic        8 bytes  b"TRITIUM\\0"
+      8  version      u16      IMAGE_VERSION
+     10  isa_version  u16      hw.isa.ISA_VERSION
+     12  n_sections   u16
+     14  reserved     u16      0
+     16  hw_hash      8 bytes  the accelerator configuration hash (16 hex digits)
+     24  total_size   u32      bytes in the whole image
+     28  crc32        u32      CRC-32 of the image with this field set to 0
+    section table: n_sections x 16 bytes
+      type u16, reserved u16, offset u32, size u32, crc32 u32 (of the section's bytes)
+    sections, in table order
+
+Sections: PROGRAM (u64 per instruction), WEIGHTS (per bank, per word,
+``ceil(weight_width / 8)`` bytes), THRESHOLDS (per bank, per set, per
+threshold, i64), META (UTF-8 JSON: configuration, io description, model meta).
+:func:`read_image` checks magic, versions, size, every CRC and, when asked,
+the hardware hash before it returns anything.
+"""
+
+import json
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..hw import isa
+from ..hw.accel_config import accel_config_from_dict
+from .compiler import Compiled
+from .errors import FormatError
+from .fileio import atomic_write_bytes, atomic_write_text
+
+MAGIC = b"TRITIUM\0"
+IMAGE_VERSION = 1
+HEADER = struct.Struct("<8sHHHH8sII")
+SECTION = struct.Struct("<HHIII")
+SECTION_TYPES = {"PROGRAM": 1, "WEIGHTS": 2, "THRESHOLDS": 3, "META": 4}
+_NAMES = {v: k for k, v in SECTION_TYPES.items()}
+
+
+# ---------------------------------------------------------------- writing
+
+def image_bytes(compiled):
+    """The model image of ``compiled`` as bytes."""
+    cfg = compiled.config
+    core = cfg.core
+    wbytes = -(-core.weight_width // 8)
+    sections = {
+        "PROGRAM": b"".join(struct.pack("<Q", w) for w in compiled.program),
+        "WEIGHTS": b"".join(int(w).to_bytes(wbytes, "little")
+                            for bank in compiled.weight_banks for w in bank),
+        "THRESHOLDS": np.asarray(compiled.threshold_banks, "<i8").tobytes(),
+        "META": json.dumps({"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta},
+                           sort_keys=True).encode(),
+    }
+    table_size = SECTION.size * len(sections)
+    offset = HEADER.size + table_size
+    table, body = b"", b""
+    for name, data in sections.items():
+        table += SECTION.pack(SECTION_TYPES[name], 0, offset, len(data), zlib.crc32(data))
+        body += data
+        offset += len(data)
+    total = HEADER.size + table_size + len(body)
+    header = HEADER.pack(MAGIC, IMAGE_VERSION, isa.ISA_VERSION, len(sections), 0,
+                         bytes.fromhex(cfg.hash), total, 0)
+    image = bytearray(header + table + body)
+    struct.pack_into("<I", image, 28, zlib.crc32(image))
+    return bytes(image)
+
+
+def hex_lines(words, width_bits):
+    digits = max(1, -(-width_bits // 4))
+    return "".join(f"{int(w) & ((1 << width_bits) - 1):0{digits}x}\n" for w in words)
+
+
+def threshold_words(compiled):
+    """Threshold sets as integers: threshold i at bits i*acc_bits (two's complement)."""
+    core = compiled.config.core
+    bits = core.acc_bits
+    out = []
+    for bank in compiled.threshold_banks:
+        words = []
+        for thresholds in bank:
+            word = 0
+            for i, t in enumerate(thresholds):
+                word |= (int(t) & ((1 << bits) - 1)) << (i * bits)
+            words.append(word)
+        out.append(words)
+    return out
+
+
+def write_images(compiled, out_dir):
+    """Write every memory image and the model image into ``out_dir``; returns the paths."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    core = compiled.config.core
+    paths = {"program": out / "program.hex", "image": out / "model.tim",
+             "summary": out / "compiled.json"}
+    atomic_write_text(paths["program"], hex_lines(compiled.program, isa.INSTR_BITS))
+    for k, bank in enumerate(compiled.weight_banks):
+        paths[f"weights_p{k}"] = out / f"weights_p{k}.hex"
+        atomic_write_text(paths[f"weights_p{k}"], hex_lines(bank, core.weight_width))
+    for k, words in enumerate(threshold_words(compiled)):
+        paths[f"thresholds_p{k}"] = out / f"thresholds_p{k}.hex"
+        atomic_write_text(paths[f"thresholds_p{k}"],
+                          hex_lines(words, core.acc_bits * core.n_thresholds))
+    atomic_write_bytes(paths["image"], image_bytes(compiled))
+    summary = {"config": compiled.config.canonical(), "config_hash": compiled.config.hash,
+               "describe": compiled.config.describe(), "io": compiled.io,
+               "program": [isa.disassemble(w) for w in compiled.program]}
+    atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
+    return paths
+
+
+# ---------------------------------------------------------------- reading
+
+def read_image(path, expect_hash=None):
+    """Load and check a model image; returns a :class:`~tritium.sw.compiler.Compiled`.
+
+    Raises :class:`FormatError` (one line) for a missing, truncated or corrupt
+    file, a wrong magic or version, a CRC mismatch, or (with ``expect_hash``)
+    an image built for other hardware.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except OSError as e:
+        raise FormatError(f"{path}: cannot read ({e.strerror})") from None
+    if len(data) < HEADER.size:
+        raise FormatError(f"{path}: truncated model image ({len(data)} bytes)")
+    magic, version, isa_version, n_sections, _, hw_hash, total, crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise FormatError(f"{path}: not a tritium model image (bad magic)")
+    if version != IMAGE_VERSION:
+        raise FormatError(f"{path}: model image version {version} is not supported "
+                          f"(this tritium reads version {IMAGE_VERSION})")
+    if isa_version != isa.ISA_VERSION:
+        raise FormatError(f"{path}: compiled for ISA version {isa_version}, this tritium has "
+                          f"{isa.ISA_VERSION}; compile the model again")
+    if total != len(data):
+        raise FormatError(f"{path}: truncated or padded model image ({len(data)} bytes, "
+                          f"header says {total})")
+    check = bytearray(data)
+    struct.pack_into("<I", check, 28, 0)
+    if zlib.crc32(check) != crc:
+        raise FormatError(f"{path}: CRC mismatch: the model image is corrupt")
+    if expect_hash is not None and hw_hash.hex() != expect_hash:
+        raise FormatError(f"{path}: compiled for hardware {hw_hash.hex()}, this hardware is "
+                          f"{expect_hash}; compile the model for it")
+    sections = {}
+    for i in range(n_sections):
+        kind, _, offset, size, section_crc = SECTION.unpack_from(data, HEADER.size + i * SECTION.size)
+        body = data[offset:offset + size]
+        if len(body) != size or zlib.crc32(body) != section_crc:
+            raise FormatError(f"{path}: section {_NAMES.get(kind, kind)} is corrupt")
+        sections[_NAMES.get(kind, kind)] = body
+    missing = [n for n in SECTION_TYPES if n not in sections]
+    if missing:
+        raise FormatError(f"{path}: model image lacks section {missing[0]}")
+    try:
+        meta = json.loads(sections["META"].decode())
+        cfg = accel_config_from_dict(meta["config"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise FormatError(f"{path}: unreadable META section ({e})") from None
+    if cfg.hash != hw_hash.hex():
+        raise FormatError(f"{path}: header hash {hw_hash.hex()} does not match its configuration")
+    core = cfg.core
+    program = [w for (w,) in struct.iter_unpack("<Q", sections["PROGRAM"])]
+    wbytes = -(-core.weight_width // 8)
+    raw = sections["WEIGHTS"]
+    if len(raw) != core.pe * core.weight_depth * wbytes:
+        raise FormatError(f"{path}: WEIGHTS section has the wrong size for this configuration")
+    words = [int.from_bytes(raw[i:i + wbytes], "little") for i in range(0, len(raw), wbytes)]
+    banks = [words[p * core.weight_depth:(p + 1) * core.weight_depth] for p in range(core.pe)]
+    thr = np.frombuffer(sections["THRESHOLDS"], "<i8")
+    if thr.size != core.pe * core.thr_depth * core.n_thresholds:
+        raise FormatError(f"{path}: THRESHOLDS section has the wrong size for this configuration")
+    thresholds = thr.reshape(core.pe, core.thr_depth, core.n_thresholds).tolist()
+    return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
+                    io=meta["io"], meta=meta.get("meta", {}))

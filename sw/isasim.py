@@ -1,0 +1,288 @@
+"""The ISA-level simulator: runs a compiled program bit-exactly and counts cycles.
+
+It models what the accelerator holds (two activation buffers, the weight banks,
+the threshold memories, the result memory, the configuration registers) and
+executes instruction words one by one. A ``RUN`` generates the same input
+words and PE commands as the controller (docs/accelerator.md, the PE contract
+of docs/hardware.md) and applies the PE arithmetic to them: lane operation,
+popcount, Horner shift, negation, doubling and the shared input counter. It is
+vectorised over output pixels and PEs, and loops over the beats of one
+accumulation (planes x kernel positions x channel words), so whole networks
+run in well under a second per image.
+
+Cycles follow the timing of docs/accelerator.md: one per instruction, and
+``beats + run_drain`` per ``RUN``.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..hw import isa
+from ..hw.config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
+from ..hw.isa import Opcode
+from .errors import TritiumError
+
+
+class SimError(TritiumError):
+    """The program did something the hardware would refuse (reported as an error status)."""
+
+
+@dataclass
+class LayerStats:
+    """What one RUN did."""
+
+    index: int
+    beats: int
+    cycles: int
+    useful_lane_ops: int
+    lanes: int
+
+    @property
+    def utilization(self):
+        return self.useful_lane_ops / (self.lanes * self.cycles) if self.cycles else 0.0
+
+
+@dataclass
+class Registers:
+    """The configuration registers set by CFG_* instructions."""
+
+    values: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):
+        try:
+            return self.__dict__["values"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _limbs(simd):
+    return -(-simd // 64)
+
+
+def ints_to_limbs(values, simd):
+    """Python ints (N,) of S bits -> uint64 limbs (N, L)."""
+    n_limbs = _limbs(simd)
+    out = np.zeros((len(values), n_limbs), np.uint64)
+    for i, v in enumerate(values):
+        v = int(v)
+        for k in range(n_limbs):
+            out[i, k] = (v >> (64 * k)) & 0xFFFF_FFFF_FFFF_FFFF
+    return out
+
+
+def limbs_to_ints(limbs):
+    return [sum(int(w) << (64 * k) for k, w in enumerate(row)) for row in limbs]
+
+
+class IsaSim:
+    """A simulated accelerator with a loaded program and memory images.
+
+    Parameters
+    ----------
+    compiled : tritium.sw.compiler.Compiled
+        Program, weight-bank and threshold images, and the configuration.
+    """
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.cfg = cfg = compiled.config
+        core = cfg.core
+        self.simd, self.pe = core.simd, core.pe
+        self.n_limbs = _limbs(core.simd)
+        self.lane_mask = ints_to_limbs([(1 << core.simd) - 1], core.simd)[0]
+        self.program = list(compiled.program)
+        banks = compiled.weight_banks
+        flat = [w for bank in banks for w in bank]
+        self.w_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in flat], core.simd) \
+            .reshape(core.pe, core.weight_depth, self.n_limbs)
+        self.w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd) \
+            .reshape(core.pe, core.weight_depth, self.n_limbs)
+        self.thresholds = np.array(compiled.threshold_banks, np.int64)   # (P, depth, n_thr)
+        self.act = np.zeros((2, cfg.act_depth, self.n_limbs), np.uint64)
+        self.results = np.zeros((cfg.res_depth, core.pe), np.int64)
+        self.regs = Registers()
+        self.cycles = 0
+        self.layers = []
+
+    # -- host side --------------------------------------------------------
+
+    def write_activations(self, buf, words, base=0):
+        if base + len(words) > self.cfg.act_depth:
+            raise SimError(f"{len(words)} words do not fit activation buffer {buf} at {base}")
+        self.act[buf, base:base + len(words)] = ints_to_limbs(words, self.simd)
+
+    def run_program(self, max_instructions=1 << 20):
+        """Execute from address 0 to END; returns the cycle count."""
+        self.cycles, self.layers, pc = 0, [], 0
+        for _ in range(max_instructions):
+            if pc >= len(self.program):
+                raise SimError(f"program counter {pc} ran past the program without END")
+            opcode, args = isa.decode(self.program[pc])
+            pc += 1
+            self.cycles += 1
+            if opcode == Opcode.END:
+                return self.cycles
+            if opcode == Opcode.RUN:
+                self.cycles -= 1
+                self._run()
+            elif opcode in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
+                self.regs.values.update(args)
+            elif opcode == Opcode.SYNC:
+                pass  # the host releases the core at once in simulation
+            else:
+                raise SimError(f"instruction {opcode.name} needs a host stream "
+                               "(not used by on-chip images)")
+        raise SimError(f"no END after {max_instructions} instructions")
+
+    # -- RUN --------------------------------------------------------------
+
+    def _commands(self, r):
+        """The beat sequence of one accumulation: (plane, word, op, shl, neg, dbl, count)."""
+        wpr = r.kh * r.kw * r.in_cw
+        core = self.cfg.core
+        beats = []
+        if r.in_bipolar:
+            op = OP_MXNOR if core.ternary else OP_XNOR
+            for j in range(wpr):
+                beats.append((0, j, op, 0, 0, 1, 0))
+            return beats
+        top = r.in_planes - 1
+        for b in range(top, -1, -1):
+            neg = int(bool(r.in_signed) and b == top)
+            for j in range(wpr):
+                shl = int(j == 0 and b != top)
+                if r.ternary:
+                    beats.append((b, j, OP_AND_S, shl, neg, 1, 0))
+                    beats.append((b, j, OP_AND_M, 0, 1 - neg, 0, 0))
+                else:
+                    beats.append((b, j, OP_AND_S, shl, neg, 1, 1))
+        return beats
+
+    def _gather_inputs(self, r):
+        """Input words of every output position: (NP, planes, words_per_row, L)."""
+        pool = r.pool
+        oy, ox, py, px = np.meshgrid(np.arange(r.out_h), np.arange(r.out_w), np.arange(pool),
+                                     np.arange(pool), indexing="ij")
+        cy = (oy * pool + py).reshape(-1)
+        cx = (ox * pool + px).reshape(-1)
+        ky, kx = np.meshgrid(np.arange(r.kh), np.arange(r.kw), indexing="ij")
+        iy = cy[:, None] * r.sh + ky.reshape(-1)[None, :] - r.ph          # (NP, kh*kw)
+        ix = cx[:, None] * r.sw + kx.reshape(-1)[None, :] - r.pw
+        inside = (iy >= 0) & (iy < r.in_h) & (ix >= 0) & (ix < r.in_w)
+        planes, cw = r.in_planes, r.in_cw
+        pixel = np.where(inside, iy * r.in_w + ix, 0)
+        b = np.arange(planes)[None, :, None, None]
+        c = np.arange(cw)[None, None, None, :]
+        addr = r.in_base + ((pixel[:, None, :, None] * planes + b) * cw + c)   # (NP, K, kh*kw, CW)
+        if addr.max(initial=0) >= self.cfg.act_depth:
+            raise SimError("a RUN reads past the end of its activation buffer")
+        words = self.act[r.in_buf][addr]                                         # (..., L)
+        pad = self._pad_words(r)                                                 # (K, CW, L)
+        pad_b = np.broadcast_to(pad[None, :, None, :, :], words.shape)
+        words = np.where(inside[:, None, :, None, None], words, pad_b)
+        return words.reshape(words.shape[0], planes, r.kh * r.kw * cw, self.n_limbs)
+
+    def _pad_words(self, r):
+        full = self.lane_mask
+        last = ints_to_limbs([(1 << r.last_lanes) - 1], self.simd)[0]
+        pad = np.zeros((r.in_planes, r.in_cw, self.n_limbs), np.uint64)
+        for b in range(r.in_planes):
+            if (r.pad_code >> b) & 1:
+                pad[b, :] = full
+                pad[b, -1] = last
+        return pad
+
+    def _run(self):
+        r, core = self.regs, self.cfg.core
+        pe, tiles = core.pe, r.tiles
+        wpr = r.kh * r.kw * r.in_cw
+        x = self._gather_inputs(r)                                   # (NP, K, WPR, L)
+        addr = r.w_base + np.arange(tiles)[:, None] * wpr + np.arange(wpr)[None, :]   # (T, WPR)
+        if addr.max(initial=0) >= core.weight_depth:
+            raise SimError("a RUN reads past the end of the weight banks")
+        sign = self.w_sign[:, addr].transpose(1, 0, 2, 3)             # (T, P, WPR, L)
+        mask = self.w_mask[:, addr].transpose(1, 0, 2, 3)
+        n_pos = x.shape[0]
+        acc = np.zeros((n_pos, tiles, pe), np.int64)
+        shared = np.zeros((n_pos, 1, 1), np.int64)
+        beats = self._commands(r)
+        for plane, j, op, shl, neg, dbl, count in beats:
+            xw = x[:, plane, j][:, None, None, :]                   # (NP, 1, 1, L)
+            s, m = sign[None, :, :, j], mask[None, :, :, j]         # (1, T, P, L)
+            if op == OP_XNOR:
+                lane = ~(xw ^ s) & self.lane_mask
+            elif op == OP_MXNOR:
+                lane = m & ~(xw ^ s)
+            elif op == OP_AND_S:
+                lane = xw & s
+            else:
+                lane = xw & m
+            pc = np.bitwise_count(lane).sum(axis=-1, dtype=np.int64) << dbl
+            if shl:
+                acc <<= 1
+                shared <<= 1
+            acc += -pc if neg else pc
+            if count:
+                xc = np.bitwise_count(xw).sum(axis=-1, dtype=np.int64)
+                shared += -xc if neg else xc
+        d = acc - shared                                             # (NP, T, P)
+        n_beats = len(beats) * n_pos * tiles
+        cycles = n_beats + self.cfg.run_drain()
+        self.cycles += cycles
+        layers = self.compiled.io["layers"]
+        useful = layers[len(self.layers)]["useful_lane_ops"] if len(self.layers) < len(layers) else 0
+        self.layers.append(LayerStats(len(self.layers), n_beats, cycles, useful, core.lanes))
+        if r.out_bits == 0:
+            self._write_results(r, d)
+        else:
+            self._write_activations(r, d)
+
+    def _write_results(self, r, d):
+        if r.pool != 1:
+            raise SimError("raw results cannot be pooled")
+        entries = d.reshape(r.out_h * r.out_w * r.tiles, self.pe)
+        base = r.out_base
+        if base + len(entries) > self.cfg.res_depth:
+            raise SimError("raw results overflow the result memory")
+        lo, hi = -(1 << (self.cfg.core.acc_bits - 1)), (1 << (self.cfg.core.acc_bits - 1)) - 1
+        if entries.size and (entries.min() < lo or entries.max() > hi):
+            raise SimError("an accumulator overflowed acc_bits")
+        self.results[base:base + len(entries)] = entries
+
+    def _write_activations(self, r, d):
+        pe, tiles, s = self.pe, r.tiles, self.simd
+        t = self.thresholds[:, r.t_base:r.t_base + tiles]            # (P, T, n_thr)
+        t = t.transpose(1, 0, 2)[None]                                # (1, T, P, n_thr)
+        act = (d[..., None] >= t).sum(axis=-1)                        # (NP, T, P)
+        pool = r.pool
+        act = act.reshape(r.out_h, r.out_w, pool * pool, tiles * pe).max(axis=2)
+        lanes = r.out_cw * s
+        values = np.zeros((r.out_h, r.out_w, lanes), np.int64)
+        values[..., :tiles * pe] = act
+        bits = np.stack([(values >> b) & 1 for b in range(r.out_bits)], axis=2)   # (OH, OW, B, lanes)
+        words = bits.reshape(r.out_h, r.out_w, r.out_bits, r.out_cw, s)
+        weights = 1 << np.arange(s, dtype=object)
+        ints = (words.astype(object) * weights).sum(axis=-1).reshape(-1)
+        if r.out_base + len(ints) > self.cfg.act_depth:
+            raise SimError("a RUN writes past the end of its activation buffer")
+        self.act[r.out_buf, r.out_base:r.out_base + len(ints)] = ints_to_limbs(list(ints), s)
+
+
+def simulate(compiled, values):
+    """Run network inputs; returns (accumulators, cycles per program run, layer stats).
+
+    ``accumulators`` are the reference accumulators (``D - K``) of the last layer,
+    shaped like :func:`tritium.sw.reference.run`'s output.
+    """
+    from .compiler import pack_input, results_to_accumulators
+
+    sim = IsaSim(compiled)
+    entries, cycles = [], []
+    o = compiled.io["output"]
+    n_entries = o["h"] * o["w"] * o["tiles"]
+    for words in pack_input(compiled, values):
+        sim.write_activations(0, words)
+        cycles.append(sim.run_program())
+        entries.append(sim.results[o["res_base"]:o["res_base"] + n_entries].copy())
+    return results_to_accumulators(compiled, entries), cycles, sim.layers

@@ -1,0 +1,108 @@
+"""Compiler + ISA-level simulator against the golden reference, and refusals."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from strategies import model_case
+from tritium.hw.accel_config import AccelConfig
+from tritium.hw.config import ConfigError, HwConfig
+from tritium.sw import reference
+from tritium.sw.compiler import CompileError, compile_model, lower
+from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
+from tritium.sw.isasim import simulate
+from tritium.sw.zoo import random_inputs, random_model
+
+
+@st.composite
+def accel_configs(draw, model):
+    pe = draw(st.sampled_from([1, 2, 3, 4, 8]))
+    simd = pe * draw(st.sampled_from([1, 2, 3, 4, 8])) * (2 if pe == 1 else 1)
+    kinds = {l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}
+    if draw(st.booleans()):
+        kinds |= {"binary", "ternary"}
+    bits = max(info.in_act.bits for info in model.check())
+    plans = lower(model)
+    pow2 = lambda n: 1 << max(1, (int(n) - 1).bit_length())   # noqa: E731
+    core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
+                    act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=2,
+                    weight_depth=pow2(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)),
+                    thr_depth=pow2(sum(p.tiles(pe) for p in plans)))
+    words = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
+    entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    return AccelConfig(core=core, act_depth=pow2(words), res_depth=pow2(entries))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_random_models_and_configs_match_the_reference(data):
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw)     # the accelerator's last layer writes raw accumulators
+    cfg = data.draw(accel_configs(model))
+    compiled = compile_model(model, cfg)
+    acc, cycles, layers = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    # Cycle count = one per instruction + beats + drain per RUN (docs/accelerator.md).
+    runs = sum(p.cycles(cfg) for p in compiled.plans)
+    assert cycles == [runs + len(compiled.program) - len(compiled.plans)] * len(x)
+    assert [l.beats for l in layers] == [p.beats(cfg) for p in compiled.plans]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 8])
+def test_batched_dense_models_match(batch):
+    model = random_model("tfc", (10, 10, 1), "bipolar", weight_kind="ternary", seed=5)
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_kinds=("binary", "ternary"),
+                                    weight_depth=512), res_depth=64)
+    x = random_inputs(model, 24, seed=6)
+    acc, cycles, _ = simulate(compile_model(model, cfg, batch=batch), x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert len(cycles) == 24 // batch
+
+
+def test_cnv_with_8_bit_input_and_pooling_matches():
+    model = random_model("cnv", (32, 32, 3), "uint8", seed=2)
+    cfg = AccelConfig(core=HwConfig(pe=8, simd=64, act_bits=8, weight_depth=8192, thr_depth=256),
+                      act_depth=8192)
+    x = random_inputs(model, 1, seed=3)
+    acc, _, layers = simulate(compile_model(model, cfg), x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert min(l.utilization for l in layers[1:7]) > 0.9   # conv layers with 64+ channels
+
+
+def small(kind="binary", act="bipolar", pool=None):
+    conv = Conv2d.from_values("conv0", np.ones((4, 3, 3, 2), np.int8), kind, padding=1,
+                              thresholds=np.zeros((4, 1), np.int64), out_act="bipolar")
+    h, w = pool.output_hw(4, 4) if pool else (4, 4)
+    fc = Dense.from_values("fc", np.ones((3, h * w * 4), np.int8), kind)
+    return IntModel((4, 4, 2), ActType.parse(act), [conv] + ([pool] if pool else []) + [fc])
+
+
+@pytest.mark.parametrize("model, core, message", [
+    (small("ternary"), HwConfig(pe=2, simd=8), "ternary weights need a core built with them"),
+    (small(act="uint8"), HwConfig(pe=2, simd=8), "act_bits >= 8"),
+    (small(), HwConfig(pe=2, simd=8, weight_depth=4, acc_bits=16), "weight-depth"),
+    (small(), HwConfig(pe=2, simd=8, weight_depth=4), "acc_bits >= 10"),
+    (small(pool=MaxPool2d("p", 2, 1)), HwConfig(pe=2, simd=8), "stride = kernel"),
+])
+def test_refusals_name_the_layer_and_a_fix(model, core, message):
+    with pytest.raises(CompileError, match=message):
+        compile_model(model, AccelConfig(core=core))
+
+
+def test_small_buffers_are_refused_with_a_suggestion():
+    model = random_model("cnv", (32, 32, 3), "uint8", seed=2)
+    cfg = AccelConfig(core=HwConfig(pe=8, simd=64, act_bits=8, weight_depth=8192, thr_depth=256),
+                      act_depth=256)
+    with pytest.raises(CompileError, match="act-depth"):
+        compile_model(model, cfg)
+
+
+def test_s_must_be_a_multiple_of_p():
+    with pytest.raises(ConfigError, match="S % P"):
+        AccelConfig(core=HwConfig(pe=3, simd=8))
+
+
+def test_batching_refuses_convolutions():
+    with pytest.raises(CompileError, match="batching"):
+        compile_model(small(), AccelConfig(core=HwConfig(pe=2, simd=8)), batch=2)

@@ -1,0 +1,106 @@
+"""Model images: round trip, and every kind of damage is refused with one line."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+
+from tritium.hw.accel_config import AccelConfig
+from tritium.hw.config import HwConfig
+from tritium.sw import reference
+from tritium.sw.cli import main
+from tritium.sw.compiler import compile_model
+from tritium.sw.errors import FormatError
+from tritium.sw.image import HEADER, image_bytes, read_image, write_images
+from tritium.sw.ir import save_model
+from tritium.sw.isasim import simulate
+from tritium.sw.zoo import random_inputs, random_model
+
+CFG = AccelConfig(core=HwConfig(pe=4, simd=16, weight_kinds=("binary", "ternary"), act_bits=8,
+                                weight_depth=1024, thr_depth=64), res_depth=32)
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    model = random_model("tfc", (8, 8, 1), "uint8", weight_kind="ternary", seed=4)
+    return model, compile_model(model, CFG)
+
+
+def test_image_round_trip_runs_the_same(tmp_path, compiled):
+    model, c = compiled
+    paths = write_images(c, tmp_path)
+    loaded = read_image(paths["image"], expect_hash=CFG.hash)
+    assert loaded.program == c.program and loaded.weight_banks == c.weight_banks
+    x = random_inputs(model, 5, seed=1)
+    np.testing.assert_array_equal(simulate(loaded, x)[0], reference.run(model, x))
+    lines = paths["program"].read_text().splitlines()
+    assert len(lines) == len(c.program) and all(len(l) == 16 for l in lines)
+    assert int(lines[0], 16) == c.program[0]
+    assert paths["weights_p3"].read_text().count("\n") == CFG.core.weight_depth
+    assert json.loads(paths["summary"].read_text())["config_hash"] == CFG.hash
+
+
+def damage(data, how):
+    data = bytearray(data)
+    if how == "bitflip":
+        data[-5] ^= 0x10
+    elif how == "truncated":
+        return bytes(data[: len(data) - 7])
+    elif how == "magic":
+        data[0:8] = b"NOTTRIT\0"
+    elif how == "version":
+        struct.pack_into("<H", data, 8, 99)
+    elif how == "empty":
+        return b""
+    return bytes(data)
+
+
+@pytest.mark.parametrize("how, message", [("bitflip", "CRC"), ("truncated", "truncated"),
+                                         ("magic", "bad magic"), ("version", "version 99"),
+                                         ("empty", "truncated")])
+def test_damaged_images_are_refused(tmp_path, compiled, how, message):
+    path = tmp_path / "model.tim"
+    path.write_bytes(damage(image_bytes(compiled[1]), how))
+    with pytest.raises(FormatError, match=message) as e:
+        read_image(path)
+    assert "\n" not in str(e.value)
+
+
+def test_image_for_other_hardware_is_refused(tmp_path, compiled):
+    path = tmp_path / "model.tim"
+    path.write_bytes(image_bytes(compiled[1]))
+    with pytest.raises(FormatError, match="compiled for hardware"):
+        read_image(path, expect_hash="0123456789abcdef")
+
+
+def test_header_layout():
+    assert HEADER.size == 32
+
+
+def test_compile_and_sim_commands(tmp_path, capsys):
+    from tritium.sw.ir import ActType, Dense, IntModel
+    from tritium.sw.data import load_dataset
+
+    data = load_dataset("digits")
+    rng = np.random.default_rng(0)
+    w0 = 2 * rng.integers(0, 2, (32, 64)) - 1
+    w1 = 2 * rng.integers(0, 2, (10, 32)) - 1
+    model = IntModel((8, 8, 1), ActType("bipolar"), [
+        Dense.from_values("fc0", w0, "binary", thresholds=np.zeros((32, 1), np.int64), out_act="bipolar"),
+        Dense.from_values("fc1", w1, "binary")],
+        meta={"input_quant": {"kind": "binarise", "threshold": 128}})
+    save_model(model, tmp_path / "m.npz")
+    assert main(["compile", str(tmp_path / "m.npz"), "--hw", "icebreaker", "-o",
+                 str(tmp_path / "build"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["cycles_per_image"] > 0 and len(summary["layers"]) == 2
+    assert main(["sim", str(tmp_path / "build"), "--model", str(tmp_path / "m.npz"),
+                 "--dataset", "digits", "--count", "20", "--json", "-q"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["mismatches"] == 0 and result["images"] == 20
+    for key in ("accuracy", "cycles_per_image", "utilization"):
+        assert key in result
+    # A refused model: a one-line error naming the layer.
+    assert main(["compile", str(tmp_path / "m.npz"), "--hw", "nope", "-o", str(tmp_path / "x")]) == 1
+    assert "preset" in capsys.readouterr().err
