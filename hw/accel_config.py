@@ -16,11 +16,13 @@ from .config import ConfigError, HwConfig, config_from_dict, config_hash, versio
 #: Bumped whenever a field's meaning or the generated accelerator changes.
 ACCEL_CONFIG_VERSION = 1
 
-#: Pipeline stages of the controller around the core, cycles each:
-#: address generation register, activation-buffer read, pooling register,
-#: packer / result write.
+#: Pipeline stages of the controller around the core, one cycle each: the
+#: address-generator register and the activation-buffer read before the core;
+#: after it, the register that ends a RUN once its last result is written.
 ADDRESS_STAGES = 2
-OUTPUT_STAGES = 2
+OUTPUT_STAGES = 1
+#: The cycle of the start pulse, counted in every run (the cycle counter starts at 1).
+START_CYCLES = 1
 
 
 @dataclass(frozen=True)

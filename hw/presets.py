@@ -19,7 +19,7 @@ PRESETS = {
         act_depth=512, prog_depth=64, res_depth=16),
     # ECP5-85F: 2048 lanes, binary and ternary weights, all memories in block RAM.
     "ulx3s": AccelConfig(
-        core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=2,
+        core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
                       weight_depth=2048, thr_depth=256),
         act_depth=4096, prog_depth=128, res_depth=64),
 }

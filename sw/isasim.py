@@ -10,8 +10,9 @@ vectorised over output pixels and PEs, and loops over the beats of one
 accumulation (planes x kernel positions x channel words), so whole networks
 run in well under a second per image.
 
-Cycles follow the timing of docs/accelerator.md: one per instruction, and
-``beats + run_drain`` per ``RUN``.
+Cycles follow the timing of docs/accelerator.md: the start cycle, one per
+instruction, and ``beats + run_drain`` per ``RUN``; the RTL's cycle counter
+agrees exactly (tests/test_accel.py).
 """
 
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..hw import isa
+from ..hw.accel_config import START_CYCLES
 from ..hw.config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
 from ..hw.isa import Opcode
 from .errors import TritiumError
@@ -114,7 +116,7 @@ class IsaSim:
 
     def run_program(self, max_instructions=1 << 20):
         """Execute from address 0 to END; returns the cycle count."""
-        self.cycles, self.layers, pc = 0, [], 0
+        self.cycles, self.layers, pc = START_CYCLES, [], 0
         for _ in range(max_instructions):
             if pc >= len(self.program):
                 raise SimError(f"program counter {pc} ran past the program without END")

@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
-from tritium.hw.accel_config import AccelConfig
+from tritium.hw.accel_config import START_CYCLES, AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
 from tritium.sw import reference
 from tritium.sw.compiler import CompileError, compile_model, lower
@@ -16,7 +16,7 @@ from tritium.sw.zoo import random_inputs, random_model
 
 
 @st.composite
-def accel_configs(draw, model):
+def accel_configs(draw, model, out_bits=2):
     pe = draw(st.sampled_from([1, 2, 3, 4, 8]))
     simd = pe * draw(st.sampled_from([1, 2, 3, 4, 8])) * (2 if pe == 1 else 1)
     kinds = {l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}
@@ -26,7 +26,7 @@ def accel_configs(draw, model):
     plans = lower(model)
     pow2 = lambda n: 1 << max(1, (int(n) - 1).bit_length())   # noqa: E731
     core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
-                    act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=2,
+                    act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=out_bits,
                     weight_depth=pow2(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)),
                     thr_depth=pow2(sum(p.tiles(pe) for p in plans)))
     words = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
@@ -45,7 +45,7 @@ def test_random_models_and_configs_match_the_reference(data):
     np.testing.assert_array_equal(acc, reference.run(model, x))
     # Cycle count = one per instruction + beats + drain per RUN (docs/accelerator.md).
     runs = sum(p.cycles(cfg) for p in compiled.plans)
-    assert cycles == [runs + len(compiled.program) - len(compiled.plans)] * len(x)
+    assert cycles == [START_CYCLES + runs + len(compiled.program) - len(compiled.plans)] * len(x)
     assert [l.beats for l in layers] == [p.beats(cfg) for p in compiled.plans]
 
 

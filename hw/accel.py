@@ -1,0 +1,392 @@
+"""The accelerator: controller, address generator, buffers and output path around the core.
+
+See docs/accelerator.md for the layouts, the loop nest of ``RUN`` and the
+timing, which :mod:`tritium.sw.isasim` models cycle for cycle.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import isa
+from .accel_config import AccelConfig
+from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR, ConfigError
+from .core import Core
+from .layouts import NO_RW_CHECK, threshold_load_signature, weight_load_signature
+from .isa import Opcode
+
+#: Status codes reported in ``error_code`` (also used by the host driver).
+ERR_NONE = 0
+ERR_BAD_OPCODE = 1
+ERR_PC_OVERFLOW = 2
+
+
+def _field_regs(m, spec, name_prefix=""):
+    """One register per field of an instruction (reset 0)."""
+    return {f.name: Signal(unsigned(f.bits), name=f"{name_prefix}{f.name}") for f in spec.fields}
+
+
+class Accelerator(wiring.Component):
+    """PE-array accelerator executing tritium programs.
+
+    Parameters
+    ----------
+    cfg : AccelConfig
+
+    Members
+    -------
+    start : In(1)
+        Pulse: run the program from address 0.
+    busy, done : Out(1)
+        ``done`` stays high from END until the next ``start``.
+    error : Out(1), error_code : Out(4)
+        Set (and the core stops) on an illegal instruction or a program counter
+        past the program memory.
+    cycles : Out(32)
+        Cycles from ``start`` to ``done`` of the last run.
+    prog_we, prog_addr, prog_data : In
+        Program-memory write port (host).
+    act_we, act_addr, act_data : In
+        Activation buffer 0 write port (host: the network input).
+    res_addr : In, res_data : Out
+        Result-memory read port (one cycle latency): P signed accumulators.
+    wload, tload : In
+        Weight-bank and threshold-memory write ports of the core.
+    """
+
+    def __init__(self, cfg):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError("Accelerator needs an AccelConfig")
+        if cfg.core.out_bits != 1:
+            raise ConfigError(f"the accelerator's output path packs bipolar activations only: it "
+                              f"needs out_bits = 1 (got {cfg.core.out_bits})")
+        self.cfg = cfg
+        core = cfg.core
+        self.res_layout = data.ArrayLayout(signed(core.acc_bits), core.pe)
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(4),
+            "cycles": Out(32),
+            "prog_we": In(1), "prog_addr": In(range(cfg.prog_depth)), "prog_data": In(isa.INSTR_BITS),
+            "act_we": In(1), "act_addr": In(range(cfg.act_depth)), "act_data": In(core.simd),
+            "res_addr": In(range(cfg.res_depth)), "res_data": Out(self.res_layout),
+            "wload": In(weight_load_signature(core)), "tload": In(threshold_load_signature(core)),
+        })
+
+    def elaborate(self, platform):
+        cfg, core = self.cfg, self.cfg.core
+        s, pe = core.simd, core.pe
+        m = Module()
+        m.submodules.core = dp = Core(core)
+        wiring.connect(m, wiring.flipped(self.wload), dp.wload)
+        wiring.connect(m, wiring.flipped(self.tload), dp.tload)
+
+        # ---------------------------------------------------------- memories
+        m.submodules.prog = prog = Memory(shape=isa.INSTR_BITS, depth=cfg.prog_depth, init=[],
+                                          attrs=NO_RW_CHECK)
+        prog_rd, prog_wr = prog.read_port(), prog.write_port()
+        m.d.comb += [prog_wr.en.eq(self.prog_we), prog_wr.addr.eq(self.prog_addr),
+                     prog_wr.data.eq(self.prog_data)]
+        bufs = []
+        for k in range(2):
+            mem = Memory(shape=s, depth=cfg.act_depth, init=[], attrs=NO_RW_CHECK)
+            m.submodules[f"act{k}"] = mem
+            bufs.append((mem.read_port(), mem.write_port()))
+        m.submodules.results = res = Memory(shape=self.res_layout, depth=cfg.res_depth, init=[],
+                                            attrs=NO_RW_CHECK)
+        res_rd, res_wr = res.read_port(), res.write_port()
+        m.d.comb += [res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data)]
+
+        # ---------------------------------------------------------- registers
+        specs = isa.INSTRUCTIONS
+        r = {}
+        for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
+            r.update(_field_regs(m, specs[op], "r_"))
+        insn = Signal(isa.instruction_layout())
+        m.d.comb += insn.eq(prog_rd.data)
+
+        pc = Signal(range(cfg.prog_depth + 1))
+        running = Signal()          # a RUN is in progress
+        run_start = Signal()
+        run_done = Signal()
+
+        # Cycle counter: counts from start until done / error.
+        counting = Signal()
+        with m.If(self.start):
+            m.d.sync += [self.cycles.eq(1), counting.eq(1)]
+        with m.Elif(counting & ~self.done & ~self.error):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        # ---------------------------------------------------------- controller
+        m.d.comb += [prog_rd.addr.eq(pc), prog_rd.en.eq(0)]
+        with m.FSM(name="ctrl") as fsm:
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.comb += [prog_rd.addr.eq(0), prog_rd.en.eq(1)]
+                    m.d.sync += [pc.eq(0), self.done.eq(0), self.error.eq(0),
+                                 self.error_code.eq(ERR_NONE)]
+                    m.next = "EXEC"
+            with m.State("EXEC"):
+                nxt = pc + 1
+                with m.If(pc >= cfg.prog_depth):
+                    m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_PC_OVERFLOW)]
+                    m.next = "IDLE"
+                with m.Else():
+                    with m.Switch(insn.opcode):
+                        for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
+                            with m.Case(op):
+                                args = getattr(insn.args, op.name.lower())
+                                for f in specs[op].fields:
+                                    m.d.sync += r[f.name].eq(getattr(args, f.name))
+                                m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
+                                m.d.sync += pc.eq(nxt)
+                        with m.Case(Opcode.RUN):
+                            m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1), run_start.eq(1)]
+                            m.d.sync += [pc.eq(nxt), running.eq(1)]
+                            m.next = "RUN"
+                        with m.Case(Opcode.END):
+                            m.d.sync += self.done.eq(1)
+                            m.next = "IDLE"
+                        with m.Case(Opcode.SYNC):
+                            m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
+                            m.d.sync += pc.eq(nxt)
+                        with m.Default():
+                            m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE)]
+                            m.next = "IDLE"
+            with m.State("RUN"):
+                with m.If(run_done):
+                    m.d.sync += running.eq(0)
+                    m.next = "EXEC"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+
+        # ---------------------------------------------------------- address generator
+        # Loop counters, outermost first: oy, ox, tile, py, px, plane (down), ky, kx, c, sub.
+        w10 = 11
+        oy, ox = Signal(w10), Signal(w10)
+        tile = Signal(11)
+        py, px = Signal(3), Signal(3)
+        plane = Signal(5)
+        ky, kx = Signal(6), Signal(6)
+        cw = Signal(8)
+        sub = Signal()              # second beat (and_m) of a ternary K-bit word
+        j = Signal(16)              # word within the row: (ky*kw + kx)*in_cw + cw
+        tile_w = Signal(17)         # tile * words_per_row
+        issuing = Signal()
+
+        wpr = Signal(16)
+        m.d.sync += wpr.eq(r["kh"] * r["kw"] * r["in_cw"])   # registers are stable during RUN
+        two_beats = Signal()
+        m.d.comb += two_beats.eq(r["ternary"] & ~r["in_bipolar"])
+        top_plane = Signal(5)
+        m.d.comb += top_plane.eq(r["in_planes"] - 1)
+
+        last_sub = ~two_beats | sub
+        last_c = cw == r["in_cw"] - 1
+        last_kx = kx == r["kw"] - 1
+        last_ky = ky == r["kh"] - 1
+        last_plane = plane == 0
+        last_px = px == r["pool"] - 1
+        last_py = py == r["pool"] - 1
+        last_tile = tile == r["tiles"] - 1
+        last_ox = ox == r["out_w"] - 1
+        last_oy = oy == r["out_h"] - 1
+        end_word = last_sub
+        end_row = end_word & last_c & last_kx & last_ky          # one plane of one kernel
+        end_acc = end_row & last_plane                           # one accumulation (result)
+        end_tile = end_acc & last_py & last_px
+        end_pixel = end_tile & last_tile
+        end_run = end_pixel & last_ox & last_oy
+
+        with m.If(run_start):
+            m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
+                         plane.eq(top_plane), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
+                         j.eq(0), tile_w.eq(0), issuing.eq(1)]
+        with m.Elif(issuing):
+            with m.If(two_beats & ~sub):
+                m.d.sync += sub.eq(1)
+            with m.Else():
+                m.d.sync += sub.eq(0)
+                with m.If(~last_c):
+                    m.d.sync += [cw.eq(cw + 1), j.eq(j + 1)]
+                with m.Else():
+                    m.d.sync += cw.eq(0)
+                    with m.If(~last_kx):
+                        m.d.sync += [kx.eq(kx + 1), j.eq(j + 1)]
+                    with m.Else():
+                        m.d.sync += kx.eq(0)
+                        with m.If(~last_ky):
+                            m.d.sync += [ky.eq(ky + 1), j.eq(j + 1)]
+                        with m.Else():
+                            m.d.sync += [ky.eq(0), j.eq(0)]
+                            with m.If(~last_plane):
+                                m.d.sync += plane.eq(plane - 1)
+                            with m.Else():
+                                m.d.sync += plane.eq(top_plane)
+                                with m.If(~last_px):
+                                    m.d.sync += px.eq(px + 1)
+                                with m.Else():
+                                    m.d.sync += px.eq(0)
+                                    with m.If(~last_py):
+                                        m.d.sync += py.eq(py + 1)
+                                    with m.Else():
+                                        m.d.sync += py.eq(0)
+                                        with m.If(~last_tile):
+                                            m.d.sync += [tile.eq(tile + 1), tile_w.eq(tile_w + wpr)]
+                                        with m.Else():
+                                            m.d.sync += [tile.eq(0), tile_w.eq(0)]
+                                            with m.If(~last_ox):
+                                                m.d.sync += ox.eq(ox + 1)
+                                            with m.Else():
+                                                m.d.sync += ox.eq(0)
+                                                with m.If(~last_oy):
+                                                    m.d.sync += oy.eq(oy + 1)
+                                                with m.Else():
+                                                    m.d.sync += issuing.eq(0)
+
+        # Stage 0 (combinational): addresses and the command of this beat.
+        cy = Signal(signed(16))
+        cx = Signal(signed(16))
+        iy = Signal(signed(18))
+        ix = Signal(signed(18))
+        m.d.comb += [
+            cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px),
+            iy.eq(cy * r["sh"] + ky - r["ph"]), ix.eq(cx * r["sw"] + kx - r["pw"]),
+        ]
+        inside = Signal()
+        m.d.comb += inside.eq((iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"]))
+        pixel = Signal(24)
+        m.d.comb += pixel.eq(Mux(inside, iy[:12] * r["in_w"] + ix[:12], 0))
+        a_addr = Signal(32)
+        m.d.comb += a_addr.eq(r["in_base"] + (pixel * r["in_planes"] + plane) * r["in_cw"] + cw)
+
+        op = Signal(2)
+        with m.If(r["in_bipolar"]):
+            m.d.comb += op.eq(OP_MXNOR if core.ternary else OP_XNOR)
+        with m.Elif(sub):
+            m.d.comb += op.eq(OP_AND_M)
+        with m.Else():
+            m.d.comb += op.eq(OP_AND_S)
+        msb = plane == top_plane
+        neg_plane = r["in_signed"] & msb & ~r["in_bipolar"]
+        cmd = Signal.like(dp.inp.payload.cmd)
+        m.d.comb += [
+            cmd.op.eq(op),
+            cmd.last.eq(end_acc),
+            cmd.shl.eq(~r["in_bipolar"] & ~msb & (j == 0) & ~sub),
+            cmd.neg.eq(Mux(sub, ~neg_plane, neg_plane)),
+            cmd.dbl.eq(~sub),
+            cmd.count.eq(~r["in_bipolar"] & ~r["ternary"]),
+            cmd.w_addr.eq(r["w_base"] + tile_w + j),
+            cmd.t_addr.eq(r["t_base"] + tile),
+        ]
+
+        # Stage 1: activation-buffer read; the command, pad selection follow.
+        v1 = Signal()
+        cmd1 = Signal.like(cmd)
+        inside1 = Signal()
+        plane1 = Signal.like(plane)
+        lastword1 = Signal()
+        in_buf1 = Signal()
+        m.d.sync += [v1.eq(issuing), cmd1.eq(cmd), inside1.eq(inside), plane1.eq(plane),
+                     lastword1.eq(last_c), in_buf1.eq(r["in_buf"])]
+        for k, (rd, _) in enumerate(bufs):
+            m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
+
+        # Stage 2: the input word (or the pad word) goes to the core.
+        full = Const((1 << s) - 1, s)
+        last_mask = Signal(s)
+        m.d.comb += last_mask.eq(Mux(r["last_lanes"] >= s, full, (Const(1, s + 1) << r["last_lanes"]) - 1))
+        pad_bit = (r["pad_code"] >> plane1)[0]
+        pad_word = Mux(pad_bit, Mux(lastword1, last_mask, full), 0)
+        word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
+        m.d.comb += [
+            dp.inp.valid.eq(v1),
+            dp.inp.payload.x.eq(Mux(inside1, word, pad_word)),
+            dp.inp.payload.cmd.eq(cmd1),
+        ]
+
+        # ---------------------------------------------------------- output path
+        m.d.comb += dp.out.ready.eq(1)
+        o_oy, o_ox = Signal(w10), Signal(w10)
+        o_tile = Signal(11)
+        o_py, o_px = Signal(3), Signal(3)
+        tiles_per_word = s // pe
+        slot = Signal(range(max(tiles_per_word, 2)))
+        o_word = Signal(8)          # channel word of the output pixel being packed
+        pooled = Signal(pe)
+        packer = Signal(s)
+        o_last_px = o_px == r["pool"] - 1
+        o_last_py = o_py == r["pool"] - 1
+        o_last_tile = o_tile == r["tiles"] - 1
+        o_last_ox = o_ox == r["out_w"] - 1
+        o_last_oy = o_oy == r["out_h"] - 1
+        first_pos = (o_px == 0) & (o_py == 0)
+        last_pos = o_last_px & o_last_py
+        acts = Signal(pe)
+        m.d.comb += acts.eq(Cat(dp.out.payload.act[p][0] for p in range(pe)))
+        merged = Signal(pe)
+        m.d.comb += merged.eq(Mux(first_pos, acts, pooled | acts))
+        raw = r["out_bits"] == 0
+        result_done = Signal()      # the run's last result is written
+
+        with m.If(run_start):
+            m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
+                         slot.eq(0), o_word.eq(0), packer.eq(0), result_done.eq(0)]
+        with m.Elif(dp.out.valid & running):
+            # advance the result counters
+            with m.If(~o_last_px):
+                m.d.sync += o_px.eq(o_px + 1)
+            with m.Else():
+                m.d.sync += o_px.eq(0)
+                with m.If(~o_last_py):
+                    m.d.sync += o_py.eq(o_py + 1)
+                with m.Else():
+                    m.d.sync += o_py.eq(0)
+                    with m.If(~o_last_tile):
+                        m.d.sync += o_tile.eq(o_tile + 1)
+                    with m.Else():
+                        m.d.sync += o_tile.eq(0)
+                        with m.If(~o_last_ox):
+                            m.d.sync += o_ox.eq(o_ox + 1)
+                        with m.Else():
+                            m.d.sync += o_ox.eq(0)
+                            with m.If(~o_last_oy):
+                                m.d.sync += o_oy.eq(o_oy + 1)
+                            with m.Else():
+                                m.d.sync += result_done.eq(1)
+            m.d.sync += pooled.eq(merged)
+            with m.If(last_pos & ~raw):
+                with m.If(o_last_tile):
+                    m.d.sync += [slot.eq(0), packer.eq(0), o_word.eq(0)]
+                with m.Elif(slot == tiles_per_word - 1):
+                    m.d.sync += [slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
+                with m.Else():
+                    m.d.sync += [slot.eq(slot + 1),
+                                 packer.eq(packer | (merged << (slot * pe)))]
+
+        # Writes (combinational enables, registered by the memories).
+        out_pixel = Signal(24)
+        m.d.comb += out_pixel.eq(o_oy * r["out_w"] + o_ox)
+        act_write = Signal()
+        m.d.comb += act_write.eq(dp.out.valid & running & last_pos & ~raw &
+                                 (o_last_tile | (slot == tiles_per_word - 1)))
+        out_word = Signal(s)
+        m.d.comb += out_word.eq(packer | (merged << (slot * pe)))
+        w_addr = Signal(32)
+        m.d.comb += w_addr.eq(r["out_base"] + out_pixel * r["out_cw"] + o_word)
+        for k, (_, wr) in enumerate(bufs):
+            host = self.act_we if k == 0 else 0
+            m.d.comb += [
+                wr.en.eq(Mux(running, act_write & (r["out_buf"] == k), host)),
+                wr.addr.eq(Mux(running, w_addr, self.act_addr if k == 0 else 0)),
+                wr.data.eq(Mux(running, out_word, self.act_data if k == 0 else 0)),
+            ]
+        m.d.comb += [
+            res_wr.en.eq(dp.out.valid & running & raw),
+            res_wr.addr.eq(r["out_base"] + out_pixel * r["tiles"] + o_tile),
+            res_wr.data.eq(dp.out.payload.acc),
+        ]
+        # The run ends one cycle after its last result is written.
+        m.d.comb += run_done.eq(result_done)
+        return m
+

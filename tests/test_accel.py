@@ -1,0 +1,58 @@
+"""The accelerator RTL (Amaranth simulator) against the golden reference and the ISA simulator."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from strategies import model_case
+from test_compiler import accel_configs
+from tritium.hw.accel import Accelerator
+from tritium.hw.accel_config import AccelConfig
+from tritium.hw.config import ConfigError, HwConfig
+from tritium.sim.accel_sim import run_amaranth
+from tritium.sw import reference
+from tritium.sw.compiler import compile_model
+from tritium.sw.isasim import simulate
+from tritium.sw.zoo import random_inputs, random_model
+
+
+def check(model, cfg, x, batch=1):
+    compiled = compile_model(model, cfg, batch=batch)
+    acc_rtl, cycles_rtl = run_amaranth(compiled, x)
+    np.testing.assert_array_equal(acc_rtl, reference.run(model, x))
+    _, cycles_isa, _ = simulate(compiled, x)
+    assert cycles_rtl == cycles_isa, "the ISA simulator's cycle count must equal the RTL's"
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.data())
+def test_random_models_on_the_rtl(data):
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw)
+    infos = model.check()
+    assume(all(i.out_act is None or i.out_act.kind == "bipolar" for i in infos))
+    assume(sum(np.prod(i.out_shape) for i in infos) < 3000)        # keep the simulation short
+    cfg = data.draw(accel_configs(model, out_bits=1))
+    check(model, cfg, x[:1])
+
+
+@pytest.mark.parametrize("act, kind", [("bipolar", "binary"), ("bipolar", "ternary"),
+                                       ("uint8", "binary"), ("int4", "ternary")])
+def test_dense_modes(act, kind):
+    model = random_model("tfc", (5, 5, 1), act, weight_kind=kind, seed=7)
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=12, weight_kinds=("binary", "ternary"), act_bits=8,
+                                    weight_depth=1024, thr_depth=64), act_depth=64, res_depth=8)
+    check(model, cfg, random_inputs(model, 2, seed=1))
+
+
+def test_batched_run():
+    model = random_model("tfc", (4, 4, 1), "bipolar", seed=8)
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=256, thr_depth=64),
+                      act_depth=64, res_depth=16)
+    check(model, cfg, random_inputs(model, 4, seed=2), batch=4)
+
+
+def test_rtl_refuses_k_bit_outputs():
+    with pytest.raises(ConfigError, match="out_bits = 1"):
+        Accelerator(AccelConfig(core=HwConfig(pe=2, simd=8, out_bits=2)))
