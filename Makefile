@@ -10,7 +10,7 @@ demo: setup
 	.venv/bin/tritium demo
 
 test: setup
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadgroup -q
 
 clean:
 	rm -rf .venv tritium-demo .pytest_cache .hypothesis

@@ -16,6 +16,9 @@ from .core import Core
 from .layouts import NO_RW_CHECK, threshold_load_signature, weight_load_signature
 from .isa import Opcode
 
+#: Name of the accelerator's top-level Verilog module.
+ACCEL_TOP = "tritium_accel"
+
 #: Status codes reported in ``error_code`` (also used by the host driver).
 ERR_NONE = 0
 ERR_BAD_OPCODE = 1
@@ -390,3 +393,9 @@ class Accelerator(wiring.Component):
         m.d.comb += run_done.eq(result_done)
         return m
 
+
+
+def accel_verilog(cfg):
+    """Plain synthesizable Verilog of the accelerator (module ``tritium_accel``)."""
+    from .core import to_verilog
+    return to_verilog(Accelerator(cfg), name=ACCEL_TOP)

