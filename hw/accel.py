@@ -62,6 +62,7 @@ class Accelerator(wiring.Component):
         if not isinstance(cfg, AccelConfig):
             raise TypeError("Accelerator needs an AccelConfig")
         if cfg.core.out_bits != 1:
+            self._MustUse__silence = True     # refused: never elaborated, no warning
             raise ConfigError(f"the accelerator's output path packs bipolar activations only: it "
                               f"needs out_bits = 1 (got {cfg.core.out_bits})")
         self.cfg = cfg

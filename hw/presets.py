@@ -12,16 +12,16 @@ from .accel_config import AccelConfig, accel_config_from_dict
 from .config import ConfigError, HwConfig
 
 PRESETS = {
-    # iCE40UP5K: 256 lanes; weight banks sized for the 4 SPRAMs (loaded at start-up).
+    # iCE40UP5K: 256 lanes, every memory in the 30 block RAMs (TFC-sized models).
     "icebreaker": AccelConfig(
         core=HwConfig(pe=4, simd=64, weight_kinds=("binary",), act_bits=8, out_bits=1,
-                      weight_depth=1024, thr_depth=128),
-        act_depth=512, prog_depth=64, res_depth=16),
+                      weight_depth=256, thr_depth=64),
+        act_depth=256, prog_depth=32, res_depth=64),
     # ECP5-85F: 2048 lanes, binary and ternary weights, all memories in block RAM.
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
                       weight_depth=2048, thr_depth=256),
-        act_depth=4096, prog_depth=128, res_depth=64),
+        act_depth=8192, prog_depth=128, res_depth=64),
 }
 
 

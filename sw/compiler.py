@@ -67,6 +67,10 @@ class LayerPlan:
     res_base: int = 0
     row_constants: np.ndarray | None = None
     batch: int = 1
+    #: The host unfolds this first convolution's windows (im2col): the RUN sees
+    #: a 1x1 window over pixels holding whole patches. None, or
+    #: {"kernel", "stride", "padding", "pad_value", "channels"} of the original.
+    unfold: dict | None = None
 
     # -- derived geometry ----------------------------------------------------
 
@@ -166,7 +170,8 @@ def io_description(plans, cfg, batch):
     first, last = plans[0], plans[-1]
     return {
         "batch": batch,
-        "input": {"h": first.in_h, "w": first.in_w, "c": first.in_c, "act": str(first.in_act)},
+        "input": {"h": first.in_h, "w": first.in_w, "c": first.in_c, "act": str(first.in_act),
+                  "unfold": first.unfold},
         "output": {"h": last.out_h, "w": last.out_w, "m": last.m, "tiles": last.tiles(cfg.pe),
                    "res_base": last.res_base, "row_constants": [int(k) for k in last.row_constants]},
         "layers": [{"name": p.name, "pool": p.pool_name, "beats": p.beats(cfg),
@@ -221,7 +226,7 @@ def lower(model, batch=1):
     return plans
 
 
-def _plan(index, layer, info, pool, pool_name, first):
+def _plan(index, layer, info, pool, pool_name, first, simd=None):
     in_shape, act = info.in_shape, info.in_act
     pad = act.zero_code_value
     if isinstance(layer, Conv2d):
@@ -240,10 +245,35 @@ def _plan(index, layer, info, pool, pool_name, first):
         kh, kw, sh, sw, ph, pw = h, w, 1, 1, 0, 0
     conv_h = (h + 2 * ph - kh) // sh + 1
     conv_w = (w + 2 * pw - kw) // sw + 1
-    return LayerPlan(index=index, name=layer.name, layer=layer, in_act=act, out_act=info.out_act,
+    plan = LayerPlan(index=index, name=layer.name, layer=layer, in_act=act, out_act=info.out_act,
                      pool=pool, pool_name=pool_name, in_h=h, in_w=w, in_c=c, kh=kh, kw=kw, sh=sh,
                      sw=sw, ph=ph, pw=pw, pad_value=pad, conv_h=conv_h, conv_w=conv_w,
                      out_h=conv_h // pool, out_w=conv_w // pool, m=layer.out_channels)
+    return plan
+
+
+def unfold_first_layer(plans, simd):
+    """Pass: let the host unfold the first convolution's windows when that packs lanes better.
+
+    A first convolution over few channels (RGB or grey pixels) wastes most
+    lanes of every word (3 channels in 64 lanes). The host, which writes the
+    input anyway, can write each output pixel's whole window (kh*kw*C values,
+    padding included) as the channels of one pixel; the RUN becomes a 1x1
+    window. The weight rows keep their (ky, kx, channel) order, which is the
+    patch order. Done when it reduces the words per row.
+    """
+    p = plans[0]
+    if not isinstance(p.layer, Conv2d) or (p.kh, p.kw) == (1, 1):
+        return plans
+    patch = p.kh * p.kw * p.in_c
+    if words_for_lanes(patch, simd) >= p.words_per_row(simd):
+        return plans
+    p.unfold = {"kernel": [p.kh, p.kw], "stride": [p.sh, p.sw], "padding": [p.ph, p.pw],
+                "pad_value": int(p.pad_value), "channels": p.in_c, "height": p.in_h, "width": p.in_w}
+    p.in_h, p.in_w, p.in_c = p.conv_h, p.conv_w, patch
+    p.kh = p.kw = p.sh = p.sw = 1
+    p.ph = p.pw = 0
+    return plans
 
 
 # ---------------------------------------------------------------- 2. check
@@ -260,9 +290,10 @@ def check(plans, cfg):
             raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
                                f"(this one: {', '.join(core.weight_kinds)}; try --weights "
                                f"{','.join(sorted(set(core.weight_kinds) | {p.layer.weight_kind}))})")
-        if not p.bipolar and p.planes > core.act_bits:
-            raise CompileError(f"{where}: {p.in_act} inputs need act_bits >= {p.planes} "
-                               f"(this core: {core.act_bits}; try --act-bits {p.planes})")
+        if not p.bipolar and (p.planes > core.act_bits or not core.bit_serial):
+            need = max(2, p.planes)
+            raise CompileError(f"{where}: {p.in_act} inputs need a bit-serial core with act_bits "
+                               f">= {need} (this core: {core.act_bits}; try --act-bits {need})")
         if p.out_bits > core.out_bits:
             raise CompileError(f"{where}: {p.out_act} outputs need out_bits >= {p.out_bits} "
                                f"(this core: {core.out_bits})")
@@ -403,7 +434,7 @@ def emit(plans, cfg):
 
 def compile_model(model, cfg, batch=1):
     """Run every pass; returns a :class:`Compiled` model."""
-    plans = allocate(check(lower(model, batch), cfg), cfg)
+    plans = allocate(check(unfold_first_layer(lower(model, batch), cfg.simd), cfg), cfg)
     banks, thresholds = memories(plans, cfg)
     program = emit(plans, cfg)
     return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
@@ -443,9 +474,22 @@ def pack_input(compiled, values):
     values = np.asarray(values)
     if len(values) % b:
         raise CompileError(f"{len(values)} images are not a multiple of the batch {b}")
+    if spec.get("unfold"):
+        values = _unfold(values, spec["unfold"])
     grouped = values.reshape(len(values) // b, -1)     # a run's images are its pixels
     return pack_tensor(grouped, spec["h"], spec["w"], spec["c"], ActType.parse(spec["act"]),
                        compiled.config.simd)
+
+
+def _unfold(values, u):
+    """Images (N, H, W, C) -> patches (N, OH, OW, kh*kw*C) in (ky, kx, channel) order."""
+    (kh, kw), (sh, sw), (ph, pw) = u["kernel"], u["stride"], u["padding"]
+    x = np.asarray(values).reshape(len(values), u["height"], u["width"], u["channels"])
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=u["pad_value"])
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    n, oh, ow = win.shape[:3]
+    return win.transpose(0, 1, 2, 4, 5, 3).reshape(n, oh, ow, kh * kw * u["channels"])
 
 
 def results_to_accumulators(compiled, entries):

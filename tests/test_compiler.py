@@ -9,7 +9,7 @@ from strategies import model_case
 from tritium.hw.accel_config import START_CYCLES, AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
 from tritium.sw import reference
-from tritium.sw.compiler import CompileError, compile_model, lower
+from tritium.sw.compiler import CompileError, compile_model, lower, unfold_first_layer
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
@@ -22,8 +22,9 @@ def accel_configs(draw, model, out_bits=2):
     kinds = {l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}
     if draw(st.booleans()):
         kinds |= {"binary", "ternary"}
-    bits = max(info.in_act.bits for info in model.check())
-    plans = lower(model)
+    kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
+    bits = max([2] + kbit) if kbit else 1       # K-bit inputs need a bit-serial core
+    plans = unfold_first_layer(lower(model), simd)
     pow2 = lambda n: 1 << max(1, (int(n) - 1).bit_length())   # noqa: E731
     core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
                     act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=out_bits,
@@ -68,6 +69,7 @@ def test_cnv_with_8_bit_input_and_pooling_matches():
     acc, _, layers = simulate(compile_model(model, cfg), x)
     np.testing.assert_array_equal(acc, reference.run(model, x))
     assert min(l.utilization for l in layers[1:7]) > 0.9   # conv layers with 64+ channels
+    assert layers[0].utilization > 0.4                     # RGB patches unfolded by the host
 
 
 def small(kind="binary", act="bipolar", pool=None):
@@ -81,6 +83,7 @@ def small(kind="binary", act="bipolar", pool=None):
 @pytest.mark.parametrize("model, core, message", [
     (small("ternary"), HwConfig(pe=2, simd=8), "ternary weights need a core built with them"),
     (small(act="uint8"), HwConfig(pe=2, simd=8), "act_bits >= 8"),
+    (small(act="uint1"), HwConfig(pe=2, simd=8), "bit-serial core with act_bits >= 2"),
     (small(), HwConfig(pe=2, simd=8, weight_depth=4, acc_bits=16), "weight-depth"),
     (small(), HwConfig(pe=2, simd=8, weight_depth=4), "acc_bits >= 10"),
     (small(pool=MaxPool2d("p", 2, 1)), HwConfig(pe=2, simd=8), "stride = kernel"),

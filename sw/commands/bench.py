@@ -17,7 +17,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("reference", "synth")
+SUITES = ("reference", "synth", "utilization")
 
 
 def add_arguments(parser):
@@ -35,6 +35,8 @@ def add_arguments(parser):
 
 
 def run(args):
+    if args.suite == "utilization":
+        return _run_utilization(args)
     if args.suite == "synth":
         return _run_synth(args)
     from ..bench_reference import measure_reference
@@ -89,4 +91,22 @@ def _run_synth(args):
                     r.get(f"{fam}_chain_lut4_per_lane", "-"), r.get(f"{fam}_fmax_mhz", "-")]
         rows.append(row)
     print(table(rows, headers))
+    return 0
+
+
+def _run_utilization(args):
+    from ..bench_utilization import measure_utilization
+
+    result = measure_utilization(log=lambda m: step(m, quiet=args.json))
+    if args.json:
+        print_json(result)
+        return 0
+    rows = []
+    for key, r in result.items():
+        if not r["fits"]:
+            rows.append([key, "-", "-", "does not fit: " + r["reason"][:70]])
+            continue
+        layers = " ".join(f"{n}={100 * u:.0f}%" for n, u in r["layers"].items())
+        rows.append([key, f"{r['cycles_per_image']:.0f}", f"{100 * r['utilization']:.1f} %", layers])
+    print(table(rows, ["preset/network", "cycles/image", "utilisation", "per layer"]))
     return 0

@@ -1,0 +1,54 @@
+"""PE-array utilisation of the reference networks on the board presets.
+
+Each network (random weights of the FINN topologies, the shapes are what
+matter) is compiled for a preset; the figures come from the compiled cycle
+model, which the ISA-level simulator executes and which the accelerator's
+RTL matches cycle for cycle (tests/test_accel.py, tests/test_networks_rtl.py).
+A network that does not fit a preset is reported with the compiler's reason.
+"""
+
+from ..hw.presets import PRESETS
+from .compiler import CompileError, compile_model
+from .zoo import random_model
+
+#: (preset, architecture, input shape, input type, batch) measured by default.
+CASES = [
+    ("icebreaker", "tfc", (784,), "bipolar", 16),
+    ("icebreaker", "sfc", (784,), "bipolar", 16),
+    ("icebreaker", "cnv", (32, 32, 3), "uint8", 1),
+    ("ulx3s", "tfc", (784,), "bipolar", 16),
+    ("ulx3s", "sfc", (784,), "bipolar", 16),
+    ("ulx3s", "lfc", (784,), "bipolar", 16),
+    ("ulx3s", "cnv", (32, 32, 3), "uint8", 1),
+]
+
+
+def measure_utilization(cases=CASES, log=print):
+    """Per-layer and whole-network utilisation; ``{"preset/arch": {...}}``."""
+    out = {}
+    for preset, arch, shape, act, batch in cases:
+        cfg = PRESETS[preset]
+        key = f"{preset}/{arch}"
+        log(f"{key}: compiling (batch {batch})")
+        model = random_model(arch, shape, act, seed=1)
+        try:
+            compiled = compile_model(model, cfg, batch=batch)
+        except CompileError as e:
+            out[key] = {"fits": False, "reason": str(e)}
+            continue
+        layers = compiled.io["layers"]
+        cycles = sum(l["cycles"] for l in layers)
+        useful = sum(l["useful_lane_ops"] for l in layers)
+        conv = [l for l, plan in zip(layers, compiled.plans) if plan.kh * plan.kw > 1 and
+                (plan.in_h, plan.in_w) != (plan.kh, plan.kw)]
+        entry = {
+            "fits": True, "batch": batch, "lanes": cfg.core.lanes,
+            "cycles_per_image": (cycles + len(compiled.program) - len(layers) + 1) / batch,
+            "utilization": useful / (cfg.core.lanes * cycles),
+            "layers": {l["name"]: round(l["utilization"], 4) for l in layers},
+        }
+        if conv:
+            entry["conv_utilization"] = (sum(l["useful_lane_ops"] for l in conv)
+                                         / (cfg.core.lanes * sum(l["cycles"] for l in conv)))
+        out[key] = entry
+    return out
