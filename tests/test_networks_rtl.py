@@ -30,12 +30,13 @@ pytestmark = [
 CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "ternary"), act_bits=8,
                                 weight_depth=1024, thr_depth=128), act_depth=8192, res_depth=16)
 
-#: (architecture, weights, held-out images run on Verilator). The MNIST CNN's
-#: first layer reads 8-bit pixels bit-serially (115,000 cycles an image), so it
-#: runs on a slice of the held-out images here; the ISA-level simulator, cycle-
-#: and bit-exact with this Verilog, runs it on all of them in test_cnn_all_images_isa.
+#: (architecture, weights, held-out images run on Verilator). The MNIST CNN
+#: writes 6,272 input words an image (28x28 pixels x 8 planes), each one
+#: cocotb write, so it runs on a slice of the held-out images here; the
+#: ISA-level simulator, cycle- and bit-exact with this Verilog, runs it on all
+#: of them in test_cnn_all_images_isa.
 NETWORKS = [("tfc", "binary", 1000), ("tfc", "ternary", 1000), ("sfc", "binary", 1000),
-            ("sfc", "ternary", 1000), ("cnn", "binary", 40)]
+            ("sfc", "ternary", 1000), ("cnn", "binary", 100)]
 
 
 @pytest.fixture(scope="module")
