@@ -208,3 +208,45 @@ def test_threshold_unit_against_reference_multi_threshold():
         assert acc == list(d[k])
         want = multi_threshold(d[k][None, :], thr[t_addr[k]], ActType("unsigned", 2))[0]
         assert act == list(want)
+
+
+NARROW_BINARY = HwConfig(pe=2, simd=8, weight_depth=8, thr_depth=2, max_fan_in=20)
+NARROW_SERIAL = HwConfig(pe=2, simd=8, weight_kinds=("binary", "ternary"), act_bits=8,
+                         out_bits=2, weight_depth=8, thr_depth=2, max_fan_in=16)
+
+
+@pytest.mark.parametrize("cfg, mode, lo, hi", [
+    (NARROW_BINARY, "binary", -1, 1),
+    (NARROW_SERIAL, "binary", -1, 1),
+    (NARROW_SERIAL, "ternary", -1, 1),
+    (NARROW_SERIAL, "uint8-binary", 0, 255),
+    (NARROW_SERIAL, "int8-binary", -128, 127),
+    (NARROW_SERIAL, "uint8-ternary", 0, 255),
+    (NARROW_SERIAL, "int8-ternary", -128, 127),
+])
+def test_accumulator_holds_the_extremes_of_max_fan_in(cfg, mode, lo, hi):
+    """The narrowest accumulator (``min_acc_bits`` of ``max_fan_in``) at the largest
+    results: all weights +1 / -1 against inputs all at the ends of their range."""
+    f = cfg.max_fan_in
+    weights = np.array([[1] * f, [-1] * f, [1, -1] * (f // 2)])
+    inputs = np.array([[hi] * f, [lo] * f, [hi, lo] * (f // 2), [lo, hi] * (f // 2)])
+    case = make_case(cfg, mode, n_vectors=len(inputs), seed=3, weights=weights, inputs=inputs)
+    sb = run_case(case, seed=2)
+    assert sb.done and not sb.mismatches, sb.mismatches[:5]
+    assert sb.checked == len(inputs) * 2 * cfg.pe - len(inputs)  # 3 rows on 2 tiles
+    assert abs(max(case.expected, key=lambda e: abs(e["ref_acc"][0]))["ref_acc"][0]) >= f
+
+
+def test_max_fan_in_narrows_the_accumulator_and_refuses_longer_layers():
+    assert HwConfig(pe=8, simd=64, weight_depth=256).acc_bits == 17
+    assert HwConfig(pe=8, simd=64, weight_depth=256, max_fan_in=4608).acc_bits == 15
+    assert HwConfig(simd=64, max_fan_in=100).padded_fan_in == 128
+    assert NARROW_BINARY.acc_bits == 7 and NARROW_SERIAL.acc_bits == 14
+    from tritium.hw.contract import check_layer
+    from tritium.sim.vectors import random_layer
+    from tritium.sw.errors import TritiumError
+    from tritium.sw.ir import ActType
+    layer = random_layer(NARROW_BINARY, "binary", ActType("bipolar"), np.random.default_rng(0),
+                         fan_in=21, out_channels=2)
+    with pytest.raises(TritiumError, match="max_fan_in 20"):
+        check_layer(layer, ActType("bipolar"), NARROW_BINARY)
