@@ -125,9 +125,11 @@ class ShiftAccumulator(wiring.Component):
         self.horner, self.negate, self.double = horner, negate, double
         self.double_default = double_default
         self.max_total = max_total
+        self._MustUse__silence = True  # no "never used" warning when the check below fails
         if self.narrow and (max_total << double_default) >> (acc_bits - 1):
             raise ValueError(f"a sum of {max_total} << {double_default} does not fit "
                              f"a signed {acc_bits}-bit accumulator")
+        self._MustUse__silence = False
         super().__init__({
             "value": In(in_width), "en": In(1), "clear": In(1), "shl": In(1), "neg": In(1),
             "dbl": In(1), "acc": Out(signed(acc_bits)), "acc_next": Out(signed(acc_bits)),

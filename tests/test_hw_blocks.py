@@ -126,6 +126,34 @@ def test_shift_accumulator_horner_negate_double():
     simulate(dut, bench)
 
 
+def test_shift_accumulator_narrow_unsigned_sum():
+    """Without Horner, negation and doubling the register is the unsigned sum of
+    ``max_total.bit_length()`` bits; the outputs are that sum doubled."""
+    dut = ShiftAccumulator(3, 8, horner=False, negate=False, double=False, double_default=1,
+                           max_total=35)
+    assert dut.narrow
+    rng = random.Random(4)
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        for _ in range(20):
+            steps = [rng.randrange(8) for _ in range(5)]
+            total = 0
+            for k, v in enumerate(steps):
+                total += v
+                ctx.set(dut.value, v)
+                ctx.set(dut.clear, k == len(steps) - 1)
+                await ctx.delay(1e-9)
+                assert ctx.get(dut.acc_next) == 2 * total
+                await ctx.tick()
+            assert ctx.get(dut.acc) == 0
+
+    simulate(dut, bench)
+    with pytest.raises(ValueError, match="does not fit"):
+        ShiftAccumulator(3, 7, horner=False, negate=False, double=False, double_default=1,
+                         max_total=35)
+
+
 SMALL = HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=2,
                  weight_depth=16, thr_depth=4)
 
