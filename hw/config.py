@@ -20,7 +20,7 @@ from ..sw.errors import TritiumError
 
 #: Bumped whenever the meaning of a configuration field (or the hardware that
 #: a given configuration generates, as seen by the compiler) changes.
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 WEIGHT_KINDS = ("binary", "ternary")
 
@@ -66,13 +66,19 @@ class HwConfig:
         Output activation bits of the multi-threshold unit: it holds
         ``2**out_bits - 1`` thresholds per output channel.
     weight_depth : int
-        Words in each PE's weight bank (the longest fan-in is
+        Words in each PE's weight bank (the longest fan-in they can hold is
         ``weight_depth * simd`` lanes).
+    max_fan_in : int or None
+        Longest fan-in (weights per output channel) a layer may have on this
+        core; ``None`` means ``weight_depth * simd``. It bounds the accumulator
+        (see :meth:`min_acc_bits`): a realistic value (e.g. 4608 for CNV-sized
+        models) saves accumulator bits in every PE. Layers with a longer fan-in
+        are refused (:func:`tritium.hw.contract.check_layer`).
     thr_depth : int
         Threshold sets in each PE's threshold memory.
     acc_bits : int or None
         Signed accumulator width; ``None`` derives the smallest width that holds
-        every result of the longest fan-in (see :meth:`min_acc_bits`).
+        every result of a ``max_fan_in``-lane fan-in (see :meth:`min_acc_bits`).
     weight_reg : bool
         Register the weight-bank outputs once more (one cycle of latency; cuts
         the block RAMs' clock-to-output time from the lane-op path, for large
@@ -89,6 +95,7 @@ class HwConfig:
     out_bits: int = 1
     weight_depth: int = 256
     thr_depth: int = 64
+    max_fan_in: int | None = None
     acc_bits: int | None = None
     pipeline: int | None = None
     weight_reg: bool = False
@@ -102,6 +109,8 @@ class HwConfig:
             ok = isinstance(self.simd, int) and 2 <= self.simd <= MAX_SIMD
             levels = self.tree_levels if ok else 0
             object.__setattr__(self, "pipeline", min(levels, max(1, levels // 2)))
+        if self.max_fan_in is None and isinstance(self.weight_depth, int) and isinstance(self.simd, int):
+            object.__setattr__(self, "max_fan_in", self.weight_depth * self.simd)
         self.check()
         if self.acc_bits is None:
             object.__setattr__(self, "acc_bits", self.min_acc_bits())
@@ -128,6 +137,9 @@ class HwConfig:
         if len(set(self.weight_kinds)) != len(self.weight_kinds):
             raise ConfigError("weight_kinds lists a kind twice")
         _range("pipeline", self.pipeline, 0, self.tree_levels)
+        if not isinstance(self.max_fan_in, int) or isinstance(self.max_fan_in, bool):
+            raise ConfigError(f"max_fan_in must be an integer, got {self.max_fan_in!r}")
+        _range("max_fan_in", self.max_fan_in, 1, self.weight_depth * self.simd)
         if not isinstance(self.weight_reg, bool):
             raise ConfigError(f"weight_reg must be true or false, got {self.weight_reg!r}")
         if self.acc_bits is not None:
@@ -186,8 +198,10 @@ class HwConfig:
         return tree_levels(self.simd)
 
     @property
-    def max_fan_in(self):
-        return self.weight_depth * self.simd
+    def padded_fan_in(self):
+        """``max_fan_in`` rounded up to whole words: the lanes a row of the longest
+        fan-in occupies (padding lanes count in the bipolar popcounts)."""
+        return -(-self.max_fan_in // self.simd) * self.simd
 
     @property
     def w_addr_bits(self):
@@ -204,16 +218,22 @@ class HwConfig:
         return 1 + int(self.weight_reg) + self.pipeline + 1 + 1
 
     def max_abs_result(self):
-        """Largest |D| (hardware result, see docs/hardware.md) or folded threshold.
+        """Largest |value| the accumulators, the input counter and D can take.
 
-        Per lane and cycle weight at most 2 * (2**K - 1) (bit-serial, doubled
-        contribution); bipolar results are at most 2F. Folded thresholds add at
-        most 2F, so the bound is ``2 * F * 2**K`` (with margin for the "never"
-        threshold, one past the largest result).
+        With Fp = :attr:`padded_fan_in` and K = ``act_bits``: a bipolar word adds
+        ``2 * popcount <= 2S`` (``dbl``), so bipolar results lie in ``[0, 2Fp]``.
+        A bit plane adds at most ``2Fp`` in magnitude over its words (``and_s``
+        doubled, ``and_m`` at most ``Fp`` the other way), and Horner doubles
+        what came before, so after K planes ``|A| <= 2Fp * (2**K - 1)``; the
+        input counter ``|Q| <= Fp * (2**K - 1)`` and ``|D| = |A - Q|`` stay
+        inside the same bound. Folded thresholds are clamped to the signed
+        range by the compiler, which is exact as long as "never" lies past
+        every result (:meth:`min_acc_bits` keeps one value of margin).
         """
-        return 2 * self.max_fan_in * (1 << self.act_bits)
+        return 2 * self.padded_fan_in * ((1 << self.act_bits) - 1)
 
     def min_acc_bits(self):
+        """Signed width whose largest value (the "never" threshold) exceeds every result."""
         return (self.max_abs_result() + 1).bit_length() + 1
 
     # -- canonical form and hash -------------------------------------------

@@ -44,6 +44,9 @@ def check_layer(layer, in_act, cfg):
     if in_act.kind != "bipolar" and in_act.bits > cfg.act_bits:
         raise TritiumError(f"layer {layer.name}: {in_act} inputs need act_bits >= {in_act.bits} "
                            f"(this core: {cfg.act_bits})")
+    if layer.fan_in > cfg.max_fan_in:
+        raise TritiumError(f"layer {layer.name}: fan-in {layer.fan_in} is longer than this core's "
+                           f"max_fan_in {cfg.max_fan_in} (its accumulators are sized for it)")
     tiles = -(-layer.out_channels // cfg.pe)
     if tiles * words_per_row(layer.fan_in, cfg) > cfg.weight_depth:
         raise TritiumError(f"layer {layer.name}: needs {tiles} x {words_per_row(layer.fan_in, cfg)} "

@@ -102,6 +102,12 @@ class ShiftAccumulator(wiring.Component):
         input is ignored (``dbl`` then reads as ``double_default``).
     double_default : int
         Value of ``dbl`` when ``double`` is False.
+    max_total : int or None
+        Largest sum of ``value`` over one accumulation. With ``horner``,
+        ``negate`` and ``double`` all off the sum never goes negative, so the
+        register is unsigned and only ``max_total.bit_length()`` bits wide (the
+        doubling by ``double_default`` is wiring); ``None`` (or any of the three
+        on) keeps a signed ``acc_bits``-bit register.
 
     Members
     -------
@@ -114,17 +120,30 @@ class ShiftAccumulator(wiring.Component):
     """
 
     def __init__(self, in_width, acc_bits, *, horner=True, negate=True, double=True,
-                 double_default=0):
+                 double_default=0, max_total=None):
         self.in_width, self.acc_bits = in_width, acc_bits
         self.horner, self.negate, self.double = horner, negate, double
         self.double_default = double_default
+        self.max_total = max_total
+        self._MustUse__silence = True  # no "never used" warning when the check below fails
+        if self.narrow and (max_total << double_default) >> (acc_bits - 1):
+            raise ValueError(f"a sum of {max_total} << {double_default} does not fit "
+                             f"a signed {acc_bits}-bit accumulator")
+        self._MustUse__silence = False
         super().__init__({
             "value": In(in_width), "en": In(1), "clear": In(1), "shl": In(1), "neg": In(1),
             "dbl": In(1), "acc": Out(signed(acc_bits)), "acc_next": Out(signed(acc_bits)),
         })
 
+    @property
+    def narrow(self):
+        """Whether the register is the narrow unsigned sum (see ``max_total``)."""
+        return self.max_total is not None and not (self.horner or self.negate or self.double)
+
     def elaborate(self, platform):
         m = Module()
+        if self.narrow:
+            return self._elaborate_narrow(m)
         if self.double:
             addend = Mux(self.dbl, self.value << 1, self.value)
         else:
@@ -140,6 +159,20 @@ class ShiftAccumulator(wiring.Component):
             m.d.sync += acc.eq(0)
         with m.Elif(self.en):
             m.d.sync += acc.eq(self.acc_next)
+        return m
+
+    def _elaborate_narrow(self, m):
+        total = Signal(self.max_total.bit_length(), name="acc_reg", reset_less=True)
+        total_next = Signal.like(total, name="acc_sum")
+        m.d.comb += [
+            total_next.eq(total + self.value),
+            self.acc_next.eq(total_next << self.double_default),
+            self.acc.eq(total << self.double_default),
+        ]
+        with m.If((self.en & self.clear) | ResetSignal()):
+            m.d.sync += total.eq(0)
+        with m.Elif(self.en):
+            m.d.sync += total.eq(total_next)
         return m
 
 
@@ -196,7 +229,8 @@ class PE(wiring.Component):
         m.submodules.popcount = pop = Popcount(cfg.simd, cfg.pipeline, self.popcount_style)
         m.submodules.accumulator = acc = ShiftAccumulator(
             cfg.pop_bits, cfg.acc_bits, horner=cfg.bit_serial, negate=cfg.bit_serial,
-            double=cfg.bit_serial and cfg.ternary, double_default=1)
+            double=cfg.bit_serial and cfg.ternary, double_default=1,
+            max_total=cfg.padded_fan_in)
         m.d.comb += [
             lanes.x.eq(self.x), lanes.s.eq(self.s), lanes.m.eq(self.m), lanes.op.eq(self.op),
             pop.i.eq(lanes.o), pop.en.eq(self.en),

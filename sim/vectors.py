@@ -51,8 +51,13 @@ class Case:
         return cls(**json.loads(text))
 
 
-def random_layer(cfg, weight_kind, in_act, rng, fan_in=None, out_channels=None):
-    """A random Dense layer that fits ``cfg`` (thresholds spread over the accumulator range)."""
+def random_layer(cfg, weight_kind, in_act, rng, fan_in=None, out_channels=None, weights=None):
+    """A random Dense layer that fits ``cfg`` (thresholds spread over the accumulator range).
+
+    ``weights`` (an ``(out_channels, fan_in)`` array of -1/0/+1) replaces the random weights.
+    """
+    if weights is not None:
+        out_channels, fan_in = np.shape(weights)
     tiles_max = 2
     if out_channels is None:
         out_channels = int(rng.integers(1, tiles_max * cfg.pe + 1))
@@ -60,7 +65,9 @@ def random_layer(cfg, weight_kind, in_act, rng, fan_in=None, out_channels=None):
     if fan_in is None:
         max_words = max(1, min(4, cfg.weight_depth // tiles))
         fan_in = int(rng.integers(1, max_words * cfg.simd + 1))
-    if weight_kind == "binary":
+    if weights is not None:
+        w = np.asarray(weights, np.int64)
+    elif weight_kind == "binary":
         w = rng.choice(np.array([-1, 1]), size=(out_channels, fan_in))
     else:
         w = rng.choice(np.array([-1, 0, 1]), size=(out_channels, fan_in))
@@ -80,14 +87,19 @@ def random_inputs(in_act, n, fan_in, rng):
     return rng.integers(in_act.min, in_act.max + 1, size=(n, fan_in))
 
 
-def make_case(cfg, mode, n_vectors, seed, fan_in=None, out_channels=None):
-    """A random case of ``n_vectors`` input vectors in ``mode`` (see :data:`MODES`)."""
+def make_case(cfg, mode, n_vectors, seed, fan_in=None, out_channels=None, weights=None,
+              inputs=None):
+    """A random case of ``n_vectors`` input vectors in ``mode`` (see :data:`MODES`).
+
+    ``weights`` (see :func:`random_layer`) and ``inputs`` (an ``(n_vectors,
+    fan_in)`` array) replace the random ones, e.g. for extreme values.
+    """
     weight_kind, act_text = MODES[mode]
     in_act = ActType.parse(act_text)
     rng = np.random.default_rng(seed)
-    layer = random_layer(cfg, weight_kind, in_act, rng, fan_in, out_channels)
+    layer = random_layer(cfg, weight_kind, in_act, rng, fan_in, out_channels, weights)
     check_layer(layer, in_act, cfg)
-    x = random_inputs(in_act, n_vectors, layer.fan_in, rng)
+    x = random_inputs(in_act, n_vectors, layer.fan_in, rng) if inputs is None else np.asarray(inputs)
 
     # The golden reference: the one implementation of the arithmetic.
     ref_acc = reference.accumulate(x, in_act, layer)

@@ -165,11 +165,12 @@ def _write(path, text):
 
 
 def measure_config(pe, simd, workdir, families=("ice40", "ecp5"), fmax=True, baseline=True,
-                   pipeline=None, log=print):
-    """All numbers of one (P, S): dict of measurements."""
-    cfg = HwConfig(pe=pe, simd=simd, weight_depth=256, thr_depth=16, pipeline=pipeline)
+                   pipeline=None, log=print, max_fan_in=None):
+    """All numbers of one (P, S): dict of measurements (``max_fan_in``: see HwConfig)."""
+    cfg = HwConfig(pe=pe, simd=simd, weight_depth=256, thr_depth=16, pipeline=pipeline,
+                   max_fan_in=max_fan_in)
     row = {"pe": pe, "simd": simd, "lanes": cfg.lanes, "config_hash": cfg.hash,
-           "acc_bits": cfg.acc_bits, "pipeline": cfg.pipeline}
+           "acc_bits": cfg.acc_bits, "max_fan_in": cfg.max_fan_in, "pipeline": cfg.pipeline}
     work = Path(workdir) / f"p{pe}_s{simd}"
     work.mkdir(parents=True, exist_ok=True)
     variants = {"tree": PEArray(cfg)}
@@ -195,6 +196,7 @@ def measure_config(pe, simd, workdir, families=("ice40", "ecp5"), fmax=True, bas
             row[f"{fam}_fmax_mhz"] = r["fmax_mhz"]
             row[f"{fam}_pnr_seconds"] = r["seconds"]
             row[f"{fam}_top_luts_placed"] = r["luts_placed"]
+            row[f"{fam}_top_lut4"] = c["lut4"]
     return row
 
 
@@ -205,14 +207,18 @@ def _sub(path, name):
 
 
 def measure_synth(sweep=DEFAULT_SWEEP, families=("ice40", "ecp5"), fmax=True, baseline=True,
-                  workdir=None, log=print):
-    """Run the sweep; returns {"rows": [...], "seconds": ...}."""
+                  workdir=None, log=print, max_fan_in=None):
+    """Run the sweep; returns {"rows": [...], "seconds": ...}.
+
+    ``max_fan_in`` (None: ``weight_depth * S``) is passed to every configuration.
+    """
     t0 = time.monotonic()
     rows = []
     with tempfile.TemporaryDirectory(prefix="tritium-synth-") as tmp:
         base = Path(workdir) if workdir else Path(tmp)
         for pe, simd in sweep:
-            rows.append(measure_config(pe, simd, base, families, fmax, baseline, log=log))
+            rows.append(measure_config(pe, simd, base, families, fmax, baseline, log=log,
+                                       max_fan_in=max_fan_in))
     return {"rows": rows, "seconds": round(time.monotonic() - t0, 1),
             "targets": {"lut4_per_lane_max": 2.0, "ice40_lanes": 256, "ice40_mhz": 40,
                         "ecp5_lanes": 2048, "ecp5_mhz": 100}}

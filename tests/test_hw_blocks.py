@@ -126,6 +126,34 @@ def test_shift_accumulator_horner_negate_double():
     simulate(dut, bench)
 
 
+def test_shift_accumulator_narrow_unsigned_sum():
+    """Without Horner, negation and doubling the register is the unsigned sum of
+    ``max_total.bit_length()`` bits; the outputs are that sum doubled."""
+    dut = ShiftAccumulator(3, 8, horner=False, negate=False, double=False, double_default=1,
+                           max_total=35)
+    assert dut.narrow
+    rng = random.Random(4)
+
+    async def bench(ctx):
+        ctx.set(dut.en, 1)
+        for _ in range(20):
+            steps = [rng.randrange(8) for _ in range(5)]
+            total = 0
+            for k, v in enumerate(steps):
+                total += v
+                ctx.set(dut.value, v)
+                ctx.set(dut.clear, k == len(steps) - 1)
+                await ctx.delay(1e-9)
+                assert ctx.get(dut.acc_next) == 2 * total
+                await ctx.tick()
+            assert ctx.get(dut.acc) == 0
+
+    simulate(dut, bench)
+    with pytest.raises(ValueError, match="does not fit"):
+        ShiftAccumulator(3, 7, horner=False, negate=False, double=False, double_default=1,
+                         max_total=35)
+
+
 SMALL = HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=2,
                  weight_depth=16, thr_depth=4)
 
@@ -208,3 +236,45 @@ def test_threshold_unit_against_reference_multi_threshold():
         assert acc == list(d[k])
         want = multi_threshold(d[k][None, :], thr[t_addr[k]], ActType("unsigned", 2))[0]
         assert act == list(want)
+
+
+NARROW_BINARY = HwConfig(pe=2, simd=8, weight_depth=8, thr_depth=2, max_fan_in=20)
+NARROW_SERIAL = HwConfig(pe=2, simd=8, weight_kinds=("binary", "ternary"), act_bits=8,
+                         out_bits=2, weight_depth=8, thr_depth=2, max_fan_in=16)
+
+
+@pytest.mark.parametrize("cfg, mode, lo, hi", [
+    (NARROW_BINARY, "binary", -1, 1),
+    (NARROW_SERIAL, "binary", -1, 1),
+    (NARROW_SERIAL, "ternary", -1, 1),
+    (NARROW_SERIAL, "uint8-binary", 0, 255),
+    (NARROW_SERIAL, "int8-binary", -128, 127),
+    (NARROW_SERIAL, "uint8-ternary", 0, 255),
+    (NARROW_SERIAL, "int8-ternary", -128, 127),
+])
+def test_accumulator_holds_the_extremes_of_max_fan_in(cfg, mode, lo, hi):
+    """The narrowest accumulator (``min_acc_bits`` of ``max_fan_in``) at the largest
+    results: all weights +1 / -1 against inputs all at the ends of their range."""
+    f = cfg.max_fan_in
+    weights = np.array([[1] * f, [-1] * f, [1, -1] * (f // 2)])
+    inputs = np.array([[hi] * f, [lo] * f, [hi, lo] * (f // 2), [lo, hi] * (f // 2)])
+    case = make_case(cfg, mode, n_vectors=len(inputs), seed=3, weights=weights, inputs=inputs)
+    sb = run_case(case, seed=2)
+    assert sb.done and not sb.mismatches, sb.mismatches[:5]
+    assert sb.checked == len(inputs) * 2 * cfg.pe - len(inputs)  # 3 rows on 2 tiles
+    assert abs(max(case.expected, key=lambda e: abs(e["ref_acc"][0]))["ref_acc"][0]) >= f
+
+
+def test_max_fan_in_narrows_the_accumulator_and_refuses_longer_layers():
+    assert HwConfig(pe=8, simd=64, weight_depth=256).acc_bits == 17
+    assert HwConfig(pe=8, simd=64, weight_depth=256, max_fan_in=4608).acc_bits == 15
+    assert HwConfig(simd=64, max_fan_in=100).padded_fan_in == 128
+    assert NARROW_BINARY.acc_bits == 7 and NARROW_SERIAL.acc_bits == 14
+    from tritium.hw.contract import check_layer
+    from tritium.sim.vectors import random_layer
+    from tritium.sw.errors import TritiumError
+    from tritium.sw.ir import ActType
+    layer = random_layer(NARROW_BINARY, "binary", ActType("bipolar"), np.random.default_rng(0),
+                         fan_in=21, out_channels=2)
+    with pytest.raises(TritiumError, match="max_fan_in 20"):
+        check_layer(layer, ActType("bipolar"), NARROW_BINARY)

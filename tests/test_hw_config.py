@@ -23,9 +23,10 @@ def test_hash_is_pinned():
     cfg = HwConfig(pe=8, simd=32, weight_kinds=("binary",), act_bits=1, out_bits=1,
                    weight_depth=256, thr_depth=64, pipeline=2)
     assert cfg.canonical_json() == (
-        '{"acc_bits":17,"act_bits":1,"config_version":1,"out_bits":1,"pe":8,"pipeline":2,'
-        '"simd":32,"thr_depth":64,"weight_depth":256,"weight_kinds":["binary"],"weight_reg":false}')
-    assert cfg.hash == "40d143f3d0386869"
+        '{"acc_bits":16,"act_bits":1,"config_version":2,"max_fan_in":8192,"out_bits":1,"pe":8,'
+        '"pipeline":2,"simd":32,"thr_depth":64,"weight_depth":256,"weight_kinds":["binary"],'
+        '"weight_reg":false}')
+    assert cfg.hash == "7f05d42c987ffbd7"
 
 
 @pytest.mark.parametrize("kwargs, words", [
@@ -36,6 +37,9 @@ def test_hash_is_pinned():
     (dict(act_bits=17), "act_bits"),
     (dict(pipeline=99), "pipeline"),
     (dict(acc_bits=4), "acc_bits=4"),
+    (dict(max_fan_in=0), "max_fan_in=0"),
+    (dict(weight_depth=4, simd=8, max_fan_in=33), "max_fan_in=33"),
+    (dict(max_fan_in="64"), "integer"),
     (dict(pe=2.5), "integer"),
 ])
 def test_bad_configs_are_refused_with_one_line(kwargs, words):
