@@ -306,10 +306,17 @@ def check(plans, cfg):
             if value > _ISA_LIMITS[name].largest:
                 raise CompileError(f"{where}: {name} = {value} exceeds the ISA's limit "
                                    f"{_ISA_LIMITS[name].largest}")
-        bound = 2 * p.layer.fan_in * (1 << p.planes) + 2
-        if bound > (1 << (core.acc_bits - 1)) - 1:
-            raise CompileError(f"{where}: accumulators up to {bound} need acc_bits >= "
-                               f"{bound.bit_length() + 1} (this core: {core.acc_bits})")
+        # The core's accumulators are sized for rows of padded_fan_in lanes
+        # (hw/config.py, max_abs_result): a longer row could overflow them.
+        row_lanes = p.words_per_row(core.simd) * core.simd
+        if p.words_per_row(core.simd) > core.weight_depth:
+            raise CompileError(f"{where}: a weight row takes {p.words_per_row(core.simd)} words, "
+                               f"a bank holds {core.weight_depth} (try --weight-depth "
+                               f"{_pow2(p.words_per_row(core.simd))})")
+        if row_lanes > core.padded_fan_in:
+            raise CompileError(f"{where}: a weight row takes {row_lanes} lanes, this core's "
+                               f"accumulators are sized for max_fan_in {core.max_fan_in} "
+                               f"(try a core with max_fan_in >= {row_lanes})")
         for label, words in (("input", p.in_words(core.simd)), ("output", p.out_words(core.simd))):
             if not p.raw or label == "input":
                 if words > cfg.act_depth:

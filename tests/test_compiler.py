@@ -84,8 +84,8 @@ def small(kind="binary", act="bipolar", pool=None):
     (small("ternary"), HwConfig(pe=2, simd=8), "ternary weights need a core built with them"),
     (small(act="uint8"), HwConfig(pe=2, simd=8), "act_bits >= 8"),
     (small(act="uint1"), HwConfig(pe=2, simd=8), "bit-serial core with act_bits >= 2"),
-    (small(), HwConfig(pe=2, simd=8, weight_depth=4, acc_bits=16), "weight-depth"),
-    (small(), HwConfig(pe=2, simd=8, weight_depth=4), "acc_bits >= 10"),
+    (small(), HwConfig(pe=2, simd=8, weight_depth=4), "weight-depth"),
+    (small(), HwConfig(pe=2, simd=8, weight_depth=64, max_fan_in=8), "max_fan_in 8"),
     (small(pool=MaxPool2d("p", 2, 1)), HwConfig(pe=2, simd=8), "stride = kernel"),
 ])
 def test_refusals_name_the_layer_and_a_fix(model, core, message):
