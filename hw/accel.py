@@ -25,7 +25,7 @@ ERR_BAD_OPCODE = 1
 ERR_PC_OVERFLOW = 2
 
 
-def _field_regs(m, spec, name_prefix=""):
+def _field_regs(spec, name_prefix=""):
     """One register per field of an instruction (reset 0)."""
     return {f.name: Signal(unsigned(f.bits), name=f"{name_prefix}{f.name}") for f in spec.fields}
 
@@ -105,7 +105,7 @@ class Accelerator(wiring.Component):
         specs = isa.INSTRUCTIONS
         r = {}
         for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
-            r.update(_field_regs(m, specs[op], "r_"))
+            r.update(_field_regs(specs[op], "r_"))
         insn = Signal(isa.instruction_layout())
         m.d.comb += insn.eq(prog_rd.data)
 
@@ -194,58 +194,26 @@ class Accelerator(wiring.Component):
         last_tile = tile == r["tiles"] - 1
         last_ox = ox == r["out_w"] - 1
         last_oy = oy == r["out_h"] - 1
-        end_word = last_sub
-        end_row = end_word & last_c & last_kx & last_ky          # one plane of one kernel
-        end_acc = end_row & last_plane                           # one accumulation (result)
-        end_tile = end_acc & last_py & last_px
-        end_pixel = end_tile & last_tile
-        end_run = end_pixel & last_ox & last_oy
+        # The last beat of one accumulation (one PE result): every plane, kernel position, word.
+        end_acc = last_sub & last_c & last_kx & last_ky & last_plane
 
         with m.If(run_start):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
                          plane.eq(top_plane), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
                          j.eq(0), tile_w.eq(0), issuing.eq(1)]
         with m.Elif(issuing):
-            with m.If(two_beats & ~sub):
-                m.d.sync += sub.eq(1)
-            with m.Else():
-                m.d.sync += sub.eq(0)
-                with m.If(~last_c):
-                    m.d.sync += [cw.eq(cw + 1), j.eq(j + 1)]
-                with m.Else():
-                    m.d.sync += cw.eq(0)
-                    with m.If(~last_kx):
-                        m.d.sync += [kx.eq(kx + 1), j.eq(j + 1)]
-                    with m.Else():
-                        m.d.sync += kx.eq(0)
-                        with m.If(~last_ky):
-                            m.d.sync += [ky.eq(ky + 1), j.eq(j + 1)]
-                        with m.Else():
-                            m.d.sync += [ky.eq(0), j.eq(0)]
-                            with m.If(~last_plane):
-                                m.d.sync += plane.eq(plane - 1)
-                            with m.Else():
-                                m.d.sync += plane.eq(top_plane)
-                                with m.If(~last_px):
-                                    m.d.sync += px.eq(px + 1)
-                                with m.Else():
-                                    m.d.sync += px.eq(0)
-                                    with m.If(~last_py):
-                                        m.d.sync += py.eq(py + 1)
-                                    with m.Else():
-                                        m.d.sync += py.eq(0)
-                                        with m.If(~last_tile):
-                                            m.d.sync += [tile.eq(tile + 1), tile_w.eq(tile_w + wpr)]
-                                        with m.Else():
-                                            m.d.sync += [tile.eq(0), tile_w.eq(0)]
-                                            with m.If(~last_ox):
-                                                m.d.sync += ox.eq(ox + 1)
-                                            with m.Else():
-                                                m.d.sync += ox.eq(0)
-                                                with m.If(~last_oy):
-                                                    m.d.sync += oy.eq(oy + 1)
-                                                with m.Else():
-                                                    m.d.sync += issuing.eq(0)
+            _odometer(m, [                                  # innermost first
+                (last_sub, [sub.eq(1)], [sub.eq(0)]),
+                (last_c, [cw.eq(cw + 1), j.eq(j + 1)], [cw.eq(0)]),
+                (last_kx, [kx.eq(kx + 1), j.eq(j + 1)], [kx.eq(0)]),
+                (last_ky, [ky.eq(ky + 1), j.eq(j + 1)], [ky.eq(0), j.eq(0)]),
+                (last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)]),
+                (last_px, [px.eq(px + 1)], [px.eq(0)]),
+                (last_py, [py.eq(py + 1)], [py.eq(0)]),
+                (last_tile, [tile.eq(tile + 1), tile_w.eq(tile_w + wpr)], [tile.eq(0), tile_w.eq(0)]),
+                (last_ox, [ox.eq(ox + 1)], [ox.eq(0)]),
+                (last_oy, [oy.eq(oy + 1)], [oy.eq(0)]),
+            ], done=[issuing.eq(0)])
 
         # Stage 0 (combinational): addresses and the command of this beat.
         cy = Signal(signed(16))
@@ -293,7 +261,7 @@ class Accelerator(wiring.Component):
         in_buf1 = Signal()
         m.d.sync += [v1.eq(issuing), cmd1.eq(cmd), inside1.eq(inside), plane1.eq(plane),
                      lastword1.eq(last_c), in_buf1.eq(r["in_buf"])]
-        for k, (rd, _) in enumerate(bufs):
+        for rd, _ in bufs:
             m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
 
         # Stage 2: the input word (or the pad word) goes to the core.
@@ -337,27 +305,13 @@ class Accelerator(wiring.Component):
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
                          slot.eq(0), o_word.eq(0), packer.eq(0), result_done.eq(0)]
         with m.Elif(dp.out.valid & running):
-            # advance the result counters
-            with m.If(~o_last_px):
-                m.d.sync += o_px.eq(o_px + 1)
-            with m.Else():
-                m.d.sync += o_px.eq(0)
-                with m.If(~o_last_py):
-                    m.d.sync += o_py.eq(o_py + 1)
-                with m.Else():
-                    m.d.sync += o_py.eq(0)
-                    with m.If(~o_last_tile):
-                        m.d.sync += o_tile.eq(o_tile + 1)
-                    with m.Else():
-                        m.d.sync += o_tile.eq(0)
-                        with m.If(~o_last_ox):
-                            m.d.sync += o_ox.eq(o_ox + 1)
-                        with m.Else():
-                            m.d.sync += o_ox.eq(0)
-                            with m.If(~o_last_oy):
-                                m.d.sync += o_oy.eq(o_oy + 1)
-                            with m.Else():
-                                m.d.sync += result_done.eq(1)
+            _odometer(m, [
+                (o_last_px, [o_px.eq(o_px + 1)], [o_px.eq(0)]),
+                (o_last_py, [o_py.eq(o_py + 1)], [o_py.eq(0)]),
+                (o_last_tile, [o_tile.eq(o_tile + 1)], [o_tile.eq(0)]),
+                (o_last_ox, [o_ox.eq(o_ox + 1)], [o_ox.eq(0)]),
+                (o_last_oy, [o_oy.eq(o_oy + 1)], [o_oy.eq(0)]),
+            ], done=[result_done.eq(1)])
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
@@ -394,6 +348,25 @@ class Accelerator(wiring.Component):
         m.d.comb += run_done.eq(result_done)
         return m
 
+
+
+def _odometer(m, digits, done):
+    """Advance a nest of loop counters by one step, like an odometer.
+
+    ``digits`` lists, innermost first, ``(is_last, step, wrap)``: the digit
+    steps when every digit inside it is at its last value and it is not;
+    it wraps (and carries outwards) when it is too. ``done`` runs when the
+    outermost digit wraps. Statements go to the sync domain.
+    """
+    carry = Const(1)
+    for is_last, step, wrap in digits:
+        with m.If(carry & ~is_last):
+            m.d.sync += step
+        with m.If(carry & is_last):
+            m.d.sync += wrap
+        carry = carry & is_last
+    with m.If(carry):
+        m.d.sync += done
 
 
 def accel_verilog(cfg):

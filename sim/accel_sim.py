@@ -27,7 +27,6 @@ async def _write(ctx, en, addr, data, items, extra=None):
 
 async def load(ctx, dut, compiled):
     """Write program, weights and thresholds through the host ports."""
-    core = compiled.config.core
     await _write(ctx, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(compiled.program))
     for p, bank in enumerate(compiled.weight_banks):
         ctx.set(dut.wload.bank, p)
@@ -36,7 +35,6 @@ async def load(ctx, dut, compiled):
     for p, words in enumerate(threshold_words(compiled)):
         ctx.set(dut.tload.bank, p)
         await _write(ctx, dut.tload.en, dut.tload.addr, dut.tload.data.as_value(), enumerate(words))
-    del core
 
 
 async def run_once(ctx, dut, compiled, words, max_cycles):
@@ -62,8 +60,15 @@ async def run_once(ctx, dut, compiled, words, max_cycles):
     return entries, ctx.get(dut.cycles)
 
 
-def run_amaranth(compiled, values, max_cycles=1 << 20):
-    """Run inputs on the RTL in the Amaranth simulator: (accumulators, cycles per run)."""
+def run_amaranth(compiled, values, max_cycles=None):
+    """Run inputs on the RTL in the Amaranth simulator: (accumulators, cycles per run).
+
+    ``max_cycles`` per run defaults to twice the compiled cycle model plus a
+    margin, so a design that never finishes fails quickly.
+    """
+    if max_cycles is None:
+        expected = sum(l["cycles"] for l in compiled.io["layers"]) + len(compiled.program)
+        max_cycles = 2 * expected + 100
     dut = Accelerator(compiled.config)
     runs = pack_input(compiled, values)
     results, cycles = [], []
