@@ -136,6 +136,32 @@ def folded_thresholds(layer, in_act, cfg, n_words=None):
     return out
 
 
+def beat_commands(bipolar, ternary_core, ternary_weights, signed, planes, n_words):
+    """The beats of one accumulation, in order: ``(plane, word, fields)``.
+
+    ``fields`` holds the command fields ``op, shl, neg, dbl, count`` (the PE
+    contract above); ``plane`` is ``None`` for bipolar inputs. The controller
+    RTL (hw/accel.py) generates the same sequence; the ISA-level simulator and
+    :func:`schedule` take it from here.
+    """
+    beats = []
+    if bipolar:
+        op = OP_MXNOR if ternary_core else OP_XNOR
+        for j in range(n_words):
+            beats.append((None, j, dict(op=op, shl=0, neg=0, dbl=1, count=0)))
+        return beats
+    for b in reversed(range(planes)):
+        neg = int(signed and b == planes - 1)
+        for j in range(n_words):
+            shl = int(j == 0 and b != planes - 1)
+            if ternary_weights:
+                beats.append((b, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=0)))
+                beats.append((b, j, dict(op=OP_AND_M, shl=0, neg=1 - neg, dbl=0, count=0)))
+            else:
+                beats.append((b, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=1)))
+    return beats
+
+
 def schedule(layer, in_act, cfg, tile=0):
     """Commands of one input vector on one tile of P rows.
 
@@ -145,23 +171,9 @@ def schedule(layer, in_act, cfg, tile=0):
     """
     n_words = words_per_row(layer.fan_in, cfg)
     base = tile * n_words
-    steps = []
-    if in_act.kind == "bipolar":
-        op = OP_MXNOR if cfg.ternary else OP_XNOR
-        for j in range(n_words):
-            steps.append((None, j, dict(op=op, dbl=1, w_addr=base + j)))
-    else:
-        bits, signed = in_act.bits, in_act.kind == "signed"
-        for b in reversed(range(bits)):
-            neg = int(signed and b == bits - 1)
-            for j in range(n_words):
-                shl = int(j == 0 and b != bits - 1)
-                if layer.weight_kind == "binary":
-                    steps.append((b, j, dict(op=OP_AND_S, dbl=1, count=1, neg=neg, shl=shl,
-                                             w_addr=base + j)))
-                else:
-                    steps.append((b, j, dict(op=OP_AND_S, dbl=1, neg=neg, shl=shl, w_addr=base + j)))
-                    steps.append((b, j, dict(op=OP_AND_M, dbl=0, neg=1 - neg, w_addr=base + j)))
+    steps = [(plane, j, dict(fields, w_addr=base + j)) for plane, j, fields in beat_commands(
+        in_act.kind == "bipolar", cfg.ternary, layer.weight_kind == "ternary",
+        in_act.kind == "signed", in_act.bits, n_words)]
     steps[-1][2]["last"] = 1
     steps[-1][2]["t_addr"] = tile
     return steps

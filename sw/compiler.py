@@ -24,7 +24,7 @@ from ..hw.contract import folded_thresholds, never, row_offsets
 from ..hw.isa import Opcode
 from .errors import TritiumError
 from .ir import Conv2d, Dense, MaxPool2d
-from .packing import words_for
+from .packing import to_planes
 
 
 class CompileError(TritiumError):
@@ -460,8 +460,7 @@ def pack_tensor(values, plan_h, plan_w, c, act, simd):
     if act.kind == "bipolar":
         planes = (v > 0).astype(np.uint8)[:, :, :, None, :]
     else:
-        codes = v.astype(np.int64) & ((1 << act.bits) - 1)
-        planes = np.stack([(codes >> b) & 1 for b in range(act.bits)], axis=3).astype(np.uint8)
+        planes = np.moveaxis(to_planes(v, act.bits, act.kind == "signed"), 0, 3)
     cw = words_for_lanes(c, simd)
     padded = np.zeros(planes.shape[:4] + (cw * simd,), np.uint8)
     padded[..., :c] = planes

@@ -21,8 +21,10 @@ import numpy as np
 
 from ..hw import isa
 from ..hw.accel_config import START_CYCLES
-from ..hw.config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
+from ..hw.config import OP_AND_S, OP_MXNOR, OP_XNOR
+from ..hw.contract import beat_commands
 from ..hw.isa import Opcode
+from .compiler import lanes_to_int
 from .errors import TritiumError
 
 
@@ -140,26 +142,11 @@ class IsaSim:
     # -- RUN --------------------------------------------------------------
 
     def _commands(self, r):
-        """The beat sequence of one accumulation: (plane, word, op, shl, neg, dbl, count)."""
-        wpr = r.kh * r.kw * r.in_cw
-        core = self.cfg.core
-        beats = []
-        if r.in_bipolar:
-            op = OP_MXNOR if core.ternary else OP_XNOR
-            for j in range(wpr):
-                beats.append((0, j, op, 0, 0, 1, 0))
-            return beats
-        top = r.in_planes - 1
-        for b in range(top, -1, -1):
-            neg = int(bool(r.in_signed) and b == top)
-            for j in range(wpr):
-                shl = int(j == 0 and b != top)
-                if r.ternary:
-                    beats.append((b, j, OP_AND_S, shl, neg, 1, 0))
-                    beats.append((b, j, OP_AND_M, 0, 1 - neg, 0, 0))
-                else:
-                    beats.append((b, j, OP_AND_S, shl, neg, 1, 1))
-        return beats
+        """The beat sequence of one accumulation (:func:`tritium.hw.contract.beat_commands`)."""
+        beats = beat_commands(bool(r.in_bipolar), self.cfg.core.ternary, bool(r.ternary),
+                              bool(r.in_signed), r.in_planes, r.kh * r.kw * r.in_cw)
+        return [(plane or 0, j, f["op"], f["shl"], f["neg"], f["dbl"], f["count"])
+                for plane, j, f in beats]
 
     def _gather_inputs(self, r):
         """Input words of every output position: (NP, planes, words_per_row, L)."""
@@ -263,9 +250,7 @@ class IsaSim:
         values = np.zeros((r.out_h, r.out_w, lanes), np.int64)
         values[..., :tiles * pe] = act
         bits = np.stack([(values >> b) & 1 for b in range(r.out_bits)], axis=2)   # (OH, OW, B, lanes)
-        words = bits.reshape(r.out_h, r.out_w, r.out_bits, r.out_cw, s)
-        weights = 1 << np.arange(s, dtype=object)
-        ints = (words.astype(object) * weights).sum(axis=-1).reshape(-1)
+        ints = lanes_to_int(bits.reshape(r.out_h, r.out_w, r.out_bits, r.out_cw, s)).reshape(-1)
         if r.out_base + len(ints) > self.cfg.act_depth:
             raise SimError("a RUN writes past the end of its activation buffer")
         self.act[r.out_buf, r.out_base:r.out_base + len(ints)] = ints_to_limbs(list(ints), s)
