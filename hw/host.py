@@ -23,7 +23,7 @@ from .accel_config import AccelConfig
 from .config import ConfigError
 from .isa import ISA_VERSION
 from .layouts import NO_RW_CHECK
-from .protocol import (FLAG_IMAGE_FAILED, FLAG_IMAGE_VALID, IDLE_TIMEOUT_S, MAX_PAYLOAD,
+from .protocol import (FLAG_IMAGE_FAILED, FLAG_IMAGE_VALID, IDLE_TIMEOUT_S, MAX_META, MAX_PAYLOAD,
                        MAX_SECTIONS, NAK, REQUEST_START, RESPONSE_FLAG, RESPONSE_START,
                        STATUS_PAYLOAD, Cmd, Err, Nak, State, acc_bytes, input_word_bytes)
 
@@ -126,7 +126,7 @@ def section_routes(cfg):
                      core.weight_depth, _write_weights),
         SectionRoute("THRESHOLDS", 8, core.pe * core.thr_depth * 8, True, core.thr_depth,
                      _write_thresholds),
-        SectionRoute("META", 1, 0xFFFFFFFF, False),
+        SectionRoute("META", 1, MAX_META, False),
     ]
 
 
@@ -208,8 +208,9 @@ class HostLink(wiring.Component):
         # ------------------------------------------------------------ request registers
         cmd, seq, length = Signal(8), Signal(8), Signal(16)
         idx = Signal(range(MAX_PAYLOAD + 1))        # payload byte
-        arg = Signal(32)                            # first four payload bytes
         sh = Signal(32)                             # little-endian field assembler
+        arg = sh                                    # it holds the first four payload bytes
+        crc_bad = Signal()
         cnt = Signal(4)
         idle = Signal(range(self.idle_timeout + 1))
 
@@ -225,17 +226,18 @@ class HostLink(wiring.Component):
         failed = Signal()
         err = Signal(4)
         last_seq, last_ok = Signal(8), Signal()     # a retried START is not run twice
-        pos = Signal(32)                            # image bytes received
-        boff = Signal(32)                           # image offset of the payload byte
-        total = Signal(32, init=0xFFFFFFFF)
+        # Image offsets: as wide as the largest image this configuration accepts.
+        img_max = IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size + sum(r.max_size for r in routes)
+        pos = Signal(range(img_max + 1))            # image bytes received
+        total = Signal(len(pos) + 1, init=-1)
         hdr_crc = Signal(32)
         nsec = Signal(range(MAX_SECTIONS + 1))
-        run_off = Signal(32)                        # offset where the next section must start
+        run_off = Signal(len(pos) + 1)              # offset where the next section must start
         seen = Signal(len(routes))
         tab_route = Signal(range(len(routes)))
         sec_idx = Signal(range(MAX_SECTIONS + 1))
         sec_route = Signal(range(len(routes)))
-        sec_left, sec_want = Signal(32), Signal(32)
+        sec_left, sec_want = Signal.like(pos), Signal(32)
         in_sec = Signal()
         sec_end_p, tab_end_p, img_end_p, need_load = Signal(), Signal(), Signal(), Signal()
         ld = Signal(4)
@@ -246,7 +248,7 @@ class HostLink(wiring.Component):
         ea = Signal(range(max(r.depth for r in routes) + 1))
         bank = Signal(range(max(core.pe, 2)))
         range_bad = Signal()
-        aaddr = Signal(32)
+        aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
 
         def fail(code):
             with m.If(~failed):
@@ -272,7 +274,7 @@ class HostLink(wiring.Component):
             # -------------------------------------------------------- receive
             with m.State("SYNC"):
                 m.d.comb += self.rx.ready.eq(1)
-                m.d.sync += [idle.eq(0), cnt.eq(0)]
+                m.d.sync += [idle.eq(0), cnt.eq(0), crc_bad.eq(0)]
                 with m.If(got & (self.rx.payload == REQUEST_START)):
                     m.d.sync += frm_crc.eq(_CRC_INIT)
                     m.next = "HEAD"
@@ -323,18 +325,18 @@ class HostLink(wiring.Component):
             with m.State("CRC"):
                 receiving(True)
                 with m.If(got):
-                    shn = Cat(sh[8:], self.rx.payload)
-                    m.d.sync += [sh.eq(shn), cnt.eq(cnt + 1)]
+                    wrong = self.rx.payload != (frm_crc ^ _CRC_INIT).word_select(cnt[:2], 8)
+                    m.d.sync += [cnt.eq(cnt + 1), crc_bad.eq(crc_bad | wrong)]
                     with m.If(cnt == 3):
-                        with m.If((frm_crc ^ _CRC_INIT) == shn):
-                            m.d.sync += [idx.eq(4), boff.eq(arg)]
+                        with m.If(~crc_bad & ~wrong):
+                            m.d.sync += idx.eq(4)
                             m.next = "EXEC"
                         with m.Else():
                             nak(Nak.CRC)
 
             # -------------------------------------------------------- dispatch
             with m.State("EXEC"):
-                m.d.sync += [eb.eq(0), range_bad.eq(0), aaddr.eq(arg)]
+                m.d.sync += [eb.eq(0), range_bad.eq(arg >= cfg.act_depth), aaddr.eq(arg)]
                 with m.Switch(cmd):
                     with m.Case(Cmd.STATUS):
                         with m.If(length != 0):
@@ -346,16 +348,18 @@ class HostLink(wiring.Component):
                             nak(Nak.LENGTH)
                         with m.Elif(arg == 0):         # offset 0: a new image
                             m.d.sync += [pos.eq(0), failed.eq(0), valid.eq(0), err.eq(Err.NONE),
-                                         total.eq(0xFFFFFFFF), nsec.eq(0), seen.eq(0),
+                                         total.eq(-1), nsec.eq(0), seen.eq(0),
                                          sec_idx.eq(0), in_sec.eq(0), img_crc.eq(_CRC_INIT),
                                          sec_end_p.eq(0), tab_end_p.eq(0), img_end_p.eq(0),
                                          need_load.eq(0), last_ok.eq(0)]
                             m.next = "IMG_RD"
-                        with m.Elif(arg > pos):
-                            nak(Nak.OFFSET)
-                        with m.Else():
+                        with m.Elif(arg == pos):       # the next chunk
                             m.d.sync += last_ok.eq(0)
                             m.next = "IMG_RD"
+                        with m.Elif(arg + (length - 4) <= pos):
+                            status()                   # a retried chunk: received already
+                        with m.Else():
+                            nak(Nak.OFFSET)
                     with m.Case(Cmd.INPUT):
                         with m.If(length < 4):
                             nak(Nak.LENGTH)
@@ -366,9 +370,6 @@ class HostLink(wiring.Component):
                         with m.If(length != 0):
                             nak(Nak.LENGTH)
                         with m.Elif(~valid):
-                            with m.If(~failed):
-                                m.d.sync += err.eq(Mux(pos == 0, Err.NO_IMAGE,
-                                                       Err.IMAGE_INCOMPLETE))
                             nak(Nak.STATE)
                         with m.Elif(last_ok & (seq == last_seq)):
                             status()                   # a retry: already run
@@ -399,7 +400,7 @@ class HostLink(wiring.Component):
             with m.State("IN_RD"):
                 with m.If(wr_pending):
                     m.d.sync += [wr_pending.eq(0), aaddr.eq(aaddr + 1)]
-                    with m.If(aaddr < cfg.act_depth):
+                    with m.If(~range_bad & (aaddr < cfg.act_depth)):
                         m.d.comb += [accel.act_we.eq(1), accel.act_addr.eq(aaddr),
                                      accel.act_data.eq(asm)]
                     with m.Else():
@@ -429,13 +430,9 @@ class HostLink(wiring.Component):
                     m.next = "IMG_USE"
 
             with m.State("IMG_USE"):
-                m.d.sync += [idx.eq(idx + 1), boff.eq(boff + 1)]
-                with m.If(boff == pos):
-                    m.d.sync += pos.eq(pos + 1)
-                    self._image_byte(m, locals())
-                    m.next = "IMG_SEC"
-                with m.Else():
-                    m.next = "IMG_RD"       # already received: a retried chunk
+                m.d.sync += [idx.eq(idx + 1), pos.eq(pos + 1)]
+                self._image_byte(m, locals())
+                m.next = "IMG_SEC"
 
             with m.State("IMG_SEC"):
                 m.d.comb += [crc_sel.eq(2), crc_byte.eq(byte)]
@@ -566,6 +563,8 @@ class HostLink(wiring.Component):
                         m.d.sync += [nsec.eq(n), run_off.eq(tab_start + n * SECTION.size)]
                     with m.Case(_TOTAL_F[0] + 3):
                         m.d.sync += total.eq(shn)
+                        with m.If(shn[len(pos):] != 0):
+                            fail(Err.SIZE)
                     with m.Case(_CRC_F[0] + 3):
                         m.d.sync += v["hdr_crc"].eq(shn)
                         with m.If(total < tab_end):
@@ -594,7 +593,7 @@ class HostLink(wiring.Component):
                         with m.If(shn != run_off):
                             fail(Err.SECTION_TABLE)
                     with m.Case(11):
-                        m.d.sync += run_off.eq(run_off + shn)
+                        m.d.sync += run_off.eq(run_off + shn[:len(pos)])
                         with m.Switch(tab_route):
                             for i, r in enumerate(routes):
                                 with m.Case(i):
@@ -635,8 +634,13 @@ class HostLink(wiring.Component):
         flags = Cat(v["valid"], v["failed"], Const(0, 6))
         assert (FLAG_IMAGE_VALID, FLAG_IMAGE_FAILED) == (1, 2)
         hw_hash = int.from_bytes(bytes.fromhex(self.cfg.hash), "little")
-        status_bits = Cat(state, v["err"], Const(0, 8 - len(v["err"])), flags, Const(0, 8),
-                          Const(hw_hash, 64), accel.cycles, v["pos"])
+        # Without an image and without an error, STATUS says why START is refused.
+        valid, failed, err, pos = v["valid"], v["failed"], v["err"], v["pos"]
+        err_out = Signal(8)
+        m.d.comb += err_out.eq(Mux(valid | failed | (err != 0), err,
+                                   Mux(pos == 0, Err.NO_IMAGE, Err.IMAGE_INCOMPLETE)))
+        status_bits = Cat(state, err_out, flags, Const(0, 8),
+                          Const(hw_hash, 64), accel.cycles, pos, Const(0, 32 - len(pos)))
         assert len(status_bits) == 8 * STATUS_PAYLOAD.size
         nb = acc_bytes(core.acc_bits)
         rb = Signal(range(nb))

@@ -38,6 +38,8 @@ MAX_PAYLOAD = 256
 IDLE_TIMEOUT_S = 0.05
 #: Most sections in a model image the device accepts.
 MAX_SECTIONS = 8
+#: Most bytes of the META section the device accepts (it only checks its CRC).
+MAX_META = 16384
 
 
 def frame_crc(body):
@@ -108,6 +110,18 @@ ERR_TEXT = {
     Err.SECTION_CRC: "a section's CRC-32 is wrong",
 }
 
+#: One line per command: request payload -> response payload.
+CMD_TEXT = {
+    Cmd.STATUS: "none -> STATUS payload",
+    Cmd.IMAGE: "offset u32, model-image bytes -> STATUS payload (a chunk at offset 0 "
+               "starts a new image; bytes already received are acknowledged, not applied again)",
+    Cmd.INPUT: "word address u32, activation-buffer-0 words (ceil(S/8) bytes each) -> STATUS payload",
+    Cmd.START: "none -> STATUS payload when the program has finished (a repeated START with "
+               "the same seq is answered without running again)",
+    Cmd.RESULTS: "first entry u16, count u16 -> count entries of P accumulators "
+                 "(ceil(acc_bits/8) bytes each, signed)",
+}
+
 #: One line per NAK reason.
 NAK_TEXT = {
     Nak.CRC: "bad frame CRC",
@@ -156,3 +170,19 @@ def acc_bytes(acc_bits):
 def input_word_bytes(simd):
     """Bytes per activation-buffer word in an INPUT payload (little-endian)."""
     return -(-simd // 8)
+
+
+def markdown_tables():
+    """The code tables of docs/host.md, generated from the enums here (a test compares)."""
+    def table(head, rows):
+        lines = [f"| {head[0]} | {head[1]} | {head[2]} |", "|---:|---|---|"]
+        lines += [f"| {code:#04x} | {name} | {text} |" if head[0] == "command" else
+                  f"| {code} | {name} | {text} |" for code, name, text in rows]
+        return "\n".join(lines)
+
+    return {
+        "commands": table(("command", "name", "payloads"),
+                          [(int(c), c.name, CMD_TEXT[c]) for c in Cmd]),
+        "naks": table(("reason", "name", "meaning"), [(int(n), n.name, NAK_TEXT[n]) for n in Nak]),
+        "errors": table(("code", "name", "meaning"), [(int(e), e.name, ERR_TEXT[e]) for e in Err]),
+    }
