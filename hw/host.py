@@ -79,7 +79,7 @@ class SectionRoute:
     """Where the bytes of one model-image section go.
 
     A section is a sequence of memory words of ``word_bytes`` bytes each
-    (little-endian; bytes past the first eight of a word are ignored), written
+    (little-endian; a memory keeps the low bits it holds), written
     ``depth`` words per bank, bank after bank, through ``write``.
 
     Parameters
@@ -272,8 +272,8 @@ class HostLink(wiring.Component):
         got = rx.valid & rx.ready
         m.d.comb += [rd.addr.eq(idx), v.crc_byte.eq(rx.payload), wr.addr.eq(idx),
                      wr.data.eq(rx.payload)]
-        with m.If(v.asm_we):
-            m.d.sync += v.asm.word_select(v.eb, 8).eq(byte)
+        with m.If(v.asm_we):        # words assemble at the top: a w-byte word is asm[-8w:]
+            m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
 
         with m.FSM(name="link") as fsm:
             # -------------------------------------------------------- receive
@@ -322,7 +322,7 @@ class HostLink(wiring.Component):
                     m.d.comb += wr.en.eq(1)
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx < 4):
-                        m.d.sync += arg.word_select(idx[:2], 8).eq(rx.payload)
+                        m.d.sync += sh.eq(Cat(sh[8:], rx.payload))
                     with m.If(idx + 1 == length):
                         m.next = "CRC"
 
@@ -405,7 +405,7 @@ class HostLink(wiring.Component):
                     m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
                     with m.If(~range_bad & (aaddr < cfg.act_depth)):
                         m.d.comb += [accel.act_we.eq(1), accel.act_addr.eq(aaddr),
-                                     accel.act_data.eq(v.asm)]
+                                     accel.act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
                     with m.Else():
                         m.d.sync += range_bad.eq(1)
                 with m.If(idx == length):
@@ -482,7 +482,8 @@ class HostLink(wiring.Component):
                                 m.d.sync += v.ea.eq(v.ea + 1)
             for i, r in enumerate(routes):
                 if r.write:
-                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), v.bank, v.ea, v.asm)
+                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), v.bank, v.ea,
+                            v.asm[-8 * r.word_bytes:])
             with m.If(v.sec_end_p | v.tab_end_p | v.img_end_p):
                 m.next = "IMG_CHECK"
             with m.Else():
@@ -550,13 +551,12 @@ class HostLink(wiring.Component):
             with m.Switch(v.ld):
                 with m.Case(1):
                     m.d.sync += v.sec_route.eq(byte)
-                for k in range(min(4, -(-len(v.sec_left) // 8))):
-                    with m.Case(2 + k):
-                        m.d.sync += v.sec_left.word_select(k, 8).eq(byte)
+                with m.Case(2, 3, 4, 5):
+                    m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
                 with m.Case(6):
-                    m.d.sync += [v.sec_crc.eq(_CRC_INIT), v.in_sec.eq(1), v.eb.eq(0),
-                                 v.ea.eq(0), v.bank.eq(0)]
-                    with m.If(v.sec_left == 0):
+                    m.d.sync += [v.sec_left.eq(v.sh), v.sec_crc.eq(_CRC_INIT), v.in_sec.eq(1),
+                                 v.eb.eq(0), v.ea.eq(0), v.bank.eq(0)]
+                    with m.If(v.sh == 0):
                         m.d.sync += v.sec_end_p.eq(1)
                         m.next = "IMG_CHECK"
                     with m.Else():
