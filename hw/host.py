@@ -433,6 +433,7 @@ class HostLink(wiring.Component):
             with m.State("TX"):
                 self._transmit(m, v)
 
+        self._fail_encoder(m, v)
         m.d.comb += [
             self.status.busy.eq(~fsm.ongoing("SYNC") & ~fsm.ongoing("HEAD") &
                                 ~fsm.ongoing("PAYLOAD") & ~fsm.ongoing("CRC")),
@@ -444,11 +445,27 @@ class HostLink(wiring.Component):
 
     @staticmethod
     def _fail(m, v):
+        """``fail(code)``: refuse the image being loaded with ``code``.
+
+        Each code is a request flag; one encoder after the FSM (call
+        :meth:`_fail_encoder`) turns them into the error code, lowest first.
+        The first failure of an image counts.
+        """
+        v.fail_req = {}
+
         def fail(code):
-            """Refuse the image being loaded with ``code`` (the first failure counts)."""
-            with m.If(~v.failed):
-                m.d.sync += [v.err.eq(code), v.failed.eq(1), v.valid.eq(0)]
+            if code not in v.fail_req:
+                v.fail_req[code] = Signal(name=f"fail_{code.name.lower()}")
+            m.d.comb += v.fail_req[code].eq(1)
         return fail
+
+    @staticmethod
+    def _fail_encoder(m, v):
+        code = Const(0, ERR_BITS)
+        for c in sorted(v.fail_req, reverse=True):
+            code = Mux(v.fail_req[c], c, code)
+        with m.If(Cat(*v.fail_req.values()).any() & ~v.failed):
+            m.d.sync += [v.err.eq(code), v.failed.eq(1), v.valid.eq(0)]
 
     # ---------------------------------------------------------------- image parser
     def _image(self, m, v, status):
