@@ -603,13 +603,18 @@ class HostLink(wiring.Component):
                                      bytes.fromhex(self.cfg.hash), 0, 0)
         checks = [(_MAGIC_F, Err.MAGIC), (_VERSION_F, Err.IMAGE_VERSION),
                   (_ISA_F, Err.ISA_VERSION), (_HASH_F, Err.HASH)]
+        expected, checked = Signal(8), Signal()        # a small ROM, one comparator
+        with m.Switch(pos[:5]):
+            for (offset, size), code in checks:
+                for p in range(offset, offset + size):
+                    with m.Case(p):
+                        m.d.comb += [expected.eq(template[p]), checked.eq(1)]
+        with m.If(in_head & checked & (byte != expected)):
+            for (offset, size), code in checks:
+                with m.If((pos[:5] >= offset) & (pos[:5] < offset + size)):
+                    fail(code)
         with m.If(in_head):
             with m.Switch(pos[:5]):
-                for (offset, size), code in checks:
-                    for p in range(offset, offset + size):
-                        with m.Case(p):
-                            with m.If(byte != template[p]):
-                                fail(code)
                 with m.Case(_NSEC_F[0] + 1):
                     n = shn[16:]
                     with m.If((n == 0) | (n > MAX_SECTIONS)):
@@ -691,16 +696,20 @@ class HostLink(wiring.Component):
         raddr = Signal(range(self.cfg.res_depth + 1))
         rwait = Signal()            # the result memory's read latency after a new address
         accv = Signal(8 * nb)
-        m.d.comb += [accv.eq(accel.res_data[ra].as_signed()), accel.res_addr.eq(raddr)]
+        m.d.comb += accel.res_addr.eq(raddr)
+        with m.Switch(ra):
+            for p in range(core.pe):
+                with m.Case(p):
+                    m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
         m.d.sync += rwait.eq(0)
         payload = Signal(8)
         with m.Switch(v.resp_kind):
             with m.Case(_STATUS):
-                m.d.comb += payload.eq(status_bits.word_select(ti[:5], 8))
+                _select_byte(m, payload, status_bits, ti[:5])
             with m.Case(_NAK):
                 m.d.comb += payload.eq(Mux(ti[0], v.cmd, v.nak_reason))
             with m.Default():
-                m.d.comb += payload.eq(accv.word_select(rb, 8))
+                _select_byte(m, payload, accv, rb)
         head = [RESPONSE_START, Mux(v.resp_kind == _NAK, NAK, v.cmd | RESPONSE_FLAG), v.seq,
                 resp_len[:8], resp_len[8:]]
         out = Signal(8)
@@ -713,7 +722,7 @@ class HostLink(wiring.Component):
             with m.Case(1):
                 m.d.comb += out.eq(payload)
             with m.Default():
-                m.d.comb += out.eq((v.frm_crc ^ _CRC_INIT).word_select(ti[:2], 8))
+                _select_byte(m, out, v.frm_crc ^ _CRC_INIT, ti[:2])
         stall = (phase == 1) & (v.resp_kind == _RESULTS) & rwait
         m.d.comb += [tx.payload.eq(out), tx.valid.eq(~stall), v.crc_byte.eq(out)]
         with m.If(tx.valid & tx.ready):
@@ -734,3 +743,11 @@ class HostLink(wiring.Component):
                     m.d.sync += rb.eq(rb + 1)
             with m.If((phase == 2) & (ti == 3)):
                 m.next = "SYNC"
+
+
+def _select_byte(m, out, value, index):
+    """``out = value.word_select(index, 8)`` as a case statement (smaller than a shifter)."""
+    with m.Switch(index):
+        for k in range(len(value) // 8):
+            with m.Case(k):
+                m.d.comb += out.eq(value[8 * k:8 * k + 8])
