@@ -178,21 +178,19 @@ class HostLink(wiring.Component):
     def __init__(self, cfg, *, clk_freq=12e6, idle_timeout=None, image_valid_at_reset=False):
         if not isinstance(cfg, AccelConfig):
             raise TypeError("HostLink needs an AccelConfig")
-        self.accel = Accelerator(cfg)
         core = cfg.core
-        if core.n_thresholds != 1:
-            raise ConfigError("HostLink loads one threshold per set (out_bits = 1)")
         entry_bytes = core.pe * acc_bytes(core.acc_bits)
         if cfg.res_depth * entry_bytes > 0xFFFF:
             raise ConfigError(f"the result memory ({cfg.res_depth} x {entry_bytes} bytes) does "
                               "not fit one response frame (65535 bytes)")
+        self.accel = Accelerator(cfg)       # refuses out_bits != 1: one threshold per set
+        assert core.n_thresholds == 1
         self.cfg = cfg
         self.idle_timeout = int(idle_timeout or max(1, round(clk_freq * IDLE_TIMEOUT_S)))
         self.image_valid_at_reset = bool(image_valid_at_reset)
         self.routes = section_routes(cfg)
         super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
                           "status": Out(HostLinkStatus())})
-
 
     def elaborate(self, platform):
         cfg, core, routes = self.cfg, self.cfg.core, self.routes
@@ -283,7 +281,7 @@ class HostLink(wiring.Component):
                 with m.If(got & (rx.payload == REQUEST_START)):
                     m.next = "HEAD"
 
-            def receiving(next_state, on_timeout_nak):
+            def receiving(on_timeout_nak):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(got):
                     m.d.sync += [idle.eq(0), v.frm_crc.eq(v.crc_next)]
@@ -296,7 +294,7 @@ class HostLink(wiring.Component):
                     m.d.sync += idle.eq(idle + 1)
 
             with m.State("HEAD"):
-                receiving("PAYLOAD", False)
+                receiving(False)
                 with m.If(got):
                     m.d.sync += [v.cnt.eq(v.cnt + 1), idx.eq(0)]
                     new_len = Cat(length[:8], rx.payload)
@@ -317,7 +315,7 @@ class HostLink(wiring.Component):
                                 m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
-                receiving("CRC", True)
+                receiving(True)
                 with m.If(got):
                     m.d.comb += wr.en.eq(1)
                     m.d.sync += idx.eq(idx + 1)
@@ -328,7 +326,7 @@ class HostLink(wiring.Component):
 
             with m.State("CRC"):
                 # The CRC bytes go through the register too: a good frame leaves the residue.
-                receiving(None, True)
+                receiving(True)
                 with m.If(got):
                     m.d.sync += v.cnt.eq(v.cnt + 1)
                     with m.If(v.cnt == 3):
