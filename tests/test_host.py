@@ -304,3 +304,30 @@ def test_cli_run_reports_a_missing_port(tmp_path, capsys, case):
     assert main(["run", "--port", str(tmp_path / "no-such-port"), str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip()
     assert re.fullmatch(r"tritium: error: cannot open serial port .*", err) and "\n" not in err
+
+
+def test_cli_run_on_a_simulated_board(tmp_path, monkeypatch, capsys):
+    """``tritium run`` end to end, its serial port replaced by a simulated HostLink."""
+    import json
+
+    from tritium.sw import driver
+    from tritium.sw.cli import main
+    from tritium.sw.image import write_images
+    from tritium.sw.ir import save_model
+
+    rng = np.random.default_rng(3)
+    bip = ActType("bipolar")
+    model = IntModel((8, 8, 1), bip, [
+        Dense.from_values("fc0", 2 * rng.integers(0, 2, (8, 64)) - 1, "binary",
+                          thresholds=rng.integers(-4, 5, (8, 1)), out_act=bip),
+        Dense.from_values("fc1", 2 * rng.integers(0, 2, (10, 8)) - 1, "binary")],
+        meta={"input_quant": {"kind": "binarise", "threshold": 100}})
+    save_model(model, tmp_path / "m.npz")
+    write_images(compile_model(model, CFG), tmp_path / "build")
+    monkeypatch.setattr(driver, "SerialTransport",
+                        lambda port, baud: SimTransport(HostLink(CFG, idle_timeout=IDLE)))
+    code = main(["run", "--port", "sim", str(tmp_path / "build"), "--model",
+                 str(tmp_path / "m.npz"), "--dataset", "digits", "--count", "3", "--json", "-q"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["images"] == 3 and result["mismatches"] == 0
+    assert result["cycles_per_image"] > 0 and result["images_per_s"] > 0
