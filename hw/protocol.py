@@ -113,8 +113,8 @@ ERR_TEXT = {
 #: One line per command: request payload -> response payload.
 CMD_TEXT = {
     Cmd.STATUS: "none -> STATUS payload",
-    Cmd.IMAGE: "offset u32, model-image bytes -> STATUS payload (a chunk at offset 0 "
-               "starts a new image; bytes already received are acknowledged, not applied again)",
+    Cmd.IMAGE: "offset u32, model-image bytes -> STATUS payload (offset 0 starts a new "
+               "image; a chunk starting before the bytes received is acknowledged, not applied)",
     Cmd.INPUT: "word address u32, activation-buffer-0 words (ceil(S/8) bytes each) -> STATUS payload",
     Cmd.START: "none -> STATUS payload when the program has finished (a repeated START with "
                "the same seq is answered without running again)",

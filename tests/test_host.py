@@ -331,3 +331,11 @@ def test_cli_run_on_a_simulated_board(tmp_path, monkeypatch, capsys):
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["images"] == 3 and result["mismatches"] == 0
     assert result["cycles_per_image"] > 0 and result["images_per_s"] > 0
+
+
+def test_image_valid_at_reset():
+    """A bitstream with a model in its block RAMs boots valid: START works at once."""
+    dev = Device(SimTransport(HostLink(CFG, image_valid_at_reset=True, idle_timeout=IDLE)))
+    st_ = dev.status()
+    assert st_.image_valid and st_.error == Err.NONE and st_.image_bytes == 0
+    assert Device(SimTransport(HostLink(CFG, idle_timeout=IDLE))).status().error == Err.NO_IMAGE
