@@ -23,12 +23,6 @@ from pathlib import Path
 from .anchors import ANCHORS
 from .errors import TritiumError
 
-#: Logic and block-RAM capacity of the devices the boards use.
-DEVICE_CAPACITY = {
-    "iCE40UP5K": {"luts": 5280, "brams": 30},
-    "ECP5-85F": {"luts": 83640, "brams": 208},
-}
-
 #: Utilisation target of DESIGN.md section 6 (drawn on the plots).
 UTILIZATION_TARGET = 0.90
 
@@ -74,7 +68,8 @@ def throughput(compiled, build):
     fmax, luts = build.get("fmax_mhz"), build.get("luts")
     if not fmax or not luts:
         return None
-    mhz = min(fmax, build.get("target_mhz") or fmax)
+    # The board runs at its PLL clock; a build that misses timing is counted at its Fmax.
+    mhz = min(fmax, build.get("clock_mhz") or build.get("target_mhz") or fmax)
     ips = mhz * 1e6 / cycles_per_image(compiled)
     return {"mhz": mhz, "images_per_s": ips, "images_per_s_per_lut_mhz": ips / (luts * mhz)}
 
@@ -109,10 +104,9 @@ def _plot_resources(name, build, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cap = DEVICE_CAPACITY.get(build.get("device", ""), {})
     items = []
-    for key, label in (("luts", "LUT4"), ("brams", "block RAM")):
-        used, total = build.get(key), build.get(f"{key}_total") or cap.get(key)
+    for key, label in (("luts", "logic cells (LUT4)"), ("rams", "block RAM")):
+        used, total = build.get(key), build.get(f"{key}_available")
         if used is not None and total:
             items.append((label, 100 * used / total, f"{used} / {total}"))
     if not items:
@@ -122,7 +116,7 @@ def _plot_resources(name, build, path):
     for y, item in enumerate(items):
         ax.text(min(item[1], 100) + 1, y, item[2], va="center", fontsize=8)
     ax.set_xlim(0, 120)
-    ax.set_xlabel(f"% of {build.get('device', 'the device')}")
+    ax.set_xlabel(f"% of the {build.get('board', '')} FPGA")
     ax.set_title(f"{name}: resources", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -156,7 +150,8 @@ def comparison_rows(found):
                 continue
             t = throughput(compiled, build)
             if t:
-                rows.append([f"tritium {cname}", build.get("board", bname), build.get("device", ""),
+                rows.append([f"tritium ({compiled.get('describe', '').split(',')[0]})", cname,
+                             build.get("board", bname),
                              _fmt(t["images_per_s"]), _fmt(build["luts"]), _fmt(t["mhz"]),
                              f"{t['images_per_s_per_lut_mhz']:.4f}", "measured (this report)"])
     for a in ANCHORS:
@@ -182,8 +177,9 @@ def render(found, out):
     for name, build in found["builds"]:
         png = f"resources_{name}.png"
         parts.append(f"<h2>Build: {html.escape(name)}</h2>")
-        keys = ("board", "device", "luts", "brams", "fmax_mhz", "target_mhz", "timing_met",
-                "patched", "seconds", "bitstream")
+        keys = ("board", "config_hash", "luts", "luts_available", "rams", "rams_available",
+                "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "patched", "build_seconds",
+                "patch_seconds", "bitstream")
         parts.append(_table(["field", "value"], [(k, _fmt(build[k])) for k in keys if k in build]))
         if _plot_resources(name, build, out / png):
             parts.append(f'<img src="{png}" alt="resource use against the device">')
@@ -191,7 +187,7 @@ def render(found, out):
         parts += [f"<h2>Benchmark: {html.escape(name)}</h2>",
                   "<pre>" + html.escape(json.dumps(bench, indent=1, sort_keys=True)[:20000]) + "</pre>"]
     parts += ["<h2>Comparison with published accelerators</h2>",
-              _table(["system", "network", "device", "images/s", "LUT", "MHz",
+              _table(["system", "network", "device / board", "images/s", "LUT", "MHz",
                       "images/s per (LUT x MHz)", "source"], comparison_rows(found))]
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
              "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
