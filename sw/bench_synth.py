@@ -169,9 +169,15 @@ def measure_config(pe, simd, workdir, families=("ice40", "ecp5"), fmax=True, bas
     """All numbers of one (P, S): dict of measurements (``max_fan_in``: see HwConfig)."""
     cfg = HwConfig(pe=pe, simd=simd, weight_depth=256, thr_depth=16, pipeline=pipeline,
                    max_fan_in=max_fan_in)
+    return measure_core(cfg, workdir, families, fmax, baseline, log)
+
+
+def measure_core(cfg, workdir, families=("ice40", "ecp5"), fmax=True, baseline=True, log=print):
+    """All numbers of the PE array of one core configuration (:class:`HwConfig`)."""
+    pe, simd = cfg.pe, cfg.simd
     row = {"pe": pe, "simd": simd, "lanes": cfg.lanes, "config_hash": cfg.hash,
            "acc_bits": cfg.acc_bits, "max_fan_in": cfg.max_fan_in, "pipeline": cfg.pipeline}
-    work = Path(workdir) / f"p{pe}_s{simd}"
+    work = Path(workdir) / f"p{pe}_s{simd}_{cfg.hash}"
     work.mkdir(parents=True, exist_ok=True)
     variants = {"tree": PEArray(cfg)}
     if baseline:

@@ -1,5 +1,15 @@
 """Benchmarks that print measured numbers (never pass/fail timing tests).
 
+  tritium bench [all] [--json] [--boards icebreaker,ulx3s] [--workdir DIR]
+      every figure of the design targets in one run: per-layer utilisation
+      (SFC, CNV, ...), per board the hardware build (logic cells, block RAM,
+      Fmax, timing at the PLL clock; reused from the build cache), LUT4 per
+      lane of its PE array, a model patched into the bitstream against the
+      full build (patch speedup), images/s and images/s per (LUT x MHz) of
+      TFC, SFC, LFC and CNV, CNV compile time and RTL simulation speed, next
+      to published FINN / BNN-PYNQ figures. The first run builds both boards
+      (the ULX3S place and route takes minutes); --workdir keeps the outputs
+      (default: ./tritium-bench) and bench.json for 'tritium report'.
   tritium bench reference [--json]
       images/s of the golden reference on SFC (784-256-256-256-10, bipolar
       input) and CNV (3x32x32 uint8 input), next to PyTorch float evaluation
@@ -20,11 +30,15 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("reference", "synth", "utilization", "host")
+SUITES = ("all", "reference", "synth", "utilization", "host")
 
 
 def add_arguments(parser):
-    parser.add_argument("suite", choices=SUITES, help="what to measure")
+    parser.add_argument("suite", nargs="?", default="all", choices=SUITES,
+                        help="what to measure (default: all)")
+    parser.add_argument("--boards", default="icebreaker,ulx3s",
+                        help="all: boards to build and measure (default: icebreaker,ulx3s)")
+    parser.add_argument("--seed", type=int, default=1, help="all: nextpnr placement seed (default 1)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--images", type=int, default=None,
                         help="images per measurement (default: 2000 for SFC, 64 for CNV)")
@@ -34,12 +48,15 @@ def add_arguments(parser):
     parser.add_argument("--families", default="ice40,ecp5", help="synth: ice40, ecp5 or both")
     parser.add_argument("--no-fmax", action="store_true", help="synth: skip nextpnr")
     parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
-    parser.add_argument("--workdir", default=None, help="synth: keep tool outputs in this folder")
+    parser.add_argument("--workdir", default=None,
+                        help="all, synth: keep tool outputs in this folder (all: default ./tritium-bench)")
     parser.add_argument("--hw", default="icebreaker",
                         help="host: preset name or configuration JSON (default: icebreaker)")
 
 
 def run(args):
+    if args.suite == "all":
+        return _run_all(args)
     if args.suite == "utilization":
         return _run_utilization(args)
     if args.suite == "synth":
@@ -135,4 +152,49 @@ def _run_host(args):
     rows = [[name, r["lut4"], r["ff"], r["bram"]] for name, r in result.items()
             if isinstance(r, dict)]
     print(table(rows, ["iCE40 " + args.hw, "LUT4", "FF", "block RAM"]))
+    return 0
+
+
+def _run_all(args):
+    import json
+    from pathlib import Path
+
+    from ..bench_all import measure_all
+    from ..errors import TritiumError
+    from ..fileio import atomic_write_text
+
+    boards = tuple(b.strip() for b in args.boards.split(",") if b.strip())
+    if not boards:
+        raise TritiumError("--boards needs at least one board")
+    work = Path(args.workdir or "tritium-bench")
+    result = measure_all(work, boards=boards, seed=args.seed, log=lambda m: step(m, quiet=args.json))
+    atomic_write_text(work / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
+    if args.json:
+        print_json(result)
+        return 0
+    print(table([[b, r["lanes"], f"{r['luts']} / {r['luts_available']}",
+                  f"{r['rams']} / {r['rams_available']}", r["lut4_per_lane"],
+                  f"{r['fmax_mhz']:.1f}", f"{r['clock_mhz']:.1f}", "yes" if r["timing_met"] else "NO",
+                  f"{r['patch_speedup']:.0f}x"]
+                 for b, r in result["boards"].items()],
+                ["board", "lanes", "logic cells", "block RAM", "PE LUT4/lane", "Fmax MHz",
+                 "clock MHz", "timing met", "patch speedup"]))
+    print()
+    rows = []
+    for key, ips in result["images_per_s"].items():
+        norm = result["images_per_s_per_lut_mhz"][key]
+        rows.append([key, f"{ips:,.0f}" if ips else "does not fit", f"{norm:.4f}" if norm else "-"])
+    for a in result["anchors"]:
+        rows.append([f"{a['system']} ({a['device']})", f"{a['images_per_s']:,.0f}",
+                     f"{a['images_per_s_per_lut_mhz']:.4f}"])
+    print(table(rows, ["board/network", "images/s", "images/s per (LUT x MHz)"]))
+    print()
+    rows = []
+    for key, layers in result["utilization"].items():
+        if isinstance(layers, dict):
+            rows.append([key, " ".join(f"{n}={100 * u:.0f}%" for n, u in layers.items())])
+    print(table(rows, ["preset/network", "utilisation per layer"]))
+    rtl = ", ".join(f"{sim} {v:,.0f}" for sim, v in result["rtl_cycles_per_s"].items() if v)
+    print(f"\nCNV compile: {result['compile_seconds']['seconds']:.2f} s; RTL simulation "
+          f"cycles/s: {rtl or 'n/a'}; results in {work / 'bench.json'}")
     return 0
