@@ -160,6 +160,59 @@ def comparison_rows(found):
     return rows
 
 
+def _bench_section(name, bench, out):
+    """HTML of a bench.json: boards, throughput against the anchors, utilisation per layer."""
+    m = bench.get("machine", {})
+    parts = [f"<h2>Benchmark: {html.escape(name)}</h2>",
+             f"<p>Measured {html.escape(str(m.get('date', '?')))} on {html.escape(str(m.get('platform', '?')))}"
+             f" ({m.get('cpu_count', '?')} CPUs), {bench.get('seconds', '?')} s.</p>"]
+    boards = bench.get("boards", {})
+    if boards:
+        parts.append(_table(
+            ["board", "lanes", "logic cells", "block RAM", "PE LUT4/lane", "Fmax MHz", "clock MHz",
+             "timing met", "patch speedup"],
+            [(b, r["lanes"], f"{r['luts']} / {r['luts_available']}",
+              f"{r['rams']} / {r['rams_available']}", r["lut4_per_lane"], _fmt(r["fmax_mhz"]),
+              _fmt(r["clock_mhz"]), r["timing_met"], f"{r['patch_speedup']:.0f}x")
+             for b, r in boards.items()]))
+        rows = [(f"tritium {b}", net.upper(), b, _fmt(t.get("images_per_s")), _fmt(r["luts"]),
+                 _fmt(min(r["clock_mhz"], r["fmax_mhz"])),
+                 f"{t['images_per_s_per_lut_mhz']:.4f}" if t.get("fits") else "does not fit",
+                 "measured")
+                for b, r in boards.items() for net, t in r["throughput"].items()]
+        rows += [(a.system, a.network.upper(), a.device, _fmt(a.images_per_s), _fmt(a.luts),
+                  _fmt(a.mhz), f"{a.images_per_s_per_lut_mhz:.4f}", a.source) for a in ANCHORS]
+        parts += ["<h3>Throughput</h3>",
+                  _table(["system", "network", "device / board", "images/s", "LUT", "MHz",
+                          "images/s per (LUT x MHz)", "source"], rows)]
+    for key, entry in bench.get("utilization_detail", {}).items():
+        if entry.get("fits"):
+            png = "util_" + key.replace("/", "_") + ".png"
+            rows = [(n, 0, 0, u) for n, u in entry["layers"].items()]
+            _plot_utilization(rows, f"{key}: utilisation per layer", out / png)
+            parts.append(f'<img src="{png}" alt="{html.escape(key)} utilisation" width="420">')
+        else:
+            parts.append(f"<p>{html.escape(key)}: does not fit ({html.escape(entry['reason'])})</p>")
+    return parts
+
+
+def _plot_utilization(rows, title, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 3))
+    ax.bar([r[0] for r in rows], [100 * r[3] for r in rows], color="#3b7dd8")
+    ax.axhline(100 * UTILIZATION_TARGET, color="#d84b3b", linestyle="--", linewidth=1)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("utilisation (%)")
+    ax.tick_params(axis="x", rotation=45, labelsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def render(found, out):
     """Write plots into ``out`` and return the HTML text."""
     parts = ["<h1>tritium report</h1>"]
@@ -184,8 +237,7 @@ def render(found, out):
         if _plot_resources(name, build, out / png):
             parts.append(f'<img src="{png}" alt="resource use against the device">')
     for name, bench in found["bench"]:
-        parts += [f"<h2>Benchmark: {html.escape(name)}</h2>",
-                  "<pre>" + html.escape(json.dumps(bench, indent=1, sort_keys=True)[:20000]) + "</pre>"]
+        parts += _bench_section(name, bench, out)
     parts += ["<h2>Comparison with published accelerators</h2>",
               _table(["system", "network", "device / board", "images/s", "LUT", "MHz",
                       "images/s per (LUT x MHz)", "source"], comparison_rows(found))]

@@ -53,3 +53,21 @@ def test_report_refuses_folders_without_results(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a readable JSON file" in err
+
+
+def test_report_of_a_benchmark(tmp_path):
+    bench = {"machine": {"date": "2026-11-22", "platform": "Linux", "cpu_count": 2}, "seconds": 1,
+             "boards": {"icebreaker": {
+                 "lanes": 128, "luts": 4900, "luts_available": 5280, "rams": 27,
+                 "rams_available": 30, "lut4_per_lane": 2.3, "fmax_mhz": 45.0, "clock_mhz": 42.0,
+                 "timing_met": True, "patch_speedup": 80.0,
+                 "throughput": {"tfc": {"fits": True, "images_per_s": 8e4,
+                                        "images_per_s_per_lut_mhz": 8e4 / (4900 * 42)},
+                                "cnv": {"fits": False, "reason": "too large"}}}},
+             "utilization_detail": {"icebreaker/sfc": {"fits": True, "layers": {"fc0": 0.94}},
+                                    "icebreaker/cnv": {"fits": False, "reason": "too large"}}}
+    (tmp_path / "bench.json").write_text(json.dumps(bench))
+    assert main(["report", str(tmp_path)]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert f"{8e4 / (4900 * 42):.4f}" in page and "does not fit" in page
+    assert (tmp_path / "report" / "util_icebreaker_sfc.png").exists()
