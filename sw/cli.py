@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "compile",
     "sim",
     "bench",
+    "build",
+    "program",
 ]
 
 DESCRIPTION = """\
@@ -39,6 +41,10 @@ A typical session:
   tritium sim build/m --model m.npz      ISA-level simulation against the reference
   tritium bench reference --json         golden-reference speed against PyTorch
   tritium bench synth --json             LUT4 per lane and Fmax (yosys, nextpnr)
+  tritium build --board icebreaker --model build/m -o build/ib
+                                         bitstream with the model patched in (cached hardware)
+  tritium program --board icebreaker build/ib/icebreaker.bin
+                                         load it into the board (openFPGALoader)
 
 Run 'tritium COMMAND --help' for each command's options and examples.
 """
