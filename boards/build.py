@@ -152,7 +152,11 @@ def place_and_route(board, cfg, init, seed, work, log):
     args += ["--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
     if os.environ.get("TRITIUM_NEXTPNR_THREADS"):
         args += ["--threads", os.environ["TRITIUM_NEXTPNR_THREADS"]]
-    timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log")
+    try:
+        timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log")
+    except TritiumError:
+        _refuse_overfull(work / "nextpnr.log", board)
+        raise
     summary = _report_summary(json.loads((work / "report.json").read_text()), board, top.f_mhz)
     summary.update({"board": board.name, "config_hash": cfg.hash, "seed": seed,
                     "clock_mhz": round(top.f_mhz, 3),
@@ -181,6 +185,23 @@ def rebuild_rams(board, cfg, init, seed, work, log):
     summary = place_and_route(board, cfg, init, seed, work, log)
     text = (Path(work) / FILES[board.family]["text"]).read_text()
     return bram.read_rams(text, board.family)[0], summary
+
+
+def _refuse_overfull(log_path, board):
+    """One line naming the resources a design overfills (nextpnr's utilisation table)."""
+    over = []
+    for line in log_path.read_text().splitlines():
+        parts = line.replace("Info:", "").split()
+        # "ICESTORM_RAM:  38/  30  126%"
+        if len(parts) >= 3 and parts[0].endswith(":") and parts[-1].endswith("%"):
+            try:
+                if int(parts[-1][:-1]) > 100:
+                    over.append(f"{parts[0][:-1]} {' '.join(parts[1:-1]).replace(' ', '')}")
+            except ValueError:
+                pass
+    if over:
+        raise TritiumError(f"the design does not fit the {board.name}'s FPGA: "
+                           f"{', '.join(over)} (used/available); log: {log_path}")
 
 
 def _report_summary(report, board, clock_mhz):
