@@ -250,3 +250,23 @@ def results_markdown(result):
                      f"{g('ecp5_tree_lut4_per_lane')} | {g('ecp5_chain_lut4_per_lane')} | "
                      f"{g('ecp5_fmax_mhz')} |")
     return "\n".join(lines)
+
+
+def measure_host_link(cfg, workdir, family="ice40", log=print):
+    """LUT4 / FF / block-RAM counts of the accelerator with and without its HostLink.
+
+    ``cfg`` is an :class:`~tritium.hw.accel_config.AccelConfig` (e.g. the
+    ``icebreaker`` preset); the difference is the host interface's own cost.
+    """
+    from ..hw.accel import Accelerator
+    from ..hw.host import HostLink
+
+    out = {}
+    for name, top in (("accel", Accelerator(cfg)), ("host_link", HostLink(cfg))):
+        work = _sub(Path(workdir), name)
+        log(f"yosys synth_{family}: {name}")
+        v = _write(work / "top.v", to_verilog(top, name="top"))
+        out[name] = synth_counts(v, family, work)
+        del out[name]["netlist"]
+    out["host_link_own"] = {k: out["host_link"][k] - out["accel"][k] for k in out["accel"]}
+    return out

@@ -141,6 +141,11 @@ def read_image(path, expect_hash=None):
         raise FormatError(f"{path}: no such file") from None
     except OSError as e:
         raise FormatError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_image(data, path, expect_hash)
+
+
+def parse_image(data, path="model image", expect_hash=None):
+    """:func:`read_image` on the bytes of an image (``path`` names it in messages)."""
     if len(data) < HEADER.size:
         raise FormatError(f"{path}: truncated model image ({len(data)} bytes)")
     magic, version, isa_version, n_sections, _, hw_hash, total, crc = HEADER.unpack_from(data)
