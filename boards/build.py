@@ -43,6 +43,13 @@ from .platforms import get_board
 #: Bump when the cached build's layout or the top level changes meaning.
 CACHE_VERSION = 1
 
+#: yosys script additions per family. ECP5 would put small memories into LUT RAM,
+#: which no bitstream tool can patch: every memory goes to block RAM instead.
+YOSYS_OVERRIDES = {
+    "ice40": {},
+    "ecp5": {"script_after_read": 'proc; memory_collect; setattr -set ram_style "block" t:$mem_v2'},
+}
+
 #: File names in a build folder, per family.
 FILES = {
     "ice40": {"text": "top.asc", "bitstream": "top.bin", "ext": "bin",
@@ -140,7 +147,7 @@ def place_and_route(board, cfg, init, seed, work, log):
     top = BoardTop(board, cfg, init=init)
     log("elaborating the board top")
     t0 = time.monotonic()
-    plan = board.make_platform().prepare(top, name="top")
+    plan = board.make_platform().prepare(top, name="top", **YOSYS_OVERRIDES[board.family])
     plan.extract(work)
     cmds = _tool_commands(plan.files["build_top.sh"])
     timings = {}

@@ -12,7 +12,7 @@ error.
 
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
 from amaranth.build import ResourceError
-from amaranth.lib import stream, wiring
+from amaranth.lib import io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -37,7 +37,7 @@ def _ice40_clock(m, platform, board):
 
 def _ecp5_clock(m, platform, board):
     pll = ecp5_pll(board.clk_in_mhz, board.target_mhz)
-    clk_in = platform.request(platform.default_clk).i
+    m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
     clk, lock = Signal(), Signal()
     m.submodules.pll = Instance(
         "EHXPLLL",
@@ -48,7 +48,7 @@ def _ecp5_clock(m, platform, board):
         a_FREQUENCY_PIN_CLKI=f"{pll.f_in:g}", a_FREQUENCY_PIN_CLKOP=f"{pll.f_out:g}",
         a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
         a_MFG_GMCREF_SEL="2",
-        i_CLKI=clk_in, i_CLKFB=clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
+        i_CLKI=clk_in.i, i_CLKFB=clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
         i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
         o_CLKOP=clk, o_LOCK=lock)
     return clk, lock, pll.f_out
@@ -149,8 +149,11 @@ class BoardTop(Elaboratable):
         m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
 
         m.submodules.uart = uart = UART(uart_divisor(self.f_mhz * 1e6, board.baud))
-        pins = platform.request("uart", 0)
-        m.d.comb += [uart.rx_pin.eq(pins.rx.i), pins.tx.o.eq(uart.tx_pin)]
+        names = [io_.name for io_ in platform.lookup("uart", 0).ios if hasattr(io_, "name")]
+        pins = platform.request("uart", 0, dir={name: "-" for name in names})
+        m.submodules.rx_pin = rx_pin = io.Buffer("i", pins.rx)
+        m.submodules.tx_pin = tx_pin = io.Buffer("o", pins.tx)
+        m.d.comb += [uart.rx_pin.eq(rx_pin.i), tx_pin.o.eq(uart.tx_pin)]
         m.submodules.link = link = make_link(self.cfg, self.f_mhz * 1e6, self.init)
         wiring.connect(m, uart.rx, link.rx)
         wiring.connect(m, link.tx, uart.tx)
@@ -164,8 +167,9 @@ class BoardTop(Elaboratable):
         image_ok, busy, error = _link_status(link)
         for k, value in enumerate([heartbeat, image_ok, busy, error]):
             try:
-                led = platform.request("led", k)
+                led = io.Buffer("o", platform.request("led", k, dir="-"))
             except ResourceError:
                 break
+            m.submodules[f"led{k}"] = led
             m.d.comb += led.o.eq(value)
         return m

@@ -152,6 +152,9 @@ class HostLink(wiring.Component):
         Reset value of the image-valid flag. True for a bitstream whose block
         RAMs already hold a model (patched in at build time): START works
         without an IMAGE download. Default False.
+    init : MemoryInit or None
+        Initial contents of the accelerator's model memories (see
+        :class:`~tritium.hw.accel.Accelerator`; a bitstream that holds a model).
 
     Members
     -------
@@ -166,10 +169,11 @@ class HostLink(wiring.Component):
         check), ``image_ok`` (a checked model image is loaded).
     """
 
-    def __init__(self, cfg, *, clk_freq=12e6, idle_timeout=None, image_valid_at_reset=False):
+    def __init__(self, cfg, *, clk_freq=12e6, idle_timeout=None, image_valid_at_reset=False,
+                 init=None):
         if not isinstance(cfg, AccelConfig):
             raise TypeError("HostLink needs an AccelConfig")
-        self.accel = Accelerator(cfg)
+        self.accel = Accelerator(cfg, init=init)
         core = cfg.core
         if core.n_thresholds != 1:
             raise ConfigError("HostLink loads one threshold per set (out_bits = 1)")
