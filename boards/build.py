@@ -42,7 +42,7 @@ from . import bram
 from .platforms import get_board
 
 #: Bump when the cached build's layout or the top level changes meaning.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 #: yosys script additions per family. ECP5 would put small memories into LUT RAM,
 #: which no bitstream tool can patch: every memory goes to block RAM instead.
@@ -93,6 +93,12 @@ def model_init(compiled):
     for p, bank in enumerate(threshold_words(compiled)):
         words[f"thresholds_p{p}"] = tuple(bank)
     return MemoryInit(words).check(cfg)
+
+
+def load_model_init(model_dir, cfg):
+    """:class:`MemoryInit` of the compiled model in ``model_dir`` (checked against ``cfg``)."""
+    from ..sw.image import read_image
+    return model_init(read_image(Path(model_dir) / "model.tim", expect_hash=cfg.hash))
 
 
 def _images(cfg, init):

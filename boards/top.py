@@ -124,8 +124,55 @@ def _link_status(link):
     return link.status.image_ok, link.status.busy, link.status.error
 
 
+class BoardCore(wiring.Component):
+    """Everything of a board but its clocking and pins: UART, host link, LED logic.
+
+    The unit the UART-level simulation runs (sim/cocotb_board.py): the board
+    top instantiates it in the PLL's clock domain.
+
+    Parameters
+    ----------
+    cfg : AccelConfig
+    clk_hz : float
+        Clock frequency (the UART divisor, the host link's timeouts, the heartbeat).
+    baud : int
+    init : MemoryInit or None
+        Model memory contents; the image is valid from reset when given.
+
+    Members
+    -------
+    rx_pin : In(1)
+    tx_pin : Out(1)
+    leds : Out(4)
+        Heartbeat (about 1 Hz), image valid, busy, error.
+    """
+
+    def __init__(self, cfg, clk_hz, baud, init=None):
+        self.cfg, self.clk_hz, self.baud, self.init = cfg, clk_hz, baud, init
+        self.divisor = uart_divisor(clk_hz, baud)
+        super().__init__({"rx_pin": In(1, init=1), "tx_pin": Out(1, init=1), "leds": Out(4)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart = uart = UART(self.divisor)
+        m.d.comb += [uart.rx_pin.eq(self.rx_pin), self.tx_pin.eq(uart.tx_pin)]
+        m.submodules.link = link = make_link(self.cfg, self.clk_hz, self.init)
+        wiring.connect(m, uart.rx, link.rx)
+        wiring.connect(m, link.tx, uart.tx)
+        half = max(1, int(self.clk_hz / 2))
+        beat = Signal(range(half + 1))
+        heartbeat = Signal()
+        with m.If(beat == 0):
+            m.d.sync += [beat.eq(half), heartbeat.eq(~heartbeat)]
+        with m.Else():
+            m.d.sync += beat.eq(beat - 1)
+        image_ok, busy, error = _link_status(link)
+        m.d.comb += self.leds.eq(Cat(heartbeat, image_ok, busy, error))
+        return m
+
+
 class BoardTop(Elaboratable):
-    """The whole design of a board.
+    """The whole design of a board: PLL, reset synchroniser, :class:`BoardCore`, pins.
 
     Parameters
     ----------
@@ -148,28 +195,17 @@ class BoardTop(Elaboratable):
         platform.add_clock_constraint(clk, self.f_mhz * 1e6)
         m.submodules.reset_sync = ResetSynchronizer(~lock, domain="sync")
 
-        m.submodules.uart = uart = UART(uart_divisor(self.f_mhz * 1e6, board.baud))
+        m.submodules.core = core = BoardCore(self.cfg, self.f_mhz * 1e6, board.baud, self.init)
         names = [io_.name for io_ in platform.lookup("uart", 0).ios if hasattr(io_, "name")]
         pins = platform.request("uart", 0, dir={name: "-" for name in names})
         m.submodules.rx_pin = rx_pin = io.Buffer("i", pins.rx)
         m.submodules.tx_pin = tx_pin = io.Buffer("o", pins.tx)
-        m.d.comb += [uart.rx_pin.eq(rx_pin.i), tx_pin.o.eq(uart.tx_pin)]
-        m.submodules.link = link = make_link(self.cfg, self.f_mhz * 1e6, self.init)
-        wiring.connect(m, uart.rx, link.rx)
-        wiring.connect(m, link.tx, uart.tx)
-
-        beat = Signal(range(int(self.f_mhz * 1e6 / 2) + 1))
-        heartbeat = Signal()
-        with m.If(beat == 0):
-            m.d.sync += [beat.eq(int(self.f_mhz * 1e6 / 2)), heartbeat.eq(~heartbeat)]
-        with m.Else():
-            m.d.sync += beat.eq(beat - 1)
-        image_ok, busy, error = _link_status(link)
-        for k, value in enumerate([heartbeat, image_ok, busy, error]):
+        m.d.comb += [core.rx_pin.eq(rx_pin.i), tx_pin.o.eq(core.tx_pin)]
+        for k in range(4):
             try:
                 led = io.Buffer("o", platform.request("led", k, dir="-"))
             except ResourceError:
                 break
             m.submodules[f"led{k}"] = led
-            m.d.comb += led.o.eq(value)
+            m.d.comb += led.o.eq(core.leds[k])
         return m
