@@ -1,7 +1,6 @@
 """Boards: PLL settings, block-RAM patching and verification, build and program commands."""
 
 import json
-import os
 import random
 import subprocess
 import sys
@@ -13,15 +12,11 @@ import pytest
 
 from tritium.boards import bram
 from tritium.boards.clocks import ecp5_pll, ice40_pll
-from tritium.hw.accel_config import AccelConfig
-from tritium.hw.config import HwConfig
 from tritium.hw.toolchain import require_tool
 from tritium.sw.cli import main
 from tritium.sw.errors import TritiumError
 
-# A small accelerator that builds in well under a minute on the iCE40UP5K.
-SMALL = AccelConfig(core=HwConfig(pe=2, simd=16, weight_depth=128, thr_depth=32, act_bits=1),
-                    act_depth=64, prog_depth=32, res_depth=8)
+from tritium.boards.bench_patch import SMALL  # a small accelerator: about a minute to build
 
 
 def test_pll_settings_match_the_vendor_tools():
@@ -109,17 +104,10 @@ def test_locate_refuses_a_memory_not_in_block_ram():
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     """A 64-32-10 binary dense model compiled for SMALL (folder) and its config file."""
-    from tritium.sw.ir import ActType, Dense, IntModel, save_model
+    from tritium.boards.bench_patch import small_dense_model
+    from tritium.sw.ir import save_model
     tmp = tmp_path_factory.mktemp("small")
-    rng = np.random.default_rng(0)
-    w0 = 2 * rng.integers(0, 2, (32, 64)) - 1
-    w1 = 2 * rng.integers(0, 2, (10, 32)) - 1
-    t0 = rng.integers(-8, 8, (32, 1))
-    model = IntModel((8, 8, 1), ActType("bipolar"), [
-        Dense.from_values("fc0", w0, "binary", thresholds=t0, out_act="bipolar"),
-        Dense.from_values("fc1", w1, "binary")],
-        meta={"input_quant": {"kind": "binarise", "threshold": 128}})
-    save_model(model, tmp / "m.npz")
+    save_model(small_dense_model(), tmp / "m.npz")
     hw = tmp / "small.json"
     hw.write_text(json.dumps(SMALL.canonical()))
     assert main(["compile", str(tmp / "m.npz"), "--hw", str(hw), "-o", str(tmp / "m")]) == 0
@@ -205,8 +193,8 @@ def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, 
                                                           capsys):
     """Hardware build of SMALL on the iCEBreaker, the model patched in and verified; the
     patched block RAMs equal those of a full rebuild with the model as memory init."""
-    from tritium.boards.build import (_images, build, load_model_dir, model_init,
-                                      rebuild_rams, unpack_rams, verify, cache_root)
+    from tritium.boards.build import (cache_root, load_model_dir, model_init, rebuild_rams,
+                                      unpack_rams, verify, zero_init)
     from tritium.boards.platforms import get_board
     model_dir, hw = small_model
     monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
@@ -238,6 +226,5 @@ def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, 
           f"patch+pack {patched['patch_pack_seconds']} s")
     # Verification fails for a bitstream that does not hold the image.
     base = next(cache_root().glob(f"icebreaker-{SMALL.hash}-*"))
-    from tritium.boards.build import zero_init
     with pytest.raises(TritiumError, match="verification failed"):
         verify(board, SMALL, base, zero_init(SMALL), bitstream, work, log=lambda m: None)

@@ -8,6 +8,10 @@
       PE-array LUT4/FF counts (yosys synth_ice40 / synth_ecp5, memories
       excluded), LUT4 per lane, and nextpnr Fmax on iCE40UP5K / ECP5-85F,
       with a naive adder-chain popcount as baseline in the same run.
+  tritium bench patch [--json] [--board icebreaker|ulx3s]
+      seconds of a hardware build, of patching a model into it and of a full
+      rebuild with the model as memory init; whether both hold the same
+      block RAM contents (a small accelerator, in a private build cache).
 """
 
 import platform
@@ -17,7 +21,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("reference", "synth", "utilization")
+SUITES = ("reference", "synth", "utilization", "patch")
 
 
 def add_arguments(parser):
@@ -32,9 +36,12 @@ def add_arguments(parser):
     parser.add_argument("--no-fmax", action="store_true", help="synth: skip nextpnr")
     parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
     parser.add_argument("--workdir", default=None, help="synth: keep tool outputs in this folder")
+    parser.add_argument("--board", default="icebreaker", help="patch: the board (default icebreaker)")
 
 
 def run(args):
+    if args.suite == "patch":
+        return _run_patch(args)
     if args.suite == "utilization":
         return _run_utilization(args)
     if args.suite == "synth":
@@ -109,4 +116,16 @@ def _run_utilization(args):
         layers = " ".join(f"{n}={100 * u:.0f}%" for n, u in r["layers"].items())
         rows.append([key, f"{r['cycles_per_image']:.0f}", f"{100 * r['utilization']:.1f} %", layers])
     print(table(rows, ["preset/network", "cycles/image", "utilisation", "per layer"]))
+    return 0
+
+
+def _run_patch(args):
+    from ...boards.bench_patch import measure_patch
+    result = measure_patch(args.board, log=lambda m: step(m, quiet=args.json))
+    result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform(),
+                         "python": platform.python_version()}
+    if args.json:
+        print_json(result)
+        return 0
+    print(table([[k, v] for k, v in result.items() if k != "machine"], ["figure", "value"]))
     return 0
