@@ -68,6 +68,17 @@ def cache_root():
     return Path(env) if env else Path.home() / ".cache" / "tritium" / "builds"
 
 
+def source_fingerprint():
+    """8 hex digits over the gateware sources (``tritium.hw``, ``tritium.boards``) and
+    :data:`CACHE_VERSION`: a cached hardware build is reused only for the same code."""
+    h = hashlib.sha256(str(CACHE_VERSION).encode())
+    for pkg in ("hw", "boards"):
+        folder = Path(__file__).resolve().parent.parent / pkg
+        for path in sorted(folder.glob("*.py")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:8]
+
+
 def placeholder_init(cfg, seed=0):
     """Unique pseudo-random contents of every model memory, a function of the
     configuration hash, the memory's name and ``seed`` (regenerated, never random)."""
@@ -336,7 +347,7 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print):
     if out.exists() and not out.is_dir():
         raise TritiumError(f"-o {out}: exists and is not a folder")
     files = FILES[board.family]
-    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-v{CACHE_VERSION}"
+    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{source_fingerprint()}"
     cached = (base / "build.json").exists()
     if cached:
         log(f"hardware {cfg.hash} for {board.name} (seed {seed}) found in the cache: {base}")
