@@ -116,17 +116,18 @@ def _images(cfg, init):
     return {m.name: (init.padded(m), m.width) for m in model_memories(cfg)}
 
 
-def load_model_dir(path, board, cfg):
-    """The compiled model in folder ``path`` (its model.tim), checked against the board's hash."""
+def load_model_dir(path, board, cfg, hw=None):
+    """The compiled model in folder ``path`` (its model.tim), checked against the hash of
+    ``cfg`` (the board's preset, or ``hw`` when given)."""
     from ..sw.image import read_image
     path = Path(path)
     if not path.is_dir():
         raise TritiumError(f"--model {path}: no such folder (compile the model first: "
-                           f"tritium compile MODEL --hw {board.preset} -o {path})")
+                           f"tritium compile MODEL --hw {hw or board.preset} -o {path})")
     compiled = read_image(path / "model.tim")
     if compiled.config.hash != cfg.hash:
         raise TritiumError(f"--model {path}: compiled for hardware {compiled.config.hash}, board "
-                           f"{board.name} has {cfg.hash}; compile it with --hw {board.preset}")
+                           f"{board.name} has {cfg.hash}; compile it with --hw {hw or board.preset}")
     return compiled
 
 
@@ -342,7 +343,7 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print):
     t0 = time.monotonic()
     board = get_board(board_name)
     cfg = load_accel_config(hw or board.preset)
-    compiled = load_model_dir(model_dir, board, cfg) if model_dir is not None else None
+    compiled = load_model_dir(model_dir, board, cfg, hw) if model_dir is not None else None
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise TritiumError(f"-o {out}: exists and is not a folder")
