@@ -245,7 +245,14 @@ def _report_summary(report, board, clock_mhz):
     # The accelerator's domain: the fastest constrained clock (the PLL output).
     clocks = sorted(fmax.items(), key=lambda kv: -kv[1].get("constraint", 0))
     achieved = clocks[0][1]["achieved"] if clocks else None
-    return {"luts": luts, "luts_available": luts_avail, "rams": rams,
+    crit = None
+    for path in report.get("critical_paths", []):
+        steps = path.get("path", [])
+        if steps and (crit is None or sum(x["delay"] for x in steps) > crit["ns"]):
+            crit = {"from": steps[0].get("from", {}).get("cell"),
+                    "to": steps[-1].get("to", {}).get("cell"),
+                    "ns": round(sum(x["delay"] for x in steps), 2)}
+    return {"critical_path": crit, "luts": luts, "luts_available": luts_avail, "rams": rams,
             "rams_available": rams_avail,
             "fmax_mhz": round(achieved, 2) if achieved is not None else None,
             "fmax_clock": clocks[0][0] if clocks else None,
