@@ -48,48 +48,48 @@ def frame_crc(body):
 
 
 class Cmd(enum.IntEnum):
-    """Request commands (docs/host.md, "Commands")."""
+    """Request commands; :data:`CMD_TEXT` describes their payloads."""
 
-    STATUS = 0x01   #: payload: none -> STATUS_PAYLOAD
-    IMAGE = 0x02    #: payload: offset u32 + model-image bytes -> STATUS_PAYLOAD
-    INPUT = 0x03    #: payload: address u32 + activation-buffer-0 words -> STATUS_PAYLOAD
-    START = 0x04    #: payload: none; answers when the program has finished -> STATUS_PAYLOAD
-    RESULTS = 0x05  #: payload: address u16, count u16 -> count result entries
+    STATUS = 0x01
+    IMAGE = 0x02
+    INPUT = 0x03
+    START = 0x04
+    RESULTS = 0x05
 
 
 class Nak(enum.IntEnum):
-    """Reasons of a NAK response."""
+    """Reasons of a NAK response (:data:`NAK_TEXT`)."""
 
-    CRC = 1       #: the frame's CRC-32 is wrong
-    LENGTH = 2    #: payload too long for the device, or the wrong length for the command
-    COMMAND = 3   #: unknown command
-    STATE = 4     #: not allowed now: START without a valid model image (STATUS says why)
-    OFFSET = 5    #: IMAGE chunk past the bytes received so far (a gap)
-    RANGE = 6     #: INPUT / RESULTS addresses past the end of the memory
-    TIMEOUT = 7   #: the frame stopped arriving (idle timeout) after its header
+    CRC = 1
+    LENGTH = 2
+    COMMAND = 3
+    STATE = 4
+    OFFSET = 5
+    RANGE = 6
+    TIMEOUT = 7
 
 
 class Err(enum.IntEnum):
-    """Error codes in STATUS (and the accelerator's ``error_code``); 0 is no error.
+    """Error codes in STATUS and the accelerator's ``error_code`` (:data:`ERR_TEXT`).
 
     Codes 1-2 come from a run of the program; 3-4 from a refused START; the
     rest from the checks the device makes on a model image as it streams in.
     """
 
     NONE = 0
-    BAD_OPCODE = 1        #: the program holds an illegal instruction
-    PC_OVERFLOW = 2       #: the program counter ran past the program memory
-    NO_IMAGE = 3          #: START before any model image was loaded
-    IMAGE_INCOMPLETE = 4  #: START before the whole model image arrived
-    MAGIC = 5             #: not a tritium model image (bad magic)
-    IMAGE_VERSION = 6     #: unsupported model-image format version
-    ISA_VERSION = 7       #: compiled for another ISA version
-    HASH = 8              #: compiled for other hardware (configuration hash differs)
-    SIZE = 9              #: total size disagrees with the section table, or bytes past the end
-    IMAGE_CRC = 10        #: CRC-32 of the whole image is wrong
-    SECTION_TABLE = 11    #: bad section count, offset, unknown / repeated / missing section
-    SECTION_SIZE = 12     #: a section's size does not fit this hardware configuration
-    SECTION_CRC = 13      #: a section's CRC-32 is wrong
+    BAD_OPCODE = 1
+    PC_OVERFLOW = 2
+    NO_IMAGE = 3
+    IMAGE_INCOMPLETE = 4
+    MAGIC = 5
+    IMAGE_VERSION = 6
+    ISA_VERSION = 7
+    HASH = 8
+    SIZE = 9
+    IMAGE_CRC = 10
+    SECTION_TABLE = 11
+    SECTION_SIZE = 12
+    SECTION_CRC = 13
 
 
 #: One line per error code (the driver's messages and docs/host.md's table).
@@ -113,8 +113,8 @@ ERR_TEXT = {
 #: One line per command: request payload -> response payload.
 CMD_TEXT = {
     Cmd.STATUS: "none -> STATUS payload",
-    Cmd.IMAGE: "offset u32, model-image bytes -> STATUS payload (a chunk at offset 0 "
-               "starts a new image; bytes already received are acknowledged, not applied again)",
+    Cmd.IMAGE: "offset u32, model-image bytes -> STATUS payload (offset 0 starts a new "
+               "image; a chunk starting before the bytes received is acknowledged, not applied)",
     Cmd.INPUT: "word address u32, activation-buffer-0 words (ceil(S/8) bytes each) -> STATUS payload",
     Cmd.START: "none -> STATUS payload when the program has finished (a repeated START with "
                "the same seq is answered without running again)",
@@ -142,11 +142,12 @@ ERR_NONE, ERR_BAD_OPCODE, ERR_PC_OVERFLOW = Err.NONE, Err.BAD_OPCODE, Err.PC_OVE
 
 
 class State(enum.IntEnum):
-    """Outcome of the last run, in STATUS."""
+    """Outcome of the last run, in STATUS: IDLE (none since reset), DONE (it reached
+    END), ERROR (it stopped on an error; STATUS error says which)."""
 
-    IDLE = 0    #: no run since reset
-    DONE = 1    #: the last run reached END
-    ERROR = 2   #: the last run stopped on an error (STATUS error says which)
+    IDLE = 0
+    DONE = 1
+    ERROR = 2
 
 
 #: STATUS flag bits.

@@ -64,3 +64,6 @@ class SimTransport:
         while len(self.from_dut) < n and self.cycle < limit:
             self.run(min(_STEP, limit - self.cycle))
         return bytes(self.from_dut.popleft() for _ in range(min(n, len(self.from_dut))))
+
+    def close(self):
+        """Nothing to release (the transport interface of a serial port)."""

@@ -21,9 +21,11 @@ COMMAND_MODULES = [
     "generate",
     "compile",
     "sim",
+    "run",
     "bench",
     "build",
     "program",
+    "report",
 ]
 
 DESCRIPTION = """\
@@ -39,12 +41,15 @@ A typical session:
   tritium compile m.npz --hw ulx3s -o build/m
                                          program + memory images + model image
   tritium sim build/m --model m.npz      ISA-level simulation against the reference
+  tritium run --port /dev/ttyUSB1 build/m --model m.npz
+                                         the same on a board, over its serial port
   tritium bench reference --json         golden-reference speed against PyTorch
   tritium bench synth --json             LUT4 per lane and Fmax (yosys, nextpnr)
   tritium build --board icebreaker --model build/m -o build/ib
                                          bitstream with the model patched in (cached hardware)
   tritium program --board icebreaker build/ib/icebreaker.bin
                                          load it into the board (openFPGALoader)
+  tritium report build/m                 HTML report with plots of a compiled model / build
 
 Run 'tritium COMMAND --help' for each command's options and examples.
 """
@@ -87,6 +92,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("tritium: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("TRITIUM_DEBUG"):
             raise

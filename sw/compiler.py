@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..hw.accel_config import START_CYCLES
 from ..hw import isa
 from ..hw.contract import folded_thresholds, never, row_offsets
 from ..hw.isa import Opcode
@@ -163,6 +164,16 @@ class Compiled:
     @property
     def batch(self):
         return self.io["batch"]
+
+    @property
+    def cycles_per_run(self):
+        """Cycles from ``start`` to ``done`` of one program run (the ISA simulator's count)."""
+        layers = self.io["layers"]
+        return START_CYCLES + len(self.program) - len(layers) + sum(l["cycles"] for l in layers)
+
+    @property
+    def cycles_per_image(self):
+        return self.cycles_per_run / self.batch
 
 
 def io_description(plans, cfg, batch):

@@ -19,8 +19,6 @@ simulated transport controls time.
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..hw.protocol import (ERR_TEXT, HEADER, FLAG_IMAGE_FAILED, FLAG_IMAGE_VALID, IDLE_TIMEOUT_S,
                            MAX_PAYLOAD, NAK, NAK_TEXT, OFFSET_ARG, REQUEST_START, RESPONSE_FLAG,
                            RESPONSE_START, RESULTS_ARG, STATUS_PAYLOAD, TRAILER, Cmd, Err, Nak,
@@ -340,20 +338,10 @@ class Device:
 
     def infer(self, compiled, values):
         """(accumulators, predicted classes, cycles per run) of input values."""
+        from .reference import predicted_classes
+
         acc, cycles = self.run_batch(compiled, values)
-        return acc, predictions(compiled.meta, acc), cycles
-
-
-def predictions(meta, acc):
-    """Class predictions from accumulators (through the model's output affine map, if any)."""
-    from types import SimpleNamespace
-
-    from . import reference
-
-    acc = np.asarray(acc)
-    scores = reference.output_logits(SimpleNamespace(meta=meta), acc) \
-        if "output_affine" in meta else acc
-    return scores.reshape(len(acc), -1).argmax(axis=1)
+        return acc, predicted_classes(compiled.meta, acc), cycles
 
 
 class SerialTransport:

@@ -8,6 +8,9 @@
       PE-array LUT4/FF counts (yosys synth_ice40 / synth_ecp5, memories
       excluded), LUT4 per lane, and nextpnr Fmax on iCE40UP5K / ECP5-85F,
       with a naive adder-chain popcount as baseline in the same run.
+  tritium bench host [--hw icebreaker] [--json]
+      yosys synth_ice40 of the accelerator with and without its framed host
+      interface (HostLink): the host interface's own LUT4 / FF / block RAMs.
   tritium bench patch [--json] [--board icebreaker|ulx3s]
       seconds of a hardware build, of patching a model into it and of a full
       rebuild with the model as memory init; whether both hold the same
@@ -21,7 +24,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("reference", "synth", "utilization", "patch")
+SUITES = ("reference", "synth", "utilization", "host", "patch")
 
 
 def add_arguments(parser):
@@ -36,6 +39,8 @@ def add_arguments(parser):
     parser.add_argument("--no-fmax", action="store_true", help="synth: skip nextpnr")
     parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
     parser.add_argument("--workdir", default=None, help="synth: keep tool outputs in this folder")
+    parser.add_argument("--hw", default="icebreaker",
+                        help="host: preset name or configuration JSON (default: icebreaker)")
     parser.add_argument("--board", default="icebreaker", help="patch: the board (default icebreaker)")
 
 
@@ -46,6 +51,8 @@ def run(args):
         return _run_utilization(args)
     if args.suite == "synth":
         return _run_synth(args)
+    if args.suite == "host":
+        return _run_host(args)
     from ..bench_reference import measure_reference
 
     if args.repeats < 1 or (args.images is not None and args.images < 1):
@@ -116,6 +123,25 @@ def _run_utilization(args):
         layers = " ".join(f"{n}={100 * u:.0f}%" for n, u in r["layers"].items())
         rows.append([key, f"{r['cycles_per_image']:.0f}", f"{100 * r['utilization']:.1f} %", layers])
     print(table(rows, ["preset/network", "cycles/image", "utilisation", "per layer"]))
+    return 0
+
+
+def _run_host(args):
+    import tempfile
+
+    from ...hw.presets import load_accel_config
+    from ..bench_synth import measure_host_link
+
+    cfg = load_accel_config(args.hw)
+    with tempfile.TemporaryDirectory(prefix="tritium-host-") as tmp:
+        result = measure_host_link(cfg, args.workdir or tmp, log=lambda m: step(m, quiet=args.json))
+    result["hw"], result["config_hash"] = args.hw, cfg.hash
+    if args.json:
+        print_json(result)
+        return 0
+    rows = [[name, r["lut4"], r["ff"], r["bram"]] for name, r in result.items()
+            if isinstance(r, dict)]
+    print(table(rows, ["iCE40 " + args.hw, "LUT4", "FF", "block RAM"]))
     return 0
 
 
