@@ -53,16 +53,25 @@ class Accelerator(wiring.Component):
         Result-memory read port (one cycle latency): P signed accumulators.
     wload, tload : In
         Weight-bank and threshold-memory write ports of the core.
+
+    Parameters
+    ----------
+    init : MemoryInit or None
+        Initial contents of the program, weight and threshold memories
+        (:mod:`tritium.hw.meminit`): a bitstream that holds a model. ``None``:
+        all zero, loaded by the host.
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, *, init=None):
         if not isinstance(cfg, AccelConfig):
             raise TypeError("Accelerator needs an AccelConfig")
         if cfg.core.out_bits != 1:
             self._MustUse__silence = True     # refused: never elaborated, no warning
             raise ConfigError(f"the accelerator's output path packs bipolar activations only: it "
                               f"needs out_bits = 1 (got {cfg.core.out_bits})")
-        self.cfg = cfg
+        if init is not None:
+            init.check(cfg)
+        self.cfg, self.init = cfg, init
         core = cfg.core
         self.res_layout = data.ArrayLayout(signed(core.acc_bits), core.pe)
         super().__init__({
@@ -78,12 +87,13 @@ class Accelerator(wiring.Component):
         cfg, core = self.cfg, self.cfg.core
         s, pe = core.simd, core.pe
         m = Module()
-        m.submodules.core = dp = Core(core)
+        m.submodules.core = dp = Core(core, init=self.init)
         wiring.connect(m, wiring.flipped(self.wload), dp.wload)
         wiring.connect(m, wiring.flipped(self.tload), dp.tload)
 
         # ---------------------------------------------------------- memories
-        m.submodules.prog = prog = Memory(shape=isa.INSTR_BITS, depth=cfg.prog_depth, init=[],
+        m.submodules.prog = prog = Memory(shape=isa.INSTR_BITS, depth=cfg.prog_depth,
+                                          init=self.init.words["program"] if self.init else [],
                                           attrs=NO_RW_CHECK)
         prog_rd, prog_wr = prog.read_port(), prog.write_port()
         m.d.comb += [prog_wr.en.eq(self.prog_we), prog_wr.addr.eq(self.prog_addr),

@@ -31,12 +31,17 @@ class Core(wiring.Component):
         Weight-bank write port.
     tload : In(threshold_load_signature(cfg))
         Threshold-memory write port.
+
+    Parameters
+    ----------
+    init : MemoryInit or None
+        Initial weight and threshold words (``weights_p{k}``, ``thresholds_p{k}``).
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, *, init=None):
         if not isinstance(cfg, HwConfig):
             raise TypeError("Core needs a HwConfig")
-        self.cfg = cfg
+        self.cfg, self.init = cfg, init
         super().__init__({
             "inp": In(stream.Signature(input_layout(cfg))),
             "out": Out(stream.Signature(output_layout(cfg))),
@@ -47,8 +52,8 @@ class Core(wiring.Component):
     def elaborate(self, platform):
         from amaranth.hdl import Module
         m = Module()
-        m.submodules.array = array = PEArray(self.cfg)
-        m.submodules.threshold = thr = ThresholdUnit(self.cfg)
+        m.submodules.array = array = PEArray(self.cfg, init=self.init)
+        m.submodules.threshold = thr = ThresholdUnit(self.cfg, init=self.init)
         connect(m, wiring.flipped(self.inp), array.i)
         connect(m, array.o, thr.i)
         connect(m, thr.o, wiring.flipped(self.out))

@@ -161,6 +161,9 @@ class HostLink(wiring.Component):
         Reset value of the image-valid flag. True for a bitstream whose block
         RAMs already hold a model (patched in at build time): START works
         without an IMAGE download. Default False.
+    init : MemoryInit or None
+        Initial contents of the accelerator's model memories (see
+        :class:`~tritium.hw.accel.Accelerator`; a bitstream that holds a model).
 
     Members
     -------
@@ -175,7 +178,8 @@ class HostLink(wiring.Component):
         check), ``image_ok`` (a checked model image is loaded).
     """
 
-    def __init__(self, cfg, *, clk_freq=12e6, idle_timeout=None, image_valid_at_reset=False):
+    def __init__(self, cfg, *, clk_freq=12e6, idle_timeout=None, image_valid_at_reset=False,
+                 init=None):
         if not isinstance(cfg, AccelConfig):
             raise TypeError("HostLink needs an AccelConfig")
         core = cfg.core
@@ -183,7 +187,7 @@ class HostLink(wiring.Component):
         if cfg.res_depth * entry_bytes > 0xFFFF:
             raise ConfigError(f"the result memory ({cfg.res_depth} x {entry_bytes} bytes) does "
                               "not fit one response frame (65535 bytes)")
-        self.accel = Accelerator(cfg)       # refuses out_bits != 1: one threshold per set
+        self.accel = Accelerator(cfg, init=init)   # refuses out_bits != 1: one threshold per set
         assert core.n_thresholds == 1
         self.cfg = cfg
         self.idle_timeout = int(idle_timeout or max(1, round(clk_freq * IDLE_TIMEOUT_S)))

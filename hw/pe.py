@@ -255,6 +255,8 @@ class PEArray(wiring.Component):
     cfg : HwConfig
     popcount_style : str
         Popcount of the PEs (see :class:`PE`).
+    init : MemoryInit or None
+        Initial weight words (``weights_p{k}``, see :mod:`tritium.hw.meminit`).
 
     Members
     -------
@@ -266,8 +268,8 @@ class PEArray(wiring.Component):
         Weight-bank write port.
     """
 
-    def __init__(self, cfg, popcount_style="tree"):
-        self.cfg, self.popcount_style = cfg, popcount_style
+    def __init__(self, cfg, popcount_style="tree", *, init=None):
+        self.cfg, self.popcount_style, self.init = cfg, popcount_style, init
         super().__init__({
             "i": In(stream.Signature(input_layout(cfg))),
             "o": Out(stream.Signature(result_layout(cfg))),
@@ -289,7 +291,8 @@ class PEArray(wiring.Component):
             m.d.sync += [x1.eq(self.i.payload.x), cmd1.eq(self.i.payload.cmd), valid1.eq(self.i.valid)]
         words = []
         for p in range(cfg.pe):
-            bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, init=[], attrs=NO_RW_CHECK)
+            bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, attrs=NO_RW_CHECK,
+                          init=self.init.words[f"weights_p{p}"] if self.init else [])
             m.submodules[f"bank{p}"] = bank
             rd, wr = bank.read_port(), bank.write_port()
             m.d.comb += [

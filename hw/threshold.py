@@ -5,7 +5,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .layouts import NO_RW_CHECK, output_layout, result_layout, threshold_load_signature, thresholds_layout
+from .layouts import (NO_RW_CHECK, output_layout, result_layout, threshold_load_signature,
+                      thresholds_layout, unpack_signed)
 
 
 class ThresholdUnit(wiring.Component):
@@ -22,6 +23,8 @@ class ThresholdUnit(wiring.Component):
     Parameters
     ----------
     cfg : HwConfig
+    init : MemoryInit or None
+        Initial raw threshold words (``thresholds_p{k}``, see :mod:`tritium.hw.meminit`).
 
     Members
     -------
@@ -33,8 +36,8 @@ class ThresholdUnit(wiring.Component):
         Threshold-memory write port.
     """
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, *, init=None):
+        self.cfg, self.init = cfg, init
         super().__init__({
             "i": In(stream.Signature(result_layout(cfg))),
             "o": Out(stream.Signature(output_layout(cfg))),
@@ -51,7 +54,11 @@ class ThresholdUnit(wiring.Component):
             with m.If(self.i.valid):
                 m.d.sync += self.o.payload.acc.eq(self.i.payload.d)
         for p in range(cfg.pe):
-            mem = Memory(shape=thresholds_layout(cfg), depth=cfg.thr_depth, init=[], attrs=NO_RW_CHECK)
+            layout = thresholds_layout(cfg)
+            words = self.init.words[f"thresholds_p{p}"] if self.init else []
+            mem = Memory(shape=layout, depth=cfg.thr_depth, attrs=NO_RW_CHECK,
+                         init=[[unpack_signed(w, t * cfg.acc_bits, cfg.acc_bits)
+                                for t in range(cfg.n_thresholds)] for w in words])
             m.submodules[f"thresholds{p}"] = mem
             rd, wr = mem.read_port(), mem.write_port()
             m.d.comb += [

@@ -161,3 +161,50 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
 
 def _signed(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud=125000,
+                     sim="verilator"):
+    """The host driver against :class:`~tritium.boards.top.BoardCore` through its UART
+    (:mod:`tritium.sim.cocotb_board`), the model in the memories' init as in a
+    patched bitstream. Returns the testbench's report (a dict of checks and figures).
+    """
+    import numpy as np
+    from cocotb_tools.runner import get_results, get_runner
+
+    from ..boards.build import load_model_init
+    from ..boards.top import BoardCore
+    from ..hw.core import to_verilog
+
+    if sim == "verilator":
+        setup_verilator_env()
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    top = "tritium_board"
+    source = workdir / f"{top}.v"
+    core = BoardCore(cfg, clk_hz, baud, init=load_model_init(model_dir, cfg))
+    source.write_text(to_verilog(core, name=top))
+    np.save(workdir / "inputs.npy", np.asarray(values))
+    np.save(workdir / "expected.npy", np.asarray(expected))
+    job = {"clk_hz": clk_hz, "baud": baud, "model_dir": str(model_dir),
+           "inputs": str(workdir / "inputs.npy"), "expected": str(workdir / "expected.npy")}
+    job_file, result_file = workdir / "job.json", workdir / "result.json"
+    job_file.write_text(json.dumps(job))
+    if result_file.exists():
+        result_file.unlink()
+    runner = get_runner(sim)
+    build_dir = workdir / f"build_{sim}"
+    build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
+    with _verilator_make_fix(sim):
+        runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                     timescale=("1ns", "1ps"), build_args=build_args, always=True,
+                     log_file=workdir / "build.log")
+    results = runner.test(test_module="tritium.sim.cocotb_board", hdl_toplevel=top,
+                          build_dir=build_dir, test_dir=workdir, timescale=("1ns", "1ps"),
+                          extra_env={"TRITIUM_JOB": str(job_file),
+                                     "TRITIUM_RESULT": str(result_file)},
+                          log_file=workdir / "test.log")
+    _, failed = get_results(results)
+    report = json.loads(result_file.read_text()) if result_file.exists() else {}
+    report["failed_tests"] = failed
+    return report

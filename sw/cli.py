@@ -23,6 +23,8 @@ COMMAND_MODULES = [
     "sim",
     "run",
     "bench",
+    "build",
+    "program",
     "report",
 ]
 
@@ -43,6 +45,10 @@ A typical session:
                                          the same on a board, over its serial port
   tritium bench reference --json         golden-reference speed against PyTorch
   tritium bench synth --json             LUT4 per lane and Fmax (yosys, nextpnr)
+  tritium build --board icebreaker --model build/m -o build/ib
+                                         bitstream with the model patched in (cached hardware)
+  tritium program --board icebreaker build/ib/icebreaker.bin
+                                         load it into the board (openFPGALoader)
   tritium report build/m                 HTML report with plots of a compiled model / build
 
 Run 'tritium COMMAND --help' for each command's options and examples.

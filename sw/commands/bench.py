@@ -21,6 +21,10 @@
   tritium bench host [--hw icebreaker] [--json]
       yosys synth_ice40 of the accelerator with and without its framed host
       interface (HostLink): the host interface's own LUT4 / FF / block RAMs.
+  tritium bench patch [--json] [--board icebreaker|ulx3s]
+      seconds of a hardware build, of patching a model into it and of a full
+      rebuild with the model as memory init; whether both hold the same
+      block RAM contents (a small accelerator, in a private build cache).
 """
 
 import platform
@@ -30,7 +34,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("all", "reference", "synth", "utilization", "host")
+SUITES = ("all", "reference", "synth", "utilization", "host", "patch")
 
 
 def add_arguments(parser):
@@ -52,11 +56,14 @@ def add_arguments(parser):
                         help="all, synth: keep tool outputs in this folder (all: default ./tritium-bench)")
     parser.add_argument("--hw", default="icebreaker",
                         help="host: preset name or configuration JSON (default: icebreaker)")
+    parser.add_argument("--board", default="icebreaker", help="patch: the board (default icebreaker)")
 
 
 def run(args):
     if args.suite == "all":
         return _run_all(args)
+    if args.suite == "patch":
+        return _run_patch(args)
     if args.suite == "utilization":
         return _run_utilization(args)
     if args.suite == "synth":
@@ -197,4 +204,15 @@ def _run_all(args):
     rtl = ", ".join(f"{sim} {v:,.0f}" for sim, v in result["rtl_cycles_per_s"].items() if v)
     print(f"\nCNV compile: {result['compile_seconds']['seconds']:.2f} s; RTL simulation "
           f"cycles/s: {rtl or 'n/a'}; results in {work / 'bench.json'}")
+
+
+def _run_patch(args):
+    from ...boards.bench_patch import measure_patch
+    result = measure_patch(args.board, log=lambda m: step(m, quiet=args.json))
+    result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform(),
+                         "python": platform.python_version()}
+    if args.json:
+        print_json(result)
+        return 0
+    print(table([[k, v] for k, v in result.items() if k != "machine"], ["figure", "value"]))
     return 0

