@@ -218,7 +218,8 @@ class HostLink(wiring.Component):
         v.cmd, v.seq = Signal(8), Signal(8)
         v.length = Signal(range(MAX_PAYLOAD + 1))
         v.idx = Signal(range(MAX_PAYLOAD + 1))      # payload byte
-        v.sh = Signal(32)                           # little-endian fields; first 4 payload bytes
+        v.sh = Signal(32)                           # little-endian image fields (header, table)
+        v.arg = Signal(32)                          # a request's first 4 payload bytes
         v.cnt = Signal(3)
         idle = Signal(range(self.idle_timeout + 1))
 
@@ -257,7 +258,7 @@ class HostLink(wiring.Component):
         range_bad = Signal()
         aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
         v.fail = fail = self._fail(m, v)
-        pos, sh, arg, idx, length = v.pos, v.sh, v.sh, v.idx, v.length
+        pos, arg, idx, length = v.pos, v.arg, v.idx, v.length
 
         def respond(kind, length_, reason=0):
             m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(length_), v.nak_reason.eq(reason),
@@ -324,7 +325,7 @@ class HostLink(wiring.Component):
                     m.d.comb += wr.en.eq(1)
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx < 4):
-                        m.d.sync += sh.eq(Cat(sh[8:], rx.payload))
+                        m.d.sync += arg.eq(Cat(arg[8:], rx.payload))
                     with m.If(idx + 1 == length):
                         m.next = "CRC"
 
@@ -342,7 +343,7 @@ class HostLink(wiring.Component):
 
             # -------------------------------------------------------- dispatch
             with m.State("EXEC"):
-                m.d.sync += [v.eb.eq(0), range_bad.eq(arg >= cfg.act_depth), aaddr.eq(arg)]
+                m.d.sync += [range_bad.eq(arg >= cfg.act_depth), aaddr.eq(arg)]
                 with m.Switch(v.cmd):
                     with m.Case(Cmd.STATUS):
                         with m.If(length != 0):
@@ -370,8 +371,12 @@ class HostLink(wiring.Component):
                     with m.Case(Cmd.INPUT):
                         with m.If(length < 4):
                             nak(Nak.LENGTH)
+                        with m.Elif((pos != 0) & ~v.valid & ~v.failed):
+                            nak(Nak.STATE)      # an image is half loaded: its word assembler is busy
                         with m.Else():
-                            m.d.sync += last_ok.eq(0)
+                            # INPUT words start at the payload's 5th byte; an image word cut
+                            # by a chunk boundary keeps its place (eb) across frames.
+                            m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
                             m.next = "IN_RD"
                     with m.Case(Cmd.START):
                         with m.If(length != 0):
@@ -733,7 +738,7 @@ class HostLink(wiring.Component):
                 m.d.sync += v.frm_crc.eq(v.crc_next)
             with m.If((phase == 0) & (ti == 4)):
                 m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
-                             raddr.eq(v.sh[:16]), ra.eq(0), rb.eq(0), rwait.eq(1)]
+                             raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0), rwait.eq(1)]
             with m.If(phase == 1):
                 with m.If(ti + 1 == resp_len):
                     m.d.sync += [ti.eq(0), phase.eq(2)]

@@ -127,7 +127,8 @@ NAK_TEXT = {
     Nak.CRC: "bad frame CRC",
     Nak.LENGTH: "bad payload length for the command (or longer than MAX_PAYLOAD)",
     Nak.COMMAND: "unknown command",
-    Nak.STATE: "not allowed now: START without a valid model image (STATUS error says why)",
+    Nak.STATE: "not allowed now: START without a valid model image (STATUS error says why), "
+               "or INPUT while a model image is half loaded",
     Nak.OFFSET: "IMAGE chunk starts past the bytes received so far",
     Nak.RANGE: "address past the end of the memory",
     Nak.TIMEOUT: "the frame stopped arriving after its header (idle timeout)",

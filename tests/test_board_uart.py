@@ -32,6 +32,4 @@ def test_driver_over_uart_classifies_and_recovers(small_model, tmp_path):  # noq
     assert r["truncated_nak"] and r["status_after_truncated"] and r["status_after_noise"]
     assert r["corrupt_image_refused"] and r["invalid_after_corrupt"]
     assert np.asarray(r["predictions"]).shape == (3,)
-    if not r["reload_bit_exact"]:
-        pytest.xfail("after an IMAGE download the results differ from the reference: a HostLink "
-                     "loader bug (the same memories as init are bit-exact); see docs/boards.md")
+    assert r["reload_bit_exact"], "an IMAGE download must give the reference's results"

@@ -102,6 +102,23 @@ def test_device_loads_image_and_runs_bit_exact(link, case):
     assert cycles == simulate(compiled, x)[1], "cycles must equal the ISA simulator's"
 
 
+@pytest.mark.parametrize("chunk", [7, 13])
+def test_image_chunks_may_cut_words_and_fields(case, chunk):
+    """Chunk boundaries inside header fields, table entries and memory words."""
+    model, compiled, image = case
+    transport = SimTransport(HostLink(CFG, idle_timeout=IDLE))
+    dev = Device(transport, timeout=1.0, run_timeout=2.0, chunk=chunk)
+    # Half an image, then INPUT: refused, and the rest of the image still loads.
+    reply = _exchange(transport, encode_request(Cmd.IMAGE, 1, protocol.OFFSET_ARG.pack(0)
+                                                + image[:chunk]))
+    assert not reply.is_nak and Status.decode(reply.payload).image_bytes == chunk
+    assert _nak(_exchange(transport, encode_request(Cmd.INPUT, 2, bytes(4 + 2)))) == Nak.STATE
+    loaded = dev.load_image(image)
+    x = (2 * np.random.default_rng(6).integers(0, 2, (4, 20)) - 1).astype(np.int8)
+    acc, _, _ = dev.infer(loaded, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+
+
 # ---------------------------------------------------------------- the hardware's image checks
 
 def _fix_crc(img):
