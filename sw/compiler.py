@@ -463,7 +463,7 @@ def stream(plans, cfg):
                           if run(k) >= load(min(n_max, left - k))), n_max)
             else:                      # as large as still hides under the previous RUN
                 n = max([k for k in range(1, n_max + 1) if load(k) <= prev_run] or [1])
-            n = min(n, left)
+            n = left if p.raw else min(n, left)     # raw results: one RUN (entry layout)
             if n == n_max:             # from here on, even chunks
                 n = -(-left // -(-left // n_max))
             p.chunks.append(Chunk(first=first, tiles=n, w_base=(index % 2) * half, src=src))

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
-from test_compiler import accel_configs
+from test_compiler import accel_configs, one_bit_hidden, streaming_configs
 from tritium.hw.accel import Accelerator
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
@@ -35,6 +35,27 @@ def test_random_models_on_the_rtl(data):
     assume(sum(np.prod(i.out_shape) for i in infos) < 3000)        # keep the simulation short
     cfg = data.draw(accel_configs(model, out_bits=1))
     check(model, cfg, x[:1])
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_streamed_weights_on_the_rtl(data):
+    """Weight store + LOAD_W copies beside the RUNs: bit-exact, cycles equal the ISA simulator's."""
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw and one_bit_hidden(model))
+    assume(sum(np.prod(i.out_shape) for i in model.check()) < 3000)
+    cfg = data.draw(streaming_configs(model))
+    check(model, cfg, x[:1])
+
+
+def test_streamed_batch_on_the_rtl():
+    """A batched dense network whose chunks start mid-word (P-lane slots of the output words)."""
+    model = random_model("tfc", (6, 6, 1), "bipolar", seed=3)
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128), act_depth=64,
+                      res_depth=32, store_depth=2048)
+    compiled = compile_model(model, cfg, batch=4)
+    assert any(c.first % (cfg.simd // cfg.pe) for p in compiled.plans for c in p.chunks)
+    check(model, cfg, random_inputs(model, 4, seed=1), batch=4)
 
 
 @pytest.mark.parametrize("act, kind", [("bipolar", "binary"), ("bipolar", "ternary"),
