@@ -4,6 +4,8 @@ See docs/accelerator.md for the layouts, the loop nest of ``RUN`` and the
 timing, which :mod:`tritium.sw.isasim` models cycle for cycle.
 """
 
+import re
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -387,7 +389,7 @@ class Accelerator(wiring.Component):
         if not cfg.store_depth:
             wiring.connect(m, wiring.flipped(self.wload), dp.wload)
             return Const(0)
-        m.submodules.store = store = Memory(shape=core.weight_width, depth=cfg.store_depth,
+        m.submodules[STORE_NAME] = store = Memory(shape=core.weight_width, depth=cfg.store_depth,
                                             init=[], attrs=NO_RW_CHECK)
         st_rd, st_wr = store.read_port(), store.write_port()
         reading = Signal()          # a store word is read this cycle
@@ -443,7 +445,29 @@ def _odometer(m, digits, done):
         m.d.sync += done
 
 
+#: Name of the weight-store memory in the generated Verilog.
+STORE_NAME = "store"
+
+
 def accel_verilog(cfg):
-    """Plain synthesizable Verilog of the accelerator (module ``tritium_accel``)."""
+    """Plain synthesizable Verilog of the accelerator (module ``tritium_accel``).
+
+    The weight store is emitted without an initial value: Amaranth gives every
+    memory one (zeros), but iCE40 SPRAM cannot be initialised, and yosys maps
+    only memories without one to it. The host fills the store before any
+    ``LOAD_W`` reads it, so nothing depends on its power-up contents.
+    """
     from .core import to_verilog
-    return to_verilog(Accelerator(cfg), name=ACCEL_TOP)
+    text = to_verilog(Accelerator(cfg), name=ACCEL_TOP)
+    return drop_memory_init(text, STORE_NAME) if cfg.store_depth else text
+
+
+def drop_memory_init(text, name):
+    """Verilog ``text`` without the ``initial`` block that fills memory ``name`` (one line
+    per word, as Amaranth's backend writes it); refuses text where it finds none."""
+    pattern = re.compile(rf"^([ \t]*reg \[\d+:0\] {name} \[\d+:0\];\n)[ \t]*initial begin\n"
+                         rf"(?:[ \t]*{name}\[\d+\] = [^;\n]*;\n)*[ \t]*end\n", re.MULTILINE)
+    out, n = pattern.subn(r"\1", text)
+    if n != 1:
+        raise RuntimeError(f"the generated Verilog has no initial block of memory {name!r} to drop")
+    return out

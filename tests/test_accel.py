@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from strategies import model_case
 from test_compiler import accel_configs, one_bit_hidden, streaming_configs
-from tritium.hw.accel import Accelerator
+from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
 from tritium.sim.accel_sim import run_amaranth
@@ -72,6 +72,17 @@ def test_batched_run():
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=256, thr_depth=64),
                       act_depth=64, res_depth=16)
     check(model, cfg, random_inputs(model, 4, seed=2), batch=4)
+
+
+def test_weight_store_verilog_has_no_initial_value():
+    """SPRAM cannot be initialised: the store's Verilog has no initial block (the others keep theirs)."""
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=16), act_depth=16, prog_depth=8,
+                      res_depth=4, store_depth=32)
+    text = accel_verilog(cfg)
+    assert f"reg [7:0] {STORE_NAME} [31:0];" in text and f"{STORE_NAME}[0] =" not in text
+    assert "prog[0] =" in text
+    assert drop_memory_init("reg [3:0] m [1:0];\ninitial begin\n  m[0] = 4'h0;\nend\n", "m") \
+        == "reg [3:0] m [1:0];\n"
 
 
 def test_rtl_refuses_k_bit_outputs():

@@ -43,7 +43,7 @@ def run(args):
     paths = write_images(compiled, args.out)
     seconds = time.perf_counter() - t0
     layers = compiled.io["layers"]
-    cycles = sum(l["cycles"] for l in layers) + len(compiled.program) - len(layers)
+    cycles = compiled.io["cycles"]
     summary = {"image": str(paths["image"]), "out": str(args.out), "config_hash": cfg.hash,
                "lanes": cfg.core.lanes, "batch": compiled.batch,
                "instructions": len(compiled.program), "cycles_per_run": cycles,
