@@ -142,7 +142,8 @@ INSTRUCTIONS = {spec.opcode: spec for spec in (
         Field("src", 24, "store word of bank 0's first word; bank p's words follow at "
               "src + p * count"),
     )),
-    InstrSpec(Opcode.LOAD_T, "Stream threshold sets from the host into every threshold memory.", (
+    InstrSpec(Opcode.LOAD_T, "Reserved (not implemented yet): copy threshold sets into every "
+              "threshold memory, as LOAD_W does for weights.", (
         Field("addr", 12, "first threshold set written"),
         Field("count", 12, "sets per PE (the host sends P x count sets)", 1),
     )),
