@@ -389,8 +389,8 @@ class Accelerator(wiring.Component):
         if not cfg.store_depth:
             wiring.connect(m, wiring.flipped(self.wload), dp.wload)
             return Const(0)
-        m.submodules[STORE_NAME] = store = Memory(shape=core.weight_width, depth=cfg.store_depth,
-                                            init=[], attrs=NO_RW_CHECK)
+        store = Memory(shape=core.weight_width, depth=cfg.store_depth, init=[], attrs=NO_RW_CHECK)
+        m.submodules[STORE_NAME] = store
         st_rd, st_wr = store.read_port(), store.write_port()
         reading = Signal()          # a store word is read this cycle
         src = Signal(range(cfg.store_depth))
@@ -423,7 +423,6 @@ class Accelerator(wiring.Component):
         busy = Signal()
         m.d.comb += busy.eq(reading | w_valid)
         return busy
-
 
 
 def _odometer(m, digits, done):
