@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "compile",
     "sim",
     "bench",
+    "report",
 ]
 
 DESCRIPTION = """\
@@ -39,6 +40,7 @@ A typical session:
   tritium sim build/m --model m.npz      ISA-level simulation against the reference
   tritium bench reference --json         golden-reference speed against PyTorch
   tritium bench synth --json             LUT4 per lane and Fmax (yosys, nextpnr)
+  tritium report build/m                 HTML report with plots of a compiled model / build
 
 Run 'tritium COMMAND --help' for each command's options and examples.
 """
@@ -81,6 +83,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("tritium: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (e.g. `| head`): stop quietly, as Unix tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as e:  # noqa: BLE001 - the last line of defence: never a traceback
         if os.environ.get("TRITIUM_DEBUG"):
             raise

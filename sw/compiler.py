@@ -188,6 +188,16 @@ class Compiled:
     def batch(self):
         return self.io["batch"]
 
+    @property
+    def cycles_per_run(self):
+        """Cycles from ``start`` to ``done`` of one program run (the ISA simulator's count;
+        :func:`program_timing`)."""
+        return self.io["cycles"]
+
+    @property
+    def cycles_per_image(self):
+        return self.cycles_per_run / self.batch
+
 
 def io_description(plans, cfg, batch, program):
     """The host-side description of a compiled model (JSON-compatible).

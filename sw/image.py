@@ -127,6 +127,8 @@ def write_images(compiled, out_dir):
     atomic_write_bytes(paths["image"], image_bytes(compiled))
     summary = {"config": compiled.config.canonical(), "config_hash": compiled.config.hash,
                "describe": compiled.config.describe(), "io": compiled.io,
+               "cycles_per_run": compiled.cycles_per_run,
+               "cycles_per_image": compiled.cycles_per_image,
                "program": [isa.disassemble(w) for w in compiled.program]}
     atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
     return paths

@@ -52,6 +52,19 @@ def random_model(arch, input_shape=None, input_act="bipolar", n_classes=10,
     return IntModel(input_shape, in_act, layers, meta={"arch": arch, "random_seed": seed})
 
 
+#: Input shape and type of the FINN reference networks (DESIGN.md section 5).
+NETWORK_INPUTS = {
+    "tfc": ((784,), "bipolar"), "sfc": ((784,), "bipolar"), "lfc": ((784,), "bipolar"),
+    "cnv": ((32, 32, 3), "uint8"),
+}
+
+
+def reference_network(arch, seed=1):
+    """A random-weight integer model of a reference topology (for shape-driven figures)."""
+    shape, act = NETWORK_INPUTS[arch]
+    return random_model(arch, shape, act, seed=seed)
+
+
 def random_inputs(model, n, seed=0):
     """``n`` random legal input values for ``model``."""
     rng = np.random.default_rng(seed)

