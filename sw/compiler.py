@@ -482,12 +482,14 @@ def stream(plans, cfg):
     if src > cfg.store_depth:
         raise CompileError(f"the weights need {src} words of the weight store, it holds "
                            f"{cfg.store_depth} (try a store_depth of {_pow2(src)})")
+    limits = {f.name: f.largest for f in isa.INSTRUCTIONS[Opcode.LOAD_W].fields}
     for p in plans:
         for c in p.chunks:
-            for name, value in (("count", c.tiles * p.words_per_row(s)), ("src", c.src)):
-                if value > _ISA_LIMITS[name].largest:
+            for name, value in (("count", c.tiles * p.words_per_row(s)), ("src", c.src),
+                                ("addr", c.w_base)):
+                if value > limits[name]:
                     raise CompileError(f"layer {p.name}: LOAD_W {name} = {value} exceeds the "
-                                       f"ISA's limit {_ISA_LIMITS[name].largest}")
+                                       f"ISA's limit {limits[name]}")
     return plans
 
 

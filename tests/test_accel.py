@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
-from test_compiler import accel_configs, one_bit_hidden, streaming_configs
+from test_compiler import accel_configs, one_bit_hidden, streaming_config
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
@@ -44,7 +44,7 @@ def test_streamed_weights_on_the_rtl(data):
     model, x = data.draw(model_case())
     assume(model.output_is_raw and one_bit_hidden(model))
     assume(sum(np.prod(i.out_shape) for i in model.check()) < 3000)
-    cfg = data.draw(streaming_configs(model))
+    cfg = streaming_config(data, model)
     check(model, cfg, x[:1])
 
 
