@@ -1,7 +1,10 @@
 """The accelerator: controller, address generator, buffers and output path around the core.
 
-See docs/accelerator.md for the layouts, the loop nest of ``RUN`` and the
-timing, which :mod:`tritium.sw.isasim` models cycle for cycle.
+With ``store_depth > 0`` it also has a weight store and the ``LOAD_W`` copy
+engine that fills the weight banks from it while RUNs execute (weight
+streaming). See docs/accelerator.md for the layouts, the loop nest of ``RUN``,
+weight streaming and the timing, which :mod:`tritium.sw.isasim` models cycle
+for cycle.
 """
 
 import re
