@@ -438,7 +438,9 @@ def stream(plans, cfg):
     ``i``, so the copy (``P`` cycles per bank word) hides under the RUN (one
     cycle per beat, ``batch`` beats per weight word and more). The first chunk
     is small, so the program waits little for its copy; the sizes then grow as
-    far as each copy still hides under the RUN before it.
+    far as each copy still hides under the RUN before it. Where a layer's copies
+    cannot hide (fewer positions than P, e.g. batch 1), its chunks are as large
+    as half a bank allows.
     """
     core, s, pe = cfg.core, cfg.simd, cfg.pe
     if sum(p.tiles(pe) * p.words_per_row(s) for p in plans) <= core.weight_depth:
@@ -467,8 +469,11 @@ def stream(plans, cfg):
         load = lambda n: cfg.load_cycles(n * wpr)                       # noqa: E731
         run = lambda n: n * per_tile + cfg.run_drain()                  # noqa: E731
         p.chunks, first, left = [], 0, p.tiles(pe)
+        hides = run(n_max) >= load(n_max)       # a fold takes longer to run than to copy
         while left:
-            if prev_run is None:       # the program's first copy is waited for: keep it short
+            if not hides:              # copies set the pace: fewest chunks, fewest instructions
+                n = n_max
+            elif prev_run is None:     # the program's first copy is waited for: keep it short
                 n = next((k for k in range(1, n_max + 1)
                           if run(k) >= load(min(n_max, left - k))), n_max)
             else:                      # as large as still hides under the previous RUN

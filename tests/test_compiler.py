@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from strategies import model_case
 from tritium.hw.accel_config import START_CYCLES, AccelConfig
 from tritium.hw import isa
-from tritium.hw.config import ConfigError, HwConfig
+from tritium.hw.config import MAX_DEPTH, ConfigError, HwConfig
 from tritium.hw.isa import Opcode
 from tritium.hw.presets import PRESETS
 from tritium.sw import reference
@@ -31,6 +31,7 @@ def accel_configs(draw, model, out_bits=2):
     bits = max([2] + kbit) if kbit else 1       # K-bit inputs need a bit-serial core
     plans = unfold_first_layer(lower(model), simd)
     pow2 = lambda n: 1 << max(1, (int(n) - 1).bit_length())   # noqa: E731
+    assume(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans) <= MAX_DEPTH)
     core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
                     act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=out_bits,
                     weight_depth=pow2(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)),
