@@ -21,14 +21,11 @@ from .core import Core
 from .layouts import (NO_RW_CHECK, store_load_signature, threshold_load_signature,
                       weight_load_signature)
 from .isa import Opcode
+# Status codes reported in ``error_code``: defined once, with the host protocol's.
+from .protocol import ERR_BAD_OPCODE, ERR_BITS, ERR_NONE, ERR_PC_OVERFLOW
 
 #: Name of the accelerator's top-level Verilog module.
 ACCEL_TOP = "tritium_accel"
-
-#: Status codes reported in ``error_code`` (also used by the host driver).
-ERR_NONE = 0
-ERR_BAD_OPCODE = 1
-ERR_PC_OVERFLOW = 2
 
 
 def _field_regs(spec, name_prefix=""):
@@ -77,7 +74,7 @@ class Accelerator(wiring.Component):
         core = cfg.core
         self.res_layout = data.ArrayLayout(signed(core.acc_bits), core.pe)
         super().__init__({
-            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(4),
+            "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1), "error_code": Out(ERR_BITS),
             "cycles": Out(32),
             "prog_we": In(1), "prog_addr": In(range(cfg.prog_depth)), "prog_data": In(isa.INSTR_BITS),
             "act_we": In(1), "act_addr": In(range(cfg.act_depth)), "act_data": In(core.simd),

@@ -284,3 +284,76 @@ def results_markdown(result):
                      f"{g('ecp5_tree_lut4_per_lane')} | {g('ecp5_chain_lut4_per_lane')} | "
                      f"{g('ecp5_fmax_mhz')} |")
     return "\n".join(lines)
+
+
+class HostLinkAlone(wiring.Component):
+    """A HostLink whose accelerator is replaced by top-level ports (for synthesis counts).
+
+    The accelerator's host ports become this component's ``acc`` ports, so
+    synthesis keeps every path through them and counts the host interface
+    alone.
+
+    Members
+    -------
+    rx, tx, status
+        As :class:`~tritium.hw.host.HostLink`.
+    acc
+        The accelerator's host ports, flipped.
+    """
+
+    class _Ports(wiring.Component):
+        def elaborate(self, platform):
+            return Module()
+
+    def __init__(self, cfg):
+        from amaranth.lib import stream
+        from amaranth.lib.wiring import In
+
+        from ..hw.host import HostLink, HostLinkStatus
+
+        self.link = HostLink(cfg)
+        self._accel_sig = self.link.accel.signature
+        self.link.accel._MustUse__silence = True        # replaced, never elaborated
+        self.link.accel = self._Ports(self._accel_sig)
+        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+                          "status": Out(HostLinkStatus()), "acc": Out(self._accel_sig.flip())})
+
+    def elaborate(self, platform):
+        from amaranth.lib.wiring import In
+
+        m = Module()
+        m.submodules.link = link = self.link
+        wiring.connect(m, wiring.flipped(self.rx), link.rx)
+        wiring.connect(m, link.tx, wiring.flipped(self.tx))
+        wiring.connect(m, link.status, wiring.flipped(self.status))
+        for path, member in self._accel_sig.members.flatten():
+            if member.is_signature:
+                continue
+            inner, outer = link.accel, self.acc
+            for name in path:
+                inner, outer = getattr(inner, name), getattr(outer, name)
+            m.d.comb += outer.eq(inner) if member.flow == In else inner.eq(outer)
+        return m
+
+
+def measure_host_link(cfg, workdir, family="ice40", log=print):
+    """LUT4 / FF / block-RAM counts of the host interface for ``cfg``.
+
+    ``accel``: the accelerator alone; ``host_link``: the accelerator inside
+    its HostLink (flattened: what a board build pays); ``host_link_own``: the
+    difference; ``host_link_alone``: the HostLink with the accelerator's
+    ports at the top level (its logic alone, no optimisation across).
+    """
+    from ..hw.accel import Accelerator
+    from ..hw.host import HostLink
+
+    out = {}
+    for name, top in (("accel", Accelerator(cfg)), ("host_link", HostLink(cfg)),
+                      ("host_link_alone", HostLinkAlone(cfg))):
+        work = _sub(Path(workdir), name)
+        log(f"yosys synth_{family}: {name}")
+        v = _write(work / "top.v", to_verilog(top, name="top"))
+        out[name] = synth_counts(v, family, work)
+        del out[name]["netlist"]
+    out["host_link_own"] = {k: out["host_link"][k] - out["accel"][k] for k in out["accel"]}
+    return out

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "generate",
     "compile",
     "sim",
+    "run",
     "bench",
     "report",
 ]
@@ -38,6 +39,8 @@ A typical session:
   tritium compile m.npz --hw ulx3s -o build/m
                                          program + memory images + model image
   tritium sim build/m --model m.npz      ISA-level simulation against the reference
+  tritium run --port /dev/ttyUSB1 build/m --model m.npz
+                                         the same on a board, over its serial port
   tritium bench reference --json         golden-reference speed against PyTorch
   tritium bench synth --json             LUT4 per lane and Fmax (yosys, nextpnr)
   tritium report build/m                 HTML report with plots of a compiled model / build

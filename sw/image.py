@@ -27,8 +27,9 @@ The model image (all integers little-endian)::
 Sections: PROGRAM (u64 per instruction), WEIGHTS (per bank, per word,
 ``ceil(weight_width / 8)`` bytes), THRESHOLDS (per bank, per set, per
 threshold, i64), META (UTF-8 JSON: configuration, io description, model meta),
-WSTORE (the weight store's words from address 0, as WEIGHTS words; empty
-unless the weights stream: at most ``store_depth`` words).
+WSTORE (only for an accelerator with a weight store: the store's words from
+address 0, as WEIGHTS words; empty unless the weights stream; at most
+``store_depth`` words).
 :func:`read_image` checks magic, versions, size, every CRC and, when asked,
 the hardware hash before it returns anything.
 """
@@ -68,8 +69,10 @@ def image_bytes(compiled):
         "THRESHOLDS": np.asarray(compiled.threshold_banks, "<i8").tobytes(),
         "META": json.dumps({"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta},
                            sort_keys=True).encode(),
-        "WSTORE": b"".join(int(w).to_bytes(wbytes, "little") for w in compiled.store_words),
     }
+    if cfg.store_depth:
+        sections["WSTORE"] = b"".join(int(w).to_bytes(wbytes, "little")
+                                      for w in compiled.store_words)
     table_size = SECTION.size * len(sections)
     offset = HEADER.size + table_size
     table, body = b"", b""
@@ -150,6 +153,11 @@ def read_image(path, expect_hash=None):
         raise FormatError(f"{path}: no such file") from None
     except OSError as e:
         raise FormatError(f"{path}: cannot read ({e.strerror})") from None
+    return parse_image(data, path, expect_hash)
+
+
+def parse_image(data, path="model image", expect_hash=None):
+    """:func:`read_image` on the bytes of an image (``path`` names it in messages)."""
     if len(data) < HEADER.size:
         raise FormatError(f"{path}: truncated model image ({len(data)} bytes)")
     magic, version, isa_version, n_sections, _, hw_hash, total, crc = HEADER.unpack_from(data)
@@ -178,7 +186,7 @@ def read_image(path, expect_hash=None):
         if len(body) != size or zlib.crc32(body) != section_crc:
             raise FormatError(f"{path}: section {_NAMES.get(kind, kind)} is corrupt")
         sections[_NAMES.get(kind, kind)] = body
-    missing = [n for n in SECTION_TYPES if n not in sections]
+    missing = [n for n in SECTION_TYPES if n not in sections and n != "WSTORE"]
     if missing:
         raise FormatError(f"{path}: model image lacks section {missing[0]}")
     try:
@@ -196,7 +204,9 @@ def read_image(path, expect_hash=None):
         raise FormatError(f"{path}: WEIGHTS section has the wrong size for this configuration")
     words = _words(raw, wbytes)
     banks = [words[p * core.weight_depth:(p + 1) * core.weight_depth] for p in range(core.pe)]
-    raw = sections["WSTORE"]
+    if cfg.store_depth and "WSTORE" not in sections:
+        raise FormatError(f"{path}: model image lacks section WSTORE")
+    raw = sections.get("WSTORE", b"")
     if len(raw) % wbytes or len(raw) > cfg.store_depth * wbytes:
         raise FormatError(f"{path}: WSTORE section has the wrong size for this configuration")
     thr = np.frombuffer(sections["THRESHOLDS"], "<i8")

@@ -350,7 +350,12 @@ def output_logits(model, acc):
     ``logit_c = float32(acc_c) * scale_c + offset_c``, two separately rounded
     float32 operations: bit-identical to the exporting PyTorch model's logits.
     """
-    affine = model.meta["output_affine"]
+    return meta_logits(model.meta, acc)
+
+
+def meta_logits(meta, acc):
+    """:func:`output_logits` from a model's metadata alone (a compiled model carries it)."""
+    affine = meta["output_affine"]
     try:
         scale = np.asarray(affine["scale"], np.float32)
         offset = np.asarray(affine["offset"], np.float32)
@@ -361,3 +366,12 @@ def output_logits(model, acc):
         raise ModelError(f"meta output_affine must hold float32 scale and offset lists of "
                          f"{m} entries (one per output channel)")
     return np.asarray(acc).astype(np.float32) * scale + offset
+
+
+def predicted_classes(meta, acc):
+    """Classes from last-layer accumulators (N, ...): the argmax of the logits when
+    ``meta`` has an output affine map, else of the accumulators."""
+    acc = np.asarray(acc)
+    if meta.get("output_affine") is not None:
+        acc = meta_logits(meta, acc)
+    return acc.reshape(len(acc), -1).argmax(axis=1)

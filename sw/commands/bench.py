@@ -13,6 +13,9 @@
   tritium bench fit [--json] [--presets icebreaker,ulx3s]
       yosys synthesis of whole accelerator presets: LUT4, FF, block RAMs and
       SPRAMs used, beside the device's (default: icebreaker).
+  tritium bench host [--hw icebreaker] [--json]
+      yosys synth_ice40 of the accelerator with and without its framed host
+      interface (HostLink): the host interface's own LUT4 / FF / block RAMs.
 """
 
 import platform
@@ -22,7 +25,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("reference", "synth", "utilization", "fit")
+SUITES = ("reference", "synth", "utilization", "fit", "host")
 
 
 def add_arguments(parser):
@@ -38,6 +41,8 @@ def add_arguments(parser):
     parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
     parser.add_argument("--workdir", default=None, help="synth, fit: keep tool outputs in this folder")
     parser.add_argument("--presets", default="icebreaker", help="fit: presets, comma-separated")
+    parser.add_argument("--hw", default="icebreaker",
+                        help="host: preset name or configuration JSON (default: icebreaker)")
 
 
 def run(args):
@@ -47,6 +52,8 @@ def run(args):
         return _run_synth(args)
     if args.suite == "fit":
         return _run_fit(args)
+    if args.suite == "host":
+        return _run_host(args)
     from ..bench_reference import measure_reference
 
     if args.repeats < 1 or (args.images is not None and args.images < 1):
@@ -136,4 +143,23 @@ def _run_utilization(args):
         layers = " ".join(f"{n}={100 * u:.0f}%" for n, u in r["layers"].items())
         rows.append([key, f"{r['cycles_per_image']:.0f}", f"{100 * r['utilization']:.1f} %", layers])
     print(table(rows, ["preset/network", "cycles/image", "utilisation", "per layer"]))
+    return 0
+
+
+def _run_host(args):
+    import tempfile
+
+    from ...hw.presets import load_accel_config
+    from ..bench_synth import measure_host_link
+
+    cfg = load_accel_config(args.hw)
+    with tempfile.TemporaryDirectory(prefix="tritium-host-") as tmp:
+        result = measure_host_link(cfg, args.workdir or tmp, log=lambda m: step(m, quiet=args.json))
+    result["hw"], result["config_hash"] = args.hw, cfg.hash
+    if args.json:
+        print_json(result)
+        return 0
+    rows = [[name, r["lut4"], r["ff"], r["bram"]] for name, r in result.items()
+            if isinstance(r, dict)]
+    print(table(rows, ["iCE40 " + args.hw, "LUT4", "FF", "block RAM"]))
     return 0

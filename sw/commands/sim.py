@@ -41,34 +41,55 @@ def add_arguments(parser):
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
-def run(args):
-    from pathlib import Path
+def held_out(compiled, model_path, dataset, count):
+    """(model, input values, labels) of ``count`` held-out images, a multiple of the batch.
 
-    from .. import reference
+    Shared by ``tritium sim`` and ``tritium run``.
+    """
     from ..data import load_dataset
     from ..errors import TritiumError
-    from ..image import read_image
     from ..inputs import quantize_input
     from ..ir import load_model
-    from ..isasim import simulate
 
-    if args.count < 1:
+    if count < 1:
         raise TritiumError("--count must be at least 1")
-    compiled = read_image(Path(args.dir) / "model.tim")
-    model = load_model(args.model)
-    data = load_dataset(args.dataset)
+    model = load_model(model_path)
+    data = load_dataset(dataset)
     spec = model.meta.get("input_quant")
     if spec is None:
-        raise TritiumError(f"{args.model}: no input quantisation in its metadata")
+        raise TritiumError(f"{model_path}: no input quantisation in its metadata")
     if tuple(data.image_shape) != tuple(model.input_shape):
-        raise TritiumError(f"{args.model} takes {tuple(model.input_shape)} inputs, "
-                           f"{args.dataset} images are {tuple(data.image_shape)}")
-    count = min(args.count, len(data.y_test))
+        raise TritiumError(f"{model_path} takes {tuple(model.input_shape)} inputs, "
+                           f"{dataset} images are {tuple(data.image_shape)}")
+    count = min(count, len(data.y_test))
     count -= count % compiled.batch
     if count == 0:
         raise TritiumError(f"--count must be at least the batch ({compiled.batch})")
-    values = quantize_input(spec, data.x_test[:count])
-    labels = data.y_test[:count]
+    return model, quantize_input(spec, data.x_test[:count]), data.y_test[:count]
+
+
+def score(model, values, labels, acc):
+    """Mismatches against the golden reference and accuracy of accumulators ``acc``."""
+    from .. import reference
+
+    count = len(values)
+    want = reference.run(model, values)
+    mismatches = int(np.any(acc.reshape(count, -1) != want.reshape(count, -1), axis=1).sum())
+    predictions = reference.predicted_classes(model.meta, acc)
+    return {"images": count, "mismatches": mismatches,
+            "accuracy": float((predictions == labels).mean())}
+
+
+def run(args):
+    from pathlib import Path
+
+    from ..errors import TritiumError
+    from ..image import read_image
+    from ..isasim import simulate
+
+    compiled = read_image(Path(args.dir) / "model.tim")
+    model, values, labels = held_out(compiled, args.model, args.dataset, args.count)
+    count = len(values)
     t0 = time.perf_counter()
     if args.simulator == "isa":
         accs, cycles = [], []
@@ -91,15 +112,12 @@ def run(args):
                                        sim=args.simulator, waves=args.waves)
         _, _, layers = simulate(compiled, values[:compiled.batch])
     seconds = time.perf_counter() - t0
-    want = reference.run(model, values)
-    mismatches = int(np.any(acc.reshape(count, -1) != want.reshape(count, -1), axis=1).sum())
-    scores = reference.output_logits(model, acc) if "output_affine" in model.meta else acc
-    predictions = scores.reshape(count, -1).argmax(axis=1)
+    scored = score(model, values, labels, acc)
+    mismatches = scored["mismatches"]
     useful = sum(l.useful_lane_ops for l in layers)
     lanes_cycles = compiled.config.core.lanes * sum(l.cycles for l in layers)
     result = {
-        "simulator": args.simulator, "images": count, "mismatches": mismatches,
-        "accuracy": float((predictions == labels).mean()),
+        "simulator": args.simulator, **scored,
         "cycles_per_image": float(np.mean(cycles)) / compiled.batch,
         "cycles_per_s": float(np.sum(cycles)) / seconds,
         "utilization": useful / lanes_cycles,

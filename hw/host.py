@@ -1,0 +1,762 @@
+"""The framed host interface: byte streams in and out, the accelerator inside.
+
+:class:`HostLink` receives request frames (:mod:`tritium.hw.protocol`) on a
+byte stream, checks their CRC, executes them and sends a response frame on
+another byte stream. A UART PHY (or any byte pipe) connects to ``rx`` / ``tx``.
+It checks a model image as it streams in (header, section table, every CRC,
+sizes against this configuration) and routes its sections into the
+accelerator's memories; docs/host.md has the protocol and the state machine.
+"""
+
+import struct
+import zlib
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..sw.image import HEADER as IMAGE_HEADER
+from ..sw.image import IMAGE_VERSION, MAGIC, SECTION, SECTION_TYPES
+from .accel import Accelerator
+from .accel_config import AccelConfig
+from .config import ConfigError
+from .isa import ISA_VERSION
+from .layouts import NO_RW_CHECK
+from .protocol import (ERR_BITS, FLAG_IMAGE_FAILED, FLAG_IMAGE_VALID, IDLE_TIMEOUT_S, MAX_META, MAX_PAYLOAD,
+                       MAX_SECTIONS, NAK, REQUEST_START, RESPONSE_FLAG, RESPONSE_START,
+                       STATUS_PAYLOAD, Cmd, Err, Nak, State, acc_bytes, input_word_bytes)
+
+_CRC_INIT = 0xFFFFFFFF
+_CRC_POLY = 0xEDB88320      # zlib's CRC-32, bit-reflected
+#: The CRC register after data followed by its own CRC-32 (little-endian).
+_RESIDUE = zlib.crc32(bytes(4)) ^ _CRC_INIT
+#: Buffer address of image offset 0 (the header and section table are kept there).
+_IMAGE_BASE = MAX_PAYLOAD
+#: Response kinds.
+_STATUS, _NAK, _RESULTS = 0, 1, 2
+
+
+def crc32_step(state, byte):
+    """The CRC-32 register (zlib's, before the final inversion) after one more byte."""
+    c = state ^ byte
+    for _ in range(8):
+        c = (c >> 1) ^ Mux(c[0], Const(_CRC_POLY, 32), 0)
+    return c[:32]
+
+
+def _header_fields():
+    """(offset, size) of each field of the model-image header, from its struct."""
+    fmt, out, offset = IMAGE_HEADER.format.lstrip("<"), [], 0
+    for count, code in _struct_items(fmt):
+        size = struct.calcsize("<" + (f"{count}{code}" if code == "s" else code))
+        for _ in range(1 if code == "s" else count):
+            out.append((offset, size))
+            offset += size
+    return out
+
+
+def _struct_items(fmt):
+    count = ""
+    for ch in fmt:
+        if ch.isdigit():
+            count += ch
+        else:
+            yield int(count or 1), ch
+            count = ""
+
+
+# Header fields in order: magic, version, isa_version, n_sections, reserved, hw_hash, total, crc.
+(_MAGIC_F, _VERSION_F, _ISA_F, _NSEC_F, _, _HASH_F, _TOTAL_F, _CRC_F) = _header_fields()
+assert SECTION.size == 16 and _CRC_F[0] % 4 == 0 and IMAGE_HEADER.size % SECTION.size == 0
+assert IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size <= 256 and MAX_PAYLOAD % 256 == 0
+
+
+@dataclass(frozen=True)
+class SectionRoute:
+    """Where the bytes of one model-image section go.
+
+    A section is a sequence of memory words of ``word_bytes`` bytes each
+    (little-endian; a memory keeps the low bits it holds), written
+    ``depth`` words per bank, bank after bank, through ``write``.
+
+    Parameters
+    ----------
+    name : str
+        Section name (a key of :data:`tritium.sw.image.SECTION_TYPES`).
+    word_bytes : int
+        Bytes per memory word in the section.
+    max_size : int
+        Most bytes this configuration holds.
+    exact : bool
+        The size must be ``max_size`` (else at most ``max_size`` and a
+        multiple of ``word_bytes``, which must then be a power of two).
+    depth : int
+        Words per bank.
+    write : callable or None
+        ``write(m, accel, en, bank, addr, word)`` drives the memory's write
+        port; None for a section that is only checked (META).
+    """
+
+    name: str
+    word_bytes: int
+    max_size: int
+    exact: bool
+    depth: int = 1
+    write: object = None
+
+
+def _write_program(m, accel, en, bank, addr, word):
+    m.d.comb += [accel.prog_we.eq(en), accel.prog_addr.eq(addr), accel.prog_data.eq(word)]
+
+
+def _write_weights(m, accel, en, bank, addr, word):
+    m.d.comb += [accel.wload.en.eq(en), accel.wload.bank.eq(bank), accel.wload.addr.eq(addr),
+                 accel.wload.data.eq(word)]
+
+
+def _write_thresholds(m, accel, en, bank, addr, word):
+    m.d.comb += [accel.tload.en.eq(en), accel.tload.bank.eq(bank), accel.tload.addr.eq(addr),
+                 accel.tload.data.as_value().eq(word)]
+
+
+def _write_store(m, accel, en, bank, addr, word):
+    m.d.comb += [accel.sload.en.eq(en), accel.sload.addr.eq(addr), accel.sload.data.eq(word)]
+
+
+def section_routes(cfg):
+    """The sections :class:`HostLink` accepts for ``cfg``: all required, any order.
+
+    Adding a section kind is one entry here (and its write function).
+    """
+    core = cfg.core
+    wbytes = -(-core.weight_width // 8)
+    routes = [
+        SectionRoute("PROGRAM", 8, 8 * cfg.prog_depth, False, cfg.prog_depth, _write_program),
+        SectionRoute("WEIGHTS", wbytes, core.pe * core.weight_depth * wbytes, True,
+                     core.weight_depth, _write_weights),
+        SectionRoute("THRESHOLDS", 8, core.pe * core.thr_depth * 8, True, core.thr_depth,
+                     _write_thresholds),
+        SectionRoute("META", 1, MAX_META, False),
+    ]
+    if cfg.store_depth:         # the weight store: the words the weights stream from
+        if wbytes & (wbytes - 1):
+            raise ConfigError(f"HostLink loads a weight store of power-of-two byte words only "
+                              f"(this one: {wbytes} bytes)")
+        routes.append(SectionRoute("WSTORE", wbytes, cfg.store_depth * wbytes, False,
+                                   cfg.store_depth, _write_store))
+    return routes
+
+
+class HostLinkStatus(wiring.Signature):
+    """Status outputs of :class:`HostLink`, e.g. for LEDs."""
+
+    def __init__(self):
+        super().__init__({"busy": Out(1), "done": Out(1), "error": Out(1), "image_ok": Out(1)})
+
+
+class HostLink(wiring.Component):
+    """The accelerator behind a framed byte-stream host interface.
+
+    Parameters
+    ----------
+    cfg : AccelConfig
+    clk_freq : float
+        Clock frequency in Hz; sets the idle timeout in cycles.
+    idle_timeout : int or None
+        Cycles without a byte after which a half-received frame is dropped
+        (default: :data:`~tritium.hw.protocol.IDLE_TIMEOUT_S` at ``clk_freq``).
+    image_valid_at_reset : bool
+        Reset value of the image-valid flag. True for a bitstream whose block
+        RAMs already hold a model (patched in at build time): START works
+        without an IMAGE download. Default False.
+
+    Members
+    -------
+    rx : In(stream.Signature(8))
+        Request bytes. ``ready`` is high while a frame is being received
+        and low while a request executes or a response goes out.
+    tx : Out(stream.Signature(8))
+        Response bytes.
+    status : Out(HostLinkStatus)
+        ``busy`` (a request executing), ``done`` (the last run reached END),
+        ``error`` (the last run failed or the image being loaded failed a
+        check), ``image_ok`` (a checked model image is loaded).
+    """
+
+    def __init__(self, cfg, *, clk_freq=12e6, idle_timeout=None, image_valid_at_reset=False):
+        if not isinstance(cfg, AccelConfig):
+            raise TypeError("HostLink needs an AccelConfig")
+        core = cfg.core
+        entry_bytes = core.pe * acc_bytes(core.acc_bits)
+        if cfg.res_depth * entry_bytes > 0xFFFF:
+            raise ConfigError(f"the result memory ({cfg.res_depth} x {entry_bytes} bytes) does "
+                              "not fit one response frame (65535 bytes)")
+        self.accel = Accelerator(cfg)       # refuses out_bits != 1: one threshold per set
+        assert core.n_thresholds == 1
+        self.cfg = cfg
+        self.idle_timeout = int(idle_timeout or max(1, round(clk_freq * IDLE_TIMEOUT_S)))
+        self.image_valid_at_reset = bool(image_valid_at_reset)
+        self.routes = section_routes(cfg)
+        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
+                          "status": Out(HostLinkStatus())})
+
+    def elaborate(self, platform):
+        cfg, core, routes = self.cfg, self.cfg.core, self.routes
+        m = Module()
+        m.submodules.accel = accel = self.accel
+        v = SimpleNamespace(accel=accel)        # the registers, shared with the helpers below
+
+        # One block RAM: request payloads at 0.., image bytes 0..255 (header and section
+        # table) at _IMAGE_BASE + offset, so an entry's fields have fixed addresses.
+        m.submodules.buf = buf = Memory(shape=8, depth=2 * _IMAGE_BASE, init=[], attrs=NO_RW_CHECK)
+        v.rd, v.wr = rd, wr = buf.read_port(), buf.write_port()
+        v.byte = byte = rd.data
+
+        # CRC-32: one byte-wide network for the frame, image and section registers.
+        v.crc_sel, v.crc_byte, v.crc_next = Signal(2), Signal(8), Signal(32)
+        v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT) for _ in range(3))
+        m.d.comb += v.crc_next.eq(crc32_step(
+            Mux(v.crc_sel == 0, v.frm_crc, Mux(v.crc_sel == 1, v.img_crc, v.sec_crc)), v.crc_byte))
+
+        # Request.
+        v.cmd, v.seq = Signal(8), Signal(8)
+        v.length = Signal(range(MAX_PAYLOAD + 1))
+        v.idx = Signal(range(MAX_PAYLOAD + 1))      # payload byte
+        v.sh = Signal(32)                           # little-endian fields; first 4 payload bytes
+        v.cnt = Signal(3)
+        idle = Signal(range(self.idle_timeout + 1))
+
+        # Response.
+        entry_bytes = core.pe * acc_bytes(core.acc_bits)
+        v.resp_kind = Signal(2)                     # _STATUS, _NAK, _RESULTS
+        v.resp_len = Signal(range(max(STATUS_PAYLOAD.size, cfg.res_depth * entry_bytes) + 1))
+        v.nak_reason = Signal(range(max(Nak) + 1))
+        v.phase = Signal(2)                         # 0 header, 1 payload, 2 CRC
+        v.ti = Signal(len(v.resp_len))
+
+        # Device and image state.
+        v.valid = Signal(init=int(self.image_valid_at_reset))
+        v.failed, v.err = Signal(), Signal(ERR_BITS)
+        last_seq, last_ok = Signal(8), Signal()     # a repeated START is not run twice
+        img_max = IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size + sum(r.max_size for r in routes)
+        v.pos = Signal(range(img_max + 1))          # image bytes received
+        v.total = Signal(len(v.pos) + 1, init=-1)
+        v.run_off = Signal(len(v.pos) + 1)          # where the next section must start
+        v.nsec = Signal(range(MAX_SECTIONS + 1))
+        v.seen = Signal(len(routes))
+        v.tab_route = Signal(range(len(routes)))
+        v.sec_idx = Signal(range(MAX_SECTIONS + 1))
+        v.sec_route = Signal(range(len(routes)))
+        v.sec_left = Signal.like(v.pos)
+        v.in_tab, v.in_sec = Signal(), Signal()
+        v.sec_end_p, v.tab_end_p, v.img_end_p, v.need_load = Signal(), Signal(), Signal(), Signal()
+        v.ld = Signal(3)
+        v.cmp_sec = Signal()
+        v.wr_pending = Signal()
+        asm_bytes = max([8] + [r.word_bytes for r in routes if r.write])
+        v.asm, v.asm_we = Signal(8 * asm_bytes), Signal()
+        v.eb = Signal(range(asm_bytes + 1))         # byte within the word
+        v.ea = Signal(range(max(r.depth for r in routes) + 1))
+        v.bank = Signal(range(max(core.pe, 2)))
+        range_bad = Signal()
+        aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
+        v.fail = fail = self._fail(m, v)
+        pos, sh, arg, idx, length = v.pos, v.sh, v.sh, v.idx, v.length
+
+        def respond(kind, length_, reason=0):
+            m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(length_), v.nak_reason.eq(reason),
+                         v.phase.eq(0), v.ti.eq(0), v.frm_crc.eq(_CRC_INIT)]
+            m.next = "TX"
+
+        def nak(reason):
+            respond(_NAK, 2, reason)
+
+        def status():
+            respond(_STATUS, STATUS_PAYLOAD.size)
+
+        rx = self.rx
+        got = rx.valid & rx.ready
+        m.d.comb += [rd.addr.eq(idx), v.crc_byte.eq(rx.payload), wr.addr.eq(idx),
+                     wr.data.eq(rx.payload)]
+        with m.If(v.asm_we):        # words assemble at the top: a w-byte word is asm[-8w:]
+            m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
+
+        with m.FSM(name="link") as fsm:
+            # -------------------------------------------------------- receive
+            with m.State("SYNC"):
+                m.d.comb += rx.ready.eq(1)
+                m.d.sync += [idle.eq(0), v.cnt.eq(0), v.frm_crc.eq(_CRC_INIT)]
+                with m.If(got & (rx.payload == REQUEST_START)):
+                    m.next = "HEAD"
+
+            def receiving(on_timeout_nak):
+                m.d.comb += rx.ready.eq(1)
+                with m.If(got):
+                    m.d.sync += [idle.eq(0), v.frm_crc.eq(v.crc_next)]
+                with m.Elif(idle == self.idle_timeout - 1):
+                    if on_timeout_nak:
+                        nak(Nak.TIMEOUT)
+                    else:
+                        m.next = "SYNC"
+                with m.Else():
+                    m.d.sync += idle.eq(idle + 1)
+
+            with m.State("HEAD"):
+                receiving(False)
+                with m.If(got):
+                    m.d.sync += [v.cnt.eq(v.cnt + 1), idx.eq(0)]
+                    new_len = Cat(length[:8], rx.payload)
+                    with m.Switch(v.cnt):
+                        with m.Case(0):
+                            m.d.sync += v.cmd.eq(rx.payload)
+                        with m.Case(1):
+                            m.d.sync += v.seq.eq(rx.payload)
+                        with m.Case(2):
+                            m.d.sync += length[:8].eq(rx.payload)
+                        with m.Case(3):
+                            m.d.sync += [length.eq(new_len), v.cnt.eq(0)]
+                            with m.If(new_len > MAX_PAYLOAD):
+                                nak(Nak.LENGTH)
+                            with m.Elif(new_len == 0):
+                                m.next = "CRC"
+                            with m.Else():
+                                m.next = "PAYLOAD"
+
+            with m.State("PAYLOAD"):
+                receiving(True)
+                with m.If(got):
+                    m.d.comb += wr.en.eq(1)
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx < 4):
+                        m.d.sync += sh.eq(Cat(sh[8:], rx.payload))
+                    with m.If(idx + 1 == length):
+                        m.next = "CRC"
+
+            with m.State("CRC"):
+                # The CRC bytes go through the register too: a good frame leaves the residue.
+                receiving(True)
+                with m.If(got):
+                    m.d.sync += v.cnt.eq(v.cnt + 1)
+                    with m.If(v.cnt == 3):
+                        with m.If(v.crc_next == _RESIDUE):
+                            m.d.sync += idx.eq(4)
+                            m.next = "EXEC"
+                        with m.Else():
+                            nak(Nak.CRC)
+
+            # -------------------------------------------------------- dispatch
+            with m.State("EXEC"):
+                m.d.sync += [v.eb.eq(0), range_bad.eq(arg >= cfg.act_depth), aaddr.eq(arg)]
+                with m.Switch(v.cmd):
+                    with m.Case(Cmd.STATUS):
+                        with m.If(length != 0):
+                            nak(Nak.LENGTH)
+                        with m.Else():
+                            status()
+                    with m.Case(Cmd.IMAGE):
+                        with m.If(length < 4):
+                            nak(Nak.LENGTH)
+                        with m.Elif(arg == 0):          # offset 0: a new image
+                            m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
+                                         v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
+                                         v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
+                                         v.img_crc.eq(_CRC_INIT), v.sec_end_p.eq(0),
+                                         v.tab_end_p.eq(0), v.img_end_p.eq(0),
+                                         v.need_load.eq(0), last_ok.eq(0)]
+                            m.next = "IMG_RD"
+                        with m.Elif(arg == pos):        # the next chunk
+                            m.d.sync += last_ok.eq(0)
+                            m.next = "IMG_RD"
+                        with m.Elif((arg[len(pos):] == 0) & (arg[:len(pos)] < pos)):
+                            status()                    # a resent chunk: received already
+                        with m.Else():
+                            nak(Nak.OFFSET)
+                    with m.Case(Cmd.INPUT):
+                        with m.If(length < 4):
+                            nak(Nak.LENGTH)
+                        with m.Else():
+                            m.d.sync += last_ok.eq(0)
+                            m.next = "IN_RD"
+                    with m.Case(Cmd.START):
+                        with m.If(length != 0):
+                            nak(Nak.LENGTH)
+                        with m.Elif(~v.valid):
+                            nak(Nak.STATE)
+                        with m.Elif(last_ok & (v.seq == last_seq)):
+                            status()                    # a resent START: run already
+                        with m.Else():
+                            m.d.comb += accel.start.eq(1)
+                            m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
+                            m.next = "RUN"
+                    with m.Case(Cmd.RESULTS):
+                        count = arg[16:]
+                        with m.If(length != 4):
+                            nak(Nak.LENGTH)
+                        with m.Elif(arg[:16] + count > cfg.res_depth):
+                            nak(Nak.RANGE)
+                        with m.Else():
+                            respond(_RESULTS, count * entry_bytes)
+                    with m.Default():
+                        nak(Nak.COMMAND)
+
+            with m.State("RUN"):
+                with m.If(accel.done | accel.error):
+                    with m.If(accel.error):
+                        m.d.sync += v.err.eq(accel.error_code)
+                    status()
+
+            # -------------------------------------------------------- INPUT
+            with m.State("IN_RD"):
+                with m.If(v.wr_pending):
+                    m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
+                    with m.If(~range_bad & (aaddr < cfg.act_depth)):
+                        m.d.comb += [accel.act_we.eq(1), accel.act_addr.eq(aaddr),
+                                     accel.act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
+                    with m.Else():
+                        m.d.sync += range_bad.eq(1)
+                with m.If(idx == length):
+                    with m.If(v.eb != 0):
+                        nak(Nak.LENGTH)
+                    with m.Elif(range_bad | (v.wr_pending & (aaddr >= cfg.act_depth))):
+                        nak(Nak.RANGE)
+                    with m.Else():
+                        status()
+                with m.Else():
+                    m.next = "IN_USE"
+            with m.State("IN_USE"):
+                m.d.comb += v.asm_we.eq(1)
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(v.eb == input_word_bytes(core.simd) - 1):
+                    m.d.sync += [v.eb.eq(0), v.wr_pending.eq(1)]
+                with m.Else():
+                    m.d.sync += v.eb.eq(v.eb + 1)
+                m.next = "IN_RD"
+
+            # -------------------------------------------------------- IMAGE
+            self._image(m, v, status)
+
+            # -------------------------------------------------------- transmit
+            with m.State("TX"):
+                self._transmit(m, v)
+
+        self._fail_encoder(m, v)
+        m.d.comb += [
+            self.status.busy.eq(~fsm.ongoing("SYNC") & ~fsm.ongoing("HEAD") &
+                                ~fsm.ongoing("PAYLOAD") & ~fsm.ongoing("CRC")),
+            self.status.done.eq(accel.done),
+            self.status.error.eq(accel.error | v.failed),
+            self.status.image_ok.eq(v.valid),
+        ]
+        return m
+
+    @staticmethod
+    def _fail(m, v):
+        """``fail(code)``: refuse the image being loaded with ``code``.
+
+        Each code is a request flag; one encoder after the FSM (call
+        :meth:`_fail_encoder`) turns them into the error code, lowest first.
+        The first failure of an image counts.
+        """
+        v.fail_req = {}
+
+        def fail(code):
+            if code not in v.fail_req:
+                v.fail_req[code] = Signal(name=f"fail_{code.name.lower()}")
+            m.d.comb += v.fail_req[code].eq(1)
+        return fail
+
+    @staticmethod
+    def _fail_encoder(m, v):
+        code = Const(0, ERR_BITS)
+        for c in sorted(v.fail_req, reverse=True):
+            code = Mux(v.fail_req[c], c, code)
+        with m.If(Cat(*v.fail_req.values()).any() & ~v.failed):
+            m.d.sync += [v.err.eq(code), v.failed.eq(1), v.valid.eq(0)]
+
+    # ---------------------------------------------------------------- image parser
+    def _image(self, m, v, status):
+        """States that consume IMAGE payload bytes (2-3 cycles a byte, a few more per section)."""
+        routes, byte, pos, fail, rd = self.routes, v.byte, v.pos, v.fail, v.rd
+
+        with m.State("IMG_RD"):                 # the read of payload byte idx
+            with m.If(v.idx == v.length):
+                status()
+            with m.Else():
+                m.next = "IMG_USE"
+
+        with m.State("IMG_USE"):                # byte at image offset pos: parse, image CRC
+            m.d.sync += [v.idx.eq(v.idx + 1), pos.eq(pos + 1)]
+            with m.If(~v.failed):
+                self._parse(m, v)
+            m.next = "IMG_SEC"
+
+        with m.State("IMG_SEC"):                # section CRC, memory write
+            m.d.comb += [v.crc_sel.eq(2), v.crc_byte.eq(byte)]
+            with m.If(v.in_sec & ~v.failed):
+                m.d.sync += v.sec_crc.eq(v.crc_next)
+            with m.If(v.wr_pending):
+                m.d.sync += v.wr_pending.eq(0)
+                with m.Switch(v.sec_route):
+                    for i, r in enumerate(routes):
+                        with m.Case(i):
+                            with m.If(v.ea == r.depth - 1):
+                                m.d.sync += [v.ea.eq(0), v.bank.eq(v.bank + 1)]
+                            with m.Else():
+                                m.d.sync += v.ea.eq(v.ea + 1)
+            for i, r in enumerate(routes):
+                if r.write:
+                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), v.bank, v.ea,
+                            v.asm[-8 * r.word_bytes:])
+            with m.If(v.sec_end_p | v.tab_end_p | v.img_end_p):
+                m.next = "IMG_CHECK"
+            with m.Else():
+                m.next = "IMG_RD"
+
+        with m.State("IMG_CHECK"):              # what ends at this byte
+            m.d.sync += v.ld.eq(0)
+            with m.If(v.failed):
+                m.d.sync += [v.sec_end_p.eq(0), v.tab_end_p.eq(0), v.img_end_p.eq(0),
+                             v.need_load.eq(0)]
+                m.next = "IMG_RD"
+            with m.Elif(v.sec_end_p):
+                m.d.sync += [v.sec_end_p.eq(0), v.cmp_sec.eq(1)]
+                m.next = "CRC_CMP"
+            with m.Elif(v.tab_end_p):
+                m.d.sync += [v.tab_end_p.eq(0), v.need_load.eq(1)]
+                with m.If(v.run_off != v.total):
+                    fail(Err.SIZE)
+                with m.If(v.seen != (1 << len(routes)) - 1):
+                    fail(Err.SECTION_TABLE)
+            with m.Elif(v.img_end_p):
+                m.d.sync += [v.img_end_p.eq(0), v.cmp_sec.eq(0)]
+                m.next = "CRC_CMP"
+            with m.Elif(v.need_load):
+                m.d.sync += v.need_load.eq(0)
+                m.next = "SEC_LOAD"
+            with m.Else():
+                m.next = "IMG_RD"
+
+        entry = (v.sec_idx + IMAGE_HEADER.size // SECTION.size)[:4]
+
+        with m.State("CRC_CMP"):
+            # Feed the stored CRC (section: entry bytes 12..15; image: header bytes 28..31)
+            # through the register: a match leaves the residue.
+            m.d.comb += rd.addr.eq(_IMAGE_BASE + Mux(v.cmp_sec, Cat(v.ld[:2], Const(3, 2), entry),
+                                                     _CRC_F[0] + v.ld[:2]))
+            m.d.sync += v.ld.eq(v.ld + 1)
+            with m.If(v.ld != 0):
+                m.d.comb += [v.crc_sel.eq(Mux(v.cmp_sec, 2, 1)), v.crc_byte.eq(byte)]
+                with m.If(v.cmp_sec):
+                    m.d.sync += v.sec_crc.eq(v.crc_next)
+                with m.Else():
+                    m.d.sync += v.img_crc.eq(v.crc_next)
+            with m.If(v.ld == 5):
+                m.next = "IMG_CHECK"
+                with m.If(v.cmp_sec):
+                    m.d.sync += v.sec_idx.eq(v.sec_idx + 1)
+                    with m.If(v.sec_crc != _RESIDUE):
+                        fail(Err.SECTION_CRC)
+                    with m.If(v.sec_idx + 1 == v.nsec):
+                        m.d.sync += v.in_sec.eq(0)
+                    with m.Else():
+                        m.d.sync += v.need_load.eq(1)
+                with m.Elif(v.img_crc != _RESIDUE):
+                    fail(Err.IMAGE_CRC)
+                with m.Elif(v.in_sec | (v.sec_idx != v.nsec)):
+                    fail(Err.SIZE)
+                with m.Else():
+                    m.d.sync += v.valid.eq(1)
+
+        with m.State("SEC_LOAD"):
+            # The entry's route (byte 3, stored by _parse) and size (bytes 8..11).
+            m.d.comb += rd.addr.eq(_IMAGE_BASE + Cat(Mux(v.ld == 0, 3, v.ld + 7)[:4], entry))
+            m.d.sync += v.ld.eq(v.ld + 1)
+            with m.Switch(v.ld):
+                with m.Case(1):
+                    m.d.sync += v.sec_route.eq(byte)
+                with m.Case(2, 3, 4, 5):
+                    m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
+                with m.Case(6):
+                    m.d.sync += [v.sec_left.eq(v.sh), v.sec_crc.eq(_CRC_INIT), v.in_sec.eq(1),
+                                 v.eb.eq(0), v.ea.eq(0), v.bank.eq(0)]
+                    with m.If(v.sh == 0):
+                        m.d.sync += v.sec_end_p.eq(1)
+                        m.next = "IMG_CHECK"
+                    with m.Else():
+                        m.next = "IMG_RD"
+
+    def _parse(self, m, v):
+        """One new image byte (at offset ``pos``): header, section table or section."""
+        routes, byte, pos, fail, wr = self.routes, v.byte, v.pos, v.fail, v.wr
+        shn = Cat(v.sh[8:], byte)
+        m.d.sync += v.sh.eq(shn)
+        m.d.comb += [v.crc_sel.eq(1),
+                     v.crc_byte.eq(Mux(pos[2:] == _CRC_F[0] // 4, 0, byte))]   # CRC field as 0
+        m.d.sync += v.img_crc.eq(v.crc_next)
+        with m.If(pos == v.total):
+            fail(Err.SIZE)
+        with m.Elif(pos + 1 == v.total):
+            m.d.sync += v.img_end_p.eq(1)
+
+        # Header and section table are kept in the buffer (CRC_CMP and SEC_LOAD read them).
+        in_head = pos < IMAGE_HEADER.size
+        j = pos[:4]
+        with m.If(in_head | v.in_tab):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(_IMAGE_BASE + pos[:8]), wr.data.eq(byte)]
+
+        # Header: constant bytes, then the fields the parser needs.
+        template = IMAGE_HEADER.pack(MAGIC, IMAGE_VERSION, ISA_VERSION, 0, 0,
+                                     bytes.fromhex(self.cfg.hash), 0, 0)
+        checks = [(_MAGIC_F, Err.MAGIC), (_VERSION_F, Err.IMAGE_VERSION),
+                  (_ISA_F, Err.ISA_VERSION), (_HASH_F, Err.HASH)]
+        expected, checked = Signal(8), Signal()        # a small ROM, one comparator
+        with m.Switch(pos[:5]):
+            for (offset, size), code in checks:
+                for p in range(offset, offset + size):
+                    with m.Case(p):
+                        m.d.comb += [expected.eq(template[p]), checked.eq(1)]
+        with m.If(in_head & checked & (byte != expected)):
+            for (offset, size), code in checks:
+                with m.If((pos[:5] >= offset) & (pos[:5] < offset + size)):
+                    fail(code)
+        with m.If(in_head):
+            with m.Switch(pos[:5]):
+                with m.Case(_NSEC_F[0] + 1):
+                    n = shn[16:]
+                    with m.If((n == 0) | (n > MAX_SECTIONS)):
+                        fail(Err.SECTION_TABLE)
+                    m.d.sync += [v.nsec.eq(n), v.run_off.eq(IMAGE_HEADER.size + n * SECTION.size)]
+                with m.Case(_TOTAL_F[0] + 3):
+                    m.d.sync += v.total.eq(shn)
+                    with m.If(shn[len(pos):] != 0):
+                        fail(Err.SIZE)
+                with m.Case(IMAGE_HEADER.size - 1):
+                    m.d.sync += v.in_tab.eq(1)
+
+        # Section table: check each entry; keep its route index in its byte 3.
+        ridx = Signal(range(len(routes)))
+        known = Signal()
+        for i, r in enumerate(routes):
+            with m.If(shn[:16] == SECTION_TYPES[r.name]):
+                m.d.comb += [ridx.eq(i), known.eq(1)]
+        with m.If(v.in_tab):
+            with m.Switch(j):
+                with m.Case(3):
+                    m.d.comb += wr.data.eq(ridx)
+                    with m.If(~known | v.seen.bit_select(ridx, 1)):
+                        fail(Err.SECTION_TABLE)
+                    m.d.sync += [v.seen.eq(v.seen | (1 << ridx)), v.tab_route.eq(ridx)]
+                with m.Case(7):
+                    with m.If(shn != v.run_off):
+                        fail(Err.SECTION_TABLE)
+                with m.Case(11):
+                    m.d.sync += v.run_off.eq(v.run_off + shn[:len(pos)])
+                    with m.Switch(v.tab_route):
+                        for i, r in enumerate(routes):
+                            with m.Case(i):
+                                if r.exact:
+                                    bad = shn != r.max_size
+                                else:
+                                    assert r.word_bytes & (r.word_bytes - 1) == 0
+                                    bad = (shn > r.max_size) | (shn & (r.word_bytes - 1) != 0)
+                                with m.If(bad):
+                                    fail(Err.SECTION_SIZE)
+                with m.Case(15):
+                    with m.If(pos[4:] == v.nsec + IMAGE_HEADER.size // SECTION.size - 1):
+                        m.d.sync += [v.tab_end_p.eq(1), v.in_tab.eq(0)]
+
+        # Section bytes: assemble words; IMG_SEC writes them and updates the section CRC.
+        with m.If(v.in_sec):
+            m.d.comb += v.asm_we.eq(1)
+            m.d.sync += v.sec_left.eq(v.sec_left - 1)
+            with m.If(v.sec_left == 1):
+                m.d.sync += v.sec_end_p.eq(1)
+            with m.Switch(v.sec_route):
+                for i, r in enumerate(routes):
+                    with m.Case(i):
+                        with m.If(v.eb == r.word_bytes - 1):
+                            m.d.sync += [v.eb.eq(0), v.wr_pending.eq(int(r.write is not None))]
+                        with m.Else():
+                            m.d.sync += v.eb.eq(v.eb + 1)
+
+    # ---------------------------------------------------------------- transmitter
+    def _transmit(self, m, v):
+        core, accel, tx = self.cfg.core, self.accel, self.tx
+        phase, ti, resp_len = v.phase, v.ti, v.resp_len
+        # STATUS: without an image and without an error it says why START is refused.
+        state = Signal(8)
+        m.d.comb += state.eq(Mux(accel.error, int(State.ERROR),
+                                 Mux(accel.done, int(State.DONE), int(State.IDLE))))
+        err_out = Signal(8)
+        m.d.comb += err_out.eq(Mux(v.valid | v.failed | (v.err != 0), v.err,
+                                   Mux(v.pos == 0, Err.NO_IMAGE, Err.IMAGE_INCOMPLETE)))
+        assert (FLAG_IMAGE_VALID, FLAG_IMAGE_FAILED) == (1, 2)
+        hw_hash = int.from_bytes(bytes.fromhex(self.cfg.hash), "little")
+        status_bits = Cat(state, err_out, v.valid, v.failed, Const(0, 14), Const(hw_hash, 64),
+                          accel.cycles, v.pos, Const(0, 32 - len(v.pos)))
+        assert len(status_bits) == 8 * STATUS_PAYLOAD.size
+        # RESULTS: entry by entry, accumulator by accumulator, byte by byte.
+        nb = acc_bytes(core.acc_bits)
+        rb = Signal(range(nb))
+        ra = Signal(range(max(core.pe, 2)))
+        raddr = Signal(range(self.cfg.res_depth + 1))
+        rwait = Signal()            # the result memory's read latency after a new address
+        accv = Signal(8 * nb)
+        m.d.comb += accel.res_addr.eq(raddr)
+        with m.Switch(ra):
+            for p in range(core.pe):
+                with m.Case(p):
+                    m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
+        m.d.sync += rwait.eq(0)
+        payload = Signal(8)
+        with m.Switch(v.resp_kind):
+            with m.Case(_STATUS):
+                _select_byte(m, payload, status_bits, ti[:5])
+            with m.Case(_NAK):
+                m.d.comb += payload.eq(Mux(ti[0], v.cmd, v.nak_reason))
+            with m.Default():
+                _select_byte(m, payload, accv, rb)
+        head = [RESPONSE_START, Mux(v.resp_kind == _NAK, NAK, v.cmd | RESPONSE_FLAG), v.seq,
+                resp_len[:8], resp_len[8:]]
+        out = Signal(8)
+        with m.Switch(phase):
+            with m.Case(0):
+                with m.Switch(ti[:3]):
+                    for k, h in enumerate(head):
+                        with m.Case(k):
+                            m.d.comb += out.eq(h)
+            with m.Case(1):
+                m.d.comb += out.eq(payload)
+            with m.Default():
+                _select_byte(m, out, v.frm_crc ^ _CRC_INIT, ti[:2])
+        stall = (phase == 1) & (v.resp_kind == _RESULTS) & rwait
+        m.d.comb += [tx.payload.eq(out), tx.valid.eq(~stall), v.crc_byte.eq(out)]
+        with m.If(tx.valid & tx.ready):
+            m.d.sync += ti.eq(ti + 1)
+            with m.If(((phase == 0) & (ti != 0)) | (phase == 1)):
+                m.d.sync += v.frm_crc.eq(v.crc_next)
+            with m.If((phase == 0) & (ti == 4)):
+                m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
+                             raddr.eq(v.sh[:16]), ra.eq(0), rb.eq(0), rwait.eq(1)]
+            with m.If(phase == 1):
+                with m.If(ti + 1 == resp_len):
+                    m.d.sync += [ti.eq(0), phase.eq(2)]
+                with m.If(rb == nb - 1):
+                    m.d.sync += [rb.eq(0), ra.eq(ra + 1)]
+                    with m.If(ra == core.pe - 1):
+                        m.d.sync += [ra.eq(0), raddr.eq(raddr + 1), rwait.eq(1)]
+                with m.Else():
+                    m.d.sync += rb.eq(rb + 1)
+            with m.If((phase == 2) & (ti == 3)):
+                m.next = "SYNC"
+
+
+def _select_byte(m, out, value, index):
+    """``out = value.word_select(index, 8)`` as a case statement (smaller than a shifter)."""
+    with m.Switch(index):
+        for k in range(len(value) // 8):
+            with m.Case(k):
+                m.d.comb += out.eq(value[8 * k:8 * k + 8])
