@@ -98,6 +98,8 @@ class SectionRoute:
     write : callable or None
         ``write(m, accel, en, bank, addr, word)`` drives the memory's write
         port; None for a section that is only checked (META).
+    required : bool
+        Every image has this section (WSTORE: only images whose weights stream).
     """
 
     name: str
@@ -106,6 +108,7 @@ class SectionRoute:
     exact: bool
     depth: int = 1
     write: object = None
+    required: bool = True
 
 
 def _write_program(m, accel, en, bank, addr, word):
@@ -127,7 +130,8 @@ def _write_store(m, accel, en, bank, addr, word):
 
 
 def section_routes(cfg):
-    """The sections :class:`HostLink` accepts for ``cfg``: all required, any order.
+    """The sections :class:`HostLink` accepts for ``cfg``, in any order (each once;
+    all but the optional WSTORE required).
 
     Adding a section kind is one entry here (and its write function).
     """
@@ -146,7 +150,7 @@ def section_routes(cfg):
             raise ConfigError(f"HostLink loads a weight store of power-of-two byte words only "
                               f"(this one: {wbytes} bytes)")
         routes.append(SectionRoute("WSTORE", wbytes, cfg.store_depth * wbytes, False,
-                                   cfg.store_depth, _write_store))
+                                   cfg.store_depth, _write_store, required=False))
     return routes
 
 
@@ -528,7 +532,8 @@ class HostLink(wiring.Component):
                 m.d.sync += [v.tab_end_p.eq(0), v.need_load.eq(1)]
                 with m.If(v.run_off != v.total):
                     fail(Err.SIZE)
-                with m.If(v.seen != (1 << len(routes)) - 1):
+                required = sum(1 << i for i, r in enumerate(routes) if r.required)
+                with m.If((v.seen & required) != required):
                     fail(Err.SECTION_TABLE)
             with m.Elif(v.img_end_p):
                 m.d.sync += [v.img_end_p.eq(0), v.cmp_sec.eq(0)]

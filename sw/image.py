@@ -27,9 +27,8 @@ The model image (all integers little-endian)::
 Sections: PROGRAM (u64 per instruction), WEIGHTS (per bank, per word,
 ``ceil(weight_width / 8)`` bytes), THRESHOLDS (per bank, per set, per
 threshold, i64), META (UTF-8 JSON: configuration, io description, model meta),
-WSTORE (only for an accelerator with a weight store: the store's words from
-address 0, as WEIGHTS words; empty unless the weights stream; at most
-``store_depth`` words).
+WSTORE (only when the weights stream: the weight store's words from address
+0, as WEIGHTS words; at most ``store_depth``).
 :func:`read_image` checks magic, versions, size, every CRC and, when asked,
 the hardware hash before it returns anything.
 """
@@ -70,7 +69,7 @@ def image_bytes(compiled):
         "META": json.dumps({"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta},
                            sort_keys=True).encode(),
     }
-    if cfg.store_depth:
+    if compiled.store_words:
         sections["WSTORE"] = b"".join(int(w).to_bytes(wbytes, "little")
                                       for w in compiled.store_words)
     table_size = SECTION.size * len(sections)
@@ -204,8 +203,6 @@ def parse_image(data, path="model image", expect_hash=None):
         raise FormatError(f"{path}: WEIGHTS section has the wrong size for this configuration")
     words = _words(raw, wbytes)
     banks = [words[p * core.weight_depth:(p + 1) * core.weight_depth] for p in range(core.pe)]
-    if cfg.store_depth and "WSTORE" not in sections:
-        raise FormatError(f"{path}: model image lacks section WSTORE")
     raw = sections.get("WSTORE", b"")
     if len(raw) % wbytes or len(raw) > cfg.store_depth * wbytes:
         raise FormatError(f"{path}: WSTORE section has the wrong size for this configuration")

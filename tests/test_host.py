@@ -102,6 +102,23 @@ def test_device_loads_image_and_runs_bit_exact(link, case):
     assert cycles == simulate(compiled, x)[1], "cycles must equal the ISA simulator's"
 
 
+def test_streamed_weights_load_through_the_link():
+    """An accelerator with a weight store: the WSTORE section goes to the store, and the
+    LOAD_W copies beside the RUNs give the reference's results and the ISA simulator's cycles.
+    (The program is kept under 256 image bytes: see the lead's notes on larger images.)"""
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=4, thr_depth=16), act_depth=32,
+                      res_depth=8, prog_depth=32, store_depth=64)
+    model = small_model()
+    compiled = compile_model(model, cfg)
+    assert compiled.store_words and len(compiled.program) == 17
+    dev = Device(SimTransport(HostLink(cfg, idle_timeout=IDLE)), timeout=1.0, run_timeout=2.0)
+    loaded = dev.load_image(image_bytes(compiled))
+    x = (2 * np.random.default_rng(6).integers(0, 2, (2, 20)) - 1).astype(np.int8)
+    acc, _, cycles = dev.infer(loaded, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert cycles == simulate(compiled, x)[1]
+
+
 # ---------------------------------------------------------------- the hardware's image checks
 
 def _fix_crc(img):
