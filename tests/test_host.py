@@ -104,8 +104,7 @@ def test_device_loads_image_and_runs_bit_exact(link, case):
 
 def test_streamed_weights_load_through_the_link():
     """An accelerator with a weight store: the WSTORE section goes to the store, and the
-    LOAD_W copies beside the RUNs give the reference's results and the ISA simulator's cycles.
-    (The program is kept under 256 image bytes: see the lead's notes on larger images.)"""
+    LOAD_W copies beside the RUNs give the reference's results and the ISA simulator's cycles."""
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=4, thr_depth=16), act_depth=32,
                       res_depth=8, prog_depth=32, store_depth=64)
     model = small_model()
