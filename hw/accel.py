@@ -1,10 +1,15 @@
 """The accelerator: controller, address generator, buffers and output path around the core.
 
-See docs/accelerator.md for the layouts, the loop nest of ``RUN`` and the
-timing, which :mod:`tritium.sw.isasim` models cycle for cycle.
+With ``store_depth > 0`` it also has a weight store and the ``LOAD_W`` copy
+engine that fills the weight banks from it while RUNs execute (weight
+streaming). See docs/accelerator.md for the layouts, the loop nest of ``RUN``,
+weight streaming and the timing, which :mod:`tritium.sw.isasim` models cycle
+for cycle.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+import re
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -13,7 +18,8 @@ from . import isa
 from .accel_config import AccelConfig
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR, ConfigError
 from .core import Core
-from .layouts import NO_RW_CHECK, threshold_load_signature, weight_load_signature
+from .layouts import (NO_RW_CHECK, store_load_signature, threshold_load_signature,
+                      weight_load_signature)
 from .isa import Opcode
 # Status codes reported in ``error_code``: defined once, with the host protocol's.
 from .protocol import ERR_BAD_OPCODE, ERR_BITS, ERR_NONE, ERR_PC_OVERFLOW
@@ -33,6 +39,10 @@ class Accelerator(wiring.Component):
     Parameters
     ----------
     cfg : AccelConfig
+    init : MemoryInit or None
+        Initial contents of the program, weight and threshold memories
+        (:mod:`tritium.hw.meminit`): a bitstream that holds a model. ``None``:
+        all zero, loaded by the host.
 
     Members
     -------
@@ -53,13 +63,8 @@ class Accelerator(wiring.Component):
         Result-memory read port (one cycle latency): P signed accumulators.
     wload, tload : In
         Weight-bank and threshold-memory write ports of the core.
-
-    Parameters
-    ----------
-    init : MemoryInit or None
-        Initial contents of the program, weight and threshold memories
-        (:mod:`tritium.hw.meminit`): a bitstream that holds a model. ``None``:
-        all zero, loaded by the host.
+    sload : In (only with ``cfg.store_depth > 0``)
+        Weight-store write port (host; while no ``LOAD_W`` copy is running).
     """
 
     def __init__(self, cfg, *, init=None):
@@ -81,6 +86,7 @@ class Accelerator(wiring.Component):
             "act_we": In(1), "act_addr": In(range(cfg.act_depth)), "act_data": In(core.simd),
             "res_addr": In(range(cfg.res_depth)), "res_data": Out(self.res_layout),
             "wload": In(weight_load_signature(core)), "tload": In(threshold_load_signature(core)),
+            **({"sload": In(store_load_signature(cfg))} if cfg.store_depth else {}),
         })
 
     def elaborate(self, platform):
@@ -88,8 +94,10 @@ class Accelerator(wiring.Component):
         s, pe = core.simd, core.pe
         m = Module()
         m.submodules.core = dp = Core(core, init=self.init)
-        wiring.connect(m, wiring.flipped(self.wload), dp.wload)
         wiring.connect(m, wiring.flipped(self.tload), dp.tload)
+        insn = Signal(isa.instruction_layout())     # the instruction being executed
+        load_start = Signal()       # the controller issues a LOAD_W
+        load_busy = self._weight_path(m, dp, load_start, insn.args.load_w)
 
         # ---------------------------------------------------------- memories
         m.submodules.prog = prog = Memory(shape=isa.INSTR_BITS, depth=cfg.prog_depth,
@@ -99,10 +107,12 @@ class Accelerator(wiring.Component):
         m.d.comb += [prog_wr.en.eq(self.prog_we), prog_wr.addr.eq(self.prog_addr),
                      prog_wr.data.eq(self.prog_data)]
         bufs = []
+        # With a weight store, RUNs over neuron-fold ranges write P-lane slots of a word.
+        granularity = pe if cfg.store_depth and pe < s else None
         for k in range(2):
             mem = Memory(shape=s, depth=cfg.act_depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"act{k}"] = mem
-            bufs.append((mem.read_port(), mem.write_port()))
+            bufs.append((mem.read_port(), mem.write_port(granularity=granularity)))
         m.submodules.results = res = Memory(shape=self.res_layout, depth=cfg.res_depth, init=[],
                                             attrs=NO_RW_CHECK)
         res_rd, res_wr = res.read_port(), res.write_port()
@@ -113,7 +123,6 @@ class Accelerator(wiring.Component):
         r = {}
         for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
             r.update(_field_regs(specs[op], "r_"))
-        insn = Signal(isa.instruction_layout())
         m.d.comb += insn.eq(prog_rd.data)
 
         pc = Signal(range(cfg.prog_depth + 1))
@@ -151,13 +160,22 @@ class Accelerator(wiring.Component):
                                     m.d.sync += r[f.name].eq(getattr(args, f.name))
                                 m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
                                 m.d.sync += pc.eq(nxt)
+                        # RUN (with wait_w), LOAD_W and END stall while a copy runs.
                         with m.Case(Opcode.RUN):
-                            m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1), run_start.eq(1)]
-                            m.d.sync += [pc.eq(nxt), running.eq(1)]
-                            m.next = "RUN"
+                            with m.If(~(insn.args.run.wait_w & load_busy)):
+                                m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1), run_start.eq(1)]
+                                m.d.sync += [pc.eq(nxt), running.eq(1)]
+                                m.next = "RUN"
                         with m.Case(Opcode.END):
-                            m.d.sync += self.done.eq(1)
-                            m.next = "IDLE"
+                            with m.If(~load_busy):
+                                m.d.sync += self.done.eq(1)
+                                m.next = "IDLE"
+                        if cfg.store_depth:
+                            with m.Case(Opcode.LOAD_W):
+                                with m.If(~load_busy):
+                                    m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1),
+                                                 load_start.eq(1)]
+                                    m.d.sync += pc.eq(nxt)
                         with m.Case(Opcode.SYNC):
                             m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
                             m.d.sync += pc.eq(nxt)
@@ -291,6 +309,10 @@ class Accelerator(wiring.Component):
         o_py, o_px = Signal(3), Signal(3)
         tiles_per_word = s // pe
         slot = Signal(range(max(tiles_per_word, 2)))
+        # A RUN over a range of neuron folds (weight streaming) starts at slot out_slot of
+        # its first word and keeps the lanes below: first_slot is the lowest slot written.
+        slot0 = r["out_slot"][:len(slot)] if cfg.store_depth else 0
+        first_slot = Signal.like(slot)
         o_word = Signal(8)          # channel word of the output pixel being packed
         pooled = Signal(pe)
         packer = Signal(s)
@@ -310,7 +332,8 @@ class Accelerator(wiring.Component):
 
         with m.If(run_start):
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
-                         slot.eq(0), o_word.eq(0), packer.eq(0), result_done.eq(0)]
+                         slot.eq(slot0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
+                         result_done.eq(0)]
         with m.Elif(dp.out.valid & running):
             _odometer(m, [
                 (o_last_px, [o_px.eq(o_px + 1)], [o_px.eq(0)]),
@@ -322,9 +345,9 @@ class Accelerator(wiring.Component):
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
-                    m.d.sync += [slot.eq(0), packer.eq(0), o_word.eq(0)]
+                    m.d.sync += [slot.eq(slot0), first_slot.eq(slot0), packer.eq(0), o_word.eq(0)]
                 with m.Elif(slot == tiles_per_word - 1):
-                    m.d.sync += [slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
+                    m.d.sync += [slot.eq(0), first_slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
                 with m.Else():
                     m.d.sync += [slot.eq(slot + 1),
                                  packer.eq(packer | (merged << (slot * pe)))]
@@ -339,10 +362,16 @@ class Accelerator(wiring.Component):
         m.d.comb += out_word.eq(packer | (merged << (slot * pe)))
         w_addr = Signal(32)
         m.d.comb += w_addr.eq(r["out_base"] + out_pixel * r["out_cw"] + o_word)
+        # Slots from first_slot up are written (the whole word without a weight store).
+        keep = Const(0, len(bufs[0][1].en))
+        if cfg.store_depth:
+            keep = Signal(tiles_per_word)
+            m.d.comb += keep.eq((Const(1, tiles_per_word + 1) << first_slot) - 1)
         for k, (_, wr) in enumerate(bufs):
             host = self.act_we if k == 0 else 0
             m.d.comb += [
-                wr.en.eq(Mux(running, act_write & (r["out_buf"] == k), host)),
+                wr.en.eq(Mux(running, (act_write & (r["out_buf"] == k)).replicate(len(wr.en)) & ~keep,
+                             Value.cast(host).replicate(len(wr.en)))),
                 wr.addr.eq(Mux(running, w_addr, self.act_addr if k == 0 else 0)),
                 wr.data.eq(Mux(running, out_word, self.act_data if k == 0 else 0)),
             ]
@@ -355,6 +384,52 @@ class Accelerator(wiring.Component):
         m.d.comb += run_done.eq(result_done)
         return m
 
+    def _weight_path(self, m, dp, load_start, args):
+        """Weight-bank writes: the host port, or the LOAD_W copy engine from the weight store.
+
+        The engine reads one store word per cycle (bank-major: bank 0's ``count``
+        words from ``src``, then bank 1's, ...) and writes it into its bank one
+        cycle later; it runs beside the controller, so a RUN can read one region
+        of the banks while the engine fills another. Returns its busy signal.
+        """
+        cfg, core = self.cfg, self.cfg.core
+        if not cfg.store_depth:
+            wiring.connect(m, wiring.flipped(self.wload), dp.wload)
+            return Const(0)
+        store = Memory(shape=core.weight_width, depth=cfg.store_depth, init=[], attrs=NO_RW_CHECK)
+        m.submodules[STORE_NAME] = store
+        st_rd, st_wr = store.read_port(), store.write_port()
+        reading = Signal()          # a store word is read this cycle
+        src = Signal(range(cfg.store_depth))
+        count, base, i = Signal.like(args.count), Signal.like(args.addr), Signal.like(args.count)
+        bank = Signal(range(max(core.pe, 2)))
+        w_valid = Signal()          # the word read last cycle is written this cycle
+        w_bank, w_addr = Signal.like(bank), Signal(core.w_addr_bits)
+        with m.If(load_start):
+            m.d.sync += [reading.eq(1), src.eq(args.src), count.eq(args.count), base.eq(args.addr),
+                         i.eq(0), bank.eq(0)]
+        with m.Elif(reading):
+            m.d.sync += src.eq(src + 1)
+            _odometer(m, [
+                (i == count - 1, [i.eq(i + 1)], [i.eq(0)]),
+                (bank == core.pe - 1, [bank.eq(bank + 1)], [bank.eq(0)]),
+            ], done=[reading.eq(0)])
+        m.d.sync += [w_valid.eq(reading), w_bank.eq(bank), w_addr.eq(base + i)]
+        # One address for both store ports (single-port RAM: the host writes while idle).
+        addr = Signal.like(src)
+        m.d.comb += [
+            addr.eq(Mux(reading, src, self.sload.addr)),
+            st_rd.addr.eq(addr), st_rd.en.eq(reading),
+            st_wr.addr.eq(addr), st_wr.en.eq(self.sload.en & ~reading),
+            st_wr.data.eq(self.sload.data),
+            dp.wload.en.eq(Mux(w_valid, 1, self.wload.en)),
+            dp.wload.bank.eq(Mux(w_valid, w_bank, self.wload.bank)),
+            dp.wload.addr.eq(Mux(w_valid, w_addr, self.wload.addr)),
+            dp.wload.data.eq(Mux(w_valid, st_rd.data, self.wload.data)),
+        ]
+        busy = Signal()
+        m.d.comb += busy.eq(reading | w_valid)
+        return busy
 
 
 def _odometer(m, digits, done):
@@ -376,7 +451,29 @@ def _odometer(m, digits, done):
         m.d.sync += done
 
 
+#: Name of the weight-store memory in the generated Verilog.
+STORE_NAME = "store"
+
+
 def accel_verilog(cfg):
-    """Plain synthesizable Verilog of the accelerator (module ``tritium_accel``)."""
+    """Plain synthesizable Verilog of the accelerator (module ``tritium_accel``).
+
+    The weight store is emitted without an initial value: Amaranth gives every
+    memory one (zeros), but iCE40 SPRAM cannot be initialised, and yosys maps
+    only memories without one to it. The host fills the store before any
+    ``LOAD_W`` reads it, so nothing depends on its power-up contents.
+    """
     from .core import to_verilog
-    return to_verilog(Accelerator(cfg), name=ACCEL_TOP)
+    text = to_verilog(Accelerator(cfg), name=ACCEL_TOP)
+    return drop_memory_init(text, STORE_NAME) if cfg.store_depth else text
+
+
+def drop_memory_init(text, name):
+    """Verilog ``text`` without the ``initial`` block that fills memory ``name`` (one line
+    per word, as Amaranth's backend writes it); refuses text where it finds none."""
+    pattern = re.compile(rf"^([ \t]*reg \[\d+:0\] {name} \[\d+:0\];\n)[ \t]*initial begin\n"
+                         rf"(?:[ \t]*{name}\[\d+\] = [^;\n]*;\n)*[ \t]*end\n", re.MULTILINE)
+    out, n = pattern.subn(r"\1", text)
+    if n != 1:
+        raise RuntimeError(f"the generated Verilog has no initial block of memory {name!r} to drop")
+    return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from .config import ConfigError, HwConfig, config_from_dict, config_hash, versioned_fields
 
 #: Bumped whenever a field's meaning or the generated accelerator changes.
-ACCEL_CONFIG_VERSION = 1
+ACCEL_CONFIG_VERSION = 2
 
 #: Pipeline stages of the controller around the core, one cycle each: the
 #: address-generator register and the activation-buffer read before the core;
@@ -23,6 +23,10 @@ ADDRESS_STAGES = 2
 OUTPUT_STAGES = 1
 #: The cycle of the start pulse, counted in every run (the cycle counter starts at 1).
 START_CYCLES = 1
+#: Cycles the weight copy engine stays busy after the P x count words of a
+#: LOAD_W have been read from the store: the store's read register, then the
+#: bank write of the last word.
+LOAD_STAGES = 2
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,18 @@ class AccelConfig:
         Instructions the program memory holds.
     res_depth : int
         Entries (P accumulators each) of the result memory.
+    store_depth : int
+        Words (``weight_width`` bits each) of the on-chip weight store that
+        ``LOAD_W`` copies into the weight banks; 0: no store (every weight
+        lives in the banks). It has no initial contents (the host fills it),
+        so synthesis may map it to single-port RAM (iCE40 SPRAM).
     """
 
     core: HwConfig = field(default_factory=HwConfig)
     act_depth: int = 1024
     prog_depth: int = 128
     res_depth: int = 16
+    store_depth: int = 0
 
     def __post_init__(self):
         if not isinstance(self.core, HwConfig):
@@ -53,6 +63,10 @@ class AccelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= 1 << 20:
                 raise ConfigError(f"{name} must be an integer in 2..{1 << 20}, got {value!r}")
+        sd = self.store_depth
+        if not isinstance(sd, int) or isinstance(sd, bool) or not (sd == 0 or 2 <= sd <= 1 << 24):
+            raise ConfigError(f"store_depth must be 0 (no weight store) or an integer in "
+                              f"2..{1 << 24}, got {sd!r}")
         if self.core.simd % self.core.pe:
             raise ConfigError(f"the accelerator packs P outputs into words of S lanes and needs "
                               f"S % P == 0 (got P={self.core.pe}, S={self.core.simd}); try "
@@ -72,12 +86,17 @@ class AccelConfig:
         """Cycles from a RUN's last beat to its last write (see docs/accelerator.md)."""
         return ADDRESS_STAGES + self.core.latency + OUTPUT_STAGES
 
+    def load_cycles(self, count):
+        """Cycles the weight copy engine is busy after a LOAD_W of ``count`` words per bank
+        issues: one store word per cycle, then :data:`LOAD_STAGES`."""
+        return self.core.pe * count + LOAD_STAGES
+
     # -- canonical form and hash -------------------------------------------
 
     def canonical(self):
         return {"core": self.core.canonical(), "act_depth": self.act_depth,
                 "prog_depth": self.prog_depth, "res_depth": self.res_depth,
-                "accel_config_version": ACCEL_CONFIG_VERSION}
+                "store_depth": self.store_depth, "accel_config_version": ACCEL_CONFIG_VERSION}
 
     @property
     def hash(self):
@@ -85,14 +104,66 @@ class AccelConfig:
         return config_hash(self.canonical())
 
     def describe(self):
+        store = f", weight store {self.store_depth} words" if self.store_depth else ""
         return (f"{self.core.describe()}; activation buffers 2 x {self.act_depth} words, "
-                f"program {self.prog_depth}, results {self.res_depth}")
+                f"program {self.prog_depth}, results {self.res_depth}{store}")
+
+
+class Timeline:
+    """Cycle accounting of one program run, as the controller executes it.
+
+    The compiler (per-layer figures) and the ISA-level simulator count with
+    it; the RTL's cycle counter agrees (tests/test_accel.py). Every
+    instruction takes one cycle, a RUN ``beats +`` :meth:`AccelConfig.run_drain`;
+    ``LOAD_W`` starts the copy engine for :meth:`AccelConfig.load_cycles` and
+    returns at once, but first waits for the previous copy, as do ``END`` and
+    a RUN with ``wait_w``.
+
+    Members
+    -------
+    cycles : int
+        Cycles so far (the start cycle included).
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.cycles = START_CYCLES
+        self._load_done = 0         # first cycle at which the copy engine is idle
+        self._waited = 0            # cycles waited for copies since the last RUN
+
+    def _wait_for_load(self):
+        if self.cycles < self._load_done:
+            self._waited += self._load_done - self.cycles
+            self.cycles = self._load_done
+
+    def step(self):
+        """A one-cycle instruction (CFG_*, SYNC)."""
+        self.cycles += 1
+
+    def load(self, count):
+        """LOAD_W of ``count`` words per bank."""
+        self._wait_for_load()
+        self._load_done = self.cycles + self.cfg.load_cycles(count)
+        self.cycles += 1
+
+    def run(self, beats, wait_w=0):
+        """A RUN; returns its cycles plus those waited for copies since the last RUN."""
+        if wait_w:
+            self._wait_for_load()
+        own = beats + self.cfg.run_drain()
+        self.cycles += own
+        waited, self._waited = self._waited, 0
+        return own + waited
+
+    def end(self):
+        self._wait_for_load()
+        self.cycles += 1
 
 
 def accel_config_from_dict(d):
     """Rebuild an :class:`AccelConfig` from :meth:`AccelConfig.canonical` output (checked)."""
     d = versioned_fields(d, "accel_config_version", ACCEL_CONFIG_VERSION,
-                         {"core", "act_depth", "prog_depth", "res_depth"},
+                         {"core", "act_depth", "prog_depth", "res_depth", "store_depth"},
                          "accelerator configuration")
     core = config_from_dict(d.pop("core", {}))
     return AccelConfig(core=core, **d)

@@ -98,6 +98,8 @@ class SectionRoute:
     write : callable or None
         ``write(m, accel, en, bank, addr, word)`` drives the memory's write
         port; None for a section that is only checked (META).
+    required : bool
+        Every image has this section (WSTORE: only images whose weights stream).
     """
 
     name: str
@@ -106,6 +108,7 @@ class SectionRoute:
     exact: bool
     depth: int = 1
     write: object = None
+    required: bool = True
 
 
 def _write_program(m, accel, en, bank, addr, word):
@@ -122,14 +125,19 @@ def _write_thresholds(m, accel, en, bank, addr, word):
                  accel.tload.data.as_value().eq(word)]
 
 
+def _write_store(m, accel, en, bank, addr, word):
+    m.d.comb += [accel.sload.en.eq(en), accel.sload.addr.eq(addr), accel.sload.data.eq(word)]
+
+
 def section_routes(cfg):
-    """The sections :class:`HostLink` accepts for ``cfg``: all required, any order.
+    """The sections :class:`HostLink` accepts for ``cfg``, in any order (each once;
+    all but the optional WSTORE required).
 
     Adding a section kind is one entry here (and its write function).
     """
     core = cfg.core
     wbytes = -(-core.weight_width // 8)
-    return [
+    routes = [
         SectionRoute("PROGRAM", 8, 8 * cfg.prog_depth, False, cfg.prog_depth, _write_program),
         SectionRoute("WEIGHTS", wbytes, core.pe * core.weight_depth * wbytes, True,
                      core.weight_depth, _write_weights),
@@ -137,6 +145,13 @@ def section_routes(cfg):
                      _write_thresholds),
         SectionRoute("META", 1, MAX_META, False),
     ]
+    if cfg.store_depth:         # the weight store: the words the weights stream from
+        if wbytes & (wbytes - 1):
+            raise ConfigError(f"HostLink loads a weight store of power-of-two byte words only "
+                              f"(this one: {wbytes} bytes)")
+        routes.append(SectionRoute("WSTORE", wbytes, cfg.store_depth * wbytes, False,
+                                   cfg.store_depth, _write_store, required=False))
+    return routes
 
 
 class HostLinkStatus(wiring.Signature):
@@ -526,7 +541,8 @@ class HostLink(wiring.Component):
                 m.d.sync += [v.tab_end_p.eq(0), v.need_load.eq(1)]
                 with m.If(v.run_off != v.total):
                     fail(Err.SIZE)
-                with m.If(v.seen != (1 << len(routes)) - 1):
+                required = sum(1 << i for i, r in enumerate(routes) if r.required)
+                with m.If((v.seen & required) != required):
                     fail(Err.SECTION_TABLE)
             with m.Elif(v.img_end_p):
                 m.d.sync += [v.img_end_p.eq(0), v.cmp_sec.eq(0)]

@@ -15,10 +15,12 @@ The programming model: configuration instructions (``CFG_*``) set registers
 that describe one layer; ``RUN`` executes the whole layer as a hardware loop
 nest (output pixels x neuron folds x pooling window x bit planes x kernel x
 channel words), one input word per cycle, so the PE array stays busy without
-an instruction per tile (Gemmini-style CISC loops). ``LOAD_W`` / ``LOAD_T``
-stream weights and thresholds from the host into the banks when a model does
-not fit on chip; ``SYNC`` hands control to the host; ``END`` finishes a
-program. Opcodes 9..15 are reserved: elementwise add and concatenation (binary
+an instruction per tile (Gemmini-style CISC loops). ``LOAD_W`` starts the
+weight copy engine, which copies words from the on-chip weight store into a
+region of the weight banks while the following instructions (a ``RUN`` on the
+other region) execute, for models whose weights do not fit the banks;
+``LOAD_T`` (thresholds, not implemented yet) is reserved for the same;
+``SYNC`` hands control to the host; ``END`` finishes a program. Opcodes 9..15 are reserved: elementwise add and concatenation (binary
 ResNet / DenseNet shortcuts) take 9 and 10 in a later version.
 """
 
@@ -36,7 +38,7 @@ OPCODE_BITS = 4
 #: Bits left for an instruction's arguments.
 ARG_BITS = INSTR_BITS - OPCODE_BITS
 #: Bumped whenever an encoding changes; recorded in compiled images.
-ISA_VERSION = 1
+ISA_VERSION = 2
 
 
 class IsaError(TritiumError):
@@ -84,7 +86,8 @@ class InstrSpec:
 
 
 INSTRUCTIONS = {spec.opcode: spec for spec in (
-    InstrSpec(Opcode.END, "End of program: the core stops and reports done.", ()),
+    InstrSpec(Opcode.END, "End of program: waits until the weight copy engine is idle, then "
+              "the core stops and reports done.", ()),
     InstrSpec(Opcode.CFG_IN, "Input tensor of the next RUN (NHWC, channels packed per pixel).", (
         Field("in_buf", 1, "activation buffer read (0 or 1)"),
         Field("in_base", 16, "word address of the tensor's first word"),
@@ -115,6 +118,9 @@ INSTRUCTIONS = {spec.opcode: spec for spec in (
         Field("out_bits", 3, "bits per output value: 0 raw accumulators, 1 bipolar, 2..4 unsigned",
               0, 4),
         Field("pool", 3, "max-pool window = stride (1: no pooling)", 1),
+        Field("out_slot", 8, "P-lane slot of word out_base where the first neuron fold's outputs "
+              "go (a RUN over a range of neuron folds); the lanes below it are kept (0 on a core "
+              "without a weight store)"),
     )),
     InstrSpec(Opcode.CFG_MEM, "Weights and thresholds of the next RUN.", (
         Field("w_base", 16, "weight-bank word of the first neuron fold"),
@@ -124,12 +130,20 @@ INSTRUCTIONS = {spec.opcode: spec for spec in (
     )),
     InstrSpec(Opcode.RUN, "Execute the configured layer: every output pixel, neuron fold, "
               "pooling-window position, plane, kernel position and channel word; one input word "
-              "per cycle.", ()),
-    InstrSpec(Opcode.LOAD_W, "Stream weight words from the host into every bank.", (
-        Field("addr", 16, "first bank word written"),
-        Field("count", 16, "words per bank (the host sends P x count words, bank-interleaved)", 1),
+              "per cycle.", (
+        Field("wait_w", 1, "1: first wait until the weight copy engine is idle (the RUN reads "
+              "words it is loading)"),
     )),
-    InstrSpec(Opcode.LOAD_T, "Stream threshold sets from the host into every threshold memory.", (
+    InstrSpec(Opcode.LOAD_W, "Start the weight copy engine: it copies P x count words from the "
+              "weight store into the banks, one word per cycle, while the next instructions "
+              "execute. Waits first until the previous copy is done.", (
+        Field("addr", 16, "first bank word written"),
+        Field("count", 16, "words per bank", 1),
+        Field("src", 24, "store word of bank 0's first word; bank p's words follow at "
+              "src + p * count"),
+    )),
+    InstrSpec(Opcode.LOAD_T, "Reserved (not implemented yet): copy threshold sets into every "
+              "threshold memory, as LOAD_W does for weights.", (
         Field("addr", 12, "first threshold set written"),
         Field("count", 12, "sets per PE (the host sends P x count sets)", 1),
     )),

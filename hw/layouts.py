@@ -88,6 +88,15 @@ def weight_load_signature(cfg):
     })
 
 
+def store_load_signature(accel_cfg):
+    """Write port into the accelerator's weight store (words as for the banks)."""
+    return wiring.Signature({
+        "en": Out(1),
+        "addr": Out(range(accel_cfg.store_depth)),
+        "data": Out(accel_cfg.core.weight_width),
+    })
+
+
 def threshold_load_signature(cfg):
     """Write port into the threshold memories (one per PE)."""
     return wiring.Signature({

@@ -12,11 +12,14 @@ from .accel_config import AccelConfig, accel_config_from_dict
 from .config import ConfigError, HwConfig
 
 PRESETS = {
-    # iCE40UP5K: 256 lanes, every memory in the 30 block RAMs (TFC-sized models).
+    # iCE40UP5K: 128 lanes (P=2: every memory fits the 30 block RAMs, see
+    # docs/accelerator.md "Weight streaming"), bipolar inputs, binary weights. Weights
+    # that do not fit the banks stream from a weight store in the four SPRAMs
+    # (16384 x 64 bits), so SFC-sized models run in batches of up to 19 images.
     "icebreaker": AccelConfig(
-        core=HwConfig(pe=4, simd=64, weight_kinds=("binary",), act_bits=8, out_bits=1,
-                      weight_depth=256, thr_depth=64),
-        act_depth=256, prog_depth=32, res_depth=64),
+        core=HwConfig(pe=2, simd=64, weight_kinds=("binary",), act_bits=1, out_bits=1,
+                      weight_depth=256, thr_depth=512, max_fan_in=1024),
+        act_depth=256, prog_depth=256, res_depth=128, store_depth=16384),
     # ECP5-85F: 2048 lanes, binary and ternary weights, all memories in block RAM.
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,

@@ -26,7 +26,7 @@ async def _write(ctx, en, addr, data, items, extra=None):
 
 
 async def load(ctx, dut, compiled):
-    """Write program, weights and thresholds through the host ports."""
+    """Write program, weights, thresholds and the weight store through the host ports."""
     await _write(ctx, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(compiled.program))
     for p, bank in enumerate(compiled.weight_banks):
         ctx.set(dut.wload.bank, p)
@@ -35,6 +35,9 @@ async def load(ctx, dut, compiled):
     for p, words in enumerate(threshold_words(compiled)):
         ctx.set(dut.tload.bank, p)
         await _write(ctx, dut.tload.en, dut.tload.addr, dut.tload.data.as_value(), enumerate(words))
+    if compiled.store_words:
+        await _write(ctx, dut.sload.en, dut.sload.addr, dut.sload.data,
+                     [(a, w) for a, w in enumerate(compiled.store_words) if w])
 
 
 async def run_once(ctx, dut, compiled, words, max_cycles):
@@ -67,7 +70,8 @@ def run_amaranth(compiled, values, max_cycles=None):
     margin, so a design that never finishes fails quickly.
     """
     if max_cycles is None:
-        expected = sum(l["cycles"] for l in compiled.io["layers"]) + len(compiled.program)
+        expected = compiled.io.get("cycles") or (sum(l["cycles"] for l in compiled.io["layers"])
+                                                 + len(compiled.program))
         max_cycles = 2 * expected + 100
     dut = Accelerator(compiled.config)
     runs = pack_input(compiled, values)

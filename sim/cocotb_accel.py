@@ -32,6 +32,8 @@ async def run_job(dut):
     cocotb.start_soon(Clock(dut.clk, 10, unit="ns", impl="gpi").start())
     for name in ("start", "prog_we", "act_we", "wload__en", "tload__en"):
         getattr(dut, name).value = 0
+    if job["store"]:
+        dut.sload__en.value = 0
     dut.rst.value = 1
     for _ in range(3):
         await RisingEdge(dut.clk)
@@ -45,6 +47,8 @@ async def run_job(dut):
     for bank, writes in enumerate(job["thresholds"]):
         dut.tload__bank.value = bank
         await _write(dut, dut.tload__en, dut.tload__addr, dut.tload__data, writes)
+    if job["store"]:
+        await _write(dut, dut.sload__en, dut.sload__addr, dut.sload__data, job["store"])
 
     results = []
     for words in job["runs"]:

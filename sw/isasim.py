@@ -10,9 +10,12 @@ vectorised over output pixels and PEs, and loops over the beats of one
 accumulation (planes x kernel positions x channel words), so whole networks
 run in well under a second per image.
 
-Cycles follow the timing of docs/accelerator.md: the start cycle, one per
-instruction, and ``beats + run_drain`` per ``RUN``; the RTL's cycle counter
-agrees exactly (tests/test_accel.py).
+Cycles follow the timing of docs/accelerator.md
+(:class:`tritium.hw.accel_config.Timeline`): the start cycle, one per
+instruction, ``beats + run_drain`` per ``RUN``, and the cycles the controller
+waits for the ``LOAD_W`` copy engine (which copies weight-store words into the
+banks while RUNs execute); the RTL's cycle counter agrees exactly
+(tests/test_accel.py).
 """
 
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..hw import isa
-from ..hw.accel_config import START_CYCLES
+from ..hw.accel_config import Timeline
 from ..hw.config import OP_AND_S, OP_MXNOR, OP_XNOR
 from ..hw.contract import beat_commands
 from ..hw.isa import Opcode
@@ -102,12 +105,20 @@ class IsaSim:
             .reshape(core.pe, core.weight_depth, self.n_limbs)
         self.w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd) \
             .reshape(core.pe, core.weight_depth, self.n_limbs)
+        store = list(compiled.store_words)
+        if len(store) > cfg.store_depth:
+            raise SimError(f"{len(store)} weight-store words, the store holds {cfg.store_depth}")
+        store += [0] * (cfg.store_depth - len(store))
+        self.s_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in store], core.simd)
+        self.s_mask = ints_to_limbs([w >> core.simd for w in store], core.simd)
         self.thresholds = np.array(compiled.threshold_banks, np.int64)   # (P, depth, n_thr)
         self.act = np.zeros((2, cfg.act_depth, self.n_limbs), np.uint64)
         self.results = np.zeros((cfg.res_depth, core.pe), np.int64)
         self.regs = Registers()
         self.cycles = 0
         self.layers = []
+        self._timeline = None
+        self._layer_runs = []       # (beats, cycles) of the RUNs of the layer being executed
 
     # -- host side --------------------------------------------------------
 
@@ -118,26 +129,44 @@ class IsaSim:
 
     def run_program(self, max_instructions=1 << 20):
         """Execute from address 0 to END; returns the cycle count."""
-        self.cycles, self.layers, pc = START_CYCLES, [], 0
+        self.layers, self._layer_runs, pc = [], [], 0
+        self._timeline = t = Timeline(self.cfg)
         for _ in range(max_instructions):
             if pc >= len(self.program):
                 raise SimError(f"program counter {pc} ran past the program without END")
             opcode, args = isa.decode(self.program[pc])
             pc += 1
-            self.cycles += 1
             if opcode == Opcode.END:
+                t.end()
+                self.cycles = t.cycles
                 return self.cycles
             if opcode == Opcode.RUN:
-                self.cycles -= 1
-                self._run()
+                self._run(args["wait_w"])
+            elif opcode == Opcode.LOAD_W and self.cfg.store_depth:
+                self._load_w(**args)
+                t.load(args["count"])
             elif opcode in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
                 self.regs.values.update(args)
+                t.step()
             elif opcode == Opcode.SYNC:
-                pass  # the host releases the core at once in simulation
+                t.step()  # the host releases the core at once in simulation
             else:
-                raise SimError(f"instruction {opcode.name} needs a host stream "
-                               "(not used by on-chip images)")
+                raise SimError(f"instruction {opcode.name} is not implemented by this "
+                               "accelerator")
+            self.cycles = t.cycles
         raise SimError(f"no END after {max_instructions} instructions")
+
+    def _load_w(self, addr, count, src):
+        """The copy engine: bank p's words addr.. from store words src + p * count .."""
+        pe, depth = self.pe, self.cfg.core.weight_depth
+        if src + pe * count > self.cfg.store_depth:
+            raise SimError("a LOAD_W reads past the end of the weight store")
+        if addr + count > depth:
+            raise SimError("a LOAD_W writes past the end of the weight banks")
+        for p in range(pe):
+            lo = src + p * count
+            self.w_sign[p, addr:addr + count] = self.s_sign[lo:lo + count]
+            self.w_mask[p, addr:addr + count] = self.s_mask[lo:lo + count]
 
     # -- RUN --------------------------------------------------------------
 
@@ -182,7 +211,7 @@ class IsaSim:
                 pad[b, -1] = last
         return pad
 
-    def _run(self):
+    def _run(self, wait_w=0):
         r, core = self.regs, self.cfg.core
         pe, tiles = core.pe, r.tiles
         wpr = r.kh * r.kw * r.in_cw
@@ -217,11 +246,16 @@ class IsaSim:
                 shared += -xc if neg else xc
         d = acc - shared                                             # (NP, T, P)
         n_beats = len(beats) * n_pos * tiles
-        cycles = n_beats + self.cfg.run_drain()
-        self.cycles += cycles
+        self._layer_runs.append((n_beats, self._timeline.run(n_beats, wait_w)))
+        self.cycles = self._timeline.cycles
+        # A layer's RUNs (several when its weights stream) make one LayerStats.
         layers = self.compiled.io["layers"]
-        useful = layers[len(self.layers)]["useful_lane_ops"] if len(self.layers) < len(layers) else 0
-        self.layers.append(LayerStats(len(self.layers), n_beats, cycles, useful, core.lanes))
+        info = layers[len(self.layers)] if len(self.layers) < len(layers) else {}
+        if len(self._layer_runs) >= info.get("runs", 1):
+            b, c = (sum(v) for v in zip(*self._layer_runs))
+            self.layers.append(LayerStats(len(self.layers), b, c, info.get("useful_lane_ops", 0),
+                                          core.lanes))
+            self._layer_runs = []
         if r.out_bits == 0:
             self._write_results(r, d)
         else:
@@ -240,20 +274,35 @@ class IsaSim:
         self.results[base:base + len(entries)] = entries
 
     def _write_activations(self, r, d):
+        """Pack the outputs: word ``w`` of plane ``b`` of pixel ``x`` goes to
+        ``out_base + (x * out_bits + b) * out_cw + w``. The neuron folds start at
+        P-lane slot ``out_slot`` of the first word; lanes below it are kept,
+        lanes past the last fold are 0 up to the end of its word."""
         pe, tiles, s = self.pe, r.tiles, self.simd
+        slot = r.out_slot
+        if slot and not self.cfg.store_depth:
+            raise SimError("out_slot needs a core with a weight store")
         t = self.thresholds[:, r.t_base:r.t_base + tiles]            # (P, T, n_thr)
         t = t.transpose(1, 0, 2)[None]                                # (1, T, P, n_thr)
         act = (d[..., None] >= t).sum(axis=-1)                        # (NP, T, P)
         pool = r.pool
         act = act.reshape(r.out_h, r.out_w, pool * pool, tiles * pe).max(axis=2)
-        lanes = r.out_cw * s
-        values = np.zeros((r.out_h, r.out_w, lanes), np.int64)
-        values[..., :tiles * pe] = act
-        bits = np.stack([(values >> b) & 1 for b in range(r.out_bits)], axis=2)   # (OH, OW, B, lanes)
-        ints = lanes_to_int(bits.reshape(r.out_h, r.out_w, r.out_bits, r.out_cw, s)).reshape(-1)
-        if r.out_base + len(ints) > self.cfg.act_depth:
+        n_words = -(-(slot + tiles) * pe // s)                        # words written per plane
+        pixels = r.out_h * r.out_w
+        addr = (r.out_base + (np.arange(pixels)[:, None, None] * r.out_bits
+                              + np.arange(r.out_bits)[None, :, None]) * r.out_cw
+                + np.arange(n_words)[None, None, :]).reshape(-1)
+        if addr.max(initial=0) >= self.cfg.act_depth:
             raise SimError("a RUN writes past the end of its activation buffer")
-        self.act[r.out_buf, r.out_base:r.out_base + len(ints)] = ints_to_limbs(list(ints), s)
+        old = np.array(limbs_to_ints(self.act[r.out_buf, addr]), object)
+        keep = (1 << (slot * pe)) - 1                                 # lanes of earlier folds
+        values = np.zeros((r.out_h, r.out_w, n_words * s), np.int64)
+        values[..., slot * pe:(slot + tiles) * pe] = act
+        bits = np.stack([(values >> b) & 1 for b in range(r.out_bits)], axis=2)   # (OH, OW, B, lanes)
+        ints = lanes_to_int(bits.reshape(r.out_h, r.out_w, r.out_bits, n_words, s)).reshape(-1)
+        first = (np.arange(len(ints)) % n_words) == 0
+        ints = np.where(first, ints | (old & keep), ints)
+        self.act[r.out_buf, addr] = ints_to_limbs(list(ints), s)
 
 
 def simulate(compiled, values):

@@ -2,12 +2,12 @@
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
-from test_compiler import accel_configs
-from tritium.hw.accel import Accelerator
+from test_compiler import accel_configs, one_bit_hidden, streaming_config
+from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
 from tritium.sim.accel_sim import run_amaranth
@@ -37,6 +37,27 @@ def test_random_models_on_the_rtl(data):
     check(model, cfg, x[:1])
 
 
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_streamed_weights_on_the_rtl(data):
+    """Weight store + LOAD_W copies beside the RUNs: bit-exact, cycles equal the ISA simulator's."""
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw and one_bit_hidden(model))
+    assume(sum(np.prod(i.out_shape) for i in model.check()) < 3000)
+    cfg = streaming_config(data, model)
+    check(model, cfg, x[:1])
+
+
+def test_streamed_batch_on_the_rtl():
+    """A batched dense network whose chunks start mid-word (P-lane slots of the output words)."""
+    model = random_model("tfc", (6, 6, 1), "bipolar", seed=3)
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128), act_depth=64,
+                      res_depth=32, store_depth=2048)
+    compiled = compile_model(model, cfg, batch=4)
+    assert any(c.first % (cfg.simd // cfg.pe) for p in compiled.plans for c in p.chunks)
+    check(model, cfg, random_inputs(model, 4, seed=1), batch=4)
+
+
 @pytest.mark.parametrize("act, kind", [("bipolar", "binary"), ("bipolar", "ternary"),
                                        ("uint8", "binary"), ("int4", "ternary")])
 def test_dense_modes(act, kind):
@@ -51,6 +72,17 @@ def test_batched_run():
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=256, thr_depth=64),
                       act_depth=64, res_depth=16)
     check(model, cfg, random_inputs(model, 4, seed=2), batch=4)
+
+
+def test_weight_store_verilog_has_no_initial_value():
+    """SPRAM cannot be initialised: the store's Verilog has no initial block (the others keep theirs)."""
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=16), act_depth=16, prog_depth=8,
+                      res_depth=4, store_depth=32)
+    text = accel_verilog(cfg)
+    assert f"reg [7:0] {STORE_NAME} [31:0];" in text and f"{STORE_NAME}[0] =" not in text
+    assert "prog[0] =" in text
+    assert drop_memory_init("reg [3:0] m [1:0];\ninitial begin\n  m[0] = 4'h0;\nend\n", "m") \
+        == "reg [3:0] m [1:0];\n"
 
 
 def test_rtl_refuses_k_bit_outputs():

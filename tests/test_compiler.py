@@ -1,13 +1,18 @@
 """Compiler + ISA-level simulator against the golden reference, and refusals."""
 
+import dataclasses
+
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
 from tritium.hw.accel_config import START_CYCLES, AccelConfig
-from tritium.hw.config import ConfigError, HwConfig
+from tritium.hw import isa
+from tritium.hw.config import MAX_DEPTH, ConfigError, HwConfig
+from tritium.hw.isa import Opcode
+from tritium.hw.presets import PRESETS
 from tritium.sw import reference
 from tritium.sw.compiler import CompileError, compile_model, lower, unfold_first_layer
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
@@ -26,6 +31,7 @@ def accel_configs(draw, model, out_bits=2):
     bits = max([2] + kbit) if kbit else 1       # K-bit inputs need a bit-serial core
     plans = unfold_first_layer(lower(model), simd)
     pow2 = lambda n: 1 << max(1, (int(n) - 1).bit_length())   # noqa: E731
+    assume(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans) <= MAX_DEPTH)
     core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
                     act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=out_bits,
                     weight_depth=pow2(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)),
@@ -33,6 +39,103 @@ def accel_configs(draw, model, out_bits=2):
     words = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
     entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
     return AccelConfig(core=core, act_depth=pow2(words), res_depth=pow2(entries))
+
+
+def _pow2(n):
+    return 1 << max(1, (int(n) - 1).bit_length())
+
+
+def streaming_config(data, model, out_bits=1):
+    """A configuration whose weight banks are too small for ``model``: its weights stream
+    from a weight store (the banks hold two chunks of at least one neuron fold).
+    (A plain function of ``data``: a composite strategy would print the model in its repr.)"""
+    draw = data.draw
+    pe = draw(st.sampled_from([1, 2, 3, 4]))
+    simd = pe * draw(st.sampled_from([1, 2, 4])) * (2 if pe == 1 else 1)
+    kinds = tuple(sorted({l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}))
+    kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
+    plans = unfold_first_layer(lower(model), simd)
+    wpr = max(p.words_per_row(simd) for p in plans)
+    last = plans[-1].tiles(pe) * plans[-1].words_per_row(simd)
+    depth = 2 * max(wpr, last) + draw(st.sampled_from([0, 2, 8]))
+    words = sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)
+    assume(words > depth)
+    core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
+                    out_bits=out_bits, weight_depth=depth,
+                    thr_depth=_pow2(sum(p.tiles(pe) for p in plans)))
+    acts = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
+    entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),
+                       prog_depth=1024, store_depth=_pow2(words * pe))
+
+
+def one_bit_hidden(model):
+    return all(i.out_act is None or i.out_act.bits == 1 for i in model.check())
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_streamed_weights_match_the_reference(data):
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw and one_bit_hidden(model))
+    cfg = streaming_config(data, model)
+    compiled = compile_model(model, cfg)
+    assert all(p.chunks for p in compiled.plans) and compiled.store_words
+    acc, cycles, layers = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert cycles == [compiled.io["cycles"]] * len(x)
+    assert [l.cycles for l in layers] == [l["cycles"] for l in compiled.io["layers"]]
+
+
+def test_stream_pass_tiles_layers_into_alternate_halves():
+    model = random_model("sfc", (784,), "bipolar", seed=1)
+    cfg = PRESETS["icebreaker"]
+    compiled = compile_model(model, cfg, batch=16)
+    half, pe, s = cfg.core.weight_depth // 2, cfg.pe, cfg.simd
+    src, index = 0, 0
+    for p in compiled.plans:
+        wpr, first = p.words_per_row(s), 0
+        for c in p.chunks:
+            assert c.first == first and c.tiles * wpr <= half      # folds in order, half a bank
+            assert c.w_base == (index % 2) * half and c.src == src   # alternate halves
+            first, src, index = first + c.tiles, src + pe * c.tiles * wpr, index + 1
+        assert first == p.tiles(pe)
+    assert len(compiled.store_words) == src <= cfg.store_depth
+    first = compiled.plans[0].chunks
+    assert first[0].tiles < first[1].tiles                # a short first copy, then bigger ones
+    ops = [isa.decode(w)[0] for w in compiled.program]
+    assert ops.count(Opcode.LOAD_W) == ops.count(Opcode.RUN) == index
+    assert ops[0] == Opcode.LOAD_W
+    # A model that fits keeps the resident schedule: no LOAD_W, no chunks.
+    tfc = compile_model(random_model("tfc", (784,), "bipolar", seed=1), PRESETS["ulx3s"], batch=16)
+    assert not any(p.chunks for p in tfc.plans) and not tfc.store_words
+    assert Opcode.LOAD_W not in [isa.decode(w)[0] for w in tfc.program]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(store_depth=1024), "words of the weight store, it holds 1024"),
+    (dict(store_depth=0), "or a weight store"),
+    (dict(weight_depth=16), "to fit half a bank"),
+])
+def test_streaming_refusals(change, message):
+    model = random_model("sfc", (784,), "bipolar", seed=1)
+    cfg = PRESETS["icebreaker"]
+    if "weight_depth" in change:
+        cfg = dataclasses.replace(cfg, core=dataclasses.replace(cfg.core, **change))
+    else:
+        cfg = dataclasses.replace(cfg, **change)
+    with pytest.raises(CompileError, match=message):
+        compile_model(model, cfg, batch=16)
+
+
+def test_sfc_on_icebreaker_matches_the_reference():
+    model = random_model("sfc", (784,), "bipolar", seed=2)
+    compiled = compile_model(model, PRESETS["icebreaker"], batch=16)
+    x = random_inputs(model, 32, seed=3)
+    acc, cycles, layers = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert cycles == [compiled.io["cycles"]] * 2
+    assert min(l.utilization for l in layers) >= 0.9
 
 
 @settings(max_examples=150, deadline=None)

@@ -119,6 +119,22 @@ def test_image_chunks_may_cut_words_and_fields(case, chunk):
     np.testing.assert_array_equal(acc, reference.run(model, x))
 
 
+def test_streamed_weights_load_through_the_link():
+    """An accelerator with a weight store: the WSTORE section goes to the store, and the
+    LOAD_W copies beside the RUNs give the reference's results and the ISA simulator's cycles."""
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=4, thr_depth=16), act_depth=32,
+                      res_depth=8, prog_depth=32, store_depth=64)
+    model = small_model()
+    compiled = compile_model(model, cfg)
+    assert compiled.store_words
+    dev = Device(SimTransport(HostLink(cfg, idle_timeout=IDLE)), timeout=1.0, run_timeout=2.0)
+    loaded = dev.load_image(image_bytes(compiled))
+    x = (2 * np.random.default_rng(6).integers(0, 2, (2, 20)) - 1).astype(np.int8)
+    acc, _, cycles = dev.infer(loaded, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert cycles == simulate(compiled, x)[1]
+
+
 # ---------------------------------------------------------------- the hardware's image checks
 
 def _fix_crc(img):

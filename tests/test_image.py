@@ -1,5 +1,6 @@
 """Model images: round trip, and every kind of damage is refused with one line."""
 
+import dataclasses
 import json
 import struct
 
@@ -76,6 +77,23 @@ def test_image_for_other_hardware_is_refused(tmp_path, compiled):
 
 def test_header_layout():
     assert HEADER.size == 32
+
+
+def test_streamed_image_carries_the_weight_store(tmp_path):
+    model = random_model("tfc", (6, 6, 1), "bipolar", seed=3)
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128), act_depth=64,
+                      res_depth=32, store_depth=2048)
+    c = compile_model(model, cfg, batch=4)
+    paths = write_images(c, tmp_path)
+    loaded = read_image(paths["image"], expect_hash=cfg.hash)
+    assert loaded.store_words == c.store_words and len(c.store_words) > cfg.core.weight_depth
+    assert paths["wstore"].read_text().count("\n") == len(c.store_words)
+    x = random_inputs(model, 4, seed=1)
+    np.testing.assert_array_equal(simulate(loaded, x)[0], reference.run(model, x))
+    small = AccelConfig(core=cfg.core, act_depth=64, res_depth=32, store_depth=64)
+    (tmp_path / "bad.tim").write_bytes(image_bytes(dataclasses.replace(c, config=small)))
+    with pytest.raises(FormatError, match="WSTORE section has the wrong size"):
+        read_image(tmp_path / "bad.tim")
 
 
 def test_compile_and_sim_commands(tmp_path, capsys):

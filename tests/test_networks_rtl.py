@@ -12,6 +12,7 @@ import pytest
 
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
+from tritium.hw.presets import PRESETS
 from tritium.sim.runner import run_accel_cocotb, simulator_available
 from tritium.sw import reference
 from tritium.sw.compiler import compile_model
@@ -62,6 +63,21 @@ def test_trained_network_on_verilator(build_dir, arch, weights, count):
     np.testing.assert_array_equal(rtl_pred, torch_logits(net, values).argmax(axis=1))
     _, isa_cycles, _ = simulate(compiled, values[:8])
     assert cycles[:8] == isa_cycles
+
+
+def test_sfc_streamed_on_icebreaker_verilator(build_dir):
+    """SFC does not fit the icebreaker's weight banks: its weights stream from the weight
+    store (LOAD_W copies beside the RUNs), 16 images per program run."""
+    net, model = trained("sfc", "binary")
+    data = load_dataset("mnist5k")
+    values = quantize_input(net.input_quant, data.x_test[:1000])
+    compiled = compile_model(model, PRESETS["icebreaker"], batch=16)
+    assert compiled.store_words
+    n = len(values) // 16 * 16
+    acc, cycles = run_accel_cocotb(compiled, values[:n], build_dir / "icebreaker")
+    np.testing.assert_array_equal(acc, reference.run(model, values[:n]))
+    _, isa_cycles, _ = simulate(compiled, values[:32])
+    assert cycles[:2] == isa_cycles == [compiled.io["cycles"]] * 2
 
 
 def test_cnn_all_images_isa():

@@ -18,6 +18,11 @@
       PE-array LUT4/FF counts (yosys synth_ice40 / synth_ecp5, memories
       excluded), LUT4 per lane, and nextpnr Fmax on iCE40UP5K / ECP5-85F,
       with a naive adder-chain popcount as baseline in the same run.
+  tritium bench utilization [--json]
+      PE-array utilisation (per layer) of the reference networks on the presets.
+  tritium bench fit [--json] [--presets icebreaker,ulx3s]
+      yosys synthesis of whole accelerator presets: LUT4, FF, block RAMs and
+      SPRAMs used, beside the device's (default: icebreaker).
   tritium bench host [--hw icebreaker] [--json]
       yosys synth_ice40 of the accelerator with and without its framed host
       interface (HostLink): the host interface's own LUT4 / FF / block RAMs.
@@ -34,7 +39,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("all", "reference", "synth", "utilization", "host", "patch")
+SUITES = ("all", "reference", "synth", "utilization", "fit", "host", "patch")
 
 
 def add_arguments(parser):
@@ -53,7 +58,9 @@ def add_arguments(parser):
     parser.add_argument("--no-fmax", action="store_true", help="synth: skip nextpnr")
     parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
     parser.add_argument("--workdir", default=None,
-                        help="all, synth: keep tool outputs in this folder (all: default ./tritium-bench)")
+                        help="all, synth, fit: keep tool outputs in this folder "
+                             "(all: default ./tritium-bench)")
+    parser.add_argument("--presets", default="icebreaker", help="fit: presets, comma-separated")
     parser.add_argument("--hw", default="icebreaker",
                         help="host: preset name or configuration JSON (default: icebreaker)")
     parser.add_argument("--board", default="icebreaker", help="patch: the board (default icebreaker)")
@@ -68,6 +75,8 @@ def run(args):
         return _run_utilization(args)
     if args.suite == "synth":
         return _run_synth(args)
+    if args.suite == "fit":
+        return _run_fit(args)
     if args.suite == "host":
         return _run_host(args)
     from ..bench_reference import measure_reference
@@ -122,6 +131,25 @@ def _run_synth(args):
                     r.get(f"{fam}_chain_lut4_per_lane", "-"), r.get(f"{fam}_fmax_mhz", "-")]
         rows.append(row)
     print(table(rows, headers))
+    return 0
+
+
+def _run_fit(args):
+    from ...hw.presets import PRESETS
+    from ..bench_synth import FIT_TARGETS, measure_accel_fit
+    from ..errors import TritiumError
+
+    presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
+    if not presets or any(p not in FIT_TARGETS or p not in PRESETS for p in presets):
+        raise TritiumError(f"--presets takes {', '.join(FIT_TARGETS)} (comma-separated)")
+    result = measure_accel_fit(presets, workdir=args.workdir, log=lambda m: step(m, quiet=args.json))
+    if args.json:
+        print_json(result)
+        return 0
+    rows = [[r["preset"], r["device"], f"{r['lut4']} / {r['device_lut4']}", r["ff"],
+             f"{r['bram']} / {r['device_bram']}", f"{r['spram']} / {r['device_spram']}",
+             "yes" if r["fits"] else "NO"] for r in result["rows"]]
+    print(table(rows, ["preset", "device", "LUT4", "FF", "block RAM", "SPRAM", "fits"]))
     return 0
 
 
