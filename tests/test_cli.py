@@ -43,12 +43,12 @@ def test_console_script_entry_point():
 
 def test_demo_runs_and_writes_its_artefacts(tmp_path, capsys):
     argv = ["demo", "--out", str(tmp_path), "--epochs", "2", "--json", "--quiet"]
-    assert main(argv + ["--sim-count", "48"]) == 0
+    assert main(argv + ["--sim-count", "48", "--no-build"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["mismatches"] == 0 and summary["agreement"] == 1.0 and summary["images"] == 1000
     assert summary["accuracy"] > 0.6 and summary["trained"]
     # The Verilog on Verilator: bit-exact, and the cycles the compiler predicted.
-    assert summary["rtl_images"] == 48 and summary["rtl_mismatches"] == 0
+    assert summary["rtl_images"] == 48 and summary["rtl_mismatches"] == 0 and summary["batch"] == 16
     assert summary["rtl_cycles_match"] and summary["rtl_cycles_per_image"] == summary["cycles_per_image"]
     for name in ("model.pt", "model.npz", "summary.json", "compiled/model.tim",
                  "verilog/tritium_accel.v"):

