@@ -46,9 +46,14 @@ CACHE_VERSION = 2
 
 #: yosys script additions per family. ECP5 would put small memories into LUT RAM,
 #: which no bitstream tool can patch: every memory goes to block RAM instead.
+#: YoWASP's yosys-abc (WebAssembly) fails on the ULX3S accelerator's flattened netlist in
+#: ``abc9`` (about 70k AND gates); ECP5 LUTs are mapped with the classic ``abc`` instead.
+ECP5_LUT_MAPPING = ("techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
+                    "synth_ecp5 -run map_cells:")
 YOSYS_OVERRIDES = {
     "ice40": {},
-    "ecp5": {"script_after_read": 'proc; memory_collect; setattr -set ram_style "block" t:$mem_v2'},
+    "ecp5": {"script_after_read": 'proc; memory_collect; setattr -set ram_style "block" t:$mem_v2',
+             "synth_opts": "-run :map_luts", "script_after_synth": ECP5_LUT_MAPPING},
 }
 
 #: File names in a build folder, per family.

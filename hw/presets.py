@@ -20,11 +20,14 @@ PRESETS = {
         core=HwConfig(pe=2, simd=64, weight_kinds=("binary",), act_bits=1, out_bits=1,
                       weight_depth=256, thr_depth=512, max_fan_in=1024),
         act_depth=256, prog_depth=256, res_depth=128, store_depth=16384),
-    # ECP5-85F: 2048 lanes, binary and ternary weights, all memories in block RAM.
+    # ECP5-85F: 2048 lanes, binary and ternary weights, every memory in the 208 block RAMs
+    # (18 kbit): weight banks 32 x 512 x 128 bits take 128 of them, the activation
+    # buffers 16, thresholds 32 (yosys: 201 DP16KD in all); TFC / SFC (binary or
+    # ternary) fit, LFC and CNV do not (the 2048-word banks they need took 8.4 Mbit).
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
-                      weight_depth=2048, thr_depth=256),
-        act_depth=8192, prog_depth=128, res_depth=64),
+                      weight_depth=512, thr_depth=256),
+        act_depth=2048, prog_depth=128, res_depth=64),
 }
 
 

@@ -116,8 +116,12 @@ def synth_counts(verilog_path, family, workdir, top="top", options=""):
     Path(workdir, "in.v").write_text(Path(verilog_path).read_text())
     stat = Path(workdir) / f"stat_{family}.json"
     netlist = Path(workdir) / f"netlist_{family}.json"
-    script = (f"read_verilog in.v; synth_{family} {options} -top {top} -json {netlist.name}; "
-              f"tee -q -o {stat.name} stat -json")
+    if family == "ecp5":        # the LUT mapping of the board builds (YoWASP abc9 fails on large designs)
+        from ..boards.build import ECP5_LUT_MAPPING
+        synth = f"synth_ecp5 {options} -top {top} -run :map_luts; {ECP5_LUT_MAPPING}"
+    else:
+        synth = f"synth_{family} {options} -top {top}"
+    script = f"read_verilog in.v; {synth}; write_json {netlist.name}; tee -q -o {stat.name} stat -json"
     _run([yosys, "-q", "-p", script], workdir, Path(workdir) / f"yosys_{family}.log")
     cells = _cells(stat.read_text(), top)
     if family == "ice40":
