@@ -56,6 +56,23 @@ YOSYS_OVERRIDES = {
              "synth_opts": "-run :map_luts", "script_after_synth": ECP5_LUT_MAPPING},
 }
 
+def yosys_overrides(family, cfg):
+    """Amaranth build overrides for ``family``; on iCE40 the weight store goes to SPRAM.
+
+    Amaranth gives every memory an initial value (zeros) and SPRAM cannot be
+    initialised, so the store's ``INIT`` becomes undefined before synthesis
+    (it is selected by its depth, which no other memory of the accelerator
+    has) and ``synth_ice40 -spram`` maps it.
+    """
+    overrides = dict(YOSYS_OVERRIDES[family])
+    if family == "ice40" and cfg.store_depth:
+        bits = cfg.store_depth * cfg.core.weight_width
+        overrides["script_after_read"] = (f"proc; memory_collect; setparam -set INIT {bits}'bx "
+                                          f"t:$mem_v2 r:SIZE={cfg.store_depth} %i")
+        overrides["synth_opts"] = "-spram -dsp"     # the address multipliers in SB_MAC16s
+    return overrides
+
+
 #: File names in a build folder, per family.
 FILES = {
     "ice40": {"text": "top.asc", "bitstream": "top.bin", "ext": "bin",
@@ -171,7 +188,7 @@ def place_and_route(board, cfg, init, seed, work, log):
     top = BoardTop(board, cfg, init=init)
     log("elaborating the board top")
     t0 = time.monotonic()
-    plan = board.make_platform().prepare(top, name="top", **YOSYS_OVERRIDES[board.family])
+    plan = board.make_platform().prepare(top, name="top", **yosys_overrides(board.family, cfg))
     plan.extract(work)
     cmds = _tool_commands(plan.files["build_top.sh"])
     timings = {}
@@ -394,7 +411,14 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print):
         atomic_write_bytes(target, bitstream.read_bytes())
     result = dict(summary)
     result.update(times)
+    # Weights streamed from the store (iCE40 SPRAM) are not in the bitstream: the host
+    # downloads model.tim (its WSTORE section) before running, as `tritium run` does.
+    needs_download = bool(compiled is not None and getattr(compiled, "store_words", None))
+    if needs_download:
+        log("the model streams its weights from the SPRAM store, which a bitstream cannot "
+            "initialise: load model.tim from the host before running (tritium run does)")
     result.update({"bitstream": str(target), "patched": compiled is not None,
+                   "needs_download": needs_download,
                    "model": str(model_dir) if model_dir is not None else None,
                    "cached": cached, "rams_verified": n,
                    "seconds": round(time.monotonic() - t0, 2)})
