@@ -195,8 +195,6 @@ class Accelerator(wiring.Component):
         tile_w = Signal(17)         # tile * words_per_row
         issuing = Signal()
 
-        wpr = Signal(16)
-        m.d.sync += wpr.eq(r["kh"] * r["kw"] * r["in_cw"])   # registers are stable during RUN
         two_beats = Signal()
         m.d.comb += two_beats.eq(r["ternary"] & ~r["in_bipolar"])
         top_plane = Signal(5)
@@ -228,26 +226,36 @@ class Accelerator(wiring.Component):
                 (last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)]),
                 (last_px, [px.eq(px + 1)], [px.eq(0)]),
                 (last_py, [py.eq(py + 1)], [py.eq(0)]),
-                (last_tile, [tile.eq(tile + 1), tile_w.eq(tile_w + wpr)], [tile.eq(0), tile_w.eq(0)]),
+                # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
+                (last_tile, [tile.eq(tile + 1), tile_w.eq(tile_w + j + 1)],
+                 [tile.eq(0), tile_w.eq(0)]),
                 (last_ox, [ox.eq(ox + 1)], [ox.eq(0)]),
                 (last_oy, [oy.eq(oy + 1)], [oy.eq(0)]),
             ], done=[issuing.eq(0)])
 
-        # Stage 0 (combinational): addresses and the command of this beat.
+        # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
+        # the beat's command and the signals the read needs travel beside it.
+        # Stage A: the window position of the output pixel.
         cy = Signal(signed(16))
         cx = Signal(signed(16))
+        m.d.sync += [cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px)]
+        # Stage B: the input pixel's coordinates (negative or past the edge: padding).
         iy = Signal(signed(18))
         ix = Signal(signed(18))
-        m.d.comb += [
-            cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px),
-            iy.eq(cy * r["sh"] + ky - r["ph"]), ix.eq(cx * r["sw"] + kx - r["pw"]),
-        ]
+        ky_a, kx_a = _delayed(m, ky, "a"), _delayed(m, kx, "a")
+        m.d.sync += [iy.eq(cy * r["sh"] + ky_a - r["ph"]), ix.eq(cx * r["sw"] + kx_a - r["pw"])]
+        # Stage C: the padding test and the pixel index.
         inside = Signal()
-        m.d.comb += inside.eq((iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"]))
         pixel = Signal(24)
-        m.d.comb += pixel.eq(Mux(inside, iy[:12] * r["in_w"] + ix[:12], 0))
+        inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
+        m.d.sync += [inside.eq(inside_b), pixel.eq(Mux(inside_b, iy[:12] * r["in_w"] + ix[:12], 0))]
+        # Stage D: the pixel's plane; then (combinational, into the read port) its word.
+        plane_c = _delayed(m, plane, "a", "b", "c")
+        pixel_plane = Signal(29)
+        m.d.sync += pixel_plane.eq(pixel * r["in_planes"] + plane_c)
+        cw_d = _delayed(m, cw, "a", "b", "c", "d")
         a_addr = Signal(32)
-        m.d.comb += a_addr.eq(r["in_base"] + (pixel * r["in_planes"] + plane) * r["in_cw"] + cw)
+        m.d.comb += a_addr.eq(r["in_base"] + pixel_plane * r["in_cw"] + cw_d)
 
         op = Signal(2)
         with m.If(r["in_bipolar"]):
@@ -277,8 +285,12 @@ class Accelerator(wiring.Component):
         plane1 = Signal.like(plane)
         lastword1 = Signal()
         in_buf1 = Signal()
-        m.d.sync += [v1.eq(issuing), cmd1.eq(cmd), inside1.eq(inside), plane1.eq(plane),
-                     lastword1.eq(last_c), in_buf1.eq(r["in_buf"])]
+        m.d.sync += [v1.eq(_delayed(m, issuing, "a", "b", "c", "d")),
+                     cmd1.eq(_delayed(m, cmd, "a", "b", "c", "d")),
+                     inside1.eq(_delayed(m, inside, "d")),
+                     plane1.eq(_delayed(m, plane_c, "d")),
+                     lastword1.eq(_delayed(m, last_c, "a", "b", "c", "d")),
+                     in_buf1.eq(r["in_buf"])]
         for rd, _ in bufs:
             m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
 
@@ -323,11 +335,20 @@ class Accelerator(wiring.Component):
         raw = r["out_bits"] == 0
         result_done = Signal()      # the run's last result is written
 
+        # Running partial addresses of the output pixel (o_oy*out_w + o_ox): out_base plus
+        # its multiple of out_cw (activation words) and of tiles (result entries).
+        o_act_base = Signal(range(cfg.act_depth))
+        o_res_base = Signal(range(cfg.res_depth))
         with m.If(run_start):
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
                          slot.eq(slot0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
-                         result_done.eq(0)]
+                         result_done.eq(0), o_act_base.eq(r["out_base"]),
+                         o_res_base.eq(r["out_base"])]
         with m.Elif(dp.out.valid & running):
+            # The next result belongs to the next pixel (row-major: the pixel index steps).
+            with m.If(o_last_px & o_last_py & o_last_tile):
+                m.d.sync += [o_act_base.eq(o_act_base + r["out_cw"]),
+                             o_res_base.eq(o_res_base + r["tiles"])]
             _odometer(m, [
                 (o_last_px, [o_px.eq(o_px + 1)], [o_px.eq(0)]),
                 (o_last_py, [o_py.eq(o_py + 1)], [o_py.eq(0)]),
@@ -346,15 +367,13 @@ class Accelerator(wiring.Component):
                                  packer.eq(packer | (merged << (slot * pe)))]
 
         # Writes (combinational enables, registered by the memories).
-        out_pixel = Signal(24)
-        m.d.comb += out_pixel.eq(o_oy * r["out_w"] + o_ox)
         act_write = Signal()
         m.d.comb += act_write.eq(dp.out.valid & running & last_pos & ~raw &
                                  (o_last_tile | (slot == tiles_per_word - 1)))
         out_word = Signal(s)
         m.d.comb += out_word.eq(packer | (merged << (slot * pe)))
-        w_addr = Signal(32)
-        m.d.comb += w_addr.eq(r["out_base"] + out_pixel * r["out_cw"] + o_word)
+        w_addr = Signal.like(o_act_base)
+        m.d.comb += w_addr.eq(o_act_base + o_word)
         # Slots from first_slot up are written (the whole word without a weight store).
         keep = Const(0, len(bufs[0][1].en))
         if cfg.store_depth:
@@ -370,7 +389,7 @@ class Accelerator(wiring.Component):
             ]
         m.d.comb += [
             res_wr.en.eq(dp.out.valid & running & raw),
-            res_wr.addr.eq(r["out_base"] + out_pixel * r["tiles"] + o_tile),
+            res_wr.addr.eq(o_res_base + o_tile),
             res_wr.data.eq(dp.out.payload.acc),
         ]
         # The run ends one cycle after its last result is written.
@@ -423,6 +442,16 @@ class Accelerator(wiring.Component):
         busy = Signal()
         m.d.comb += busy.eq(reading | w_valid)
         return busy
+
+
+def _delayed(m, value, *stages):
+    """``value`` through one register per name in ``stages`` (names ``<value>_<stage>``)."""
+    base = getattr(value, "name", "stage")
+    for stage in stages:
+        reg = Signal.like(value, name=f"{base}_{stage}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
 
 
 def _odometer(m, digits, done):
