@@ -50,9 +50,8 @@ def test_accel_bench_top_drives_every_port():
     from tritium.sw.bench_synth import AccelBenchTop
     text = to_verilog(AccelBenchTop(_tiny_accel()), name="top")
     head = text[text.index("module top("):]
-    head = head[:head.index(");")]
-    assert head.split() == ["module", "top(clk,", "rst,", "o"]
-    assert "tritium" not in head and "sload" in text
+    ports = head[len("module top("):head.index(");")].replace(",", " ").split()
+    assert sorted(ports) == ["clk", "o", "rst"] and "sload" in text
 
 
 def test_critical_path_reads_the_worst_nextpnr_path(tmp_path):
