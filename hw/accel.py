@@ -244,18 +244,25 @@ class Accelerator(wiring.Component):
         ix = Signal(signed(18))
         ky_a, kx_a = _delayed(m, ky, "a"), _delayed(m, kx, "a")
         m.d.sync += [iy.eq(cy * r["sh"] + ky_a - r["ph"]), ix.eq(cx * r["sw"] + kx_a - r["pw"])]
-        # Stage C: the padding test and the pixel index.
+        # Stage C: the padding test and the pixel index. From here on the arithmetic is
+        # modulo the read port's width (its address drops the upper bits anyway).
+        abits = len(bufs[0][0].addr)
+
+        def low(value):
+            return value[:min(abits, len(value))]
+
         inside = Signal()
-        pixel = Signal(24)
+        pixel = Signal(abits)
         inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
-        m.d.sync += [inside.eq(inside_b), pixel.eq(Mux(inside_b, iy[:12] * r["in_w"] + ix[:12], 0))]
+        m.d.sync += [inside.eq(inside_b),
+                     pixel.eq(Mux(inside_b, low(iy[:12]) * low(r["in_w"]) + low(ix[:12]), 0))]
         # Stage D: the pixel's plane; then (combinational, into the read port) its word.
         plane_c = _delayed(m, plane, "a", "b", "c")
-        pixel_plane = Signal(29)
-        m.d.sync += pixel_plane.eq(pixel * r["in_planes"] + plane_c)
+        pixel_plane = Signal(abits)
+        m.d.sync += pixel_plane.eq(pixel * low(r["in_planes"]) + plane_c)
         cw_d = _delayed(m, cw, "a", "b", "c", "d")
-        a_addr = Signal(32)
-        m.d.comb += a_addr.eq(r["in_base"] + pixel_plane * r["in_cw"] + cw_d)
+        a_addr = Signal(abits)
+        m.d.comb += a_addr.eq(low(r["in_base"]) + pixel_plane * low(r["in_cw"]) + cw_d)
 
         op = Signal(2)
         with m.If(r["in_bipolar"]):

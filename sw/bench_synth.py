@@ -144,6 +144,8 @@ def accel_fmax(cfg, family, workdir, seed=1, target_mhz=None, options=None, log=
     85F CABGA381. Returns synthesis counts, Fmax, the placed cells and the critical
     path (the names along nextpnr's worst path).
     """
+    from ..hw.accel import STORE_NAME, drop_memory_init
+
     if family not in ("ice40", "ecp5"):
         raise TritiumError(f"accel_fmax: family must be ice40 or ecp5, got {family!r}")
     if options is None:
@@ -152,7 +154,10 @@ def accel_fmax(cfg, family, workdir, seed=1, target_mhz=None, options=None, log=
         target_mhz = 40 if family == "ice40" else 100
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
-    v = _write(work / "accel_top.v", to_verilog(AccelBenchTop(cfg), name="top"))
+    text = to_verilog(AccelBenchTop(cfg), name="top")
+    if cfg.store_depth:             # as accel_verilog: SPRAM cannot be initialised
+        text = drop_memory_init(text, STORE_NAME)
+    v = _write(work / "accel_top.v", text)
     log(f"yosys synth_{family} {options} of the accelerator bench top")
     c = synth_counts(v, family, work, options=options)
     log(f"nextpnr-{family} (seed {seed})")
