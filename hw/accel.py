@@ -197,25 +197,32 @@ class Accelerator(wiring.Component):
 
         two_beats = Signal()
         m.d.comb += two_beats.eq(r["ternary"] & ~r["in_bipolar"])
-        top_plane = Signal(5)
-        m.d.comb += top_plane.eq(r["in_planes"] - 1)
+        # The loop bounds minus one, registered: the configuration registers are stable
+        # from the cycle after their CFG instruction, and the first beat reads these a
+        # cycle after the RUN issues (which itself uses the registers), so no
+        # last-value test subtracts.
+        m1 = {}
+        for name in ("in_cw", "kw", "kh", "pool", "tiles", "out_w", "out_h", "in_planes"):
+            m1[name] = Signal.like(r[name], name=f"{name}_m1")
+            m.d.sync += m1[name].eq(r[name] - 1)
+        top_plane = m1["in_planes"]
 
         last_sub = ~two_beats | sub
-        last_c = cw == r["in_cw"] - 1
-        last_kx = kx == r["kw"] - 1
-        last_ky = ky == r["kh"] - 1
+        last_c = cw == m1["in_cw"]
+        last_kx = kx == m1["kw"]
+        last_ky = ky == m1["kh"]
         last_plane = plane == 0
-        last_px = px == r["pool"] - 1
-        last_py = py == r["pool"] - 1
-        last_tile = tile == r["tiles"] - 1
-        last_ox = ox == r["out_w"] - 1
-        last_oy = oy == r["out_h"] - 1
+        last_px = px == m1["pool"]
+        last_py = py == m1["pool"]
+        last_tile = tile == m1["tiles"]
+        last_ox = ox == m1["out_w"]
+        last_oy = oy == m1["out_h"]
         # The last beat of one accumulation (one PE result): every plane, kernel position, word.
         end_acc = last_sub & last_c & last_kx & last_ky & last_plane
 
         with m.If(run_start):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
-                         plane.eq(top_plane), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
+                         plane.eq(r["in_planes"] - 1), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
                          j.eq(0), tile_w.eq(0), issuing.eq(1)]
         with m.Elif(issuing):
             _odometer(m, [                                  # innermost first
@@ -304,7 +311,8 @@ class Accelerator(wiring.Component):
         # Stage 2: the input word (or the pad word) goes to the core.
         full = Const((1 << s) - 1, s)
         last_mask = Signal(s)
-        m.d.comb += last_mask.eq(Mux(r["last_lanes"] >= s, full, (Const(1, s + 1) << r["last_lanes"]) - 1))
+        m.d.sync += last_mask.eq(Mux(r["last_lanes"] >= s, full,      # registered: config only
+                                     (Const(1, s + 1) << r["last_lanes"]) - 1))
         pad_bit = (r["pad_code"] >> plane1)[0]
         pad_word = Mux(pad_bit, Mux(lastword1, last_mask, full), 0)
         word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
@@ -328,11 +336,11 @@ class Accelerator(wiring.Component):
         o_word = Signal(8)          # channel word of the output pixel being packed
         pooled = Signal(pe)
         packer = Signal(s)
-        o_last_px = o_px == r["pool"] - 1
-        o_last_py = o_py == r["pool"] - 1
-        o_last_tile = o_tile == r["tiles"] - 1
-        o_last_ox = o_ox == r["out_w"] - 1
-        o_last_oy = o_oy == r["out_h"] - 1
+        o_last_px = o_px == m1["pool"]
+        o_last_py = o_py == m1["pool"]
+        o_last_tile = o_tile == m1["tiles"]
+        o_last_ox = o_ox == m1["out_w"]
+        o_last_oy = o_oy == m1["out_h"]
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
         acts = Signal(pe)
@@ -420,17 +428,20 @@ class Accelerator(wiring.Component):
         st_rd, st_wr = store.read_port(), store.write_port()
         reading = Signal()          # a store word is read this cycle
         src = Signal(range(cfg.store_depth))
-        count, base, i = Signal.like(args.count), Signal.like(args.addr), Signal.like(args.count)
+        base, i = Signal.like(args.addr), Signal.like(args.count)
+        # Words left in this bank, minus one: its last word is a test for zero (no
+        # comparison through a subtraction on the path into the bank counter).
+        count_m1, left = Signal.like(args.count), Signal.like(args.count)
         bank = Signal(range(max(core.pe, 2)))
         w_valid = Signal()          # the word read last cycle is written this cycle
         w_bank, w_addr = Signal.like(bank), Signal(core.w_addr_bits)
         with m.If(load_start):
-            m.d.sync += [reading.eq(1), src.eq(args.src), count.eq(args.count), base.eq(args.addr),
-                         i.eq(0), bank.eq(0)]
+            m.d.sync += [reading.eq(1), src.eq(args.src), count_m1.eq(args.count - 1),
+                         left.eq(args.count - 1), base.eq(args.addr), i.eq(0), bank.eq(0)]
         with m.Elif(reading):
             m.d.sync += src.eq(src + 1)
             _odometer(m, [
-                (i == count - 1, [i.eq(i + 1)], [i.eq(0)]),
+                (left == 0, [i.eq(i + 1), left.eq(left - 1)], [i.eq(0), left.eq(count_m1)]),
                 (bank == core.pe - 1, [bank.eq(bank + 1)], [bank.eq(0)]),
             ], done=[reading.eq(0)])
         m.d.sync += [w_valid.eq(reading), w_bank.eq(bank), w_addr.eq(base + i)]

@@ -142,7 +142,7 @@ def accel_fmax(cfg, family, workdir, seed=1, target_mhz=None, options=None, log=
 
     iCE40: ``synth_ice40 -dsp -spram`` (``options``), UP5K sg48; ECP5: ``synth_ecp5``,
     85F CABGA381. Returns synthesis counts, Fmax, the placed cells and the critical
-    path (the names along nextpnr's worst path).
+    path (the nets along nextpnr's worst path).
     """
     from ..hw.accel import STORE_NAME, drop_memory_init
 
@@ -168,22 +168,17 @@ def accel_fmax(cfg, family, workdir, seed=1, target_mhz=None, options=None, log=
 
 
 def critical_path(report):
-    """The cells along the worst clock-to-clock path of a nextpnr ``--report`` JSON."""
+    """The nets along the worst clock-to-clock path of a nextpnr ``--report`` JSON."""
     data = json.loads(Path(report).read_text())
-    paths = data.get("critical_paths", [])
+    paths = [p.get("path", []) for p in data.get("critical_paths", [])]
     if not paths:
         return []
-    worst = paths[0]
-    for p in paths:
-        if sum(s.get("delay", 0) for s in p.get("path", [])) > \
-                sum(s.get("delay", 0) for s in worst.get("path", [])):
-            worst = p
+    worst = max(paths, key=lambda p: sum(s.get("delay", 0) for s in p))
     names = []
-    for s in worst.get("path", []):
-        for end in ("from", "to"):
-            cell = s.get(end, {}).get("cell")
-            if cell and (not names or names[-1] != cell):
-                names.append(cell)
+    for s in worst:
+        net = s.get("net")
+        if net and net not in names:
+            names.append(net)
     return names
 
 

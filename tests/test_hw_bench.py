@@ -60,7 +60,7 @@ def test_critical_path_reads_the_worst_nextpnr_path(tmp_path):
     report = {"critical_paths": [{"path": [step("x", "y", 1.0)]},
                                  {"path": [step("a", "b", 2.0), step("b", "c", 3.0)]}]}
     (tmp_path / "r.json").write_text(json.dumps(report))
-    assert critical_path(tmp_path / "r.json") == ["a", "b", "c"]
+    assert critical_path(tmp_path / "r.json") == ["a.b", "b.c"]
 
 
 @pytest.mark.slow
