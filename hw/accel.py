@@ -197,26 +197,27 @@ class Accelerator(wiring.Component):
 
         two_beats = Signal()
         m.d.comb += two_beats.eq(r["ternary"] & ~r["in_bipolar"])
-        # The loop bounds minus one, registered: the configuration registers are stable
-        # from the cycle after their CFG instruction, and the first beat reads these a
-        # cycle after the RUN issues (which itself uses the registers), so no
-        # last-value test subtracts.
-        m1 = {}
-        for name in ("in_cw", "kw", "kh", "pool", "tiles", "out_w", "out_h", "in_planes"):
-            m1[name] = Signal.like(r[name], name=f"{name}_m1")
-            m.d.sync += m1[name].eq(r[name] - 1)
-        top_plane = m1["in_planes"]
+        # Loop-counter digits with registered last-value flags (see _LoopDigit). The
+        # configuration registers are stable from the cycle after their CFG instruction
+        # and the counters first step a cycle after the RUN issues, so the bounds'
+        # derived registers (bound - 2, bound == 1, in_planes - 1) are ready by then.
+        derived = {name: _bound_registers(m, r[name])
+                   for name in ("in_cw", "kw", "kh", "pool", "tiles", "out_w", "out_h")}
+        top_plane = Signal.like(r["in_planes"])
+        m.d.sync += top_plane.eq(r["in_planes"] - 1)
+        d_c, d_kx, d_ky = (_LoopDigit(cw, r["in_cw"], derived["in_cw"]),
+                           _LoopDigit(kx, r["kw"], derived["kw"]),
+                           _LoopDigit(ky, r["kh"], derived["kh"]))
+        d_px, d_py = _LoopDigit(px, r["pool"], derived["pool"]), _LoopDigit(py, r["pool"], derived["pool"])
+        d_tile = _LoopDigit(tile, r["tiles"], derived["tiles"])
+        d_ox, d_oy = _LoopDigit(ox, r["out_w"], derived["out_w"]), _LoopDigit(oy, r["out_h"], derived["out_h"])
+        in_digits = (d_c, d_kx, d_ky, d_px, d_py, d_tile, d_ox, d_oy)
 
         last_sub = ~two_beats | sub
-        last_c = cw == m1["in_cw"]
-        last_kx = kx == m1["kw"]
-        last_ky = ky == m1["kh"]
+        last_c, last_kx, last_ky = d_c.last, d_kx.last, d_ky.last
         last_plane = plane == 0
-        last_px = px == m1["pool"]
-        last_py = py == m1["pool"]
-        last_tile = tile == m1["tiles"]
-        last_ox = ox == m1["out_w"]
-        last_oy = oy == m1["out_h"]
+        last_px, last_py, last_tile, last_ox, last_oy = (d_px.last, d_py.last, d_tile.last,
+                                                          d_ox.last, d_oy.last)
         # The last beat of one accumulation (one PE result): every plane, kernel position, word.
         end_acc = last_sub & last_c & last_kx & last_ky & last_plane
 
@@ -224,20 +225,20 @@ class Accelerator(wiring.Component):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
                          plane.eq(r["in_planes"] - 1), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
                          j.eq(0), tile_w.eq(0), issuing.eq(1)]
+            m.d.sync += [d.start for d in in_digits]
         with m.Elif(issuing):
             _odometer(m, [                                  # innermost first
                 (last_sub, [sub.eq(1)], [sub.eq(0)]),
-                (last_c, [cw.eq(cw + 1), j.eq(j + 1)], [cw.eq(0)]),
-                (last_kx, [kx.eq(kx + 1), j.eq(j + 1)], [kx.eq(0)]),
-                (last_ky, [ky.eq(ky + 1), j.eq(j + 1)], [ky.eq(0), j.eq(0)]),
+                (last_c, [*d_c.step, j.eq(j + 1)], d_c.wrap),
+                (last_kx, [*d_kx.step, j.eq(j + 1)], d_kx.wrap),
+                (last_ky, [*d_ky.step, j.eq(j + 1)], [*d_ky.wrap, j.eq(0)]),
                 (last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)]),
-                (last_px, [px.eq(px + 1)], [px.eq(0)]),
-                (last_py, [py.eq(py + 1)], [py.eq(0)]),
+                (last_px, d_px.step, d_px.wrap),
+                (last_py, d_py.step, d_py.wrap),
                 # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
-                (last_tile, [tile.eq(tile + 1), tile_w.eq(tile_w + j + 1)],
-                 [tile.eq(0), tile_w.eq(0)]),
-                (last_ox, [ox.eq(ox + 1)], [ox.eq(0)]),
-                (last_oy, [oy.eq(oy + 1)], [oy.eq(0)]),
+                (last_tile, [*d_tile.step, tile_w.eq(tile_w + j + 1)], [*d_tile.wrap, tile_w.eq(0)]),
+                (last_ox, d_ox.step, d_ox.wrap),
+                (last_oy, d_oy.step, d_oy.wrap),
             ], done=[issuing.eq(0)])
 
         # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
@@ -336,11 +337,12 @@ class Accelerator(wiring.Component):
         o_word = Signal(8)          # channel word of the output pixel being packed
         pooled = Signal(pe)
         packer = Signal(s)
-        o_last_px = o_px == m1["pool"]
-        o_last_py = o_py == m1["pool"]
-        o_last_tile = o_tile == m1["tiles"]
-        o_last_ox = o_ox == m1["out_w"]
-        o_last_oy = o_oy == m1["out_h"]
+        out_digits = (_LoopDigit(o_px, r["pool"], derived["pool"]),
+                      _LoopDigit(o_py, r["pool"], derived["pool"]),
+                      _LoopDigit(o_tile, r["tiles"], derived["tiles"]),
+                      _LoopDigit(o_ox, r["out_w"], derived["out_w"]),
+                      _LoopDigit(o_oy, r["out_h"], derived["out_h"]))
+        o_last_px, o_last_py, o_last_tile, o_last_ox, o_last_oy = (d.last for d in out_digits)
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
         acts = Signal(pe)
@@ -359,18 +361,13 @@ class Accelerator(wiring.Component):
                          slot.eq(slot0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
+            m.d.sync += [d.start for d in out_digits]
         with m.Elif(dp.out.valid & running):
             # The next result belongs to the next pixel (row-major: the pixel index steps).
             with m.If(o_last_px & o_last_py & o_last_tile):
                 m.d.sync += [o_act_base.eq(o_act_base + r["out_cw"]),
                              o_res_base.eq(o_res_base + r["tiles"])]
-            _odometer(m, [
-                (o_last_px, [o_px.eq(o_px + 1)], [o_px.eq(0)]),
-                (o_last_py, [o_py.eq(o_py + 1)], [o_py.eq(0)]),
-                (o_last_tile, [o_tile.eq(o_tile + 1)], [o_tile.eq(0)]),
-                (o_last_ox, [o_ox.eq(o_ox + 1)], [o_ox.eq(0)]),
-                (o_last_oy, [o_oy.eq(o_oy + 1)], [o_oy.eq(0)]),
-            ], done=[result_done.eq(1)])
+            _odometer(m, [(d.last, d.step, d.wrap) for d in out_digits], done=[result_done.eq(1)])
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
@@ -460,6 +457,32 @@ class Accelerator(wiring.Component):
         busy = Signal()
         m.d.comb += busy.eq(reading | w_valid)
         return busy
+
+
+def _bound_registers(m, bound):
+    """``(bound - 2, bound == 1)`` of a loop bound, registered (for :class:`_LoopDigit`)."""
+    m2, one = Signal.like(bound, name=f"{bound.name}_m2"), Signal(name=f"{bound.name}_is1")
+    m.d.sync += [m2.eq(bound - 2), one.eq(bound == 1)]
+    return m2, one
+
+
+class _LoopDigit:
+    """A loop counter over ``range(bound)`` with its last-value flag in a register.
+
+    ``last`` equals ``value == bound - 1`` at every cycle without comparing
+    through a subtraction on the odometer's carry path: a step from ``value``
+    makes the next value last when ``value == bound - 2``, a wrap when
+    ``bound == 1``. ``start``, ``step`` and ``wrap`` are the sync statements of
+    the counter and its flag (``start``: the flag of value 0, from ``bound``
+    itself; ``registers``: :func:`_bound_registers` of ``bound``).
+    """
+
+    def __init__(self, value, bound, registers):
+        m2, one = registers
+        self.last = Signal(name=f"{value.name}_last")
+        self.start = self.last.eq(bound == 1)
+        self.step = [value.eq(value + 1), self.last.eq(value == m2)]
+        self.wrap = [value.eq(0), self.last.eq(one)]
 
 
 def _delayed(m, value, *stages):
