@@ -356,9 +356,15 @@ class Accelerator(wiring.Component):
         # its multiple of out_cw (activation words) and of tiles (result entries).
         o_act_base = Signal(range(cfg.act_depth))
         o_res_base = Signal(range(cfg.res_depth))
+        # The slot as a one-hot lane-group select: placing P bits is an AND, not a shifter.
+        sel = Signal(tiles_per_word)
+        sel0 = Const(1, tiles_per_word) << slot0
+        placed = Signal(s)
+        m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
+                              Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
         with m.If(run_start):
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
-                         slot.eq(slot0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
+                         slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
             m.d.sync += [d.start for d in out_digits]
@@ -371,21 +377,23 @@ class Accelerator(wiring.Component):
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
-                    m.d.sync += [slot.eq(slot0), first_slot.eq(slot0), packer.eq(0), o_word.eq(0)]
+                    m.d.sync += [slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), packer.eq(0),
+                                 o_word.eq(0)]
                 with m.Elif(slot == tiles_per_word - 1):
-                    m.d.sync += [slot.eq(0), first_slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
+                    m.d.sync += [slot.eq(0), sel.eq(1), first_slot.eq(0), packer.eq(0),
+                                 o_word.eq(o_word + 1)]
                 with m.Else():
-                    m.d.sync += [slot.eq(slot + 1),
-                                 packer.eq(packer | (merged << (slot * pe)))]
+                    m.d.sync += [slot.eq(slot + 1), sel.eq(sel << 1), packer.eq(packer | placed)]
 
-        # Writes (combinational enables, registered by the memories).
+        # Writes: registered here, then by the memories. The last one lands in the cycle
+        # the RUN ends (run_done), while `running` still routes the ports to this path.
         act_write = Signal()
         m.d.comb += act_write.eq(dp.out.valid & running & last_pos & ~raw &
                                  (o_last_tile | (slot == tiles_per_word - 1)))
         out_word = Signal(s)
-        m.d.comb += out_word.eq(packer | (merged << (slot * pe)))
+        m.d.sync += out_word.eq(packer | placed)
         w_addr = Signal.like(o_act_base)
-        m.d.comb += w_addr.eq(o_act_base + o_word)
+        m.d.sync += w_addr.eq(o_act_base + o_word)
         # Slots from first_slot up are written (the whole word without a weight store).
         keep = Const(0, len(bufs[0][1].en))
         if cfg.store_depth:
@@ -393,13 +401,14 @@ class Accelerator(wiring.Component):
             m.d.comb += keep.eq((Const(1, tiles_per_word + 1) << first_slot) - 1)
         for k, (_, wr) in enumerate(bufs):
             host = self.act_we if k == 0 else 0
+            w_en = Signal.like(wr.en, name=f"w_en{k}")
+            m.d.sync += w_en.eq((act_write & (r["out_buf"] == k)).replicate(len(wr.en)) & ~keep)
             m.d.comb += [
-                wr.en.eq(Mux(running, (act_write & (r["out_buf"] == k)).replicate(len(wr.en)) & ~keep,
-                             Value.cast(host).replicate(len(wr.en)))),
+                wr.en.eq(Mux(running, w_en, Value.cast(host).replicate(len(wr.en)))),
                 wr.addr.eq(Mux(running, w_addr, self.act_addr if k == 0 else 0)),
                 wr.data.eq(Mux(running, out_word, self.act_data if k == 0 else 0)),
             ]
-        m.d.comb += [
+        m.d.sync += [
             res_wr.en.eq(dp.out.valid & running & raw),
             res_wr.addr.eq(o_res_base + o_tile),
             res_wr.data.eq(dp.out.payload.acc),
