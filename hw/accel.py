@@ -311,9 +311,8 @@ class Accelerator(wiring.Component):
 
         # Stage 2: the input word (or the pad word) goes to the core.
         full = Const((1 << s) - 1, s)
-        last_mask = Signal(s)
-        m.d.sync += last_mask.eq(Mux(r["last_lanes"] >= s, full,      # registered: config only
-                                     (Const(1, s + 1) << r["last_lanes"]) - 1))
+        last_mask = Signal(s)       # lanes below last_lanes (all from S up); config only
+        m.d.sync += last_mask.eq(Cat(r["last_lanes"] > lane for lane in range(s)))
         pad_bit = (r["pad_code"] >> plane1)[0]
         pad_word = Mux(pad_bit, Mux(lastword1, last_mask, full), 0)
         word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
