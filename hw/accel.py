@@ -264,13 +264,16 @@ class Accelerator(wiring.Component):
         inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
         m.d.sync += [inside.eq(inside_b),
                      pixel.eq(Mux(inside_b, low(iy[:12]) * low(r["in_w"]) + low(ix[:12]), 0))]
-        # Stage D: the pixel's plane; then (combinational, into the read port) its word.
+        # Stage D: the pixel's plane. Stage E: its word; then (combinational, into the
+        # read port) the tensor's base.
         plane_c = _delayed(m, plane, "a", "b", "c")
         pixel_plane = Signal(abits)
         m.d.sync += pixel_plane.eq(pixel * low(r["in_planes"]) + plane_c)
         cw_d = _delayed(m, cw, "a", "b", "c", "d")
+        word_ofs = Signal(abits)
+        m.d.sync += word_ofs.eq(pixel_plane * low(r["in_cw"]) + cw_d)
         a_addr = Signal(abits)
-        m.d.comb += a_addr.eq(low(r["in_base"]) + pixel_plane * low(r["in_cw"]) + cw_d)
+        m.d.comb += a_addr.eq(low(r["in_base"]) + word_ofs)
 
         op = Signal(2)
         with m.If(r["in_bipolar"]):
@@ -300,11 +303,11 @@ class Accelerator(wiring.Component):
         plane1 = Signal.like(plane)
         lastword1 = Signal()
         in_buf1 = Signal()
-        m.d.sync += [v1.eq(_delayed(m, issuing, "a", "b", "c", "d")),
-                     cmd1.eq(_delayed(m, cmd, "a", "b", "c", "d")),
-                     inside1.eq(_delayed(m, inside, "d")),
-                     plane1.eq(_delayed(m, plane_c, "d")),
-                     lastword1.eq(_delayed(m, last_c, "a", "b", "c", "d")),
+        m.d.sync += [v1.eq(_delayed(m, issuing, "a", "b", "c", "d", "e")),
+                     cmd1.eq(_delayed(m, cmd, "a", "b", "c", "d", "e")),
+                     inside1.eq(_delayed(m, inside, "d", "e")),
+                     plane1.eq(_delayed(m, plane_c, "d", "e")),
+                     lastword1.eq(_delayed(m, last_c, "a", "b", "c", "d", "e")),
                      in_buf1.eq(r["in_buf"])]
         for rd, _ in bufs:
             m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
@@ -511,14 +514,16 @@ def _odometer(m, digits, done):
     it wraps (and carries outwards) when it is too. ``done`` runs when the
     outermost digit wraps. Statements go to the sync domain.
     """
-    carry = Const(1)
+    lasts = []
     for is_last, step, wrap in digits:
+        # One AND over the inner digits' flags (a shallow tree, not a ripple chain).
+        carry = Cat(*lasts).all() if lasts else Const(1)
         with m.If(carry & ~is_last):
             m.d.sync += step
         with m.If(carry & is_last):
             m.d.sync += wrap
-        carry = carry & is_last
-    with m.If(carry):
+        lasts.append(is_last)
+    with m.If(Cat(*lasts).all()):
         m.d.sync += done
 
 
