@@ -327,6 +327,9 @@ class Accelerator(wiring.Component):
 
         # ---------------------------------------------------------- output path
         m.d.comb += dp.out.ready.eq(1)
+        # The core's results, registered: its threshold compare ends its last cycle.
+        out_valid = _delayed(m, dp.out.valid, "r")
+        out = _delayed(m, dp.out.payload, "r")
         o_oy, o_ox = Signal(w10), Signal(w10)
         o_tile = Signal(11)
         o_py, o_px = Signal(3), Signal(3)
@@ -348,7 +351,7 @@ class Accelerator(wiring.Component):
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
         acts = Signal(pe)
-        m.d.comb += acts.eq(Cat(dp.out.payload.act[p][0] for p in range(pe)))
+        m.d.comb += acts.eq(Cat(out.act[p][0] for p in range(pe)))
         merged = Signal(pe)
         m.d.comb += merged.eq(Mux(first_pos, acts, pooled | acts))
         raw = r["out_bits"] == 0
@@ -370,7 +373,7 @@ class Accelerator(wiring.Component):
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
             m.d.sync += [d.start for d in out_digits]
-        with m.Elif(dp.out.valid & running):
+        with m.Elif(out_valid & running):
             # The next result belongs to the next pixel (row-major: the pixel index steps).
             with m.If(o_last_px & o_last_py & o_last_tile):
                 m.d.sync += [o_act_base.eq(o_act_base + r["out_cw"]),
@@ -390,7 +393,7 @@ class Accelerator(wiring.Component):
         # Writes: registered here, then by the memories. The last one lands in the cycle
         # the RUN ends (run_done), while `running` still routes the ports to this path.
         act_write = Signal()
-        m.d.comb += act_write.eq(dp.out.valid & running & last_pos & ~raw &
+        m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw &
                                  (o_last_tile | (slot == tiles_per_word - 1)))
         out_word = Signal(s)
         m.d.sync += out_word.eq(packer | placed)
@@ -411,9 +414,9 @@ class Accelerator(wiring.Component):
                 wr.data.eq(Mux(running, out_word, self.act_data if k == 0 else 0)),
             ]
         m.d.sync += [
-            res_wr.en.eq(dp.out.valid & running & raw),
+            res_wr.en.eq(out_valid & running & raw),
             res_wr.addr.eq(o_res_base + o_tile),
-            res_wr.data.eq(dp.out.payload.acc),
+            res_wr.data.eq(out.acc),
         ]
         # The run ends one cycle after its last result is written.
         m.d.comb += run_done.eq(result_done)
