@@ -202,59 +202,85 @@ class Accelerator(wiring.Component):
         tile_w = Signal(17)         # tile * words_per_row
         issuing = Signal()
 
-        wpr = Signal(16)
-        m.d.sync += wpr.eq(r["kh"] * r["kw"] * r["in_cw"])   # registers are stable during RUN
         two_beats = Signal()
         m.d.comb += two_beats.eq(r["ternary"] & ~r["in_bipolar"])
-        top_plane = Signal(5)
-        m.d.comb += top_plane.eq(r["in_planes"] - 1)
+        # Loop-counter digits with registered last-value flags (see _LoopDigit). The
+        # configuration registers are stable from the cycle after their CFG instruction
+        # and the counters first step a cycle after the RUN issues, so the bounds'
+        # derived registers (bound - 2, bound == 1, in_planes - 1) are ready by then.
+        derived = {name: _bound_registers(m, r[name])
+                   for name in ("in_cw", "kw", "kh", "pool", "tiles", "out_w", "out_h")}
+        top_plane = Signal.like(r["in_planes"])
+        m.d.sync += top_plane.eq(r["in_planes"] - 1)
+        d_c, d_kx, d_ky = (_LoopDigit(cw, r["in_cw"], derived["in_cw"]),
+                           _LoopDigit(kx, r["kw"], derived["kw"]),
+                           _LoopDigit(ky, r["kh"], derived["kh"]))
+        d_px, d_py = _LoopDigit(px, r["pool"], derived["pool"]), _LoopDigit(py, r["pool"], derived["pool"])
+        d_tile = _LoopDigit(tile, r["tiles"], derived["tiles"])
+        d_ox, d_oy = _LoopDigit(ox, r["out_w"], derived["out_w"]), _LoopDigit(oy, r["out_h"], derived["out_h"])
+        in_digits = (d_c, d_kx, d_ky, d_px, d_py, d_tile, d_ox, d_oy)
 
         last_sub = ~two_beats | sub
-        last_c = cw == r["in_cw"] - 1
-        last_kx = kx == r["kw"] - 1
-        last_ky = ky == r["kh"] - 1
+        last_c, last_kx, last_ky = d_c.last, d_kx.last, d_ky.last
         last_plane = plane == 0
-        last_px = px == r["pool"] - 1
-        last_py = py == r["pool"] - 1
-        last_tile = tile == r["tiles"] - 1
-        last_ox = ox == r["out_w"] - 1
-        last_oy = oy == r["out_h"] - 1
+        last_px, last_py, last_tile, last_ox, last_oy = (d_px.last, d_py.last, d_tile.last,
+                                                          d_ox.last, d_oy.last)
         # The last beat of one accumulation (one PE result): every plane, kernel position, word.
         end_acc = last_sub & last_c & last_kx & last_ky & last_plane
 
         with m.If(run_start):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
-                         plane.eq(top_plane), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
+                         plane.eq(r["in_planes"] - 1), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
                          j.eq(0), tile_w.eq(0), issuing.eq(1)]
+            m.d.sync += [d.start for d in in_digits]
         with m.Elif(issuing):
             _odometer(m, [                                  # innermost first
                 (last_sub, [sub.eq(1)], [sub.eq(0)]),
-                (last_c, [cw.eq(cw + 1), j.eq(j + 1)], [cw.eq(0)]),
-                (last_kx, [kx.eq(kx + 1), j.eq(j + 1)], [kx.eq(0)]),
-                (last_ky, [ky.eq(ky + 1), j.eq(j + 1)], [ky.eq(0), j.eq(0)]),
+                (last_c, [*d_c.step, j.eq(j + 1)], d_c.wrap),
+                (last_kx, [*d_kx.step, j.eq(j + 1)], d_kx.wrap),
+                (last_ky, [*d_ky.step, j.eq(j + 1)], [*d_ky.wrap, j.eq(0)]),
                 (last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)]),
-                (last_px, [px.eq(px + 1)], [px.eq(0)]),
-                (last_py, [py.eq(py + 1)], [py.eq(0)]),
-                (last_tile, [tile.eq(tile + 1), tile_w.eq(tile_w + wpr)], [tile.eq(0), tile_w.eq(0)]),
-                (last_ox, [ox.eq(ox + 1)], [ox.eq(0)]),
-                (last_oy, [oy.eq(oy + 1)], [oy.eq(0)]),
+                (last_px, d_px.step, d_px.wrap),
+                (last_py, d_py.step, d_py.wrap),
+                # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
+                (last_tile, [*d_tile.step, tile_w.eq(tile_w + j + 1)], [*d_tile.wrap, tile_w.eq(0)]),
+                (last_ox, d_ox.step, d_ox.wrap),
+                (last_oy, d_oy.step, d_oy.wrap),
             ], done=[issuing.eq(0)])
 
-        # Stage 0 (combinational): addresses and the command of this beat.
+        # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
+        # the beat's command and the signals the read needs travel beside it.
+        # Stage A: the window position of the output pixel.
         cy = Signal(signed(16))
         cx = Signal(signed(16))
+        m.d.sync += [cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px)]
+        # Stage B: the input pixel's coordinates (negative or past the edge: padding).
         iy = Signal(signed(18))
         ix = Signal(signed(18))
-        m.d.comb += [
-            cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px),
-            iy.eq(cy * r["sh"] + ky - r["ph"]), ix.eq(cx * r["sw"] + kx - r["pw"]),
-        ]
+        ky_a, kx_a = _delayed(m, ky, "a"), _delayed(m, kx, "a")
+        m.d.sync += [iy.eq(cy * r["sh"] + ky_a - r["ph"]), ix.eq(cx * r["sw"] + kx_a - r["pw"])]
+        # Stage C: the padding test and the pixel index. From here on the arithmetic is
+        # modulo the read port's width (its address drops the upper bits anyway).
+        abits = len(bufs[0][0].addr)
+
+        def low(value):
+            return value[:min(abits, len(value))]
+
         inside = Signal()
-        m.d.comb += inside.eq((iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"]))
-        pixel = Signal(24)
-        m.d.comb += pixel.eq(Mux(inside, iy[:12] * r["in_w"] + ix[:12], 0))
-        a_addr = Signal(32)
-        m.d.comb += a_addr.eq(r["in_base"] + (pixel * r["in_planes"] + plane) * r["in_cw"] + cw)
+        pixel = Signal(abits)
+        inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
+        m.d.sync += [inside.eq(inside_b),
+                     pixel.eq(Mux(inside_b, low(iy[:12]) * low(r["in_w"]) + low(ix[:12]), 0))]
+        # Stage D: the pixel's plane. Stage E: its word; then (combinational, into the
+        # read port) the tensor's base.
+        plane_c = _delayed(m, plane, "a", "b", "c")
+        pixel_plane = Signal(abits)
+        m.d.sync += pixel_plane.eq(pixel * low(r["in_planes"]) + plane_c)
+        cw_d = _delayed(m, cw, "a", "b", "c", "d")
+        word_ofs = Signal(abits)
+        m.d.sync += word_ofs.eq(pixel_plane * low(r["in_cw"]) + cw_d)
+        a_addr = Signal(abits)
+        m.d.comb += a_addr.eq(low(r["in_base"]) + word_ofs)
 
         op = Signal(2)
         with m.If(r["in_bipolar"]):
@@ -284,15 +310,19 @@ class Accelerator(wiring.Component):
         plane1 = Signal.like(plane)
         lastword1 = Signal()
         in_buf1 = Signal()
-        m.d.sync += [v1.eq(issuing), cmd1.eq(cmd), inside1.eq(inside), plane1.eq(plane),
-                     lastword1.eq(last_c), in_buf1.eq(r["in_buf"])]
+        m.d.sync += [v1.eq(_delayed(m, issuing, "a", "b", "c", "d", "e")),
+                     cmd1.eq(_delayed(m, cmd, "a", "b", "c", "d", "e")),
+                     inside1.eq(_delayed(m, inside, "d", "e")),
+                     plane1.eq(_delayed(m, plane_c, "d", "e")),
+                     lastword1.eq(_delayed(m, last_c, "a", "b", "c", "d", "e")),
+                     in_buf1.eq(r["in_buf"])]
         for rd, _ in bufs:
             m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
 
         # Stage 2: the input word (or the pad word) goes to the core.
         full = Const((1 << s) - 1, s)
-        last_mask = Signal(s)
-        m.d.comb += last_mask.eq(Mux(r["last_lanes"] >= s, full, (Const(1, s + 1) << r["last_lanes"]) - 1))
+        last_mask = Signal(s)       # lanes below last_lanes (all from S up); config only
+        m.d.sync += last_mask.eq(Cat(r["last_lanes"] > lane for lane in range(s)))
         pad_bit = (r["pad_code"] >> plane1)[0]
         pad_word = Mux(pad_bit, Mux(lastword1, last_mask, full), 0)
         word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
@@ -304,6 +334,9 @@ class Accelerator(wiring.Component):
 
         # ---------------------------------------------------------- output path
         m.d.comb += dp.out.ready.eq(1)
+        # The core's results, registered: its threshold compare ends its last cycle.
+        out_valid = _delayed(m, dp.out.valid, "r")
+        out = _delayed(m, dp.out.payload, "r")
         o_oy, o_ox = Signal(w10), Signal(w10)
         o_tile = Signal(11)
         o_py, o_px = Signal(3), Signal(3)
@@ -316,52 +349,63 @@ class Accelerator(wiring.Component):
         o_word = Signal(8)          # channel word of the output pixel being packed
         pooled = Signal(pe)
         packer = Signal(s)
-        o_last_px = o_px == r["pool"] - 1
-        o_last_py = o_py == r["pool"] - 1
-        o_last_tile = o_tile == r["tiles"] - 1
-        o_last_ox = o_ox == r["out_w"] - 1
-        o_last_oy = o_oy == r["out_h"] - 1
+        out_digits = (_LoopDigit(o_px, r["pool"], derived["pool"]),
+                      _LoopDigit(o_py, r["pool"], derived["pool"]),
+                      _LoopDigit(o_tile, r["tiles"], derived["tiles"]),
+                      _LoopDigit(o_ox, r["out_w"], derived["out_w"]),
+                      _LoopDigit(o_oy, r["out_h"], derived["out_h"]))
+        o_last_px, o_last_py, o_last_tile, o_last_ox, o_last_oy = (d.last for d in out_digits)
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
         acts = Signal(pe)
-        m.d.comb += acts.eq(Cat(dp.out.payload.act[p][0] for p in range(pe)))
+        m.d.comb += acts.eq(Cat(out.act[p][0] for p in range(pe)))
         merged = Signal(pe)
         m.d.comb += merged.eq(Mux(first_pos, acts, pooled | acts))
         raw = r["out_bits"] == 0
         result_done = Signal()      # the run's last result is written
 
+        # Running partial addresses of the output pixel (o_oy*out_w + o_ox): out_base plus
+        # its multiple of out_cw (activation words) and of tiles (result entries).
+        o_act_base = Signal(range(cfg.act_depth))
+        o_res_base = Signal(range(cfg.res_depth))
+        # The slot as a one-hot lane-group select: placing P bits is an AND, not a shifter.
+        sel = Signal(tiles_per_word)
+        sel0 = Const(1, tiles_per_word) << slot0
+        placed = Signal(s)
+        m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
+                              Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
         with m.If(run_start):
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
-                         slot.eq(slot0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
-                         result_done.eq(0)]
-        with m.Elif(dp.out.valid & running):
-            _odometer(m, [
-                (o_last_px, [o_px.eq(o_px + 1)], [o_px.eq(0)]),
-                (o_last_py, [o_py.eq(o_py + 1)], [o_py.eq(0)]),
-                (o_last_tile, [o_tile.eq(o_tile + 1)], [o_tile.eq(0)]),
-                (o_last_ox, [o_ox.eq(o_ox + 1)], [o_ox.eq(0)]),
-                (o_last_oy, [o_oy.eq(o_oy + 1)], [o_oy.eq(0)]),
-            ], done=[result_done.eq(1)])
+                         slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
+                         result_done.eq(0), o_act_base.eq(r["out_base"]),
+                         o_res_base.eq(r["out_base"])]
+            m.d.sync += [d.start for d in out_digits]
+        with m.Elif(out_valid & running):
+            # The next result belongs to the next pixel (row-major: the pixel index steps).
+            with m.If(o_last_px & o_last_py & o_last_tile):
+                m.d.sync += [o_act_base.eq(o_act_base + r["out_cw"]),
+                             o_res_base.eq(o_res_base + r["tiles"])]
+            _odometer(m, [(d.last, d.step, d.wrap) for d in out_digits], done=[result_done.eq(1)])
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
-                    m.d.sync += [slot.eq(slot0), first_slot.eq(slot0), packer.eq(0), o_word.eq(0)]
+                    m.d.sync += [slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), packer.eq(0),
+                                 o_word.eq(0)]
                 with m.Elif(slot == tiles_per_word - 1):
-                    m.d.sync += [slot.eq(0), first_slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
+                    m.d.sync += [slot.eq(0), sel.eq(1), first_slot.eq(0), packer.eq(0),
+                                 o_word.eq(o_word + 1)]
                 with m.Else():
-                    m.d.sync += [slot.eq(slot + 1),
-                                 packer.eq(packer | (merged << (slot * pe)))]
+                    m.d.sync += [slot.eq(slot + 1), sel.eq(sel << 1), packer.eq(packer | placed)]
 
-        # Writes (combinational enables, registered by the memories).
-        out_pixel = Signal(24)
-        m.d.comb += out_pixel.eq(o_oy * r["out_w"] + o_ox)
+        # Writes: registered here, then by the memories. The last one lands in the cycle
+        # the RUN ends (run_done), while `running` still routes the ports to this path.
         act_write = Signal()
-        m.d.comb += act_write.eq(dp.out.valid & running & last_pos & ~raw &
+        m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw &
                                  (o_last_tile | (slot == tiles_per_word - 1)))
         out_word = Signal(s)
-        m.d.comb += out_word.eq(packer | (merged << (slot * pe)))
-        w_addr = Signal(32)
-        m.d.comb += w_addr.eq(r["out_base"] + out_pixel * r["out_cw"] + o_word)
+        m.d.sync += out_word.eq(packer | placed)
+        w_addr = Signal.like(o_act_base)
+        m.d.sync += w_addr.eq(o_act_base + o_word)
         # Slots from first_slot up are written (the whole word without a weight store).
         keep = Const(0, len(bufs[0][1].en))
         if cfg.store_depth:
@@ -369,16 +413,17 @@ class Accelerator(wiring.Component):
             m.d.comb += keep.eq((Const(1, tiles_per_word + 1) << first_slot) - 1)
         for k, (_, wr) in enumerate(bufs):
             host = self.act_we if k == 0 else 0
+            w_en = Signal.like(wr.en, name=f"w_en{k}")
+            m.d.sync += w_en.eq((act_write & (r["out_buf"] == k)).replicate(len(wr.en)) & ~keep)
             m.d.comb += [
-                wr.en.eq(Mux(running, (act_write & (r["out_buf"] == k)).replicate(len(wr.en)) & ~keep,
-                             Value.cast(host).replicate(len(wr.en)))),
+                wr.en.eq(Mux(running, w_en, Value.cast(host).replicate(len(wr.en)))),
                 wr.addr.eq(Mux(running, w_addr, self.act_addr if k == 0 else 0)),
                 wr.data.eq(Mux(running, out_word, self.act_data if k == 0 else 0)),
             ]
-        m.d.comb += [
-            res_wr.en.eq(dp.out.valid & running & raw),
-            res_wr.addr.eq(r["out_base"] + out_pixel * r["tiles"] + o_tile),
-            res_wr.data.eq(dp.out.payload.acc),
+        m.d.sync += [
+            res_wr.en.eq(out_valid & running & raw),
+            res_wr.addr.eq(o_res_base + o_tile),
+            res_wr.data.eq(out.acc),
         ]
         # The run ends one cycle after its last result is written.
         m.d.comb += run_done.eq(result_done)
@@ -401,17 +446,20 @@ class Accelerator(wiring.Component):
         st_rd, st_wr = store.read_port(), store.write_port()
         reading = Signal()          # a store word is read this cycle
         src = Signal(range(cfg.store_depth))
-        count, base, i = Signal.like(args.count), Signal.like(args.addr), Signal.like(args.count)
+        base, i = Signal.like(args.addr), Signal.like(args.count)
+        # Words left in this bank, minus one: its last word is a test for zero (no
+        # comparison through a subtraction on the path into the bank counter).
+        count_m1, left = Signal.like(args.count), Signal.like(args.count)
         bank = Signal(range(max(core.pe, 2)))
         w_valid = Signal()          # the word read last cycle is written this cycle
         w_bank, w_addr = Signal.like(bank), Signal(core.w_addr_bits)
         with m.If(load_start):
-            m.d.sync += [reading.eq(1), src.eq(args.src), count.eq(args.count), base.eq(args.addr),
-                         i.eq(0), bank.eq(0)]
+            m.d.sync += [reading.eq(1), src.eq(args.src), count_m1.eq(args.count - 1),
+                         left.eq(args.count - 1), base.eq(args.addr), i.eq(0), bank.eq(0)]
         with m.Elif(reading):
             m.d.sync += src.eq(src + 1)
             _odometer(m, [
-                (i == count - 1, [i.eq(i + 1)], [i.eq(0)]),
+                (left == 0, [i.eq(i + 1), left.eq(left - 1)], [i.eq(0), left.eq(count_m1)]),
                 (bank == core.pe - 1, [bank.eq(bank + 1)], [bank.eq(0)]),
             ], done=[reading.eq(0)])
         m.d.sync += [w_valid.eq(reading), w_bank.eq(bank), w_addr.eq(base + i)]
@@ -432,6 +480,42 @@ class Accelerator(wiring.Component):
         return busy
 
 
+def _bound_registers(m, bound):
+    """``(bound - 2, bound == 1)`` of a loop bound, registered (for :class:`_LoopDigit`)."""
+    m2, one = Signal.like(bound, name=f"{bound.name}_m2"), Signal(name=f"{bound.name}_is1")
+    m.d.sync += [m2.eq(bound - 2), one.eq(bound == 1)]
+    return m2, one
+
+
+class _LoopDigit:
+    """A loop counter over ``range(bound)`` with its last-value flag in a register.
+
+    ``last`` equals ``value == bound - 1`` at every cycle without comparing
+    through a subtraction on the odometer's carry path: a step from ``value``
+    makes the next value last when ``value == bound - 2``, a wrap when
+    ``bound == 1``. ``start``, ``step`` and ``wrap`` are the sync statements of
+    the counter and its flag (``start``: the flag of value 0, from ``bound``
+    itself; ``registers``: :func:`_bound_registers` of ``bound``).
+    """
+
+    def __init__(self, value, bound, registers):
+        m2, one = registers
+        self.last = Signal(name=f"{value.name}_last")
+        self.start = self.last.eq(bound == 1)
+        self.step = [value.eq(value + 1), self.last.eq(value == m2)]
+        self.wrap = [value.eq(0), self.last.eq(one)]
+
+
+def _delayed(m, value, *stages):
+    """``value`` through one register per name in ``stages`` (names ``<value>_<stage>``)."""
+    base = getattr(value, "name", "stage")
+    for stage in stages:
+        reg = Signal.like(value, name=f"{base}_{stage}")
+        m.d.sync += reg.eq(value)
+        value = reg
+    return value
+
+
 def _odometer(m, digits, done):
     """Advance a nest of loop counters by one step, like an odometer.
 
@@ -440,14 +524,16 @@ def _odometer(m, digits, done):
     it wraps (and carries outwards) when it is too. ``done`` runs when the
     outermost digit wraps. Statements go to the sync domain.
     """
-    carry = Const(1)
+    lasts = []
     for is_last, step, wrap in digits:
+        # One AND over the inner digits' flags (a shallow tree, not a ripple chain).
+        carry = Cat(*lasts).all() if lasts else Const(1)
         with m.If(carry & ~is_last):
             m.d.sync += step
         with m.If(carry & is_last):
             m.d.sync += wrap
-        carry = carry & is_last
-    with m.If(carry):
+        lasts.append(is_last)
+    with m.If(Cat(*lasts).all()):
         m.d.sync += done
 
 

@@ -16,11 +16,14 @@ from .config import ConfigError, HwConfig, config_from_dict, config_hash, versio
 #: Bumped whenever a field's meaning or the generated accelerator changes.
 ACCEL_CONFIG_VERSION = 2
 
-#: Pipeline stages of the controller around the core, one cycle each: the
-#: address-generator register and the activation-buffer read before the core;
-#: after it, the register that ends a RUN once its last result is written.
-ADDRESS_STAGES = 2
-OUTPUT_STAGES = 1
+#: Pipeline stages of the controller around the core, one cycle each: before
+#: the core, the address generator's five registers (window position, input
+#: coordinates, padding test and pixel index, pixel plane, word: one multiply each)
+#: and the activation-buffer read; after it, the register of the core's results
+#: and the register that ends a RUN once its last result is written
+#: (docs/accelerator.md, "Timing").
+ADDRESS_STAGES = 7
+OUTPUT_STAGES = 2
 #: The cycle of the start pulse, counted in every run (the cycle counter starts at 1).
 START_CYCLES = 1
 #: Cycles the weight copy engine stays busy after the P x count words of a

@@ -60,13 +60,7 @@ class BenchTop(wiring.Component):
         cfg = self.cfg
         m = Module()
         m.submodules.array = array = PEArray(cfg)
-        lfsr = Signal(64, init=1)
-        m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[1] ^ lfsr[3] ^ lfsr[4]))
-
-        def bits(n, salt):
-            out = [lfsr[(salt * 7 + k * 13) % 64] ^ lfsr[(salt * 3 + k) % 64] for k in range(n)]
-            return Cat(*out)
-
+        lfsr, bits = _lfsr_bits(m)
         m.d.comb += [
             array.i.valid.eq(lfsr[0]),
             array.i.payload.as_value().eq(bits(len(array.i.payload.as_value()), 1)),
@@ -76,21 +70,116 @@ class BenchTop(wiring.Component):
             array.wload.addr.eq(bits(len(array.wload.addr), 3)),
             array.wload.data.eq(bits(len(array.wload.data), 4)),
         ]
-        # Fold the results into one pin: XOR of 4 bits per LUT, a register per level.
-        values = list(array.o.payload.as_value())
-        while len(values) > 1:
-            nxt = []
-            for k in range(0, len(values), 4):
-                reg = Signal()
-                chunk = values[k:k + 4]
-                x = chunk[0]
-                for v in chunk[1:]:
-                    x = x ^ v
-                m.d.sync += reg.eq(x)
-                nxt.append(reg)
-            values = nxt
-        m.d.comb += self.o.eq(values[0])
+        m.d.comb += self.o.eq(_fold(m, list(array.o.payload.as_value())))
         return m
+
+
+def _lfsr_bits(m, width=64):
+    """A free-running LFSR in ``m``; returns it and ``bits(n, salt)``: n pseudo-random bits."""
+    lfsr = Signal(width, init=1)
+    m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[1] ^ lfsr[3] ^ lfsr[4]))
+
+    def bits(n, salt):
+        return Cat(*(lfsr[(salt * 7 + k * 13) % width] ^ lfsr[(salt * 3 + k) % width]
+                     for k in range(n)))
+    return lfsr, bits
+
+
+def _fold(m, values):
+    """XOR-fold ``values`` (1-bit) into one: 4 bits per LUT, a register per level."""
+    while len(values) > 1:
+        nxt = []
+        for k in range(0, len(values), 4):
+            reg = Signal()
+            x = values[k]
+            for v in values[k + 1:k + 4]:
+                x = x ^ v
+            m.d.sync += reg.eq(x)
+            nxt.append(reg)
+        values = nxt
+    return values[0]
+
+
+class AccelBenchTop(BenchTop):
+    """An accelerator (``cfg``: AccelConfig) whose host ports an LFSR drives, its
+    outputs folded into one pin ``o``.
+
+    Every input port (start, program / activation / weight / threshold / store
+    writes, result address) takes LFSR bits, so synthesis keeps every path;
+    every output bit goes through :func:`_fold`.
+    """
+
+    def elaborate(self, platform):
+        from amaranth.lib.wiring import In
+
+        from ..hw.accel import Accelerator
+
+        m = Module()
+        m.submodules.accel = acc = Accelerator(self.cfg)
+        _, bits = _lfsr_bits(m)
+        outs = []
+        for salt, (path, member) in enumerate(acc.signature.members.flatten()):
+            if member.is_signature:
+                continue
+            port = acc
+            for name in path:
+                port = getattr(port, name)
+            value = port.as_value() if hasattr(port, "as_value") else port
+            if member.flow == In:
+                m.d.comb += value.eq(bits(len(value), salt + 1))
+            else:
+                outs += list(value)
+        m.d.comb += self.o.eq(_fold(m, outs))
+        return m
+
+
+#: Preset -> the device family :func:`accel_fmax` places it on.
+ACCEL_FMAX_FAMILY = {"icebreaker": "ice40", "ulx3s": "ecp5"}
+
+
+def accel_fmax(cfg, family, workdir, seed=1, target_mhz=None, options=None, log=print):
+    """nextpnr Fmax of the accelerator ``cfg`` in :class:`AccelBenchTop` on ``family``.
+
+    iCE40: ``synth_ice40 -dsp -spram`` (``options``), UP5K sg48; ECP5: ``synth_ecp5``,
+    85F CABGA381. Returns synthesis counts, Fmax, the placed cells and the critical
+    path (the nets along nextpnr's worst path).
+    """
+    from ..hw.accel import STORE_NAME, drop_memory_init
+
+    if family not in ("ice40", "ecp5"):
+        raise TritiumError(f"accel_fmax: family must be ice40 or ecp5, got {family!r}")
+    if options is None:
+        options = "-dsp -spram" if family == "ice40" else ""
+    if target_mhz is None:
+        target_mhz = 40 if family == "ice40" else 100
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    text = to_verilog(AccelBenchTop(cfg), name="top")
+    if cfg.store_depth:             # as accel_verilog: SPRAM cannot be initialised
+        text = drop_memory_init(text, STORE_NAME)
+    v = _write(work / "accel_top.v", text)
+    log(f"yosys synth_{family} {options} of the accelerator bench top")
+    c = synth_counts(v, family, work, options=options)
+    log(f"nextpnr-{family} (seed {seed})")
+    r = nextpnr_fmax(c["netlist"], family, work, target_mhz, seed=seed)
+    r.update({k: c[k] for k in ("lut4", "ff", "bram", "spram", "carry")},
+             family=family, seed=seed, critical_path=critical_path(work / f"report_{family}.json"))
+    return r
+
+
+def critical_path(report):
+    """The nets along the worst clock-to-clock path of a nextpnr ``--report`` JSON."""
+    data = json.loads(Path(report).read_text())
+    paths = [p.get("path", []) for p in data.get("critical_paths", [])]
+    if not paths:
+        return []
+    worst = max(paths, key=lambda p: sum(s.get("delay", 0) for s in p))
+    names = []
+    for s in worst:
+        net = s.get("net")
+        if net and net not in names:
+            names.append(net)
+    return names
 
 
 def _run(cmd, cwd, log):

@@ -34,3 +34,44 @@ def test_icebreaker_preset_fits_the_up5k(tmp_path, capsys):
 def test_bench_fit_refuses_an_unknown_preset(capsys):
     assert main(["bench", "fit", "--presets", "icebreaker,nope"]) != 0
     assert "--presets takes" in capsys.readouterr().err
+
+
+def _tiny_accel():
+    from tritium.hw.accel_config import AccelConfig
+    from tritium.hw.config import HwConfig
+    return AccelConfig(core=HwConfig(pe=2, simd=8, weight_kinds=("binary",), act_bits=1,
+                                     out_bits=1, weight_depth=16, thr_depth=4),
+                       act_depth=16, prog_depth=8, res_depth=4, store_depth=16)
+
+
+def test_accel_bench_top_drives_every_port():
+    """The Fmax top has one pin; every accelerator port is an LFSR bit or folded into it."""
+    from tritium.hw.core import to_verilog
+    from tritium.sw.bench_synth import AccelBenchTop
+    text = to_verilog(AccelBenchTop(_tiny_accel()), name="top")
+    head = text[text.index("module top("):]
+    ports = head[len("module top("):head.index(");")].replace(",", " ").split()
+    assert sorted(ports) == ["clk", "o", "rst"] and "sload" in text
+
+
+def test_critical_path_reads_the_worst_nextpnr_path(tmp_path):
+    from tritium.sw.bench_synth import critical_path
+    step = lambda a, b, d: {"from": {"cell": a}, "to": {"cell": b}, "net": f"{a}.{b}", "delay": d}
+    report = {"critical_paths": [{"path": [step("x", "y", 1.0)]},
+                                 {"path": [step("a", "b", 2.0), step("b", "c", 3.0)]}]}
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    assert critical_path(tmp_path / "r.json") == ["a.b", "b.c"]
+
+
+@pytest.mark.slow
+def test_bench_accel_places_a_tiny_accelerator(tmp_path, capsys):
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps(_tiny_accel().canonical()))
+    assert main(["bench", "accel", "--hw", str(cfg), "--json", "--workdir", str(tmp_path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["family"] == "ice40" and out["fmax_mhz"] > 10 and out["critical_path"]
+
+
+def test_bench_accel_refuses_an_unknown_preset(capsys):
+    assert main(["bench", "accel", "--hw", "nope"]) != 0
+    assert "--hw nope" in capsys.readouterr().err

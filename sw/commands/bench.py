@@ -23,6 +23,10 @@
   tritium bench fit [--json] [--presets icebreaker,ulx3s]
       yosys synthesis of whole accelerator presets: LUT4, FF, block RAMs and
       SPRAMs used, beside the device's (default: icebreaker).
+  tritium bench accel [--hw icebreaker] [--seed N] [--json]
+      nextpnr Fmax of a whole accelerator preset (iCE40UP5K for icebreaker,
+      ECP5-85F for ulx3s; another configuration: --family) with LFSR-driven
+      host ports, its cell counts and critical path.
   tritium bench host [--hw icebreaker] [--json]
       yosys synth_ice40 of the accelerator with and without its framed host
       interface (HostLink): the host interface's own LUT4 / FF / block RAMs.
@@ -39,7 +43,7 @@ from ..console import print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("all", "reference", "synth", "utilization", "fit", "host", "patch")
+SUITES = ("all", "reference", "synth", "utilization", "fit", "host", "patch", "accel")
 
 
 def add_arguments(parser):
@@ -47,7 +51,8 @@ def add_arguments(parser):
                         help="what to measure (default: all)")
     parser.add_argument("--boards", default="icebreaker,ulx3s",
                         help="all: boards to build and measure (default: icebreaker,ulx3s)")
-    parser.add_argument("--seed", type=int, default=1, help="all: nextpnr placement seed (default 1)")
+    parser.add_argument("--seed", type=int, default=1,
+                        help="all, accel: nextpnr placement seed (default 1)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--images", type=int, default=None,
                         help="images per measurement (default: 2000 for SFC, 64 for CNV)")
@@ -58,12 +63,14 @@ def add_arguments(parser):
     parser.add_argument("--no-fmax", action="store_true", help="synth: skip nextpnr")
     parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
     parser.add_argument("--workdir", default=None,
-                        help="all, synth, fit: keep tool outputs in this folder "
+                        help="all, synth, fit, host, accel: keep tool outputs in this folder "
                              "(all: default ./tritium-bench)")
     parser.add_argument("--presets", default="icebreaker", help="fit: presets, comma-separated")
     parser.add_argument("--hw", default="icebreaker",
-                        help="host: preset name or configuration JSON (default: icebreaker)")
+                        help="host, accel: preset name or configuration JSON (default: icebreaker)")
     parser.add_argument("--board", default="icebreaker", help="patch: the board (default icebreaker)")
+    parser.add_argument("--family", default=None, choices=("ice40", "ecp5"),
+                        help="accel: device family (default: the preset's; ice40 for a JSON file)")
 
 
 def run(args):
@@ -79,6 +86,8 @@ def run(args):
         return _run_fit(args)
     if args.suite == "host":
         return _run_host(args)
+    if args.suite == "accel":
+        return _run_accel(args)
     from ..bench_reference import measure_reference
 
     if args.repeats < 1 or (args.images is not None and args.images < 1):
@@ -243,4 +252,27 @@ def _run_patch(args):
         print_json(result)
         return 0
     print(table([[k, v] for k, v in result.items() if k != "machine"], ["figure", "value"]))
+
+
+def _run_accel(args):
+    import tempfile
+
+    from ...hw.presets import load_accel_config
+    from ..bench_synth import ACCEL_FMAX_FAMILY, accel_fmax
+
+    cfg = load_accel_config(args.hw)
+    family = args.family or ACCEL_FMAX_FAMILY.get(args.hw, "ice40")
+    with tempfile.TemporaryDirectory(prefix="tritium-accel-") as tmp:
+        result = accel_fmax(cfg, family, args.workdir or tmp, seed=args.seed,
+                            log=lambda m: step(m, quiet=args.json))
+    result["hw"], result["config_hash"] = args.hw, cfg.hash
+    result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform()}
+    if args.json:
+        print_json(result)
+        return 0
+    print(table([[args.hw, family, result["fmax_mhz"], result["target_mhz"], result["lut4"],
+                  result["ff"], result["bram"], result["luts_placed"], result["seconds"]]],
+                ["accelerator", "family", "Fmax MHz", "target MHz", "LUT4", "FF", "block RAM",
+                 "cells placed", "P&R s"]))
+    print("critical path: " + " -> ".join(result["critical_path"]))
     return 0
