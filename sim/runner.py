@@ -66,7 +66,7 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
 
     if sim == "verilator":
         setup_verilator_env()
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()     # cocotb runs in another folder
     workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / f"{TOP_NAME}.v"
     source.write_text(core_verilog(cfg))
@@ -99,7 +99,7 @@ def build_accel(cfg, workdir, sim="verilator"):
 
     if sim == "verilator":
         setup_verilator_env()
-    workdir = Path(workdir) / f"accel_{cfg.hash}_{sim}"
+    workdir = Path(workdir).resolve() / f"accel_{cfg.hash}_{sim}"
     stamp = workdir / "built"
     if stamp.exists():
         return workdir
@@ -179,7 +179,7 @@ def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud
 
     if sim == "verilator":
         setup_verilator_env()
-    workdir = Path(workdir)
+    workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     top = "tritium_board"
     source = workdir / f"{top}.v"

@@ -41,8 +41,9 @@ def test_console_script_entry_point():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_demo_runs_and_writes_its_artefacts(tmp_path, capsys):
-    argv = ["demo", "--out", str(tmp_path), "--epochs", "2", "--json", "--quiet"]
+def test_demo_runs_and_writes_its_artefacts(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path.parent)      # a relative --out, as `make demo` uses
+    argv = ["demo", "--out", tmp_path.name, "--epochs", "2", "--json", "--quiet"]
     assert main(argv + ["--sim-count", "48", "--no-build"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["mismatches"] == 0 and summary["agreement"] == 1.0 and summary["images"] == 1000
