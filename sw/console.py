@@ -31,11 +31,12 @@ def _json_default(o):
     return str(o)
 
 
-def table(rows, headers):
-    """Format rows as a plain aligned text table."""
+def table(rows, headers, left=1):
+    """Format rows as a plain aligned text table (the first ``left`` columns left-aligned)."""
     cells = [[str(c) for c in headers]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    lines = ["  ".join(c.rjust(w) if i >= left else c.ljust(w)
+                       for i, (c, w) in enumerate(zip(r, widths))).rstrip()
              for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -168,7 +168,7 @@ def run(args):
     if args.json:
         print_json(summary)
     else:
-        print(table(_headline(summary), ["tritium demo", "result"]))
+        print(table(_headline(summary), ["tritium demo", "result"], left=2))
     ok = (summary["mismatches"] == 0 and summary["agreement"] == 1.0
           and summary.get("rtl_mismatches", 0) == 0 and summary.get("rtl_cycles_match", True))
     return 0 if ok else 1
@@ -273,7 +273,7 @@ def _headline(s):
     rows.append(["accelerator", f"{s['board']}: {s['lanes']} lanes, utilisation per layer " +
                  " ".join(f"{100 * u:.0f}%" for u in s["layer_utilization"].values())])
     if "bitstream_error" in s:
-        rows.append(["bitstream", "not built: " + s["bitstream_error"]])
+        rows.append(["bitstream", "not built: " + s["bitstream_error"].split("; log:")[0]])
     if "bitstream" in s:
         rows += [["images/s", f"{s['images_per_s']:,.0f} at {s['clock_mhz']:.1f} MHz "
                               f"(Fmax {s['fmax_mhz']:.1f} MHz, timing "
