@@ -62,7 +62,7 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     Returns ``(summary, failed)``: the per-case summaries written by the
     testbench and the number of failed cocotb tests.
     """
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_results
 
     if sim == "verilator":
         setup_verilator_env()
@@ -74,12 +74,8 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     cases_file.write_text(json.dumps([json.loads(c.to_json()) for c in cases]))
     if result_file.exists():
         result_file.unlink()
-    runner = get_runner(sim)
     build_dir = workdir / f"build_{sim}"
-    build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
-    with _verilator_make_fix(sim):
-        runner.build(sources=[source], hdl_toplevel=TOP_NAME, build_dir=build_dir,
-                     timescale=("1ns", "1ps"), build_args=build_args, always=True)
+    runner = _build(sim, source, TOP_NAME, build_dir)
     results = runner.test(
         test_module="tritium.sim.cocotb_core", hdl_toplevel=TOP_NAME, build_dir=build_dir,
         test_dir=workdir, timescale=("1ns", "1ps"),
@@ -91,10 +87,21 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     return summary, failed
 
 
-def build_accel(cfg, workdir, sim="verilator"):
-    """Build ``tritium_accel`` for ``cfg`` once per configuration hash; returns the build dir."""
+def _build(sim, source, top, build_dir, log_file=None):
+    """Compile ``source`` (top module ``top``) for cocotb on ``sim``; returns the runner."""
     from cocotb_tools.runner import get_runner
 
+    runner = get_runner(sim)
+    build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
+    with _verilator_make_fix(sim):
+        runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
+                     timescale=("1ns", "1ps"), build_args=build_args, always=True,
+                     log_file=log_file)
+    return runner
+
+
+def build_accel(cfg, workdir, sim="verilator"):
+    """Build ``tritium_accel`` for ``cfg`` once per configuration hash; returns the build dir."""
     from ..hw.accel import ACCEL_TOP, accel_verilog
 
     if sim == "verilator":
@@ -106,11 +113,7 @@ def build_accel(cfg, workdir, sim="verilator"):
     workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / f"{ACCEL_TOP}.v"
     source.write_text(accel_verilog(cfg))
-    build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
-    with _verilator_make_fix(sim):
-        get_runner(sim).build(sources=[source], hdl_toplevel=ACCEL_TOP, build_dir=workdir / "build",
-                              timescale=("1ns", "1ps"), build_args=build_args, always=True,
-                              log_file=workdir / "build.log")
+    _build(sim, source, ACCEL_TOP, workdir / "build", log_file=workdir / "build.log")
     stamp.write_text("ok\n")
     return workdir
 
@@ -171,7 +174,7 @@ def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud
     patched bitstream. Returns the testbench's report (a dict of checks and figures).
     """
     import numpy as np
-    from cocotb_tools.runner import get_results, get_runner
+    from cocotb_tools.runner import get_results
 
     from ..boards.build import load_model_init
     from ..boards.top import BoardCore
@@ -193,13 +196,8 @@ def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud
     job_file.write_text(json.dumps(job))
     if result_file.exists():
         result_file.unlink()
-    runner = get_runner(sim)
     build_dir = workdir / f"build_{sim}"
-    build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
-    with _verilator_make_fix(sim):
-        runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
-                     timescale=("1ns", "1ps"), build_args=build_args, always=True,
-                     log_file=workdir / "build.log")
+    runner = _build(sim, source, top, build_dir, log_file=workdir / "build.log")
     results = runner.test(test_module="tritium.sim.cocotb_board", hdl_toplevel=top,
                           build_dir=build_dir, test_dir=workdir, timescale=("1ns", "1ps"),
                           extra_env={"TRITIUM_JOB": str(job_file),
