@@ -74,20 +74,13 @@ def add_arguments(parser):
 
 
 def run(args):
-    if args.suite == "all":
-        return _run_all(args)
-    if args.suite == "patch":
-        return _run_patch(args)
-    if args.suite == "utilization":
-        return _run_utilization(args)
-    if args.suite == "synth":
-        return _run_synth(args)
-    if args.suite == "fit":
-        return _run_fit(args)
-    if args.suite == "host":
-        return _run_host(args)
-    if args.suite == "accel":
-        return _run_accel(args)
+    suite = {"all": _run_all, "patch": _run_patch, "utilization": _run_utilization,
+             "synth": _run_synth, "fit": _run_fit, "host": _run_host, "accel": _run_accel,
+             "reference": _run_reference}[args.suite]
+    return suite(args)
+
+
+def _run_reference(args):
     from ..bench_reference import measure_reference
 
     if args.repeats < 1 or (args.images is not None and args.images < 1):
