@@ -203,6 +203,9 @@ def _run_all(args):
     boards = tuple(b.strip() for b in args.boards.split(",") if b.strip())
     if not boards:
         raise TritiumError("--boards needs at least one board")
+    from ...boards.platforms import get_board
+    for b in boards:
+        get_board(b)        # an unknown board is refused before anything is measured
     work = Path(args.workdir or "tritium-bench")
     result = measure_all(work, boards=boards, seed=args.seed, log=lambda m: step(m, quiet=args.json))
     atomic_write_text(work / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
