@@ -28,6 +28,7 @@ from .anchors import ANCHORS
 from .bench_rtl import measure_compile_time, measure_rtl_speed
 from .bench_utilization import measure_utilization
 from .compiler import CompileError, compile_model
+from .errors import TritiumError
 from .zoo import reference_network
 
 #: Networks whose throughput is reported, with the batch used for fully connected ones.
@@ -75,7 +76,12 @@ def measure_board(board_name, workdir, seed=1, log=print):
     cfg = PRESETS[board.preset]
     work = Path(workdir) / board.name
     log(f"{board.name}: hardware build of {cfg.describe()}")
-    hw = build(board.name, work / "hardware", seed=seed, log=log)
+    try:
+        hw = build(board.name, work / "hardware", seed=seed, log=log)
+    except TritiumError as e:       # e.g. the design does not fit: reported, the rest goes on
+        log(f"{board.name}: not built: {e}")
+        return {"board": board.name, "preset": board.preset, "config_hash": cfg.hash,
+                "lanes": cfg.core.lanes, "built": False, "reason": str(e)}
     tfc = work / "tfc"
     write_images(compile_model(reference_network("tfc"), cfg), tfc)
     log(f"{board.name}: patching a TFC model into the bitstream")
@@ -86,7 +92,7 @@ def measure_board(board_name, workdir, seed=1, log=print):
     clock = min(hw["clock_mhz"], hw["fmax_mhz"])
     return {
         "board": board.name, "preset": board.preset, "config_hash": cfg.hash,
-        "lanes": cfg.core.lanes, "luts": hw["luts"], "luts_available": hw["luts_available"],
+        "lanes": cfg.core.lanes, "built": True, "luts": hw["luts"], "luts_available": hw["luts_available"],
         "rams": hw["rams"], "rams_available": hw["rams_available"],
         "fmax_mhz": hw["fmax_mhz"], "clock_mhz": hw["clock_mhz"], "target_mhz": hw["target_mhz"],
         "timing_met": hw["timing_met"], "build_seconds": hw["build_seconds"],
@@ -105,6 +111,7 @@ def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=64, 
     log("utilisation per layer (compiled cycle model)")
     util = measure_utilization(log=log)
     per_board = {b: measure_board(b, workdir, seed=seed, log=log) for b in boards}
+    built = {b: r for b, r in per_board.items() if r["built"]}
     log("compile time of CNV for ulx3s")
     compile_time = measure_compile_time("cnv", "ulx3s")
     rtl = {}
@@ -117,15 +124,15 @@ def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=64, 
         "utilization": {k: v.get("layers", v) for k, v in util.items()},
         "utilization_detail": util,
         "boards": per_board,
-        "lut4_per_lane": {b: r["lut4_per_lane"] for b, r in per_board.items()},
-        "fmax_mhz": {b: r["fmax_mhz"] for b, r in per_board.items()},
-        "timing_met": {b: r["timing_met"] for b, r in per_board.items()},
+        "lut4_per_lane": {b: r["lut4_per_lane"] for b, r in built.items()},
+        "fmax_mhz": {b: r["fmax_mhz"] for b, r in built.items()},
+        "timing_met": {b: r["timing_met"] for b, r in built.items()},
         "images_per_s": {f"{b}/{net}": t.get("images_per_s")
-                         for b, r in per_board.items() for net, t in r["throughput"].items()},
+                         for b, r in built.items() for net, t in r["throughput"].items()},
         "images_per_s_per_lut_mhz": {f"{b}/{net}": t.get("images_per_s_per_lut_mhz")
-                                     for b, r in per_board.items()
+                                     for b, r in built.items()
                                      for net, t in r["throughput"].items()},
-        "patch_speedup": {b: r["patch_speedup"] for b, r in per_board.items()},
+        "patch_speedup": {b: r["patch_speedup"] for b, r in built.items()},
         "compile_seconds": compile_time,
         "rtl_cycles_per_s": {sim: r.get("cycles_per_s") for sim, r in rtl.items()},
         "rtl_detail": rtl,

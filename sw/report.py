@@ -166,7 +166,10 @@ def _bench_section(name, bench, out):
     parts = [f"<h2>Benchmark: {html.escape(name)}</h2>",
              f"<p>Measured {html.escape(str(m.get('date', '?')))} on {html.escape(str(m.get('platform', '?')))}"
              f" ({m.get('cpu_count', '?')} CPUs), {bench.get('seconds', '?')} s.</p>"]
-    boards = bench.get("boards", {})
+    boards = {b: r for b, r in bench.get("boards", {}).items() if r.get("built", True)}
+    for b, r in bench.get("boards", {}).items():
+        if not r.get("built", True):
+            parts.append(f"<p>{html.escape(b)}: not built ({html.escape(r.get('reason', '?'))})</p>")
     if boards:
         parts.append(_table(
             ["board", "lanes", "logic cells", "block RAM", "PE LUT4/lane", "Fmax MHz", "clock MHz",

@@ -63,11 +63,28 @@ def test_report_of_a_benchmark(tmp_path):
                  "timing_met": True, "patch_speedup": 80.0,
                  "throughput": {"tfc": {"fits": True, "images_per_s": 8e4,
                                         "images_per_s_per_lut_mhz": 8e4 / (4900 * 42)},
-                                "cnv": {"fits": False, "reason": "too large"}}}},
+                                "cnv": {"fits": False, "reason": "too large"}}},
+                 "ulx3s": {"lanes": 2048, "built": False, "reason": "the design does not fit"}},
              "utilization_detail": {"icebreaker/sfc": {"fits": True, "layers": {"fc0": 0.94}},
                                     "icebreaker/cnv": {"fits": False, "reason": "too large"}}}
     (tmp_path / "bench.json").write_text(json.dumps(bench))
     assert main(["report", str(tmp_path)]) == 0
     page = (tmp_path / "report" / "index.html").read_text()
     assert f"{8e4 / (4900 * 42):.4f}" in page and "does not fit" in page
+    assert "ulx3s: not built (the design does not fit)" in page
     assert (tmp_path / "report" / "util_icebreaker_sfc.png").exists()
+
+
+def test_bench_reports_a_board_that_does_not_build(monkeypatch, tmp_path):
+    """A failed hardware build is one entry with its reason; the benchmark goes on."""
+    from tritium.boards import build as build_module
+    from tritium.sw import bench_all
+    from tritium.sw.errors import TritiumError
+
+    def refuse(board, out, **kwargs):
+        raise TritiumError("the design does not fit the icebreaker's FPGA: ICESTORM_LC 6858/5280")
+
+    monkeypatch.setattr(build_module, "build", refuse)
+    entry = bench_all.measure_board("icebreaker", tmp_path, log=lambda m: None)
+    assert entry["built"] is False and "ICESTORM_LC 6858/5280" in entry["reason"]
+    assert entry["lanes"] == PRESETS["icebreaker"].core.lanes

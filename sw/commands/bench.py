@@ -212,11 +212,7 @@ def _run_all(args):
     if args.json:
         print_json(result)
         return 0
-    print(table([[b, r["lanes"], f"{r['luts']} / {r['luts_available']}",
-                  f"{r['rams']} / {r['rams_available']}", r["lut4_per_lane"],
-                  f"{r['fmax_mhz']:.1f}", f"{r['clock_mhz']:.1f}", "yes" if r["timing_met"] else "NO",
-                  f"{r['patch_speedup']:.0f}x"]
-                 for b, r in result["boards"].items()],
+    print(table([_board_row(b, r) for b, r in result["boards"].items()],
                 ["board", "lanes", "logic cells", "block RAM", "PE LUT4/lane", "Fmax MHz",
                  "clock MHz", "timing met", "patch speedup"]))
     print()
@@ -237,6 +233,16 @@ def _run_all(args):
     rtl = ", ".join(f"{sim} {v:,.0f}" for sim, v in result["rtl_cycles_per_s"].items() if v)
     print(f"\nCNV compile: {result['compile_seconds']['seconds']:.2f} s; RTL simulation "
           f"cycles/s: {rtl or 'n/a'}; results in {work / 'bench.json'}")
+    return 0
+
+
+def _board_row(name, r):
+    """One row of the boards table; a board that did not build shows why."""
+    if not r["built"]:
+        return [name, r["lanes"], f"not built: {r['reason']}", "-", "-", "-", "-", "-", "-"]
+    return [name, r["lanes"], f"{r['luts']} / {r['luts_available']}", f"{r['rams']} / {r['rams_available']}",
+            r["lut4_per_lane"], f"{r['fmax_mhz']:.1f}", f"{r['clock_mhz']:.1f}",
+            "yes" if r["timing_met"] else "NO", f"{r['patch_speedup']:.0f}x"]
 
 
 def _run_patch(args):
