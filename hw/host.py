@@ -39,12 +39,38 @@ _IMAGE_BASE = MAX_PAYLOAD
 _STATUS, _NAK, _RESULTS = 0, 1, 2
 
 
-def crc32_step(state, byte):
-    """The CRC-32 register (zlib's, before the final inversion) after one more byte."""
-    c = state ^ byte
-    for _ in range(8):
-        c = (c >> 1) ^ Mux(c[0], Const(_CRC_POLY, 32), 0)
-    return c[:32]
+class _SerialCrc:
+    """Bit-serial CRC-32 (zlib's) for the frame, image and section registers.
+
+    :meth:`feed` starts one byte: for 8 cycles (``busy``) it goes through the
+    registers it enables, least significant bit first. ``img_zero`` feeds the
+    image register zeros instead (a CRC field counted as zeros); ``shift``
+    shifts the frame register without feedback (its bytes going out).
+    """
+
+    def __init__(self, m, frm, img, sec):
+        self.m = m
+        self.busy, self.data, self.count = Signal(), Signal(8), Signal(3)
+        self.en = {k: Signal(name=f"crc_{k}_en") for k in ("frm", "img", "sec")}
+        self.img_zero, self.shift = Signal(), Signal()
+        d = self.data[0]
+        with m.If(self.busy):
+            m.d.sync += [self.data.eq(self.data[1:]), self.count.eq(self.count + 1)]
+            with m.If(self.count == 7):
+                m.d.sync += self.busy.eq(0)
+            for k, reg, fb in (("frm", frm, (frm[0] ^ d) & ~self.shift),
+                               ("img", img, img[0] ^ (d & ~self.img_zero)),
+                               ("sec", sec, sec[0] ^ d)):
+                with m.If(self.en[k]):
+                    m.d.sync += reg.eq(reg[1:] ^ Mux(fb, _CRC_POLY, 0))
+
+    def feed(self, byte, *, frm=0, img=0, sec=0, img_zero=0, shift=0):
+        self.m.d.sync += [self.data.eq(byte), self.busy.eq(1), self.en["frm"].eq(frm),
+                          self.en["img"].eq(img), self.en["sec"].eq(sec),
+                          self.img_zero.eq(img_zero), self.shift.eq(shift)]
+
+    def cancel(self):
+        self.m.d.sync += self.busy.eq(0)
 
 
 def _header_fields():
@@ -223,11 +249,11 @@ class HostLink(wiring.Component):
         v.rd, v.wr = rd, wr = buf.read_port(), buf.write_port()
         v.byte = byte = rd.data
 
-        # CRC-32: one byte-wide network for the frame, image and section registers.
-        v.crc_sel, v.crc_byte, v.crc_next = Signal(2), Signal(8), Signal(32)
+        # CRC-32, bit-serial: a byte goes through the frame, image and section registers
+        # (those enabled) one bit a cycle; the link's state machine waits meanwhile.
         v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT) for _ in range(3))
-        m.d.comb += v.crc_next.eq(crc32_step(
-            Mux(v.crc_sel == 0, v.frm_crc, Mux(v.crc_sel == 1, v.img_crc, v.sec_crc)), v.crc_byte))
+        ser = _SerialCrc(m, v.frm_crc, v.img_crc, v.sec_crc)
+        v.feed = ser.feed
 
         # Request.
         v.cmd, v.seq = Signal(8), Signal(8)
@@ -245,6 +271,8 @@ class HostLink(wiring.Component):
         v.nak_reason = Signal(range(max(Nak) + 1))
         v.phase = Signal(2)                         # 0 header, 1 payload, 2 CRC
         v.ti = Signal(len(v.resp_len))
+        v.raddr = Signal(range(cfg.res_depth + 1))  # RESULTS: the entry going out
+        m.d.comb += accel.res_addr.eq(v.raddr)
 
         # Device and image state.
         v.valid = Signal(init=int(self.image_valid_at_reset))
@@ -262,7 +290,7 @@ class HostLink(wiring.Component):
         v.sec_left = Signal.like(v.pos)
         v.in_tab, v.in_sec = Signal(), Signal()
         v.sec_end_p, v.tab_end_p, v.img_end_p, v.need_load = Signal(), Signal(), Signal(), Signal()
-        v.ld = Signal(3)
+        v.ld = Signal(4)
         v.cmp_sec = Signal()
         v.wr_pending = Signal()
         asm_bytes = max([8] + [r.word_bytes for r in routes if r.write])
@@ -278,6 +306,7 @@ class HostLink(wiring.Component):
         def respond(kind, length_, reason=0):
             m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(length_), v.nak_reason.eq(reason),
                          v.phase.eq(0), v.ti.eq(0), v.frm_crc.eq(_CRC_INIT)]
+            ser.cancel()
             m.next = "TX"
 
         def nak(reason):
@@ -288,12 +317,12 @@ class HostLink(wiring.Component):
 
         rx = self.rx
         got = rx.valid & rx.ready
-        m.d.comb += [rd.addr.eq(idx), v.crc_byte.eq(rx.payload), wr.addr.eq(idx),
+        m.d.comb += [rd.addr.eq(idx), wr.addr.eq(idx),
                      wr.data.eq(rx.payload)]
         with m.If(v.asm_we):        # words assemble at the top: a w-byte word is asm[-8w:]
             m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
 
-        with m.FSM(name="link") as fsm:
+        with m.If(~ser.busy), m.FSM(name="link") as fsm:
             # -------------------------------------------------------- receive
             with m.State("SYNC"):
                 m.d.comb += rx.ready.eq(1)
@@ -304,7 +333,8 @@ class HostLink(wiring.Component):
             def receiving(on_timeout_nak):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(got):
-                    m.d.sync += [idle.eq(0), v.frm_crc.eq(v.crc_next)]
+                    m.d.sync += idle.eq(0)
+                    ser.feed(rx.payload, frm=1)
                 with m.Elif(idle == self.idle_timeout - 1):
                     if on_timeout_nak:
                         nak(Nak.TIMEOUT)
@@ -350,11 +380,14 @@ class HostLink(wiring.Component):
                 with m.If(got):
                     m.d.sync += v.cnt.eq(v.cnt + 1)
                     with m.If(v.cnt == 3):
-                        with m.If(v.crc_next == _RESIDUE):
-                            m.d.sync += idx.eq(4)
-                            m.next = "EXEC"
-                        with m.Else():
-                            nak(Nak.CRC)
+                        m.d.sync += idx.eq(4)
+                        m.next = "CRC_CHK"
+
+            with m.State("CRC_CHK"):
+                with m.If(v.frm_crc == _RESIDUE):
+                    m.next = "EXEC"
+                with m.Else():
+                    nak(Nak.CRC)
 
             # -------------------------------------------------------- dispatch
             with m.State("EXEC"):
@@ -507,9 +540,6 @@ class HostLink(wiring.Component):
             m.next = "IMG_SEC"
 
         with m.State("IMG_SEC"):                # section CRC, memory write
-            m.d.comb += [v.crc_sel.eq(2), v.crc_byte.eq(byte)]
-            with m.If(v.in_sec & ~v.failed):
-                m.d.sync += v.sec_crc.eq(v.crc_next)
             with m.If(v.wr_pending):
                 m.d.sync += v.wr_pending.eq(0)
                 with m.Switch(v.sec_route):
@@ -558,16 +588,13 @@ class HostLink(wiring.Component):
         with m.State("CRC_CMP"):
             # Feed the stored CRC (section: entry bytes 12..15; image: header bytes 28..31)
             # through the register: a match leaves the residue.
-            m.d.comb += rd.addr.eq(_IMAGE_BASE + Mux(v.cmp_sec, Cat(v.ld[:2], Const(3, 2), entry),
-                                                     _CRC_F[0] + v.ld[:2]))
+            # Two steps a byte: its read, then its feed (the serial CRC leaves the read port).
+            m.d.comb += rd.addr.eq(_IMAGE_BASE + Mux(v.cmp_sec, Cat(v.ld[1:3], Const(3, 2), entry),
+                                                     _CRC_F[0] + v.ld[1:3]))
             m.d.sync += v.ld.eq(v.ld + 1)
-            with m.If(v.ld != 0):
-                m.d.comb += [v.crc_sel.eq(Mux(v.cmp_sec, 2, 1)), v.crc_byte.eq(byte)]
-                with m.If(v.cmp_sec):
-                    m.d.sync += v.sec_crc.eq(v.crc_next)
-                with m.Else():
-                    m.d.sync += v.img_crc.eq(v.crc_next)
-            with m.If(v.ld == 5):
+            with m.If(v.ld[0] & ~v.ld[3]):
+                v.feed(byte, img=~v.cmp_sec, sec=v.cmp_sec)
+            with m.If(v.ld == 8):
                 m.next = "IMG_CHECK"
                 with m.If(v.cmp_sec):
                     m.d.sync += v.sec_idx.eq(v.sec_idx + 1)
@@ -607,9 +634,7 @@ class HostLink(wiring.Component):
         routes, byte, pos, fail, wr = self.routes, v.byte, v.pos, v.fail, v.wr
         shn = Cat(v.sh[8:], byte)
         m.d.sync += v.sh.eq(shn)
-        m.d.comb += [v.crc_sel.eq(1),
-                     v.crc_byte.eq(Mux(pos[2:] == _CRC_F[0] // 4, 0, byte))]   # CRC field as 0
-        m.d.sync += v.img_crc.eq(v.crc_next)
+        v.feed(byte, img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
         with m.If(pos == v.total):
             fail(Err.SIZE)
         with m.Elif(pos + 1 == v.total):
@@ -699,7 +724,7 @@ class HostLink(wiring.Component):
     # ---------------------------------------------------------------- transmitter
     def _transmit(self, m, v):
         core, accel, tx = self.cfg.core, self.accel, self.tx
-        phase, ti, resp_len = v.phase, v.ti, v.resp_len
+        phase, ti, resp_len, raddr = v.phase, v.ti, v.resp_len, v.raddr
         # STATUS: without an image and without an error it says why START is refused.
         state = Signal(8)
         m.d.comb += state.eq(Mux(accel.error, int(State.ERROR),
@@ -716,10 +741,8 @@ class HostLink(wiring.Component):
         nb = acc_bytes(core.acc_bits)
         rb = Signal(range(nb))
         ra = Signal(range(max(core.pe, 2)))
-        raddr = Signal(range(self.cfg.res_depth + 1))
         rwait = Signal()            # the result memory's read latency after a new address
         accv = Signal(8 * nb)
-        m.d.comb += accel.res_addr.eq(raddr)
         with m.Switch(ra):
             for p in range(core.pe):
                 with m.Case(p):
@@ -744,14 +767,14 @@ class HostLink(wiring.Component):
                             m.d.comb += out.eq(h)
             with m.Case(1):
                 m.d.comb += out.eq(payload)
-            with m.Default():
-                _select_byte(m, out, v.frm_crc ^ _CRC_INIT, ti[:2])
+            with m.Default():       # the CRC, low byte first, shifted out of its register
+                m.d.comb += out.eq(~v.frm_crc[:8])
         stall = (phase == 1) & (v.resp_kind == _RESULTS) & rwait
-        m.d.comb += [tx.payload.eq(out), tx.valid.eq(~stall), v.crc_byte.eq(out)]
+        m.d.comb += [tx.payload.eq(out), tx.valid.eq(~stall)]
         with m.If(tx.valid & tx.ready):
             m.d.sync += ti.eq(ti + 1)
-            with m.If(((phase == 0) & (ti != 0)) | (phase == 1)):
-                m.d.sync += v.frm_crc.eq(v.crc_next)
+            with m.If((phase != 0) | (ti != 0)):
+                v.feed(out, frm=1, shift=phase == 2)
             with m.If((phase == 0) & (ti == 4)):
                 m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
                              raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0), rwait.eq(1)]
