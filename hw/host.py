@@ -262,7 +262,10 @@ class HostLink(wiring.Component):
         v.sh = Signal(32)                           # little-endian image fields (header, table)
         v.arg = Signal(32)                          # a request's first 4 payload bytes
         v.cnt = Signal(3)
-        idle = Signal(range(self.idle_timeout + 1))
+        # Idle timer: from 2**n - (timeout - 1) up; its top bit is the timeout (no comparator).
+        idle_bits = (self.idle_timeout - 1).bit_length()
+        idle = Signal(idle_bits + 1)
+        idle_start = (1 << idle_bits) - (self.idle_timeout - 1)
 
         # Response.
         entry_bytes = core.pe * acc_bytes(core.acc_bits)
@@ -326,16 +329,16 @@ class HostLink(wiring.Component):
             # -------------------------------------------------------- receive
             with m.State("SYNC"):
                 m.d.comb += rx.ready.eq(1)
-                m.d.sync += [idle.eq(0), v.cnt.eq(0), v.frm_crc.eq(_CRC_INIT)]
+                m.d.sync += [idle.eq(idle_start), v.cnt.eq(0), v.frm_crc.eq(_CRC_INIT)]
                 with m.If(got & (rx.payload == REQUEST_START)):
                     m.next = "HEAD"
 
             def receiving(on_timeout_nak):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(got):
-                    m.d.sync += idle.eq(0)
+                    m.d.sync += idle.eq(idle_start)
                     ser.feed(rx.payload, frm=1)
-                with m.Elif(idle == self.idle_timeout - 1):
+                with m.Elif(idle[-1]):
                     if on_timeout_nak:
                         nak(Nak.TIMEOUT)
                     else:
@@ -441,7 +444,9 @@ class HostLink(wiring.Component):
                         count = arg[16:]
                         with m.If(length != 4):
                             nak(Nak.LENGTH)
-                        with m.Elif(arg[:16] + count > cfg.res_depth):
+                        rb = len(Const(cfg.res_depth))   # first, count < 2**rb: a narrow adder
+                        with m.Elif((arg[rb:16] != 0) | (count[rb:] != 0) |
+                                    (arg[:rb] + count[:rb] > cfg.res_depth)):
                             nak(Nak.RANGE)
                         with m.Else():
                             respond(_RESULTS, count * entry_bytes)
@@ -507,6 +512,7 @@ class HostLink(wiring.Component):
         The first failure of an image counts.
         """
         v.fail_req = {}
+        v.fail_code = Signal(ERR_BITS)      # or a code computed by the checks (0: none)
 
         def fail(code):
             if code not in v.fail_req:
@@ -516,10 +522,10 @@ class HostLink(wiring.Component):
 
     @staticmethod
     def _fail_encoder(m, v):
-        code = Const(0, ERR_BITS)
+        code = v.fail_code
         for c in sorted(v.fail_req, reverse=True):
             code = Mux(v.fail_req[c], c, code)
-        with m.If(Cat(*v.fail_req.values()).any() & ~v.failed):
+        with m.If((Cat(*v.fail_req.values()).any() | (v.fail_code != 0)) & ~v.failed):
             m.d.sync += [v.err.eq(code), v.failed.eq(1), v.valid.eq(0)]
 
     # ---------------------------------------------------------------- image parser
@@ -553,7 +559,9 @@ class HostLink(wiring.Component):
                 if r.write:
                     r.write(m, v.accel, v.wr_pending & (v.sec_route == i), v.bank, v.ea,
                             v.asm[-8 * r.word_bytes:])
-            with m.If(v.sec_end_p | v.tab_end_p | v.img_end_p):
+            at_end = ~v.failed & (pos == v.total)
+            m.d.sync += v.img_end_p.eq(at_end)
+            with m.If(v.sec_end_p | v.tab_end_p | at_end):
                 m.next = "IMG_CHECK"
             with m.Else():
                 m.next = "IMG_RD"
@@ -635,10 +643,8 @@ class HostLink(wiring.Component):
         shn = Cat(v.sh[8:], byte)
         m.d.sync += v.sh.eq(shn)
         v.feed(byte, img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
-        with m.If(pos == v.total):
+        with m.If(pos == v.total):       # a byte past the end (IMG_SEC: the last byte)
             fail(Err.SIZE)
-        with m.Elif(pos + 1 == v.total):
-            m.d.sync += v.img_end_p.eq(1)
 
         # Header and section table are kept in the buffer (CRC_CMP and SEC_LOAD read them).
         in_head = pos < IMAGE_HEADER.size
@@ -651,16 +657,14 @@ class HostLink(wiring.Component):
                                      bytes.fromhex(self.cfg.hash), 0, 0)
         checks = [(_MAGIC_F, Err.MAGIC), (_VERSION_F, Err.IMAGE_VERSION),
                   (_ISA_F, Err.ISA_VERSION), (_HASH_F, Err.HASH)]
-        expected, checked = Signal(8), Signal()        # a small ROM, one comparator
+        expected, code_ = Signal(8), Signal(ERR_BITS)  # a small ROM, one comparator
         with m.Switch(pos[:5]):
             for (offset, size), code in checks:
                 for p in range(offset, offset + size):
                     with m.Case(p):
-                        m.d.comb += [expected.eq(template[p]), checked.eq(1)]
-        with m.If(in_head & checked & (byte != expected)):
-            for (offset, size), code in checks:
-                with m.If((pos[:5] >= offset) & (pos[:5] < offset + size)):
-                    fail(code)
+                        m.d.comb += [expected.eq(template[p]), code_.eq(code)]
+        with m.If(in_head & (byte != expected)):
+            m.d.comb += v.fail_code.eq(code_)
         with m.If(in_head):
             with m.Switch(pos[:5]):
                 with m.Case(_NSEC_F[0] + 1):
@@ -704,7 +708,8 @@ class HostLink(wiring.Component):
                                 with m.If(bad):
                                     fail(Err.SECTION_SIZE)
                 with m.Case(15):
-                    with m.If(pos[4:] == v.nsec + IMAGE_HEADER.size // SECTION.size - 1):
+                    # (the table ends below image offset 256)
+                    with m.If(pos[4:8] == v.nsec + IMAGE_HEADER.size // SECTION.size - 1):
                         m.d.sync += [v.tab_end_p.eq(1), v.in_tab.eq(0)]
 
         # Section bytes: assemble words; IMG_SEC writes them and updates the section CRC.
