@@ -42,35 +42,56 @@ _STATUS, _NAK, _RESULTS = 0, 1, 2
 class _SerialCrc:
     """Bit-serial CRC-32 (zlib's) for the frame, image and section registers.
 
-    :meth:`feed` starts one byte: for 8 cycles (``busy``) it goes through the
-    registers it enables, least significant bit first. ``img_zero`` feeds the
-    image register zeros instead (a CRC field counted as zeros); ``shift``
-    shifts the frame register without feedback (its bytes going out).
+    :meth:`feed` starts one byte from one of ``sources``: for 8 cycles
+    (``busy``) it goes through the registers it enables, least significant
+    bit first. ``img_zero`` feeds the image register zeros instead (a CRC
+    field counted as zeros); ``shift`` shifts the frame register without
+    feedback (its bytes going out). :meth:`init` sets registers to the
+    initial value. Requests are combinational; :meth:`apply` (after the state
+    machine) turns them into register updates in one place.
     """
 
-    def __init__(self, m, frm, img, sec):
-        self.m = m
-        self.busy, self.data, self.count = Signal(), Signal(8), Signal(3)
-        self.en = {k: Signal(name=f"crc_{k}_en") for k in ("frm", "img", "sec")}
-        self.img_zero, self.shift = Signal(), Signal()
+    def __init__(self, m, regs, sources):
+        self.m, self.regs, self.sources = m, regs, sources
+        self.busy = Signal(name="crc_busy")
+        self.data, self.count = Signal(8, name="crc_data"), Signal(3, name="crc_count")
+        self.en = {k: Signal(name=f"crc_{k}_en") for k in regs}
+        self.img_zero, self.shift = Signal(name="crc_img_zero"), Signal(name="crc_shift")
+        self.go, self.src = Signal(name="crc_go"), Signal(range(len(sources)), name="crc_src")
+        self.req = {k: Signal(name=f"crc_{k}_req") for k in [*regs, "img_zero", "shift"]}
+        self.init_req = {k: Signal(name=f"crc_{k}_init") for k in regs}
         d = self.data[0]
         with m.If(self.busy):
             m.d.sync += [self.data.eq(self.data[1:]), self.count.eq(self.count + 1)]
             with m.If(self.count == 7):
                 m.d.sync += self.busy.eq(0)
-            for k, reg, fb in (("frm", frm, (frm[0] ^ d) & ~self.shift),
-                               ("img", img, img[0] ^ (d & ~self.img_zero)),
-                               ("sec", sec, sec[0] ^ d)):
+            fbs = {"frm": (regs["frm"][0] ^ d) & ~self.shift,
+                   "img": regs["img"][0] ^ (d & ~self.img_zero), "sec": regs["sec"][0] ^ d}
+            for k, reg in regs.items():
                 with m.If(self.en[k]):
-                    m.d.sync += reg.eq(reg[1:] ^ Mux(fb, _CRC_POLY, 0))
+                    m.d.sync += reg.eq(reg[1:] ^ Mux(fbs[k], _CRC_POLY, 0))
 
-    def feed(self, byte, *, frm=0, img=0, sec=0, img_zero=0, shift=0):
-        self.m.d.sync += [self.data.eq(byte), self.busy.eq(1), self.en["frm"].eq(frm),
-                          self.en["img"].eq(img), self.en["sec"].eq(sec),
-                          self.img_zero.eq(img_zero), self.shift.eq(shift)]
+    def feed(self, src, **flags):
+        """Start a byte from ``sources[src]`` through the registers named in ``flags``."""
+        self.m.d.comb += [self.go.eq(1), self.src.eq(list(self.sources).index(src))]
+        self.m.d.comb += [self.req[k].eq(v) for k, v in flags.items()]
 
-    def cancel(self):
-        self.m.d.sync += self.busy.eq(0)
+    def init(self, *names):
+        self.m.d.comb += [self.init_req[k].eq(1) for k in names]
+
+    def apply(self, cancel):
+        """The requests of this cycle; ``cancel`` drops a byte fed (a response starts)."""
+        m, sources = self.m, list(self.sources.values())
+        data = sources[0]
+        for i, value in enumerate(sources[1:], 1):
+            data = Mux(self.src == i, value, data)
+        with m.If(self.go & ~cancel):
+            m.d.sync += [self.data.eq(data), self.busy.eq(1), self.img_zero.eq(self.req["img_zero"]),
+                         self.shift.eq(self.req["shift"])]
+            m.d.sync += [self.en[k].eq(self.req[k]) for k in self.regs]
+        for k, reg in self.regs.items():
+            with m.If(self.init_req[k]):
+                m.d.sync += reg.eq(_CRC_INIT)
 
 
 def _header_fields():
@@ -251,12 +272,15 @@ class HostLink(wiring.Component):
 
         # CRC-32, bit-serial: a byte goes through the frame, image and section registers
         # (those enabled) one bit a cycle; the link's state machine waits meanwhile.
-        v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT) for _ in range(3))
-        ser = _SerialCrc(m, v.frm_crc, v.img_crc, v.sec_crc)
+        v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT, name=f"{n}_crc")
+                                           for n in ("frm", "img", "sec"))
+        v.out = Signal(8)                           # the response byte going out
+        v.ser = ser = _SerialCrc(m, {"frm": v.frm_crc, "img": v.img_crc, "sec": v.sec_crc},
+                                 {"ram": rd.data, "rx": self.rx.payload, "tx": v.out})
         v.feed = ser.feed
 
         # Request.
-        v.cmd, v.seq = Signal(8), Signal(8)
+        v.cmd, v.seq = Signal(8, name="cmd"), Signal(8, name="seq")
         v.length = Signal(range(MAX_PAYLOAD + 1))
         v.idx = Signal(range(MAX_PAYLOAD + 1))      # payload byte
         v.sh = Signal(32)                           # little-endian image fields (header, table)
@@ -301,22 +325,28 @@ class HostLink(wiring.Component):
         v.eb = Signal(range(asm_bytes + 1))         # byte within the word
         v.ea = Signal(range(max(r.depth for r in routes) + 1))
         v.bank = Signal(range(max(core.pe, 2)))
+        v.wa = Signal(range(max(r.depth * (core.pe if r.exact else 1) for r in routes) + 1))
         range_bad = Signal()
         aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
         v.fail = fail = self._fail(m, v)
         pos, arg, idx, length = v.pos, v.arg, v.idx, v.length
 
-        def respond(kind, length_, reason=0):
-            m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(length_), v.nak_reason.eq(reason),
-                         v.phase.eq(0), v.ti.eq(0), v.frm_crc.eq(_CRC_INIT)]
-            ser.cancel()
+        # A response starts: requests here, the registers set in one place after the FSM.
+        tx_go, tx_kind, tx_len = Signal(), Signal.like(v.resp_kind), Signal.like(v.resp_len)
+        tx_reason = Signal.like(v.nak_reason)
+        # The payload length follows from the kind (RESULTS: the count, arg[16:], in entries).
+        m.d.comb += tx_len.eq(Mux(tx_kind == _RESULTS, v.arg[16:] * entry_bytes,
+                                  Mux(tx_kind == _NAK, 2, STATUS_PAYLOAD.size)))
+
+        def respond(kind, reason=0):
+            m.d.comb += [tx_go.eq(1), tx_kind.eq(kind), tx_reason.eq(reason)]
             m.next = "TX"
 
         def nak(reason):
-            respond(_NAK, 2, reason)
+            respond(_NAK, reason)
 
         def status():
-            respond(_STATUS, STATUS_PAYLOAD.size)
+            respond(_STATUS)
 
         rx = self.rx
         got = rx.valid & rx.ready
@@ -329,7 +359,8 @@ class HostLink(wiring.Component):
             # -------------------------------------------------------- receive
             with m.State("SYNC"):
                 m.d.comb += rx.ready.eq(1)
-                m.d.sync += [idle.eq(idle_start), v.cnt.eq(0), v.frm_crc.eq(_CRC_INIT)]
+                m.d.sync += [idle.eq(idle_start), v.cnt.eq(0)]
+                ser.init("frm")
                 with m.If(got & (rx.payload == REQUEST_START)):
                     m.next = "HEAD"
 
@@ -337,7 +368,7 @@ class HostLink(wiring.Component):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(got):
                     m.d.sync += idle.eq(idle_start)
-                    ser.feed(rx.payload, frm=1)
+                    ser.feed("rx", frm=1)
                 with m.Elif(idle[-1]):
                     if on_timeout_nak:
                         nak(Nak.TIMEOUT)
@@ -408,9 +439,10 @@ class HostLink(wiring.Component):
                             m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
                                          v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
                                          v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
-                                         v.img_crc.eq(_CRC_INIT), v.sec_end_p.eq(0),
+                                         v.sec_end_p.eq(0),
                                          v.tab_end_p.eq(0), v.img_end_p.eq(0),
                                          v.need_load.eq(0), last_ok.eq(0)]
+                            ser.init("img")
                             m.next = "IMG_RD"
                         with m.Elif(arg == pos):        # the next chunk
                             m.d.sync += last_ok.eq(0)
@@ -449,7 +481,7 @@ class HostLink(wiring.Component):
                                     (arg[:rb] + count[:rb] > cfg.res_depth)):
                             nak(Nak.RANGE)
                         with m.Else():
-                            respond(_RESULTS, count * entry_bytes)
+                            respond(_RESULTS)
                     with m.Default():
                         nak(Nak.COMMAND)
 
@@ -494,6 +526,11 @@ class HostLink(wiring.Component):
                 self._transmit(m, v)
 
         self._fail_encoder(m, v)
+        with m.If(tx_go):
+            m.d.sync += [v.resp_kind.eq(tx_kind), v.resp_len.eq(tx_len), v.nak_reason.eq(tx_reason),
+                         v.phase.eq(0), v.ti.eq(0)]
+            ser.init("frm")
+        ser.apply(cancel=tx_go)
         m.d.comb += [
             self.status.busy.eq(~fsm.ongoing("SYNC") & ~fsm.ongoing("HEAD") &
                                 ~fsm.ongoing("PAYLOAD") & ~fsm.ongoing("CRC")),
@@ -546,18 +583,23 @@ class HostLink(wiring.Component):
             m.next = "IMG_SEC"
 
         with m.State("IMG_SEC"):                # section CRC, memory write
+            # Power-of-two depths: one word counter, its high bits the bank (no comparators).
+            pow2 = all(r.depth & (r.depth - 1) == 0 for r in routes if r.write)
             with m.If(v.wr_pending):
-                m.d.sync += v.wr_pending.eq(0)
-                with m.Switch(v.sec_route):
-                    for i, r in enumerate(routes):
-                        with m.Case(i):
-                            with m.If(v.ea == r.depth - 1):
-                                m.d.sync += [v.ea.eq(0), v.bank.eq(v.bank + 1)]
-                            with m.Else():
-                                m.d.sync += v.ea.eq(v.ea + 1)
+                m.d.sync += [v.wr_pending.eq(0), v.wa.eq(v.wa + 1)]
+                if not pow2:
+                    with m.Switch(v.sec_route):
+                        for i, r in enumerate(routes):
+                            with m.Case(i):
+                                with m.If(v.ea == r.depth - 1):
+                                    m.d.sync += [v.ea.eq(0), v.bank.eq(v.bank + 1)]
+                                with m.Else():
+                                    m.d.sync += v.ea.eq(v.ea + 1)
             for i, r in enumerate(routes):
                 if r.write:
-                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), v.bank, v.ea,
+                    k = (r.depth - 1).bit_length()
+                    bank, addr = (v.wa[k:], v.wa[:k]) if pow2 else (v.bank, v.ea)
+                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), bank, addr,
                             v.asm[-8 * r.word_bytes:])
             at_end = ~v.failed & (pos == v.total)
             m.d.sync += v.img_end_p.eq(at_end)
@@ -601,7 +643,7 @@ class HostLink(wiring.Component):
                                                      _CRC_F[0] + v.ld[1:3]))
             m.d.sync += v.ld.eq(v.ld + 1)
             with m.If(v.ld[0] & ~v.ld[3]):
-                v.feed(byte, img=~v.cmp_sec, sec=v.cmp_sec)
+                v.feed("ram", img=~v.cmp_sec, sec=v.cmp_sec)
             with m.If(v.ld == 8):
                 m.next = "IMG_CHECK"
                 with m.If(v.cmp_sec):
@@ -629,8 +671,9 @@ class HostLink(wiring.Component):
                 with m.Case(2, 3, 4, 5):
                     m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
                 with m.Case(6):
-                    m.d.sync += [v.sec_left.eq(v.sh), v.sec_crc.eq(_CRC_INIT), v.in_sec.eq(1),
-                                 v.eb.eq(0), v.ea.eq(0), v.bank.eq(0)]
+                    v.ser.init("sec")
+                    m.d.sync += [v.sec_left.eq(v.sh), v.in_sec.eq(1),
+                                 v.eb.eq(0), v.ea.eq(0), v.bank.eq(0), v.wa.eq(0)]
                     with m.If(v.sh == 0):
                         m.d.sync += v.sec_end_p.eq(1)
                         m.next = "IMG_CHECK"
@@ -642,7 +685,7 @@ class HostLink(wiring.Component):
         routes, byte, pos, fail, wr = self.routes, v.byte, v.pos, v.fail, v.wr
         shn = Cat(v.sh[8:], byte)
         m.d.sync += v.sh.eq(shn)
-        v.feed(byte, img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
+        v.feed("ram", img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
         with m.If(pos == v.total):       # a byte past the end (IMG_SEC: the last byte)
             fail(Err.SIZE)
 
@@ -668,8 +711,9 @@ class HostLink(wiring.Component):
         with m.If(in_head):
             with m.Switch(pos[:5]):
                 with m.Case(_NSEC_F[0] + 1):
-                    n = shn[16:]
-                    with m.If((n == 0) | (n > MAX_SECTIONS)):
+                    nb = MAX_SECTIONS.bit_length()      # narrow comparators: the high bits zero
+                    n = shn[16:16 + nb]
+                    with m.If((shn[16 + nb:] != 0) | (n == 0) | (n > MAX_SECTIONS)):
                         fail(Err.SECTION_TABLE)
                     m.d.sync += [v.nsec.eq(n), v.run_off.eq(IMAGE_HEADER.size + n * SECTION.size)]
                 with m.Case(_TOTAL_F[0] + 3):
@@ -682,9 +726,11 @@ class HostLink(wiring.Component):
         # Section table: check each entry; keep its route index in its byte 3.
         ridx = Signal(range(len(routes)))
         known = Signal()
-        for i, r in enumerate(routes):
-            with m.If(shn[:16] == SECTION_TYPES[r.name]):
-                m.d.comb += [ridx.eq(i), known.eq(1)]
+        kb = max(SECTION_TYPES.values()).bit_length()     # a kind is small: its high bits 0
+        with m.Switch(shn[:kb]):
+            for i, r in enumerate(routes):
+                with m.Case(SECTION_TYPES[r.name]):
+                    m.d.comb += [ridx.eq(i), known.eq(shn[kb:16] == 0)]
         with m.If(v.in_tab):
             with m.Switch(j):
                 with m.Case(3):
@@ -697,14 +743,17 @@ class HostLink(wiring.Component):
                         fail(Err.SECTION_TABLE)
                 with m.Case(11):
                     m.d.sync += v.run_off.eq(v.run_off + shn[:len(pos)])
+                    size = shn[:len(pos)]          # every size limit fits pos
+                    with m.If(shn[len(pos):] != 0):
+                        fail(Err.SECTION_SIZE)
                     with m.Switch(v.tab_route):
                         for i, r in enumerate(routes):
                             with m.Case(i):
                                 if r.exact:
-                                    bad = shn != r.max_size
+                                    bad = size != r.max_size
                                 else:
                                     assert r.word_bytes & (r.word_bytes - 1) == 0
-                                    bad = (shn > r.max_size) | (shn & (r.word_bytes - 1) != 0)
+                                    bad = (size > r.max_size) | (size & (r.word_bytes - 1) != 0)
                                 with m.If(bad):
                                     fail(Err.SECTION_SIZE)
                 with m.Case(15):
@@ -763,7 +812,7 @@ class HostLink(wiring.Component):
                 _select_byte(m, payload, accv, rb)
         head = [RESPONSE_START, Mux(v.resp_kind == _NAK, NAK, v.cmd | RESPONSE_FLAG), v.seq,
                 resp_len[:8], resp_len[8:]]
-        out = Signal(8)
+        out = v.out
         with m.Switch(phase):
             with m.Case(0):
                 with m.Switch(ti[:3]):
@@ -779,7 +828,7 @@ class HostLink(wiring.Component):
         with m.If(tx.valid & tx.ready):
             m.d.sync += ti.eq(ti + 1)
             with m.If((phase != 0) | (ti != 0)):
-                v.feed(out, frm=1, shift=phase == 2)
+                v.feed("tx", frm=1, shift=phase == 2)
             with m.If((phase == 0) & (ti == 4)):
                 m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
                              raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0), rwait.eq(1)]
