@@ -303,7 +303,7 @@ class HostLink(wiring.Component):
 
         # Device and image state.
         v.valid = Signal(init=int(self.image_valid_at_reset))
-        v.failed, v.err = Signal(), Signal(ERR_BITS)
+        v.failed, v.err = Signal(name="failed"), Signal(ERR_BITS, name="err")
         last_seq, last_ok = Signal(8), Signal()     # a repeated START is not run twice
         img_max = IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size + sum(r.max_size for r in routes)
         v.pos = Signal(range(img_max + 1))          # image bytes received
@@ -433,9 +433,10 @@ class HostLink(wiring.Component):
                         with m.Else():
                             status()
                     with m.Case(Cmd.IMAGE):
+                        off_ok, off = arg[len(pos):] == 0, arg[:len(pos)]     # narrow comparators
                         with m.If(length < 4):
                             nak(Nak.LENGTH)
-                        with m.Elif(arg == 0):          # offset 0: a new image
+                        with m.Elif(off_ok & (off == 0)):   # offset 0: a new image
                             m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
                                          v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
                                          v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
@@ -444,10 +445,10 @@ class HostLink(wiring.Component):
                                          v.need_load.eq(0), last_ok.eq(0)]
                             ser.init("img")
                             m.next = "IMG_RD"
-                        with m.Elif(arg == pos):        # the next chunk
+                        with m.Elif(off_ok & (off == pos)):     # the next chunk
                             m.d.sync += last_ok.eq(0)
                             m.next = "IMG_RD"
-                        with m.Elif((arg[len(pos):] == 0) & (arg[:len(pos)] < pos)):
+                        with m.Elif(off_ok & (off < pos)):
                             status()                    # a resent chunk: received already
                         with m.Else():
                             nak(Nak.OFFSET)
