@@ -391,7 +391,7 @@ class HostLink(wiring.Component):
                             m.d.sync += length[:8].eq(rx.payload)
                         with m.Case(3):
                             m.d.sync += [length.eq(new_len), v.cnt.eq(0)]
-                            with m.If(new_len > MAX_PAYLOAD):
+                            with m.If(_gt(new_len, MAX_PAYLOAD)):
                                 nak(Nak.LENGTH)
                             with m.Elif(new_len == 0):
                                 m.next = "CRC"
@@ -399,14 +399,15 @@ class HostLink(wiring.Component):
                                 m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
-                receiving(True)
+                with m.If(idx == length):       # (the comparator IMG_RD and IN_RD use)
+                    m.next = "CRC"
+                with m.Else():
+                    receiving(True)
                 with m.If(got):
                     m.d.comb += wr.en.eq(1)
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx < 4):
                         m.d.sync += arg.eq(Cat(arg[8:], rx.payload))
-                    with m.If(idx + 1 == length):
-                        m.next = "CRC"
 
             with m.State("CRC"):
                 # The CRC bytes go through the register too: a good frame leaves the residue.
@@ -425,7 +426,7 @@ class HostLink(wiring.Component):
 
             # -------------------------------------------------------- dispatch
             with m.State("EXEC"):
-                m.d.sync += [range_bad.eq(arg >= cfg.act_depth), aaddr.eq(arg)]
+                m.d.sync += [range_bad.eq(_gt(arg, cfg.act_depth - 1)), aaddr.eq(arg)]
                 with m.Switch(v.cmd):
                     with m.Case(Cmd.STATUS):
                         with m.If(length != 0):
@@ -496,7 +497,7 @@ class HostLink(wiring.Component):
             with m.State("IN_RD"):
                 with m.If(v.wr_pending):
                     m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
-                    with m.If(~range_bad & (aaddr < cfg.act_depth)):
+                    with m.If(~range_bad & ~_gt(aaddr, cfg.act_depth - 1)):
                         m.d.comb += [accel.act_we.eq(1), accel.act_addr.eq(aaddr),
                                      accel.act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
                     with m.Else():
@@ -504,7 +505,7 @@ class HostLink(wiring.Component):
                 with m.If(idx == length):
                     with m.If(v.eb != 0):
                         nak(Nak.LENGTH)
-                    with m.Elif(range_bad | (v.wr_pending & (aaddr >= cfg.act_depth))):
+                    with m.Elif(range_bad | (v.wr_pending & _gt(aaddr, cfg.act_depth - 1))):
                         nak(Nak.RANGE)
                     with m.Else():
                         status()
@@ -754,7 +755,7 @@ class HostLink(wiring.Component):
                                     bad = size != r.max_size
                                 else:
                                     assert r.word_bytes & (r.word_bytes - 1) == 0
-                                    bad = (size > r.max_size) | (size & (r.word_bytes - 1) != 0)
+                                    bad = _gt(size, r.max_size) | (size & (r.word_bytes - 1) != 0)
                                 with m.If(bad):
                                     fail(Err.SECTION_SIZE)
                 with m.Case(15):
@@ -844,6 +845,17 @@ class HostLink(wiring.Component):
                     m.d.sync += rb.eq(rb + 1)
             with m.If((phase == 2) & (ti == 3)):
                 m.next = "SYNC"
+
+
+def _gt(x, c):
+    """``x > c`` for a constant ``c``: for ``c + 1`` or ``c`` a power of two a few
+    OR gates over ``x``'s high bits instead of a subtractor."""
+    if c + 1 & c == 0:                      # c = 2**k - 1: x has a bit at k or above
+        return x[c.bit_length():] != 0
+    if c & (c - 1) == 0:                    # c = 2**k: above k, or bit k and any below
+        k = c.bit_length() - 1
+        return (x[k + 1:] != 0) | (x[k] & (x[:k] != 0))
+    return x > c
 
 
 def _select_byte(m, out, value, index):
