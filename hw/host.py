@@ -797,13 +797,11 @@ class HostLink(wiring.Component):
         nb = acc_bytes(core.acc_bits)
         rb = Signal(range(nb))
         ra = Signal(range(max(core.pe, 2)))
-        rwait = Signal()            # the result memory's read latency after a new address
         accv = Signal(8 * nb)
         with m.Switch(ra):
             for p in range(core.pe):
                 with m.Case(p):
                     m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
-        m.d.sync += rwait.eq(0)
         payload = Signal(8)
         with m.Switch(v.resp_kind):
             with m.Case(_STATUS):
@@ -825,22 +823,22 @@ class HostLink(wiring.Component):
                 m.d.comb += out.eq(payload)
             with m.Default():       # the CRC, low byte first, shifted out of its register
                 m.d.comb += out.eq(~v.frm_crc[:8])
-        stall = (phase == 1) & (v.resp_kind == _RESULTS) & rwait
-        m.d.comb += [tx.payload.eq(out), tx.valid.eq(~stall)]
+        # (a new result address has 8 cycles of serial CRC to be read: no stall needed)
+        m.d.comb += [tx.payload.eq(out), tx.valid.eq(1)]
         with m.If(tx.valid & tx.ready):
             m.d.sync += ti.eq(ti + 1)
             with m.If((phase != 0) | (ti != 0)):
                 v.feed("tx", frm=1, shift=phase == 2)
             with m.If((phase == 0) & (ti == 4)):
                 m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
-                             raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0), rwait.eq(1)]
+                             raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0)]
             with m.If(phase == 1):
                 with m.If(ti + 1 == resp_len):
                     m.d.sync += [ti.eq(0), phase.eq(2)]
                 with m.If(rb == nb - 1):
                     m.d.sync += [rb.eq(0), ra.eq(ra + 1)]
                     with m.If(ra == core.pe - 1):
-                        m.d.sync += [ra.eq(0), raddr.eq(raddr + 1), rwait.eq(1)]
+                        m.d.sync += [ra.eq(0), raddr.eq(raddr + 1)]
                 with m.Else():
                     m.d.sync += rb.eq(rb + 1)
             with m.If((phase == 2) & (ti == 3)):
