@@ -39,12 +39,59 @@ _IMAGE_BASE = MAX_PAYLOAD
 _STATUS, _NAK, _RESULTS = 0, 1, 2
 
 
-def crc32_step(state, byte):
-    """The CRC-32 register (zlib's, before the final inversion) after one more byte."""
-    c = state ^ byte
-    for _ in range(8):
-        c = (c >> 1) ^ Mux(c[0], Const(_CRC_POLY, 32), 0)
-    return c[:32]
+class _SerialCrc:
+    """Bit-serial CRC-32 (zlib's) for the frame, image and section registers.
+
+    :meth:`feed` starts one byte from one of ``sources``: for 8 cycles
+    (``busy``) it goes through the registers it enables, least significant
+    bit first. ``img_zero`` feeds the image register zeros instead (a CRC
+    field counted as zeros); ``shift`` shifts the frame register without
+    feedback (its bytes going out). :meth:`init` sets registers to the
+    initial value. Requests are combinational; :meth:`apply` (after the state
+    machine) turns them into register updates in one place.
+    """
+
+    def __init__(self, m, regs, sources):
+        self.m, self.regs, self.sources = m, regs, sources
+        self.busy = Signal(name="crc_busy")
+        self.data, self.count = Signal(8, name="crc_data"), Signal(3, name="crc_count")
+        self.en = {k: Signal(name=f"crc_{k}_en") for k in regs}
+        self.img_zero, self.shift = Signal(name="crc_img_zero"), Signal(name="crc_shift")
+        self.go, self.src = Signal(name="crc_go"), Signal(range(len(sources)), name="crc_src")
+        self.req = {k: Signal(name=f"crc_{k}_req") for k in [*regs, "img_zero", "shift"]}
+        self.init_req = {k: Signal(name=f"crc_{k}_init") for k in regs}
+        d = self.data[0]
+        with m.If(self.busy):
+            m.d.sync += [self.data.eq(self.data[1:]), self.count.eq(self.count + 1)]
+            with m.If(self.count == 7):
+                m.d.sync += self.busy.eq(0)
+            fbs = {"frm": (regs["frm"][0] ^ d) & ~self.shift,
+                   "img": regs["img"][0] ^ (d & ~self.img_zero), "sec": regs["sec"][0] ^ d}
+            for k, reg in regs.items():
+                with m.If(self.en[k]):
+                    m.d.sync += reg.eq(reg[1:] ^ Mux(fbs[k], _CRC_POLY, 0))
+
+    def feed(self, src, **flags):
+        """Start a byte from ``sources[src]`` through the registers named in ``flags``."""
+        self.m.d.comb += [self.go.eq(1), self.src.eq(list(self.sources).index(src))]
+        self.m.d.comb += [self.req[k].eq(v) for k, v in flags.items()]
+
+    def init(self, *names):
+        self.m.d.comb += [self.init_req[k].eq(1) for k in names]
+
+    def apply(self, cancel):
+        """The requests of this cycle; ``cancel`` drops a byte fed (a response starts)."""
+        m, sources = self.m, list(self.sources.values())
+        data = sources[0]
+        for i, value in enumerate(sources[1:], 1):
+            data = Mux(self.src == i, value, data)
+        with m.If(self.go & ~cancel):
+            m.d.sync += [self.data.eq(data), self.busy.eq(1), self.img_zero.eq(self.req["img_zero"]),
+                         self.shift.eq(self.req["shift"])]
+            m.d.sync += [self.en[k].eq(self.req[k]) for k in self.regs]
+        for k, reg in self.regs.items():
+            with m.If(self.init_req[k]):
+                m.d.sync += reg.eq(_CRC_INIT)
 
 
 def _header_fields():
@@ -223,20 +270,26 @@ class HostLink(wiring.Component):
         v.rd, v.wr = rd, wr = buf.read_port(), buf.write_port()
         v.byte = byte = rd.data
 
-        # CRC-32: one byte-wide network for the frame, image and section registers.
-        v.crc_sel, v.crc_byte, v.crc_next = Signal(2), Signal(8), Signal(32)
-        v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT) for _ in range(3))
-        m.d.comb += v.crc_next.eq(crc32_step(
-            Mux(v.crc_sel == 0, v.frm_crc, Mux(v.crc_sel == 1, v.img_crc, v.sec_crc)), v.crc_byte))
+        # CRC-32, bit-serial: a byte goes through the frame, image and section registers
+        # (those enabled) one bit a cycle; the link's state machine waits meanwhile.
+        v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT, name=f"{n}_crc")
+                                           for n in ("frm", "img", "sec"))
+        v.out = Signal(8)                           # the response byte going out
+        v.ser = ser = _SerialCrc(m, {"frm": v.frm_crc, "img": v.img_crc, "sec": v.sec_crc},
+                                 {"ram": rd.data, "rx": self.rx.payload, "tx": v.out})
+        v.feed = ser.feed
 
         # Request.
-        v.cmd, v.seq = Signal(8), Signal(8)
+        v.cmd, v.seq = Signal(8, name="cmd"), Signal(8, name="seq")
         v.length = Signal(range(MAX_PAYLOAD + 1))
         v.idx = Signal(range(MAX_PAYLOAD + 1))      # payload byte
         v.sh = Signal(32)                           # little-endian image fields (header, table)
         v.arg = Signal(32)                          # a request's first 4 payload bytes
         v.cnt = Signal(3)
-        idle = Signal(range(self.idle_timeout + 1))
+        # Idle timer: from 2**n - (timeout - 1) up; its top bit is the timeout (no comparator).
+        idle_bits = (self.idle_timeout - 1).bit_length()
+        idle = Signal(idle_bits + 1)
+        idle_start = (1 << idle_bits) - (self.idle_timeout - 1)
 
         # Response.
         entry_bytes = core.pe * acc_bytes(core.acc_bits)
@@ -245,10 +298,12 @@ class HostLink(wiring.Component):
         v.nak_reason = Signal(range(max(Nak) + 1))
         v.phase = Signal(2)                         # 0 header, 1 payload, 2 CRC
         v.ti = Signal(len(v.resp_len))
+        v.raddr = Signal(range(cfg.res_depth + 1))  # RESULTS: the entry going out
+        m.d.comb += accel.res_addr.eq(v.raddr)
 
         # Device and image state.
         v.valid = Signal(init=int(self.image_valid_at_reset))
-        v.failed, v.err = Signal(), Signal(ERR_BITS)
+        v.failed, v.err = Signal(name="failed"), Signal(ERR_BITS, name="err")
         last_seq, last_ok = Signal(8), Signal()     # a repeated START is not run twice
         img_max = IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size + sum(r.max_size for r in routes)
         v.pos = Signal(range(img_max + 1))          # image bytes received
@@ -262,7 +317,7 @@ class HostLink(wiring.Component):
         v.sec_left = Signal.like(v.pos)
         v.in_tab, v.in_sec = Signal(), Signal()
         v.sec_end_p, v.tab_end_p, v.img_end_p, v.need_load = Signal(), Signal(), Signal(), Signal()
-        v.ld = Signal(3)
+        v.ld = Signal(4)
         v.cmp_sec = Signal()
         v.wr_pending = Signal()
         asm_bytes = max([8] + [r.word_bytes for r in routes if r.write])
@@ -270,42 +325,51 @@ class HostLink(wiring.Component):
         v.eb = Signal(range(asm_bytes + 1))         # byte within the word
         v.ea = Signal(range(max(r.depth for r in routes) + 1))
         v.bank = Signal(range(max(core.pe, 2)))
+        v.wa = Signal(range(max(r.depth * (core.pe if r.exact else 1) for r in routes) + 1))
         range_bad = Signal()
         aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
         v.fail = fail = self._fail(m, v)
         pos, arg, idx, length = v.pos, v.arg, v.idx, v.length
 
-        def respond(kind, length_, reason=0):
-            m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(length_), v.nak_reason.eq(reason),
-                         v.phase.eq(0), v.ti.eq(0), v.frm_crc.eq(_CRC_INIT)]
+        # A response starts: requests here, the registers set in one place after the FSM.
+        tx_go, tx_kind, tx_len = Signal(), Signal.like(v.resp_kind), Signal.like(v.resp_len)
+        tx_reason = Signal.like(v.nak_reason)
+        # The payload length follows from the kind (RESULTS: the count, arg[16:], in entries).
+        m.d.comb += tx_len.eq(Mux(tx_kind == _RESULTS, v.arg[16:] * entry_bytes,
+                                  Mux(tx_kind == _NAK, 2, STATUS_PAYLOAD.size)))
+
+        def respond(kind, reason=0):
+            m.d.comb += [tx_go.eq(1), tx_kind.eq(kind), tx_reason.eq(reason)]
             m.next = "TX"
 
         def nak(reason):
-            respond(_NAK, 2, reason)
+            respond(_NAK, reason)
 
         def status():
-            respond(_STATUS, STATUS_PAYLOAD.size)
+            respond(_STATUS)
 
         rx = self.rx
         got = rx.valid & rx.ready
-        m.d.comb += [rd.addr.eq(idx), v.crc_byte.eq(rx.payload), wr.addr.eq(idx),
+        m.d.comb += [rd.addr.eq(idx), wr.addr.eq(idx),
                      wr.data.eq(rx.payload)]
         with m.If(v.asm_we):        # words assemble at the top: a w-byte word is asm[-8w:]
             m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
 
-        with m.FSM(name="link") as fsm:
+        with m.If(~ser.busy), m.FSM(name="link") as fsm:
             # -------------------------------------------------------- receive
             with m.State("SYNC"):
                 m.d.comb += rx.ready.eq(1)
-                m.d.sync += [idle.eq(0), v.cnt.eq(0), v.frm_crc.eq(_CRC_INIT)]
+                m.d.sync += [idle.eq(idle_start), v.cnt.eq(0)]
+                ser.init("frm")
                 with m.If(got & (rx.payload == REQUEST_START)):
                     m.next = "HEAD"
 
             def receiving(on_timeout_nak):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(got):
-                    m.d.sync += [idle.eq(0), v.frm_crc.eq(v.crc_next)]
-                with m.Elif(idle == self.idle_timeout - 1):
+                    m.d.sync += idle.eq(idle_start)
+                    ser.feed("rx", frm=1)
+                with m.Elif(idle[-1]):
                     if on_timeout_nak:
                         nak(Nak.TIMEOUT)
                     else:
@@ -327,7 +391,7 @@ class HostLink(wiring.Component):
                             m.d.sync += length[:8].eq(rx.payload)
                         with m.Case(3):
                             m.d.sync += [length.eq(new_len), v.cnt.eq(0)]
-                            with m.If(new_len > MAX_PAYLOAD):
+                            with m.If(_gt(new_len, MAX_PAYLOAD)):
                                 nak(Nak.LENGTH)
                             with m.Elif(new_len == 0):
                                 m.next = "CRC"
@@ -335,14 +399,15 @@ class HostLink(wiring.Component):
                                 m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
-                receiving(True)
+                with m.If(idx == length):       # (the comparator IMG_RD and IN_RD use)
+                    m.next = "CRC"
+                with m.Else():
+                    receiving(True)
                 with m.If(got):
                     m.d.comb += wr.en.eq(1)
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx < 4):
                         m.d.sync += arg.eq(Cat(arg[8:], rx.payload))
-                    with m.If(idx + 1 == length):
-                        m.next = "CRC"
 
             with m.State("CRC"):
                 # The CRC bytes go through the register too: a good frame leaves the residue.
@@ -350,15 +415,18 @@ class HostLink(wiring.Component):
                 with m.If(got):
                     m.d.sync += v.cnt.eq(v.cnt + 1)
                     with m.If(v.cnt == 3):
-                        with m.If(v.crc_next == _RESIDUE):
-                            m.d.sync += idx.eq(4)
-                            m.next = "EXEC"
-                        with m.Else():
-                            nak(Nak.CRC)
+                        m.d.sync += idx.eq(4)
+                        m.next = "CRC_CHK"
+
+            with m.State("CRC_CHK"):
+                with m.If(v.frm_crc == _RESIDUE):
+                    m.next = "EXEC"
+                with m.Else():
+                    nak(Nak.CRC)
 
             # -------------------------------------------------------- dispatch
             with m.State("EXEC"):
-                m.d.sync += [range_bad.eq(arg >= cfg.act_depth), aaddr.eq(arg)]
+                m.d.sync += [range_bad.eq(_gt(arg, cfg.act_depth - 1)), aaddr.eq(arg)]
                 with m.Switch(v.cmd):
                     with m.Case(Cmd.STATUS):
                         with m.If(length != 0):
@@ -366,20 +434,22 @@ class HostLink(wiring.Component):
                         with m.Else():
                             status()
                     with m.Case(Cmd.IMAGE):
+                        off_ok, off = arg[len(pos):] == 0, arg[:len(pos)]     # narrow comparators
                         with m.If(length < 4):
                             nak(Nak.LENGTH)
-                        with m.Elif(arg == 0):          # offset 0: a new image
+                        with m.Elif(off_ok & (off == 0)):   # offset 0: a new image
                             m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
                                          v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
                                          v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
-                                         v.img_crc.eq(_CRC_INIT), v.sec_end_p.eq(0),
+                                         v.sec_end_p.eq(0),
                                          v.tab_end_p.eq(0), v.img_end_p.eq(0),
                                          v.need_load.eq(0), last_ok.eq(0)]
+                            ser.init("img")
                             m.next = "IMG_RD"
-                        with m.Elif(arg == pos):        # the next chunk
+                        with m.Elif(off_ok & (off == pos)):     # the next chunk
                             m.d.sync += last_ok.eq(0)
                             m.next = "IMG_RD"
-                        with m.Elif((arg[len(pos):] == 0) & (arg[:len(pos)] < pos)):
+                        with m.Elif(off_ok & (off < pos)):
                             status()                    # a resent chunk: received already
                         with m.Else():
                             nak(Nak.OFFSET)
@@ -408,10 +478,12 @@ class HostLink(wiring.Component):
                         count = arg[16:]
                         with m.If(length != 4):
                             nak(Nak.LENGTH)
-                        with m.Elif(arg[:16] + count > cfg.res_depth):
+                        rb = len(Const(cfg.res_depth))   # first, count < 2**rb: a narrow adder
+                        with m.Elif((arg[rb:16] != 0) | (count[rb:] != 0) |
+                                    (arg[:rb] + count[:rb] > cfg.res_depth)):
                             nak(Nak.RANGE)
                         with m.Else():
-                            respond(_RESULTS, count * entry_bytes)
+                            respond(_RESULTS)
                     with m.Default():
                         nak(Nak.COMMAND)
 
@@ -425,7 +497,7 @@ class HostLink(wiring.Component):
             with m.State("IN_RD"):
                 with m.If(v.wr_pending):
                     m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
-                    with m.If(~range_bad & (aaddr < cfg.act_depth)):
+                    with m.If(~range_bad & ~_gt(aaddr, cfg.act_depth - 1)):
                         m.d.comb += [accel.act_we.eq(1), accel.act_addr.eq(aaddr),
                                      accel.act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
                     with m.Else():
@@ -433,7 +505,7 @@ class HostLink(wiring.Component):
                 with m.If(idx == length):
                     with m.If(v.eb != 0):
                         nak(Nak.LENGTH)
-                    with m.Elif(range_bad | (v.wr_pending & (aaddr >= cfg.act_depth))):
+                    with m.Elif(range_bad | (v.wr_pending & _gt(aaddr, cfg.act_depth - 1))):
                         nak(Nak.RANGE)
                     with m.Else():
                         status()
@@ -456,6 +528,11 @@ class HostLink(wiring.Component):
                 self._transmit(m, v)
 
         self._fail_encoder(m, v)
+        with m.If(tx_go):
+            m.d.sync += [v.resp_kind.eq(tx_kind), v.resp_len.eq(tx_len), v.nak_reason.eq(tx_reason),
+                         v.phase.eq(0), v.ti.eq(0)]
+            ser.init("frm")
+        ser.apply(cancel=tx_go)
         m.d.comb += [
             self.status.busy.eq(~fsm.ongoing("SYNC") & ~fsm.ongoing("HEAD") &
                                 ~fsm.ongoing("PAYLOAD") & ~fsm.ongoing("CRC")),
@@ -474,6 +551,7 @@ class HostLink(wiring.Component):
         The first failure of an image counts.
         """
         v.fail_req = {}
+        v.fail_code = Signal(ERR_BITS)      # or a code computed by the checks (0: none)
 
         def fail(code):
             if code not in v.fail_req:
@@ -483,10 +561,10 @@ class HostLink(wiring.Component):
 
     @staticmethod
     def _fail_encoder(m, v):
-        code = Const(0, ERR_BITS)
+        code = v.fail_code
         for c in sorted(v.fail_req, reverse=True):
             code = Mux(v.fail_req[c], c, code)
-        with m.If(Cat(*v.fail_req.values()).any() & ~v.failed):
+        with m.If((Cat(*v.fail_req.values()).any() | (v.fail_code != 0)) & ~v.failed):
             m.d.sync += [v.err.eq(code), v.failed.eq(1), v.valid.eq(0)]
 
     # ---------------------------------------------------------------- image parser
@@ -507,23 +585,27 @@ class HostLink(wiring.Component):
             m.next = "IMG_SEC"
 
         with m.State("IMG_SEC"):                # section CRC, memory write
-            m.d.comb += [v.crc_sel.eq(2), v.crc_byte.eq(byte)]
-            with m.If(v.in_sec & ~v.failed):
-                m.d.sync += v.sec_crc.eq(v.crc_next)
+            # Power-of-two depths: one word counter, its high bits the bank (no comparators).
+            pow2 = all(r.depth & (r.depth - 1) == 0 for r in routes if r.write)
             with m.If(v.wr_pending):
-                m.d.sync += v.wr_pending.eq(0)
-                with m.Switch(v.sec_route):
-                    for i, r in enumerate(routes):
-                        with m.Case(i):
-                            with m.If(v.ea == r.depth - 1):
-                                m.d.sync += [v.ea.eq(0), v.bank.eq(v.bank + 1)]
-                            with m.Else():
-                                m.d.sync += v.ea.eq(v.ea + 1)
+                m.d.sync += [v.wr_pending.eq(0), v.wa.eq(v.wa + 1)]
+                if not pow2:
+                    with m.Switch(v.sec_route):
+                        for i, r in enumerate(routes):
+                            with m.Case(i):
+                                with m.If(v.ea == r.depth - 1):
+                                    m.d.sync += [v.ea.eq(0), v.bank.eq(v.bank + 1)]
+                                with m.Else():
+                                    m.d.sync += v.ea.eq(v.ea + 1)
             for i, r in enumerate(routes):
                 if r.write:
-                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), v.bank, v.ea,
+                    k = (r.depth - 1).bit_length()
+                    bank, addr = (v.wa[k:], v.wa[:k]) if pow2 else (v.bank, v.ea)
+                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), bank, addr,
                             v.asm[-8 * r.word_bytes:])
-            with m.If(v.sec_end_p | v.tab_end_p | v.img_end_p):
+            at_end = ~v.failed & (pos == v.total)
+            m.d.sync += v.img_end_p.eq(at_end)
+            with m.If(v.sec_end_p | v.tab_end_p | at_end):
                 m.next = "IMG_CHECK"
             with m.Else():
                 m.next = "IMG_RD"
@@ -558,16 +640,13 @@ class HostLink(wiring.Component):
         with m.State("CRC_CMP"):
             # Feed the stored CRC (section: entry bytes 12..15; image: header bytes 28..31)
             # through the register: a match leaves the residue.
-            m.d.comb += rd.addr.eq(_IMAGE_BASE + Mux(v.cmp_sec, Cat(v.ld[:2], Const(3, 2), entry),
-                                                     _CRC_F[0] + v.ld[:2]))
+            # Two steps a byte: its read, then its feed (the serial CRC leaves the read port).
+            m.d.comb += rd.addr.eq(_IMAGE_BASE + Mux(v.cmp_sec, Cat(v.ld[1:3], Const(3, 2), entry),
+                                                     _CRC_F[0] + v.ld[1:3]))
             m.d.sync += v.ld.eq(v.ld + 1)
-            with m.If(v.ld != 0):
-                m.d.comb += [v.crc_sel.eq(Mux(v.cmp_sec, 2, 1)), v.crc_byte.eq(byte)]
-                with m.If(v.cmp_sec):
-                    m.d.sync += v.sec_crc.eq(v.crc_next)
-                with m.Else():
-                    m.d.sync += v.img_crc.eq(v.crc_next)
-            with m.If(v.ld == 5):
+            with m.If(v.ld[0] & ~v.ld[3]):
+                v.feed("ram", img=~v.cmp_sec, sec=v.cmp_sec)
+            with m.If(v.ld == 8):
                 m.next = "IMG_CHECK"
                 with m.If(v.cmp_sec):
                     m.d.sync += v.sec_idx.eq(v.sec_idx + 1)
@@ -594,8 +673,9 @@ class HostLink(wiring.Component):
                 with m.Case(2, 3, 4, 5):
                     m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
                 with m.Case(6):
-                    m.d.sync += [v.sec_left.eq(v.sh), v.sec_crc.eq(_CRC_INIT), v.in_sec.eq(1),
-                                 v.eb.eq(0), v.ea.eq(0), v.bank.eq(0)]
+                    v.ser.init("sec")
+                    m.d.sync += [v.sec_left.eq(v.sh), v.in_sec.eq(1),
+                                 v.eb.eq(0), v.ea.eq(0), v.bank.eq(0), v.wa.eq(0)]
                     with m.If(v.sh == 0):
                         m.d.sync += v.sec_end_p.eq(1)
                         m.next = "IMG_CHECK"
@@ -607,13 +687,9 @@ class HostLink(wiring.Component):
         routes, byte, pos, fail, wr = self.routes, v.byte, v.pos, v.fail, v.wr
         shn = Cat(v.sh[8:], byte)
         m.d.sync += v.sh.eq(shn)
-        m.d.comb += [v.crc_sel.eq(1),
-                     v.crc_byte.eq(Mux(pos[2:] == _CRC_F[0] // 4, 0, byte))]   # CRC field as 0
-        m.d.sync += v.img_crc.eq(v.crc_next)
-        with m.If(pos == v.total):
+        v.feed("ram", img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
+        with m.If(pos == v.total):       # a byte past the end (IMG_SEC: the last byte)
             fail(Err.SIZE)
-        with m.Elif(pos + 1 == v.total):
-            m.d.sync += v.img_end_p.eq(1)
 
         # Header and section table are kept in the buffer (CRC_CMP and SEC_LOAD read them).
         in_head = pos < IMAGE_HEADER.size
@@ -626,21 +702,20 @@ class HostLink(wiring.Component):
                                      bytes.fromhex(self.cfg.hash), 0, 0)
         checks = [(_MAGIC_F, Err.MAGIC), (_VERSION_F, Err.IMAGE_VERSION),
                   (_ISA_F, Err.ISA_VERSION), (_HASH_F, Err.HASH)]
-        expected, checked = Signal(8), Signal()        # a small ROM, one comparator
+        expected, code_ = Signal(8), Signal(ERR_BITS)  # a small ROM, one comparator
         with m.Switch(pos[:5]):
             for (offset, size), code in checks:
                 for p in range(offset, offset + size):
                     with m.Case(p):
-                        m.d.comb += [expected.eq(template[p]), checked.eq(1)]
-        with m.If(in_head & checked & (byte != expected)):
-            for (offset, size), code in checks:
-                with m.If((pos[:5] >= offset) & (pos[:5] < offset + size)):
-                    fail(code)
+                        m.d.comb += [expected.eq(template[p]), code_.eq(code)]
+        with m.If(in_head & (byte != expected)):
+            m.d.comb += v.fail_code.eq(code_)
         with m.If(in_head):
             with m.Switch(pos[:5]):
                 with m.Case(_NSEC_F[0] + 1):
-                    n = shn[16:]
-                    with m.If((n == 0) | (n > MAX_SECTIONS)):
+                    nb = MAX_SECTIONS.bit_length()      # narrow comparators: the high bits zero
+                    n = shn[16:16 + nb]
+                    with m.If((shn[16 + nb:] != 0) | (n == 0) | (n > MAX_SECTIONS)):
                         fail(Err.SECTION_TABLE)
                     m.d.sync += [v.nsec.eq(n), v.run_off.eq(IMAGE_HEADER.size + n * SECTION.size)]
                 with m.Case(_TOTAL_F[0] + 3):
@@ -653,9 +728,11 @@ class HostLink(wiring.Component):
         # Section table: check each entry; keep its route index in its byte 3.
         ridx = Signal(range(len(routes)))
         known = Signal()
-        for i, r in enumerate(routes):
-            with m.If(shn[:16] == SECTION_TYPES[r.name]):
-                m.d.comb += [ridx.eq(i), known.eq(1)]
+        kb = max(SECTION_TYPES.values()).bit_length()     # a kind is small: its high bits 0
+        with m.Switch(shn[:kb]):
+            for i, r in enumerate(routes):
+                with m.Case(SECTION_TYPES[r.name]):
+                    m.d.comb += [ridx.eq(i), known.eq(shn[kb:16] == 0)]
         with m.If(v.in_tab):
             with m.Switch(j):
                 with m.Case(3):
@@ -668,18 +745,22 @@ class HostLink(wiring.Component):
                         fail(Err.SECTION_TABLE)
                 with m.Case(11):
                     m.d.sync += v.run_off.eq(v.run_off + shn[:len(pos)])
+                    size = shn[:len(pos)]          # every size limit fits pos
+                    with m.If(shn[len(pos):] != 0):
+                        fail(Err.SECTION_SIZE)
                     with m.Switch(v.tab_route):
                         for i, r in enumerate(routes):
                             with m.Case(i):
                                 if r.exact:
-                                    bad = shn != r.max_size
+                                    bad = size != r.max_size
                                 else:
                                     assert r.word_bytes & (r.word_bytes - 1) == 0
-                                    bad = (shn > r.max_size) | (shn & (r.word_bytes - 1) != 0)
+                                    bad = _gt(size, r.max_size) | (size & (r.word_bytes - 1) != 0)
                                 with m.If(bad):
                                     fail(Err.SECTION_SIZE)
                 with m.Case(15):
-                    with m.If(pos[4:] == v.nsec + IMAGE_HEADER.size // SECTION.size - 1):
+                    # (the table ends below image offset 256)
+                    with m.If(pos[4:8] == v.nsec + IMAGE_HEADER.size // SECTION.size - 1):
                         m.d.sync += [v.tab_end_p.eq(1), v.in_tab.eq(0)]
 
         # Section bytes: assemble words; IMG_SEC writes them and updates the section CRC.
@@ -699,7 +780,7 @@ class HostLink(wiring.Component):
     # ---------------------------------------------------------------- transmitter
     def _transmit(self, m, v):
         core, accel, tx = self.cfg.core, self.accel, self.tx
-        phase, ti, resp_len = v.phase, v.ti, v.resp_len
+        phase, ti, resp_len, raddr = v.phase, v.ti, v.resp_len, v.raddr
         # STATUS: without an image and without an error it says why START is refused.
         state = Signal(8)
         m.d.comb += state.eq(Mux(accel.error, int(State.ERROR),
@@ -716,15 +797,11 @@ class HostLink(wiring.Component):
         nb = acc_bytes(core.acc_bits)
         rb = Signal(range(nb))
         ra = Signal(range(max(core.pe, 2)))
-        raddr = Signal(range(self.cfg.res_depth + 1))
-        rwait = Signal()            # the result memory's read latency after a new address
         accv = Signal(8 * nb)
-        m.d.comb += accel.res_addr.eq(raddr)
         with m.Switch(ra):
             for p in range(core.pe):
                 with m.Case(p):
                     m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
-        m.d.sync += rwait.eq(0)
         payload = Signal(8)
         with m.Switch(v.resp_kind):
             with m.Case(_STATUS):
@@ -735,7 +812,7 @@ class HostLink(wiring.Component):
                 _select_byte(m, payload, accv, rb)
         head = [RESPONSE_START, Mux(v.resp_kind == _NAK, NAK, v.cmd | RESPONSE_FLAG), v.seq,
                 resp_len[:8], resp_len[8:]]
-        out = Signal(8)
+        out = v.out
         with m.Switch(phase):
             with m.Case(0):
                 with m.Switch(ti[:3]):
@@ -744,28 +821,39 @@ class HostLink(wiring.Component):
                             m.d.comb += out.eq(h)
             with m.Case(1):
                 m.d.comb += out.eq(payload)
-            with m.Default():
-                _select_byte(m, out, v.frm_crc ^ _CRC_INIT, ti[:2])
-        stall = (phase == 1) & (v.resp_kind == _RESULTS) & rwait
-        m.d.comb += [tx.payload.eq(out), tx.valid.eq(~stall), v.crc_byte.eq(out)]
+            with m.Default():       # the CRC, low byte first, shifted out of its register
+                m.d.comb += out.eq(~v.frm_crc[:8])
+        # (a new result address has 8 cycles of serial CRC to be read: no stall needed)
+        m.d.comb += [tx.payload.eq(out), tx.valid.eq(1)]
         with m.If(tx.valid & tx.ready):
             m.d.sync += ti.eq(ti + 1)
-            with m.If(((phase == 0) & (ti != 0)) | (phase == 1)):
-                m.d.sync += v.frm_crc.eq(v.crc_next)
+            with m.If((phase != 0) | (ti != 0)):
+                v.feed("tx", frm=1, shift=phase == 2)
             with m.If((phase == 0) & (ti == 4)):
                 m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
-                             raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0), rwait.eq(1)]
+                             raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0)]
             with m.If(phase == 1):
                 with m.If(ti + 1 == resp_len):
                     m.d.sync += [ti.eq(0), phase.eq(2)]
                 with m.If(rb == nb - 1):
                     m.d.sync += [rb.eq(0), ra.eq(ra + 1)]
                     with m.If(ra == core.pe - 1):
-                        m.d.sync += [ra.eq(0), raddr.eq(raddr + 1), rwait.eq(1)]
+                        m.d.sync += [ra.eq(0), raddr.eq(raddr + 1)]
                 with m.Else():
                     m.d.sync += rb.eq(rb + 1)
             with m.If((phase == 2) & (ti == 3)):
                 m.next = "SYNC"
+
+
+def _gt(x, c):
+    """``x > c`` for a constant ``c``: for ``c + 1`` or ``c`` a power of two a few
+    OR gates over ``x``'s high bits instead of a subtractor."""
+    if c + 1 & c == 0:                      # c = 2**k - 1: x has a bit at k or above
+        return x[c.bit_length():] != 0
+    if c & (c - 1) == 0:                    # c = 2**k: above k, or bit k and any below
+        k = c.bit_length() - 1
+        return (x[k + 1:] != 0) | (x[k] & (x[:k] != 0))
+    return x > c
 
 
 def _select_byte(m, out, value, index):
