@@ -28,9 +28,11 @@ from .protocol import ERR_BAD_OPCODE, ERR_BITS, ERR_NONE, ERR_PC_OVERFLOW
 ACCEL_TOP = "tritium_accel"
 
 
-def _field_regs(spec, name_prefix=""):
-    """One register per field of an instruction (reset 0)."""
-    return {f.name: Signal(unsigned(f.bits), name=f"{name_prefix}{f.name}") for f in spec.fields}
+def _field_regs(cfg, spec, name_prefix=""):
+    """One register per field of an instruction (reset 0), as wide as the field's largest
+    value on ``cfg`` (:meth:`AccelConfig.field_limit`)."""
+    return {f.name: Signal(range(cfg.field_limit(spec.opcode, f.name) + 1), name=f"{name_prefix}{f.name}")
+            for f in spec.fields}
 
 
 class Accelerator(wiring.Component):
@@ -122,7 +124,8 @@ class Accelerator(wiring.Component):
         specs = isa.INSTRUCTIONS
         r = {}
         for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
-            r.update(_field_regs(specs[op], "r_"))
+            r.update(_field_regs(cfg, specs[op], "r_"))
+        lim = cfg.field_limit
         m.d.comb += insn.eq(prog_rd.data)
 
         pc = Signal(range(cfg.prog_depth + 1))
@@ -190,28 +193,36 @@ class Accelerator(wiring.Component):
 
         # ---------------------------------------------------------- address generator
         # Loop counters, outermost first: oy, ox, tile, py, px, plane (down), ky, kx, c, sub.
-        w10 = 11
-        oy, ox = Signal(w10), Signal(w10)
-        tile = Signal(11)
-        py, px = Signal(3), Signal(3)
-        plane = Signal(5)
-        ky, kx = Signal(6), Signal(6)
-        cw = Signal(8)
+        # Every counter and running sum is as wide as this configuration needs
+        # (AccelConfig.field_limit, the weight-bank address), not as its ISA field. A core
+        # without bit-serial inputs has no plane counter (one plane) and no second beat.
+        def counter(op, name, signal_name):
+            return Signal(range(max(2, lim(op, name))), name=signal_name)
+
+        oy, ox = counter(Opcode.CFG_OUT, "out_h", "oy"), counter(Opcode.CFG_OUT, "out_w", "ox")
+        tile = counter(Opcode.CFG_MEM, "tiles", "tile")
+        py, px = Signal(range(8)), Signal(range(8))
+        ky, kx = counter(Opcode.CFG_WIN, "kh", "ky"), counter(Opcode.CFG_WIN, "kw", "kx")
+        cw = counter(Opcode.CFG_IN, "in_cw", "cw")
         sub = Signal()              # second beat (and_m) of a ternary K-bit word
-        j = Signal(16)              # word within the row: (ky*kw + kx)*in_cw + cw
-        tile_w = Signal(17)         # tile * words_per_row
+        j = Signal(core.w_addr_bits)        # word within the row: (ky*kw + kx)*in_cw + cw
+        tile_w = Signal(core.w_addr_bits)   # tile * words_per_row (both modulo the bank depth)
         issuing = Signal()
 
-        two_beats = Signal()
-        m.d.comb += two_beats.eq(r["ternary"] & ~r["in_bipolar"])
+        bipolar = r["in_bipolar"] if core.bit_serial else Const(1)
+        two_beats = r["ternary"] & ~bipolar if core.ternary and core.bit_serial else Const(0)
         # Loop-counter digits with registered last-value flags (see _LoopDigit). The
         # configuration registers are stable from the cycle after their CFG instruction
         # and the counters first step a cycle after the RUN issues, so the bounds'
         # derived registers (bound - 2, bound == 1, in_planes - 1) are ready by then.
         derived = {name: _bound_registers(m, r[name])
                    for name in ("in_cw", "kw", "kh", "pool", "tiles", "out_w", "out_h")}
-        top_plane = Signal.like(r["in_planes"])
-        m.d.sync += top_plane.eq(r["in_planes"] - 1)
+        if core.bit_serial:
+            plane = Signal(range(core.act_bits), name="plane")
+            top_plane = Signal.like(plane)
+            m.d.sync += top_plane.eq(r["in_planes"] - 1)
+        else:
+            plane = top_plane = Const(0)
         d_c, d_kx, d_ky = (_LoopDigit(cw, r["in_cw"], derived["in_cw"]),
                            _LoopDigit(kx, r["kw"], derived["kw"]),
                            _LoopDigit(ky, r["kh"], derived["kh"]))
@@ -230,16 +241,19 @@ class Accelerator(wiring.Component):
 
         with m.If(run_start):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
-                         plane.eq(r["in_planes"] - 1), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
+                         ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
                          j.eq(0), tile_w.eq(0), issuing.eq(1)]
+            if core.bit_serial:
+                m.d.sync += plane.eq(r["in_planes"] - 1)
             m.d.sync += [d.start for d in in_digits]
         with m.Elif(issuing):
+            plane_digit = [(last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)])]
             _odometer(m, [                                  # innermost first
                 (last_sub, [sub.eq(1)], [sub.eq(0)]),
                 (last_c, [*d_c.step, j.eq(j + 1)], d_c.wrap),
                 (last_kx, [*d_kx.step, j.eq(j + 1)], d_kx.wrap),
                 (last_ky, [*d_ky.step, j.eq(j + 1)], [*d_ky.wrap, j.eq(0)]),
-                (last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)]),
+                *(plane_digit if core.bit_serial else []),
                 (last_px, d_px.step, d_px.wrap),
                 (last_py, d_py.step, d_py.wrap),
                 # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
@@ -250,13 +264,13 @@ class Accelerator(wiring.Component):
 
         # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
         # the beat's command and the signals the read needs travel beside it.
-        # Stage A: the window position of the output pixel.
-        cy = Signal(signed(16))
-        cx = Signal(signed(16))
+        # Stage A: the window position of the output pixel (below 7 * out_h, 7 * out_w).
+        cy_end, cx_end = (7 * max(2, lim(Opcode.CFG_OUT, name)) for name in ("out_h", "out_w"))
+        cy, cx = Signal(range(cy_end)), Signal(range(cx_end))
         m.d.sync += [cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px)]
-        # Stage B: the input pixel's coordinates (negative or past the edge: padding).
-        iy = Signal(signed(18))
-        ix = Signal(signed(18))
+        # Stage B: the input pixel's coordinates (negative or past the edge: padding),
+        # from -ph >= -15 to 7 * cy + kh - 1 <= 7 * cy + 62.
+        iy, ix = Signal(range(-15, 7 * cy_end + 63)), Signal(range(-15, 7 * cx_end + 63))
         ky_a, kx_a = _delayed(m, ky, "a"), _delayed(m, kx, "a")
         m.d.sync += [iy.eq(cy * r["sh"] + ky_a - r["ph"]), ix.eq(cx * r["sw"] + kx_a - r["pw"])]
         # Stage C: the padding test and the pixel index. From here on the arithmetic is
@@ -270,61 +284,79 @@ class Accelerator(wiring.Component):
         pixel = Signal(abits)
         inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
         m.d.sync += [inside.eq(inside_b),
-                     pixel.eq(Mux(inside_b, low(iy[:12]) * low(r["in_w"]) + low(ix[:12]), 0))]
+                     pixel.eq(Mux(inside_b, low(iy) * low(r["in_w"]) + low(ix), 0))]
         # Stage D: the pixel's plane. Stage E: its word; then (combinational, into the
         # read port) the tensor's base.
-        plane_c = _delayed(m, plane, "a", "b", "c")
         pixel_plane = Signal(abits)
-        m.d.sync += pixel_plane.eq(pixel * low(r["in_planes"]) + plane_c)
-        cw_d = _delayed(m, cw, "a", "b", "c", "d")
+        if core.bit_serial:
+            plane_c = _delayed(m, plane, "a", "b", "c")
+            m.d.sync += pixel_plane.eq(pixel * low(r["in_planes"]) + plane_c)
+        else:
+            plane_c = Const(0)
+            m.d.sync += pixel_plane.eq(pixel)
+        cw_d = _delayed(m, low(cw), "a", "b", "c", "d")
         word_ofs = Signal(abits)
         m.d.sync += word_ofs.eq(pixel_plane * low(r["in_cw"]) + cw_d)
         a_addr = Signal(abits)
         m.d.comb += a_addr.eq(low(r["in_base"]) + word_ofs)
 
-        op = Signal(2)
-        with m.If(r["in_bipolar"]):
-            m.d.comb += op.eq(OP_MXNOR if core.ternary else OP_XNOR)
-        with m.Elif(sub):
-            m.d.comb += op.eq(OP_AND_M)
-        with m.Else():
-            m.d.comb += op.eq(OP_AND_S)
+        # The beat's command: only what changes within a RUN travels down the pipeline
+        # (the configuration registers hold until the RUN ends); the rest is decoded at
+        # the core's input (the threshold set t_base + tile travels as the tile).
         msb = plane == top_plane
-        neg_plane = r["in_signed"] & msb & ~r["in_bipolar"]
-        cmd = Signal.like(dp.inp.payload.cmd)
+        beat = Signal(data.StructLayout({
+            "sub": 1, "last": 1, "shl": 1, "neg_plane": 1, "last_word": 1,
+            "w_addr": core.w_addr_bits, "tile": len(tile)}))
         m.d.comb += [
-            cmd.op.eq(op),
-            cmd.last.eq(end_acc),
-            cmd.shl.eq(~r["in_bipolar"] & ~msb & (j == 0) & ~sub),
-            cmd.neg.eq(Mux(sub, ~neg_plane, neg_plane)),
-            cmd.dbl.eq(~sub),
-            cmd.count.eq(~r["in_bipolar"] & ~r["ternary"]),
-            cmd.w_addr.eq(r["w_base"] + tile_w + j),
-            cmd.t_addr.eq(r["t_base"] + tile),
+            beat.sub.eq(sub),
+            beat.last.eq(end_acc),
+            beat.shl.eq(~bipolar & ~msb & (j == 0) & ~sub),
+            beat.neg_plane.eq(r["in_signed"] & msb & ~bipolar),
+            beat.last_word.eq(last_c),
+            beat.w_addr.eq(r["w_base"] + tile_w + j),
+            beat.tile.eq(tile),
         ]
 
         # Stage 1: activation-buffer read; the command, pad selection follow.
         v1 = Signal()
-        cmd1 = Signal.like(cmd)
+        beat1 = Signal.like(beat)
         inside1 = Signal()
-        plane1 = Signal.like(plane)
-        lastword1 = Signal()
+        plane1 = Signal.like(plane_c)
         in_buf1 = Signal()
         m.d.sync += [v1.eq(_delayed(m, issuing, "a", "b", "c", "d", "e")),
-                     cmd1.eq(_delayed(m, cmd, "a", "b", "c", "d", "e")),
+                     beat1.eq(_delayed(m, beat, "a", "b", "c", "d", "e")),
                      inside1.eq(_delayed(m, inside, "d", "e")),
-                     plane1.eq(_delayed(m, plane_c, "d", "e")),
-                     lastword1.eq(_delayed(m, last_c, "a", "b", "c", "d", "e")),
                      in_buf1.eq(r["in_buf"])]
+        if core.bit_serial:
+            m.d.sync += plane1.eq(_delayed(m, plane_c, "d", "e"))
         for rd, _ in bufs:
             m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
+
+        op = Signal(2)
+        with m.If(bipolar):
+            m.d.comb += op.eq(OP_MXNOR if core.ternary else OP_XNOR)
+        with m.Elif(beat1.sub):
+            m.d.comb += op.eq(OP_AND_M)
+        with m.Else():
+            m.d.comb += op.eq(OP_AND_S)
+        cmd1 = Signal.like(dp.inp.payload.cmd)
+        m.d.comb += [
+            cmd1.op.eq(op),
+            cmd1.last.eq(beat1.last),
+            cmd1.shl.eq(beat1.shl),
+            cmd1.neg.eq(Mux(beat1.sub, ~beat1.neg_plane, beat1.neg_plane)),
+            cmd1.dbl.eq(~beat1.sub),
+            cmd1.count.eq(~bipolar & ~r["ternary"]),
+            cmd1.w_addr.eq(beat1.w_addr),
+            cmd1.t_addr.eq(r["t_base"] + beat1.tile),
+        ]
 
         # Stage 2: the input word (or the pad word) goes to the core.
         full = Const((1 << s) - 1, s)
         last_mask = Signal(s)       # lanes below last_lanes (all from S up); config only
         m.d.sync += last_mask.eq(Cat(r["last_lanes"] > lane for lane in range(s)))
         pad_bit = (r["pad_code"] >> plane1)[0]
-        pad_word = Mux(pad_bit, Mux(lastword1, last_mask, full), 0)
+        pad_word = Mux(pad_bit, Mux(beat1.last_word, last_mask, full), 0)
         word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
         m.d.comb += [
             dp.inp.valid.eq(v1),
@@ -337,16 +369,16 @@ class Accelerator(wiring.Component):
         # The core's results, registered: its threshold compare ends its last cycle.
         out_valid = _delayed(m, dp.out.valid, "r")
         out = _delayed(m, dp.out.payload, "r")
-        o_oy, o_ox = Signal(w10), Signal(w10)
-        o_tile = Signal(11)
-        o_py, o_px = Signal(3), Signal(3)
+        o_oy, o_ox = Signal.like(oy, name="o_oy"), Signal.like(ox, name="o_ox")
+        o_tile = Signal.like(tile, name="o_tile")
+        o_py, o_px = Signal.like(py, name="o_py"), Signal.like(px, name="o_px")
         tiles_per_word = s // pe
         slot = Signal(range(max(tiles_per_word, 2)))
         # A RUN over a range of neuron folds (weight streaming) starts at slot out_slot of
         # its first word and keeps the lanes below: first_slot is the lowest slot written.
         slot0 = r["out_slot"][:len(slot)] if cfg.store_depth else 0
         first_slot = Signal.like(slot)
-        o_word = Signal(8)          # channel word of the output pixel being packed
+        o_word = Signal(abits)      # channel word of the output pixel being packed (modulo)
         pooled = Signal(pe)
         packer = Signal(s)
         out_digits = (_LoopDigit(o_px, r["pool"], derived["pool"]),
@@ -446,10 +478,12 @@ class Accelerator(wiring.Component):
         st_rd, st_wr = store.read_port(), store.write_port()
         reading = Signal()          # a store word is read this cycle
         src = Signal(range(cfg.store_depth))
-        base, i = Signal.like(args.addr), Signal.like(args.count)
+        # The bank address and the word counters hold a bank's worth (the compiler
+        # refuses a longer copy: AccelConfig.field_limit).
+        base, i = Signal(core.w_addr_bits), Signal(range(cfg.field_limit(Opcode.LOAD_W, "count")))
         # Words left in this bank, minus one: its last word is a test for zero (no
         # comparison through a subtraction on the path into the bank counter).
-        count_m1, left = Signal.like(args.count), Signal.like(args.count)
+        count_m1, left = Signal.like(i), Signal.like(i)
         bank = Signal(range(max(core.pe, 2)))
         w_valid = Signal()          # the word read last cycle is written this cycle
         w_bank, w_addr = Signal.like(bank), Signal(core.w_addr_bits)
