@@ -217,27 +217,38 @@ class Accelerator(wiring.Component):
         # derived registers (bound - 2, bound == 1, in_planes - 1) are ready by then.
         derived = {name: _bound_registers(m, r[name])
                    for name in ("in_cw", "kw", "kh", "pool", "tiles", "out_w", "out_h")}
-        if core.bit_serial:
-            plane = Signal(range(core.act_bits), name="plane")
-            top_plane = Signal.like(plane)
-            m.d.sync += top_plane.eq(r["in_planes"] - 1)
-        else:
-            plane = top_plane = Const(0)
         d_c, d_kx, d_ky = (_LoopDigit(cw, r["in_cw"], derived["in_cw"]),
                            _LoopDigit(kx, r["kw"], derived["kw"]),
                            _LoopDigit(ky, r["kh"], derived["kh"]))
         d_px, d_py = _LoopDigit(px, r["pool"], derived["pool"]), _LoopDigit(py, r["pool"], derived["pool"])
         d_tile = _LoopDigit(tile, r["tiles"], derived["tiles"])
         d_ox, d_oy = _LoopDigit(ox, r["out_w"], derived["out_w"]), _LoopDigit(oy, r["out_h"], derived["out_h"])
-        in_digits = (d_c, d_kx, d_ky, d_px, d_py, d_tile, d_ox, d_oy)
-
-        last_sub = ~two_beats | sub
-        last_c, last_kx, last_ky = d_c.last, d_kx.last, d_ky.last
-        last_plane = plane == 0
-        last_px, last_py, last_tile, last_ox, last_oy = (d_px.last, d_py.last, d_tile.last,
-                                                          d_ox.last, d_oy.last)
-        # The last beat of one accumulation (one PE result): every plane, kernel position, word.
-        end_acc = last_sub & last_c & last_kx & last_ky & last_plane
+        # The accumulation's digits (innermost first): the second beat of a ternary K-bit
+        # word, channel words, kernel columns and rows, bit planes (counting down).
+        inner = []
+        if core.ternary and core.bit_serial:
+            inner.append((_LoopDigit(sub, Mux(two_beats, 2, 1), (Const(0), ~two_beats)), [], []))
+        inner += [(d_c, [j.eq(j + 1)], []), (d_kx, [j.eq(j + 1)], []), (d_ky, [j.eq(j + 1)], [j.eq(0)])]
+        if core.bit_serial:
+            plane = Signal(range(core.act_bits), name="plane")
+            top_plane = Signal.like(plane)
+            m.d.sync += top_plane.eq(r["in_planes"] - 1)
+            inner.append((_LoopDigit(plane, r["in_planes"], _bound_registers(m, r["in_planes"]),
+                                     top=top_plane), [], []))
+        else:
+            plane = top_plane = Const(0)
+        outer = [
+            (d_px, [], []), (d_py, [], []),
+            # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
+            (d_tile, [tile_w.eq(tile_w + j + 1)], [tile_w.eq(0)]),
+            (d_ox, [], []), (d_oy, [], []),
+        ]
+        last_c = d_c.last
+        # The last beat of one accumulation (one PE result): every inner digit at its last
+        # value. A register, set a step ahead from the inner digits' next flags, so the outer
+        # digits' carry is one AND of registers (and the inner carries at most four).
+        end_acc = Signal()
+        carries = [Cat(*(d.last for d, *_ in inner[:k])).all() for k in range(len(inner))]
 
         with m.If(run_start):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
@@ -245,22 +256,14 @@ class Accelerator(wiring.Component):
                          j.eq(0), tile_w.eq(0), issuing.eq(1)]
             if core.bit_serial:
                 m.d.sync += plane.eq(r["in_planes"] - 1)
-            m.d.sync += [d.start for d in in_digits]
+            m.d.sync += [d.start for d, *_ in inner + outer]
+            m.d.sync += end_acc.eq(Cat(*(d.first for d, *_ in inner)).all())
         with m.Elif(issuing):
-            plane_digit = [(last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)])]
-            _odometer(m, [                                  # innermost first
-                (last_sub, [sub.eq(1)], [sub.eq(0)]),
-                (last_c, [*d_c.step, j.eq(j + 1)], d_c.wrap),
-                (last_kx, [*d_kx.step, j.eq(j + 1)], d_kx.wrap),
-                (last_ky, [*d_ky.step, j.eq(j + 1)], [*d_ky.wrap, j.eq(0)]),
-                *(plane_digit if core.bit_serial else []),
-                (last_px, d_px.step, d_px.wrap),
-                (last_py, d_py.step, d_py.wrap),
-                # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
-                (last_tile, [*d_tile.step, tile_w.eq(tile_w + j + 1)], [*d_tile.wrap, tile_w.eq(0)]),
-                (last_ox, d_ox.step, d_ox.wrap),
-                (last_oy, d_oy.step, d_oy.wrap),
-            ], done=[issuing.eq(0)])
+            m.d.sync += end_acc.eq(Cat(*(d.next_last(c) for (d, *_), c in zip(inner, carries))).all())
+            _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in inner],
+                      done=[])
+            _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
+                      done=[issuing.eq(0)], carry=end_acc)
 
         # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
         # the beat's command and the signals the read needs travel beside it.
@@ -354,7 +357,7 @@ class Accelerator(wiring.Component):
         # Stage 2: the input word (or the pad word) goes to the core.
         full = Const((1 << s) - 1, s)
         last_mask = Signal(s)       # lanes below last_lanes (all from S up); config only
-        m.d.sync += last_mask.eq(Cat(r["last_lanes"] > lane for lane in range(s)))
+        m.d.sync += last_mask.eq(_thermometer(r["last_lanes"], s))
         pad_bit = (r["pad_code"] >> plane1)[0]
         pad_word = Mux(pad_bit, Mux(beat1.last_word, last_mask, full), 0)
         word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
@@ -438,20 +441,27 @@ class Accelerator(wiring.Component):
         m.d.sync += out_word.eq(packer | placed)
         w_addr = Signal.like(o_act_base)
         m.d.sync += w_addr.eq(o_act_base + o_word)
-        # Slots from first_slot up are written (the whole word without a weight store).
-        keep = Const(0, len(bufs[0][1].en))
+        # Slots from first_slot up are written (the whole word without a weight store):
+        # first_slot is slot0 in a pixel's first word, 0 in the others.
+        w_slots = Signal(len(bufs[0][1].en))
         if cfg.store_depth:
-            keep = Signal(tiles_per_word)
-            m.d.comb += keep.eq((Const(1, tiles_per_word + 1) << first_slot) - 1)
+            keep0 = Signal(tiles_per_word)      # the slots below slot0; config only
+            m.d.sync += keep0.eq(_thermometer(slot0, tiles_per_word))
+            m.d.sync += w_slots.eq(~Mux(first_slot == 0, 0, keep0))
+        else:
+            m.d.comb += w_slots.eq(-1)
         for k, (_, wr) in enumerate(bufs):
-            host = self.act_we if k == 0 else 0
-            w_en = Signal.like(wr.en, name=f"w_en{k}")
-            m.d.sync += w_en.eq((act_write & (r["out_buf"] == k)).replicate(len(wr.en)) & ~keep)
-            m.d.comb += [
-                wr.en.eq(Mux(running, w_en, Value.cast(host).replicate(len(wr.en)))),
-                wr.addr.eq(Mux(running, w_addr, self.act_addr if k == 0 else 0)),
-                wr.data.eq(Mux(running, out_word, self.act_data if k == 0 else 0)),
-            ]
+            w_buf = Signal(name=f"w_buf{k}")    # this buffer is written (one enable per slot)
+            m.d.sync += w_buf.eq(act_write & (r["out_buf"] == k))
+            w_en = w_buf.replicate(len(wr.en)) & w_slots
+            if k == 0:                          # the host writes buffer 0 while no RUN does
+                m.d.comb += [
+                    wr.en.eq(Mux(running, w_en, self.act_we.replicate(len(wr.en)))),
+                    wr.addr.eq(Mux(running, w_addr, self.act_addr)),
+                    wr.data.eq(Mux(running, out_word, self.act_data)),
+                ]
+            else:                               # only RUNs write buffer 1
+                m.d.comb += [wr.en.eq(w_en), wr.addr.eq(w_addr), wr.data.eq(out_word)]
         m.d.sync += [
             res_wr.en.eq(out_valid & running & raw),
             res_wr.addr.eq(o_res_base + o_tile),
@@ -532,12 +542,39 @@ class _LoopDigit:
     itself; ``registers``: :func:`_bound_registers` of ``bound``).
     """
 
-    def __init__(self, value, bound, registers):
+    def __init__(self, value, bound, registers, *, top=None):
         m2, one = registers
         self.last = Signal(name=f"{value.name}_last")
-        self.start = self.last.eq(bound == 1)
-        self.step = [value.eq(value + 1), self.last.eq(value == m2)]
-        self.wrap = [value.eq(0), self.last.eq(one)]
+        self.first, self.one = bound == 1, one
+        self.start = self.last.eq(self.first)
+        if top is None:
+            self.stepped_last = value == m2
+            self.step = [value.eq(value + 1), self.last.eq(self.stepped_last)]
+            self.wrap = [value.eq(0), self.last.eq(one)]
+        else:               # counting down from top = bound - 1 (registered) to 0
+            self.stepped_last = value == 1
+            self.step = [value.eq(value - 1), self.last.eq(self.stepped_last)]
+            self.wrap = [value.eq(top), self.last.eq(one)]
+
+    def next_last(self, carry):
+        """The flag's next value when the carry into this digit is ``carry``."""
+        return Mux(carry, Mux(self.last, self.one, self.stepped_last), self.last)
+
+
+def _thermometer(value, n):
+    """``n`` bits, bit ``i`` = ``value > i``, as decodes of the value's upper and lower bits
+    (no comparator carry chain per bit)."""
+    lo_bits = min(3, len(value))
+    lo, hi = value[:lo_bits], value[lo_bits:]
+    lo_vals, hi_vals = 1 << lo_bits, 1 << len(hi)
+    eq_hi = [hi == h for h in range(hi_vals)]
+    gt_hi = [Cat(*eq_hi[h + 1:]).any() for h in range(hi_vals)]
+    gt_lo = [Cat(*(lo == v for v in range(l + 1, lo_vals))).any() for l in range(lo_vals)]
+    bits = []
+    for i in range(n):
+        h, l = i >> lo_bits, i & (lo_vals - 1)
+        bits.append(Const(0) if h >= hi_vals else gt_hi[h] | (eq_hi[h] & gt_lo[l]))
+    return Cat(*bits)
 
 
 def _delayed(m, value, *stages):
@@ -550,15 +587,16 @@ def _delayed(m, value, *stages):
     return value
 
 
-def _odometer(m, digits, done):
+def _odometer(m, digits, done, carry=None):
     """Advance a nest of loop counters by one step, like an odometer.
 
     ``digits`` lists, innermost first, ``(is_last, step, wrap)``: the digit
     steps when every digit inside it is at its last value and it is not;
     it wraps (and carries outwards) when it is too. ``done`` runs when the
-    outermost digit wraps. Statements go to the sync domain.
+    outermost digit wraps. ``carry``: the carry into the innermost digit
+    (default: it steps every time). Statements go to the sync domain.
     """
-    lasts = []
+    lasts = [] if carry is None else [carry]
     for is_last, step, wrap in digits:
         # One AND over the inner digits' flags (a shallow tree, not a ripple chain).
         carry = Cat(*lasts).all() if lasts else Const(1)
