@@ -250,15 +250,19 @@ class Accelerator(wiring.Component):
         end_acc = Signal()
         carries = [Cat(*(d.last for d, *_ in inner[:k])).all() for k in range(len(inner))]
 
-        with m.If(run_start):
+        # Between RUNs the counters hold the next RUN's start values: its configuration
+        # registers are final in the cycle its RUN instruction issues, so no path runs
+        # from the instruction's decode into the counters.
+        with m.If(~issuing):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
-                         ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
-                         j.eq(0), tile_w.eq(0), issuing.eq(1)]
+                         ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0), j.eq(0), tile_w.eq(0)]
             if core.bit_serial:
                 m.d.sync += plane.eq(r["in_planes"] - 1)
             m.d.sync += [d.start for d, *_ in inner + outer]
             m.d.sync += end_acc.eq(Cat(*(d.first for d, *_ in inner)).all())
-        with m.Elif(issuing):
+            with m.If(run_start):
+                m.d.sync += issuing.eq(1)
+        with m.Else():
             m.d.sync += end_acc.eq(Cat(*(d.next_last(c) for (d, *_), c in zip(inner, carries))).all())
             _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in inner],
                       done=[])
@@ -376,11 +380,9 @@ class Accelerator(wiring.Component):
         o_tile = Signal.like(tile, name="o_tile")
         o_py, o_px = Signal.like(py, name="o_py"), Signal.like(px, name="o_px")
         tiles_per_word = s // pe
-        slot = Signal(range(max(tiles_per_word, 2)))
         # A RUN over a range of neuron folds (weight streaming) starts at slot out_slot of
-        # its first word and keeps the lanes below: first_slot is the lowest slot written.
-        slot0 = r["out_slot"][:len(slot)] if cfg.store_depth else 0
-        first_slot = Signal.like(slot)
+        # its first word and keeps the lanes below.
+        slot0 = r["out_slot"][:_bits(max(tiles_per_word, 2) - 1)] if cfg.store_depth else 0
         o_word = Signal(abits)      # channel word of the output pixel being packed (modulo)
         pooled = Signal(pe)
         packer = Signal(s)
@@ -409,13 +411,13 @@ class Accelerator(wiring.Component):
         placed = Signal(s)
         m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
                               Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
-        with m.If(run_start):
+        with m.If(~running):                # the next RUN's start values (as the counters')
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
-                         slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
+                         sel.eq(sel0), o_word.eq(0), packer.eq(0),
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
             m.d.sync += [d.start for d in out_digits]
-        with m.Elif(out_valid & running):
+        with m.Elif(out_valid):
             # The next result belongs to the next pixel (row-major: the pixel index steps).
             with m.If(o_last_px & o_last_py & o_last_tile):
                 m.d.sync += [o_act_base.eq(o_act_base + r["out_cw"]),
@@ -424,35 +426,36 @@ class Accelerator(wiring.Component):
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
-                    m.d.sync += [slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), packer.eq(0),
-                                 o_word.eq(0)]
-                with m.Elif(slot == tiles_per_word - 1):
-                    m.d.sync += [slot.eq(0), sel.eq(1), first_slot.eq(0), packer.eq(0),
-                                 o_word.eq(o_word + 1)]
+                    m.d.sync += [sel.eq(sel0), packer.eq(0), o_word.eq(0)]
+                with m.Elif(sel[-1]):
+                    m.d.sync += [sel.eq(1), packer.eq(0), o_word.eq(o_word + 1)]
                 with m.Else():
-                    m.d.sync += [slot.eq(slot + 1), sel.eq(sel << 1), packer.eq(packer | placed)]
+                    m.d.sync += [sel.eq(sel << 1), packer.eq(packer | placed)]
 
-        # Writes: registered here, then by the memories. The last one lands in the cycle
-        # the RUN ends (run_done), while `running` still routes the ports to this path.
-        act_write = Signal()
-        m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw &
-                                 (o_last_tile | (slot == tiles_per_word - 1)))
-        out_word = Signal(s)
-        m.d.sync += out_word.eq(packer | placed)
-        w_addr = Signal.like(o_act_base)
-        m.d.sync += w_addr.eq(o_act_base + o_word)
-        # Slots from first_slot up are written (the whole word without a weight store):
-        # first_slot is slot0 in a pixel's first word, 0 in the others.
-        w_slots = Signal(len(bufs[0][1].en))
-        if cfg.store_depth:
-            keep0 = Signal(tiles_per_word)      # the slots below slot0; config only
-            m.d.sync += keep0.eq(_thermometer(slot0, tiles_per_word))
-            m.d.sync += w_slots.eq(~Mux(first_slot == 0, 0, keep0))
+        with_slots = granularity is not None
+        if with_slots:
+            # One write enable per P-lane slot (a weight store): every pooled result writes
+            # its own slot at once, the pixel's last tile also zeros into the slots above
+            # it (the packer's word would have had them): no packer, no slots kept.
+            act_write = Signal()
+            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw)
+            from_sel = Cat(*(sel[:k + 1].any() for k in range(tiles_per_word)))
+            w_slots = Signal(tiles_per_word)
+            m.d.comb += w_slots.eq(Mux(o_last_tile, from_sel, sel))
+            out_word, w_addr = placed, Signal.like(o_act_base)
+            m.d.comb += w_addr.eq(o_act_base + o_word)
         else:
-            m.d.comb += w_slots.eq(-1)
+            # Writes: registered here, then by the memories. The last one lands in the cycle
+            # the RUN ends (run_done), while `running` still routes the ports to this path.
+            act_write = Signal()
+            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw &
+                                     (o_last_tile | sel[-1]))
+            out_word, w_addr = Signal(s), Signal.like(o_act_base)
+            m.d.sync += [out_word.eq(packer | placed), w_addr.eq(o_act_base + o_word)]
+            w_slots = Const(1)
         for k, (_, wr) in enumerate(bufs):
-            w_buf = Signal(name=f"w_buf{k}")    # this buffer is written (one enable per slot)
-            m.d.sync += w_buf.eq(act_write & (r["out_buf"] == k))
+            w_buf = Signal(name=f"w_buf{k}")    # this buffer is written
+            m.d["comb" if with_slots else "sync"] += w_buf.eq(act_write & (r["out_buf"] == k))
             w_en = w_buf.replicate(len(wr.en)) & w_slots
             if k == 0:                          # the host writes buffer 0 while no RUN does
                 m.d.comb += [
@@ -497,10 +500,12 @@ class Accelerator(wiring.Component):
         bank = Signal(range(max(core.pe, 2)))
         w_valid = Signal()          # the word read last cycle is written this cycle
         w_bank, w_addr = Signal.like(bank), Signal(core.w_addr_bits)
-        with m.If(load_start):
-            m.d.sync += [reading.eq(1), src.eq(args.src), count_m1.eq(args.count - 1),
+        with m.If(~reading):    # the fetched instruction's arguments (used if it is LOAD_W)
+            m.d.sync += [src.eq(args.src), count_m1.eq(args.count - 1),
                          left.eq(args.count - 1), base.eq(args.addr), i.eq(0), bank.eq(0)]
-        with m.Elif(reading):
+            with m.If(load_start):
+                m.d.sync += reading.eq(1)
+        with m.Else():
             m.d.sync += src.eq(src + 1)
             _odometer(m, [
                 (left == 0, [i.eq(i + 1), left.eq(left - 1)], [i.eq(0), left.eq(count_m1)]),
@@ -559,6 +564,11 @@ class _LoopDigit:
     def next_last(self, carry):
         """The flag's next value when the carry into this digit is ``carry``."""
         return Mux(carry, Mux(self.last, self.one, self.stepped_last), self.last)
+
+
+def _bits(n):
+    """Bits of an unsigned ``n``."""
+    return max(1, int(n).bit_length())
 
 
 def _thermometer(value, n):
