@@ -249,6 +249,10 @@ class Accelerator(wiring.Component):
         # digits' carry is one AND of registers (and the inner carries at most four).
         end_acc = Signal()
         carries = [Cat(*(d.last for d, *_ in inner[:k])).all() for k in range(len(inner))]
+        # The outer digits likewise: pre[k], every outer digit inside digit k at its last
+        # value, is a register set a step ahead, so digit k's carry is end_acc & pre[k].
+        pre = [Const(1)] + [Signal(name=f"pre{k}") for k in range(1, len(outer))]
+        outer_carries = [end_acc & pk for pk in pre]
 
         # Between RUNs the counters hold the next RUN's start values: its configuration
         # registers are final in the cycle its RUN instruction issues, so no path runs
@@ -260,14 +264,18 @@ class Accelerator(wiring.Component):
                 m.d.sync += plane.eq(r["in_planes"] - 1)
             m.d.sync += [d.start for d, *_ in inner + outer]
             m.d.sync += end_acc.eq(Cat(*(d.first for d, *_ in inner)).all())
+            m.d.sync += [pk.eq(Cat(*(d.first for d, *_ in outer[:k])).all())
+                         for k, pk in enumerate(pre) if k]
             with m.If(run_start):
                 m.d.sync += issuing.eq(1)
         with m.Else():
             m.d.sync += end_acc.eq(Cat(*(d.next_last(c) for (d, *_), c in zip(inner, carries))).all())
             _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in inner],
                       done=[])
+            nxt = [d.next_last(c) for (d, *_), c in zip(outer, outer_carries)]
+            m.d.sync += [pk.eq(Cat(*nxt[:k]).all()) for k, pk in enumerate(pre) if k]
             _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
-                      done=[issuing.eq(0)], carry=end_acc)
+                      done=[issuing.eq(0)], carries=outer_carries)
 
         # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
         # the beat's command and the signals the read needs travel beside it.
@@ -411,9 +419,13 @@ class Accelerator(wiring.Component):
         placed = Signal(s)
         m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
                               Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
+        # The slots from the current one up (written with a pixel's last tile), kept beside
+        # sel as a register (a prefix OR of sel is a long chain).
+        from_sel = Signal(tiles_per_word)
+        from_sel0 = ~_thermometer(slot0, tiles_per_word) if cfg.store_depth else Const(-1, tiles_per_word)
         with m.If(~running):                # the next RUN's start values (as the counters')
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
-                         sel.eq(sel0), o_word.eq(0), packer.eq(0),
+                         sel.eq(sel0), from_sel.eq(from_sel0), o_word.eq(0), packer.eq(0),
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
             m.d.sync += [d.start for d in out_digits]
@@ -426,36 +438,32 @@ class Accelerator(wiring.Component):
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
-                    m.d.sync += [sel.eq(sel0), packer.eq(0), o_word.eq(0)]
+                    m.d.sync += [sel.eq(sel0), from_sel.eq(from_sel0), packer.eq(0), o_word.eq(0)]
                 with m.Elif(sel[-1]):
-                    m.d.sync += [sel.eq(1), packer.eq(0), o_word.eq(o_word + 1)]
+                    m.d.sync += [sel.eq(1), from_sel.eq(-1), packer.eq(0), o_word.eq(o_word + 1)]
                 with m.Else():
-                    m.d.sync += [sel.eq(sel << 1), packer.eq(packer | placed)]
+                    m.d.sync += [sel.eq(sel << 1), from_sel.eq(from_sel << 1), packer.eq(packer | placed)]
 
-        with_slots = granularity is not None
-        if with_slots:
-            # One write enable per P-lane slot (a weight store): every pooled result writes
-            # its own slot at once, the pixel's last tile also zeros into the slots above
-            # it (the packer's word would have had them): no packer, no slots kept.
-            act_write = Signal()
-            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw)
-            from_sel = Cat(*(sel[:k + 1].any() for k in range(tiles_per_word)))
+        # Writes: registered here, then by the memories. The last one lands in the cycle
+        # the RUN ends (run_done), while `running` still routes the ports to this path.
+        # With one write enable per P-lane slot (a weight store) every pooled result writes
+        # its own slot, the pixel's last tile also zeros into the slots above it (the
+        # packer's word would have had them): no packer, no slots kept. Without, the
+        # packer's word is written when it is full or the pixel's last tile is done.
+        act_write = Signal()
+        out_word, w_addr = Signal(s), Signal.like(o_act_base)
+        m.d.sync += w_addr.eq(o_act_base + o_word)
+        if granularity is not None:
             w_slots = Signal(tiles_per_word)
-            m.d.comb += w_slots.eq(Mux(o_last_tile, from_sel, sel))
-            out_word, w_addr = placed, Signal.like(o_act_base)
-            m.d.comb += w_addr.eq(o_act_base + o_word)
+            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw)
+            m.d.sync += [out_word.eq(placed), w_slots.eq(Mux(o_last_tile, from_sel, sel))]
         else:
-            # Writes: registered here, then by the memories. The last one lands in the cycle
-            # the RUN ends (run_done), while `running` still routes the ports to this path.
-            act_write = Signal()
-            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw &
-                                     (o_last_tile | sel[-1]))
-            out_word, w_addr = Signal(s), Signal.like(o_act_base)
-            m.d.sync += [out_word.eq(packer | placed), w_addr.eq(o_act_base + o_word)]
             w_slots = Const(1)
+            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw & (o_last_tile | sel[-1]))
+            m.d.sync += out_word.eq(packer | placed)
         for k, (_, wr) in enumerate(bufs):
             w_buf = Signal(name=f"w_buf{k}")    # this buffer is written
-            m.d["comb" if with_slots else "sync"] += w_buf.eq(act_write & (r["out_buf"] == k))
+            m.d.sync += w_buf.eq(act_write & (r["out_buf"] == k))
             w_en = w_buf.replicate(len(wr.en)) & w_slots
             if k == 0:                          # the host writes buffer 0 while no RUN does
                 m.d.comb += [
@@ -597,25 +605,24 @@ def _delayed(m, value, *stages):
     return value
 
 
-def _odometer(m, digits, done, carry=None):
+def _odometer(m, digits, done, carries=None):
     """Advance a nest of loop counters by one step, like an odometer.
 
     ``digits`` lists, innermost first, ``(is_last, step, wrap)``: the digit
     steps when every digit inside it is at its last value and it is not;
     it wraps (and carries outwards) when it is too. ``done`` runs when the
-    outermost digit wraps. ``carry``: the carry into the innermost digit
-    (default: it steps every time). Statements go to the sync domain.
+    outermost digit wraps. ``carries``: each digit's carry in, if the caller
+    keeps them (default: the AND of the inner digits' flags; the innermost
+    digit steps every time). Statements go to the sync domain.
     """
-    lasts = [] if carry is None else [carry]
-    for is_last, step, wrap in digits:
-        # One AND over the inner digits' flags (a shallow tree, not a ripple chain).
-        carry = Cat(*lasts).all() if lasts else Const(1)
+    if carries is None:
+        carries = [Cat(*(d[0] for d in digits[:k])).all() for k in range(len(digits))]
+    for (is_last, step, wrap), carry in zip(digits, carries):
         with m.If(carry & ~is_last):
             m.d.sync += step
         with m.If(carry & is_last):
             m.d.sync += wrap
-        lasts.append(is_last)
-    with m.If(Cat(*lasts).all()):
+    with m.If(carries[-1] & digits[-1][0]):
         m.d.sync += done
 
 
