@@ -281,11 +281,12 @@ class Accelerator(wiring.Component):
         # the beat's command and the signals the read needs travel beside it.
         # Stage A: the window position of the output pixel (below 7 * out_h, 7 * out_w).
         cy_end, cx_end = (7 * max(2, lim(Opcode.CFG_OUT, name)) for name in ("out_h", "out_w"))
-        cy, cx = Signal(range(cy_end)), Signal(range(cx_end))
+        cy, cx = Signal(range(cy_end), name="cy"), Signal(range(cx_end), name="cx")
         m.d.sync += [cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px)]
         # Stage B: the input pixel's coordinates (negative or past the edge: padding),
         # from -ph >= -15 to 7 * cy + kh - 1 <= 7 * cy + 62.
-        iy, ix = Signal(range(-15, 7 * cy_end + 63)), Signal(range(-15, 7 * cx_end + 63))
+        iy = Signal(range(-15, 7 * cy_end + 63), name="iy")
+        ix = Signal(range(-15, 7 * cx_end + 63), name="ix")
         ky_a, kx_a = _delayed(m, ky, "a"), _delayed(m, kx, "a")
         m.d.sync += [iy.eq(cy * r["sh"] + ky_a - r["ph"]), ix.eq(cx * r["sw"] + kx_a - r["pw"])]
         # Stage C: the padding test and the pixel index. From here on the arithmetic is
@@ -299,7 +300,7 @@ class Accelerator(wiring.Component):
         pixel = Signal(abits)
         inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
         m.d.sync += [inside.eq(inside_b),
-                     pixel.eq(Mux(inside_b, low(iy) * low(r["in_w"]) + low(ix), 0))]
+                     pixel.eq(Mux(inside_b, _product(m, low(iy), low(r["in_w"])) + low(ix), 0))]
         # Stage D: the pixel's plane. Stage E: its word; then (combinational, into the
         # read port) the tensor's base.
         pixel_plane = Signal(abits)
@@ -311,7 +312,7 @@ class Accelerator(wiring.Component):
             m.d.sync += pixel_plane.eq(pixel)
         cw_d = _delayed(m, low(cw), "a", "b", "c", "d")
         word_ofs = Signal(abits)
-        m.d.sync += word_ofs.eq(pixel_plane * low(r["in_cw"]) + cw_d)
+        m.d.sync += word_ofs.eq(_product(m, pixel_plane, low(r["in_cw"])) + cw_d)
         a_addr = Signal(abits)
         m.d.comb += a_addr.eq(low(r["in_base"]) + word_ofs)
 
@@ -572,6 +573,15 @@ class _LoopDigit:
     def next_last(self, carry):
         """The flag's next value when the carry into this digit is ``carry``."""
         return Mux(carry, Mux(self.last, self.one, self.stepped_last), self.last)
+
+
+def _product(m, a, b):
+    """``a * b`` at its full width on a kept wire: synthesis maps it to a DSP block (yosys
+    maps only products of at least 11 bits to iCE40 SB_MAC16s) rather than LUTs, although
+    only the low bits are used (an address modulo a memory's depth)."""
+    prod = Signal(len(a) + len(b), attrs={"keep": 1})
+    m.d.comb += prod.eq(a * b)
+    return prod
 
 
 def _bits(n):
