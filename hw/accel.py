@@ -60,7 +60,8 @@ class Accelerator(wiring.Component):
     prog_we, prog_addr, prog_data : In
         Program-memory write port (host).
     act_we, act_addr, act_data : In
-        Activation buffer 0 write port (host: the network input).
+        Activation buffer 0 write port (host: the network input; a write lands one
+        cycle after it is presented, and none while a RUN is in progress).
     res_addr : In, res_data : Out
         Result-memory read port (one cycle latency): P signed accumulators.
     wload, tload : In
@@ -251,8 +252,7 @@ class Accelerator(wiring.Component):
         carries = [Cat(*(d.last for d, *_ in inner[:k])).all() for k in range(len(inner))]
         # The outer digits likewise: pre[k], every outer digit inside digit k at its last
         # value, is a register set a step ahead, so digit k's carry is end_acc & pre[k].
-        pre = [Const(1)] + [Signal(name=f"pre{k}") for k in range(1, len(outer))]
-        outer_carries = [end_acc & pk for pk in pre]
+        outer_carries = _Carries([d for d, *_ in outer], end_acc, "outer")
 
         # Between RUNs the counters hold the next RUN's start values: its configuration
         # registers are final in the cycle its RUN instruction issues, so no path runs
@@ -264,18 +264,16 @@ class Accelerator(wiring.Component):
                 m.d.sync += plane.eq(r["in_planes"] - 1)
             m.d.sync += [d.start for d, *_ in inner + outer]
             m.d.sync += end_acc.eq(Cat(*(d.first for d, *_ in inner)).all())
-            m.d.sync += [pk.eq(Cat(*(d.first for d, *_ in outer[:k])).all())
-                         for k, pk in enumerate(pre) if k]
+            m.d.sync += outer_carries.start
             with m.If(run_start):
                 m.d.sync += issuing.eq(1)
         with m.Else():
             m.d.sync += end_acc.eq(Cat(*(d.next_last(c) for (d, *_), c in zip(inner, carries))).all())
             _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in inner],
                       done=[])
-            nxt = [d.next_last(c) for (d, *_), c in zip(outer, outer_carries)]
-            m.d.sync += [pk.eq(Cat(*nxt[:k]).all()) for k, pk in enumerate(pre) if k]
+            m.d.sync += outer_carries.step
             _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
-                      done=[issuing.eq(0)], carries=outer_carries)
+                      done=[issuing.eq(0)], carries=outer_carries.carries)
 
         # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
         # the beat's command and the signals the read needs travel beside it.
@@ -401,6 +399,7 @@ class Accelerator(wiring.Component):
                       _LoopDigit(o_ox, r["out_w"], derived["out_w"]),
                       _LoopDigit(o_oy, r["out_h"], derived["out_h"]))
         o_last_px, o_last_py, o_last_tile, o_last_ox, o_last_oy = (d.last for d in out_digits)
+        out_carries = _Carries(out_digits, out_valid, "out")
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
         acts = Signal(pe)
@@ -430,12 +429,15 @@ class Accelerator(wiring.Component):
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
             m.d.sync += [d.start for d in out_digits]
+            m.d.sync += out_carries.start
         with m.Elif(out_valid):
+            m.d.sync += out_carries.step
             # The next result belongs to the next pixel (row-major: the pixel index steps).
             with m.If(o_last_px & o_last_py & o_last_tile):
                 m.d.sync += [o_act_base.eq(o_act_base + r["out_cw"]),
                              o_res_base.eq(o_res_base + r["tiles"])]
-            _odometer(m, [(d.last, d.step, d.wrap) for d in out_digits], done=[result_done.eq(1)])
+            _odometer(m, [(d.last, d.step, d.wrap) for d in out_digits], done=[result_done.eq(1)],
+                      carries=out_carries.carries)
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
@@ -446,34 +448,33 @@ class Accelerator(wiring.Component):
                     m.d.sync += [sel.eq(sel << 1), from_sel.eq(from_sel << 1), packer.eq(packer | placed)]
 
         # Writes: registered here, then by the memories. The last one lands in the cycle
-        # the RUN ends (run_done), while `running` still routes the ports to this path.
+        # the RUN ends (run_done).
         # With one write enable per P-lane slot (a weight store) every pooled result writes
         # its own slot, the pixel's last tile also zeros into the slots above it (the
         # packer's word would have had them): no packer, no slots kept. Without, the
         # packer's word is written when it is full or the pixel's last tile is done.
+        # Between RUNs the same registers carry the host's writes into buffer 0 (a host
+        # write lands a cycle after it is presented): no multiplexer at the buffer's port.
         act_write = Signal()
         out_word, w_addr = Signal(s), Signal.like(o_act_base)
-        m.d.sync += w_addr.eq(o_act_base + o_word)
-        if granularity is not None:
-            w_slots = Signal(tiles_per_word)
-            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw)
-            m.d.sync += [out_word.eq(placed), w_slots.eq(Mux(o_last_tile, from_sel, sel))]
-        else:
-            w_slots = Const(1)
-            m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw & (o_last_tile | sel[-1]))
-            m.d.sync += out_word.eq(packer | placed)
-        for k, (_, wr) in enumerate(bufs):
-            w_buf = Signal(name=f"w_buf{k}")    # this buffer is written
-            m.d.sync += w_buf.eq(act_write & (r["out_buf"] == k))
-            w_en = w_buf.replicate(len(wr.en)) & w_slots
-            if k == 0:                          # the host writes buffer 0 while no RUN does
-                m.d.comb += [
-                    wr.en.eq(Mux(running, w_en, self.act_we.replicate(len(wr.en)))),
-                    wr.addr.eq(Mux(running, w_addr, self.act_addr)),
-                    wr.data.eq(Mux(running, out_word, self.act_data)),
-                ]
-            else:                               # only RUNs write buffer 1
-                m.d.comb += [wr.en.eq(w_en), wr.addr.eq(w_addr), wr.data.eq(out_word)]
+        n_en = len(bufs[0][1].en)
+        w_slots = Signal(n_en)
+        w_bufs = [Signal(name=f"w_buf{k}") for k in range(2)]     # buffer k is written
+        with m.If(running):
+            m.d.sync += [w_addr.eq(o_act_base + o_word),
+                         *(w_buf.eq(act_write & (r["out_buf"] == k)) for k, w_buf in enumerate(w_bufs))]
+            if granularity is not None:
+                m.d.comb += act_write.eq(out_valid & last_pos & ~raw)
+                m.d.sync += [out_word.eq(placed), w_slots.eq(Mux(o_last_tile, from_sel, sel))]
+            else:
+                m.d.comb += act_write.eq(out_valid & last_pos & ~raw & (o_last_tile | sel[-1]))
+                m.d.sync += [out_word.eq(packer | placed), w_slots.eq(-1)]
+        with m.Else():
+            m.d.sync += [w_addr.eq(self.act_addr), out_word.eq(self.act_data), w_slots.eq(-1),
+                         w_bufs[0].eq(self.act_we), w_bufs[1].eq(0)]
+        for (_, wr), w_buf in zip(bufs, w_bufs):
+            m.d.comb += [wr.en.eq(w_buf.replicate(n_en) & w_slots), wr.addr.eq(w_addr),
+                         wr.data.eq(out_word)]
         m.d.sync += [
             res_wr.en.eq(out_valid & running & raw),
             res_wr.addr.eq(o_res_base + o_tile),
@@ -603,6 +604,24 @@ def _thermometer(value, n):
         h, l = i >> lo_bits, i & (lo_vals - 1)
         bits.append(Const(0) if h >= hi_vals else gt_hi[h] | (eq_hi[h] & gt_lo[l]))
     return Cat(*bits)
+
+
+class _Carries:
+    """Registered carries of a nest of :class:`_LoopDigit` (innermost first) that steps
+    when ``carry_in`` (a register) is high.
+
+    ``pre[k]``, every digit inside digit ``k`` at its last value, is a register set a step
+    ahead from the digits' next flags, so digit ``k``'s carry (``carries[k]``) is one AND
+    of two registers, not an AND over every flag inside it. ``start``: the statements of
+    the nest's start values; ``step``: those of a step (where ``carry_in`` is high).
+    """
+
+    def __init__(self, digits, carry_in, name):
+        pre = [Const(1)] + [Signal(name=f"{name}_pre{k}") for k in range(1, len(digits))]
+        self.carries = [carry_in & p for p in pre]
+        nxt = [d.next_last(c) for d, c in zip(digits, self.carries)]
+        self.start = [p.eq(Cat(*(d.first for d in digits[:k])).all()) for k, p in enumerate(pre) if k]
+        self.step = [p.eq(Cat(*nxt[:k]).all()) for k, p in enumerate(pre) if k]
 
 
 def _delayed(m, value, *stages):
