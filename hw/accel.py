@@ -413,19 +413,17 @@ class Accelerator(wiring.Component):
         # its multiple of out_cw (activation words) and of tiles (result entries).
         o_act_base = Signal(range(cfg.act_depth))
         o_res_base = Signal(range(cfg.res_depth))
-        # The slot as a one-hot lane-group select: placing P bits is an AND, not a shifter.
-        sel = Signal(tiles_per_word)
-        sel0 = Const(1, tiles_per_word) << slot0
+        # The slot, decoded (from its upper and lower bits) into a one-hot lane-group select:
+        # placing P bits is an AND, not a shifter; the slots from the current one up are
+        # the complement of its thermometer.
+        slot = Signal(range(max(tiles_per_word, 2)))
+        sel, below = _decodes(slot, tiles_per_word)
         placed = Signal(s)
         m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
                               Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
-        # The slots from the current one up (written with a pixel's last tile), kept beside
-        # sel as a register (a prefix OR of sel is a long chain).
-        from_sel = Signal(tiles_per_word)
-        from_sel0 = ~_thermometer(slot0, tiles_per_word) if cfg.store_depth else Const(-1, tiles_per_word)
         with m.If(~running):                # the next RUN's start values (as the counters')
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
-                         sel.eq(sel0), from_sel.eq(from_sel0), o_word.eq(0), packer.eq(0),
+                         slot.eq(slot0), o_word.eq(0), packer.eq(0),
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
             m.d.sync += [d.start for d in out_digits]
@@ -441,11 +439,11 @@ class Accelerator(wiring.Component):
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
-                    m.d.sync += [sel.eq(sel0), from_sel.eq(from_sel0), packer.eq(0), o_word.eq(0)]
+                    m.d.sync += [slot.eq(slot0), packer.eq(0), o_word.eq(0)]
                 with m.Elif(sel[-1]):
-                    m.d.sync += [sel.eq(1), from_sel.eq(-1), packer.eq(0), o_word.eq(o_word + 1)]
+                    m.d.sync += [slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
                 with m.Else():
-                    m.d.sync += [sel.eq(sel << 1), from_sel.eq(from_sel << 1), packer.eq(packer | placed)]
+                    m.d.sync += [slot.eq(slot + 1), packer.eq(packer | placed)]
 
         # Writes: registered here, then by the memories. The last one lands in the cycle
         # the RUN ends (run_done).
@@ -465,7 +463,7 @@ class Accelerator(wiring.Component):
                          *(w_buf.eq(act_write & (r["out_buf"] == k)) for k, w_buf in enumerate(w_bufs))]
             if granularity is not None:
                 m.d.comb += act_write.eq(out_valid & last_pos & ~raw)
-                m.d.sync += [out_word.eq(placed), w_slots.eq(Mux(o_last_tile, from_sel, sel))]
+                m.d.sync += [out_word.eq(placed), w_slots.eq(Mux(o_last_tile, ~below, sel))]
             else:
                 m.d.comb += act_write.eq(out_valid & last_pos & ~raw & (o_last_tile | sel[-1]))
                 m.d.sync += [out_word.eq(packer | placed), w_slots.eq(-1)]
@@ -475,7 +473,8 @@ class Accelerator(wiring.Component):
         for (_, wr), w_buf in zip(bufs, w_bufs):
             m.d.comb += [wr.en.eq(w_buf.replicate(n_en) & w_slots), wr.addr.eq(w_addr),
                          wr.data.eq(out_word)]
-        m.d.sync += [
+        # Raw results go to the result memory at once (from the register of the core's results).
+        m.d.comb += [
             res_wr.en.eq(out_valid & running & raw),
             res_wr.addr.eq(o_res_base + o_tile),
             res_wr.data.eq(out.acc),
@@ -590,20 +589,28 @@ def _bits(n):
     return max(1, int(n).bit_length())
 
 
-def _thermometer(value, n):
-    """``n`` bits, bit ``i`` = ``value > i``, as decodes of the value's upper and lower bits
-    (no comparator carry chain per bit)."""
+def _decodes(value, n):
+    """``(one_hot, thermometer)`` of ``value``, ``n`` bits each: bit ``i`` is ``value == i``,
+    ``value > i``; decoded from the value's upper and lower bits (no comparator carry
+    chain per bit)."""
     lo_bits = min(3, len(value))
     lo, hi = value[:lo_bits], value[lo_bits:]
     lo_vals, hi_vals = 1 << lo_bits, 1 << len(hi)
     eq_hi = [hi == h for h in range(hi_vals)]
+    eq_lo = [lo == v for v in range(lo_vals)]
     gt_hi = [Cat(*eq_hi[h + 1:]).any() for h in range(hi_vals)]
-    gt_lo = [Cat(*(lo == v for v in range(l + 1, lo_vals))).any() for l in range(lo_vals)]
-    bits = []
+    gt_lo = [Cat(*eq_lo[v + 1:]).any() for v in range(lo_vals)]
+    one_hot, thermometer = [], []
     for i in range(n):
-        h, l = i >> lo_bits, i & (lo_vals - 1)
-        bits.append(Const(0) if h >= hi_vals else gt_hi[h] | (eq_hi[h] & gt_lo[l]))
-    return Cat(*bits)
+        h, v = i >> lo_bits, i & (lo_vals - 1)
+        one_hot.append(Const(0) if h >= hi_vals else eq_hi[h] & eq_lo[v])
+        thermometer.append(Const(0) if h >= hi_vals else gt_hi[h] | (eq_hi[h] & gt_lo[v]))
+    return Cat(*one_hot), Cat(*thermometer)
+
+
+def _thermometer(value, n):
+    """``n`` bits, bit ``i`` = ``value > i`` (see :func:`_decodes`)."""
+    return _decodes(value, n)[1]
 
 
 class _Carries:
