@@ -10,7 +10,8 @@ clock runs), image valid (a model is loaded or was in the bitstream), busy,
 error.
 """
 
-from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal,
+                          signed)
 from amaranth.build import ResourceError
 from amaranth.lib import io, stream, wiring
 from amaranth.lib.cdc import ResetSynchronizer
@@ -160,10 +161,12 @@ class BoardCore(wiring.Component):
         wiring.connect(m, uart.rx, link.rx)
         wiring.connect(m, link.tx, uart.tx)
         half = max(1, int(self.clk_hz / 2))
-        beat = Signal(range(half + 1))
+        # Counts half - 1 .. -1: the sign bit ends a half period (half + 1 cycles), so the
+        # reload's select is a flip-flop, not a zero test through the decrement's carry chain.
+        beat = Signal(signed(len(Const(half)) + 1), init=-1)
         heartbeat = Signal()
-        with m.If(beat == 0):
-            m.d.sync += [beat.eq(half), heartbeat.eq(~heartbeat)]
+        with m.If(beat[-1]):
+            m.d.sync += [beat.eq(half - 1), heartbeat.eq(~heartbeat)]
         with m.Else():
             m.d.sync += beat.eq(beat - 1)
         image_ok, busy, error = _link_status(link)

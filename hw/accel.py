@@ -331,18 +331,22 @@ class Accelerator(wiring.Component):
             beat.tile.eq(tile),
         ]
 
-        # Stage 1: activation-buffer read; the command, pad selection follow.
+        # Stage 1: activation-buffer read; the command and the word's selection follow:
+        # buffer 0, buffer 1 (inside), all ones (a pad of ones), the last-word mask (a pad
+        # of ones in a pixel's last channel word) or nothing (a pad of zeros).
         v1 = Signal()
         beat1 = Signal.like(beat)
-        inside1 = Signal()
-        plane1 = Signal.like(plane_c)
-        in_buf1 = Signal()
+        beat_e = _delayed(m, beat, "a", "b", "c", "d", "e")
+        inside_e = _delayed(m, inside, "d", "e")
+        plane_e = _delayed(m, plane_c, "d", "e") if core.bit_serial else Const(0)
+        pad_bit = (r["pad_code"] >> plane_e)[0]
+        from_buf0, from_buf1, pad_full, pad_masked = (Signal(name=n) for n in (
+            "from_buf0", "from_buf1", "pad_full", "pad_masked"))
         m.d.sync += [v1.eq(_delayed(m, issuing, "a", "b", "c", "d", "e")),
-                     beat1.eq(_delayed(m, beat, "a", "b", "c", "d", "e")),
-                     inside1.eq(_delayed(m, inside, "d", "e")),
-                     in_buf1.eq(r["in_buf"])]
-        if core.bit_serial:
-            m.d.sync += plane1.eq(_delayed(m, plane_c, "d", "e"))
+                     beat1.eq(beat_e),
+                     from_buf0.eq(inside_e & ~r["in_buf"]), from_buf1.eq(inside_e & r["in_buf"]),
+                     pad_full.eq(~inside_e & pad_bit & ~beat_e.last_word),
+                     pad_masked.eq(~inside_e & pad_bit & beat_e.last_word)]
         for rd, _ in bufs:
             m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
 
@@ -366,15 +370,13 @@ class Accelerator(wiring.Component):
         ]
 
         # Stage 2: the input word (or the pad word) goes to the core.
-        full = Const((1 << s) - 1, s)
         last_mask = Signal(s)       # lanes below last_lanes (all from S up); config only
         m.d.sync += last_mask.eq(_thermometer(r["last_lanes"], s))
-        pad_bit = (r["pad_code"] >> plane1)[0]
-        pad_word = Mux(pad_bit, Mux(beat1.last_word, last_mask, full), 0)
-        word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
         m.d.comb += [
             dp.inp.valid.eq(v1),
-            dp.inp.payload.x.eq(Mux(inside1, word, pad_word)),
+            dp.inp.payload.x.eq((bufs[0][0].data & from_buf0.replicate(s)) |
+                                (bufs[1][0].data & from_buf1.replicate(s)) |
+                                pad_full.replicate(s) | (last_mask & pad_masked.replicate(s))),
             dp.inp.payload.cmd.eq(cmd1),
         ]
 
