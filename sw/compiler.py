@@ -576,8 +576,8 @@ def emit(plans, cfg):
 
     def load(i):
         p, c = chunks[i]
-        return _encode(cfg, f"layer {p.name}", Opcode.LOAD_W, addr=c.w_base, count=c.tiles * p.words_per_row(s),
-                          src=c.src)
+        return _encode(cfg, f"layer {p.name}", Opcode.LOAD_W, addr=c.w_base,
+                       count=c.tiles * p.words_per_row(s), src=c.src)
 
     if chunks:
         program.append(load(0))
