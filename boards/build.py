@@ -50,11 +50,22 @@ CACHE_VERSION = 2
 #: ``abc9`` (about 70k AND gates); ECP5 LUTs are mapped with the classic ``abc`` instead.
 ECP5_LUT_MAPPING = ("techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
                     "synth_ecp5 -run map_cells:")
+#: Every memory of the design is declared ``no_rw_check`` (:data:`tritium.hw.layouts.NO_RW_CHECK`:
+#: no port reads the word written in the same cycle). yosys honours the attribute only when
+#: it merges a read register into a port itself (memory_dff, the Verilog flow); Amaranth's
+#: RTLIL has synchronous read ports already, so yosys emulated old-data collisions with a
+#: register of the write data and address and a bypass mux on every read bit (about 600 FF
+#: and 300 LUT4 in the iCEBreaker accelerator). After memory_collect this marks the
+#: collision as don't-care on those memories (one read and one write port: a one-bit mask).
+HONOUR_NO_RW_CHECK = ("setparam -set RD_COLLISION_X_MASK 1'1 a:no_rw_check t:$mem_v2 %i "
+                      "r:RD_PORTS=1 %i r:WR_PORTS=1 %i")
 YOSYS_OVERRIDES = {
-    "ice40": {},
-    "ecp5": {"script_after_read": 'proc; memory_collect; setattr -set ram_style "block" t:$mem_v2',
+    "ice40": {"script_after_read": f"proc; memory_collect; {HONOUR_NO_RW_CHECK}"},
+    "ecp5": {"script_after_read": f'proc; memory_collect; {HONOUR_NO_RW_CHECK}; '
+                                  f'setattr -set ram_style "block" t:$mem_v2',
              "synth_opts": "-run :map_luts", "script_after_synth": ECP5_LUT_MAPPING},
 }
+
 
 def yosys_overrides(family, cfg):
     """Amaranth build overrides for ``family``; on iCE40 the weight store goes to SPRAM.
@@ -67,8 +78,8 @@ def yosys_overrides(family, cfg):
     overrides = dict(YOSYS_OVERRIDES[family])
     if family == "ice40" and cfg.store_depth:
         bits = cfg.store_depth * cfg.core.weight_width
-        overrides["script_after_read"] = (f"proc; memory_collect; setparam -set INIT {bits}'bx "
-                                          f"t:$mem_v2 r:SIZE={cfg.store_depth} %i")
+        overrides["script_after_read"] += (f"; setparam -set INIT {bits}'bx "
+                                           f"t:$mem_v2 r:SIZE={cfg.store_depth} %i")
         overrides["synth_opts"] = "-spram -dsp"     # the address multipliers in SB_MAC16s
     return overrides
 

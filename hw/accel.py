@@ -9,7 +9,7 @@ for cycle.
 
 import re
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -28,9 +28,11 @@ from .protocol import ERR_BAD_OPCODE, ERR_BITS, ERR_NONE, ERR_PC_OVERFLOW
 ACCEL_TOP = "tritium_accel"
 
 
-def _field_regs(spec, name_prefix=""):
-    """One register per field of an instruction (reset 0)."""
-    return {f.name: Signal(unsigned(f.bits), name=f"{name_prefix}{f.name}") for f in spec.fields}
+def _field_regs(cfg, spec, name_prefix=""):
+    """One register per field of an instruction (reset 0), as wide as the field's largest
+    value on ``cfg`` (:meth:`AccelConfig.field_limit`)."""
+    return {f.name: Signal(range(cfg.field_limit(spec.opcode, f.name) + 1), name=f"{name_prefix}{f.name}")
+            for f in spec.fields}
 
 
 class Accelerator(wiring.Component):
@@ -58,7 +60,8 @@ class Accelerator(wiring.Component):
     prog_we, prog_addr, prog_data : In
         Program-memory write port (host).
     act_we, act_addr, act_data : In
-        Activation buffer 0 write port (host: the network input).
+        Activation buffer 0 write port (host: the network input; a write lands one
+        cycle after it is presented, and none while a RUN is in progress).
     res_addr : In, res_data : Out
         Result-memory read port (one cycle latency): P signed accumulators.
     wload, tload : In
@@ -122,7 +125,8 @@ class Accelerator(wiring.Component):
         specs = isa.INSTRUCTIONS
         r = {}
         for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
-            r.update(_field_regs(specs[op], "r_"))
+            r.update(_field_regs(cfg, specs[op], "r_"))
+        lim = cfg.field_limit
         m.d.comb += insn.eq(prog_rd.data)
 
         pc = Signal(range(cfg.prog_depth + 1))
@@ -190,73 +194,97 @@ class Accelerator(wiring.Component):
 
         # ---------------------------------------------------------- address generator
         # Loop counters, outermost first: oy, ox, tile, py, px, plane (down), ky, kx, c, sub.
-        w10 = 11
-        oy, ox = Signal(w10), Signal(w10)
-        tile = Signal(11)
-        py, px = Signal(3), Signal(3)
-        plane = Signal(5)
-        ky, kx = Signal(6), Signal(6)
-        cw = Signal(8)
+        # Every counter and running sum is as wide as this configuration needs
+        # (AccelConfig.field_limit, the weight-bank address), not as its ISA field. A core
+        # without bit-serial inputs has no plane counter (one plane) and no second beat.
+        def counter(op, name, signal_name):
+            return Signal(range(max(2, lim(op, name))), name=signal_name)
+
+        oy, ox = counter(Opcode.CFG_OUT, "out_h", "oy"), counter(Opcode.CFG_OUT, "out_w", "ox")
+        tile = counter(Opcode.CFG_MEM, "tiles", "tile")
+        py, px = Signal(range(8)), Signal(range(8))
+        ky, kx = counter(Opcode.CFG_WIN, "kh", "ky"), counter(Opcode.CFG_WIN, "kw", "kx")
+        cw = counter(Opcode.CFG_IN, "in_cw", "cw")
         sub = Signal()              # second beat (and_m) of a ternary K-bit word
-        j = Signal(16)              # word within the row: (ky*kw + kx)*in_cw + cw
-        tile_w = Signal(17)         # tile * words_per_row
+        j = Signal(core.w_addr_bits)        # word within the row: (ky*kw + kx)*in_cw + cw
+        tile_w = Signal(core.w_addr_bits)   # tile * words_per_row (both modulo the bank depth)
         issuing = Signal()
 
-        two_beats = Signal()
-        m.d.comb += two_beats.eq(r["ternary"] & ~r["in_bipolar"])
+        bipolar = r["in_bipolar"] if core.bit_serial else Const(1)
+        two_beats = r["ternary"] & ~bipolar if core.ternary and core.bit_serial else Const(0)
         # Loop-counter digits with registered last-value flags (see _LoopDigit). The
         # configuration registers are stable from the cycle after their CFG instruction
         # and the counters first step a cycle after the RUN issues, so the bounds'
         # derived registers (bound - 2, bound == 1, in_planes - 1) are ready by then.
         derived = {name: _bound_registers(m, r[name])
                    for name in ("in_cw", "kw", "kh", "pool", "tiles", "out_w", "out_h")}
-        top_plane = Signal.like(r["in_planes"])
-        m.d.sync += top_plane.eq(r["in_planes"] - 1)
         d_c, d_kx, d_ky = (_LoopDigit(cw, r["in_cw"], derived["in_cw"]),
                            _LoopDigit(kx, r["kw"], derived["kw"]),
                            _LoopDigit(ky, r["kh"], derived["kh"]))
         d_px, d_py = _LoopDigit(px, r["pool"], derived["pool"]), _LoopDigit(py, r["pool"], derived["pool"])
         d_tile = _LoopDigit(tile, r["tiles"], derived["tiles"])
         d_ox, d_oy = _LoopDigit(ox, r["out_w"], derived["out_w"]), _LoopDigit(oy, r["out_h"], derived["out_h"])
-        in_digits = (d_c, d_kx, d_ky, d_px, d_py, d_tile, d_ox, d_oy)
+        # The accumulation's digits (innermost first): the second beat of a ternary K-bit
+        # word, channel words, kernel columns and rows, bit planes (counting down).
+        inner = []
+        if core.ternary and core.bit_serial:
+            inner.append((_LoopDigit(sub, Mux(two_beats, 2, 1), (Const(0), ~two_beats)), [], []))
+        inner += [(d_c, [j.eq(j + 1)], []), (d_kx, [j.eq(j + 1)], []), (d_ky, [j.eq(j + 1)], [j.eq(0)])]
+        if core.bit_serial:
+            plane = Signal(range(core.act_bits), name="plane")
+            top_plane = Signal.like(plane)
+            m.d.sync += top_plane.eq(r["in_planes"] - 1)
+            inner.append((_LoopDigit(plane, r["in_planes"], _bound_registers(m, r["in_planes"]),
+                                     top=top_plane), [], []))
+        else:
+            plane = top_plane = Const(0)
+        outer = [
+            (d_px, [], []), (d_py, [], []),
+            # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
+            (d_tile, [tile_w.eq(tile_w + j + 1)], [tile_w.eq(0)]),
+            (d_ox, [], []), (d_oy, [], []),
+        ]
+        last_c = d_c.last
+        # The last beat of one accumulation (one PE result): every inner digit at its last
+        # value. A register, set a step ahead from the inner digits' next flags, so the outer
+        # digits' carry is one AND of registers (and the inner carries at most four).
+        end_acc = Signal()
+        carries = [Cat(*(d.last for d, *_ in inner[:k])).all() for k in range(len(inner))]
+        # The outer digits likewise: pre[k], every outer digit inside digit k at its last
+        # value, is a register set a step ahead, so digit k's carry is end_acc & pre[k].
+        outer_carries = _Carries([d for d, *_ in outer], end_acc, "outer")
 
-        last_sub = ~two_beats | sub
-        last_c, last_kx, last_ky = d_c.last, d_kx.last, d_ky.last
-        last_plane = plane == 0
-        last_px, last_py, last_tile, last_ox, last_oy = (d_px.last, d_py.last, d_tile.last,
-                                                          d_ox.last, d_oy.last)
-        # The last beat of one accumulation (one PE result): every plane, kernel position, word.
-        end_acc = last_sub & last_c & last_kx & last_ky & last_plane
-
-        with m.If(run_start):
+        # Between RUNs the counters hold the next RUN's start values: its configuration
+        # registers are final in the cycle its RUN instruction issues, so no path runs
+        # from the instruction's decode into the counters.
+        with m.If(~issuing):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
-                         plane.eq(r["in_planes"] - 1), ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0),
-                         j.eq(0), tile_w.eq(0), issuing.eq(1)]
-            m.d.sync += [d.start for d in in_digits]
-        with m.Elif(issuing):
-            _odometer(m, [                                  # innermost first
-                (last_sub, [sub.eq(1)], [sub.eq(0)]),
-                (last_c, [*d_c.step, j.eq(j + 1)], d_c.wrap),
-                (last_kx, [*d_kx.step, j.eq(j + 1)], d_kx.wrap),
-                (last_ky, [*d_ky.step, j.eq(j + 1)], [*d_ky.wrap, j.eq(0)]),
-                (last_plane, [plane.eq(plane - 1)], [plane.eq(top_plane)]),
-                (last_px, d_px.step, d_px.wrap),
-                (last_py, d_py.step, d_py.wrap),
-                # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
-                (last_tile, [*d_tile.step, tile_w.eq(tile_w + j + 1)], [*d_tile.wrap, tile_w.eq(0)]),
-                (last_ox, d_ox.step, d_ox.wrap),
-                (last_oy, d_oy.step, d_oy.wrap),
-            ], done=[issuing.eq(0)])
+                         ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0), j.eq(0), tile_w.eq(0)]
+            if core.bit_serial:
+                m.d.sync += plane.eq(r["in_planes"] - 1)
+            m.d.sync += [d.start for d, *_ in inner + outer]
+            m.d.sync += end_acc.eq(Cat(*(d.first for d, *_ in inner)).all())
+            m.d.sync += outer_carries.start
+            with m.If(run_start):
+                m.d.sync += issuing.eq(1)
+        with m.Else():
+            m.d.sync += end_acc.eq(Cat(*(d.next_last(c) for (d, *_), c in zip(inner, carries))).all())
+            _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in inner],
+                      done=[])
+            m.d.sync += outer_carries.step
+            _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
+                      done=[issuing.eq(0)], carries=outer_carries.carries)
 
         # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
         # the beat's command and the signals the read needs travel beside it.
-        # Stage A: the window position of the output pixel.
-        cy = Signal(signed(16))
-        cx = Signal(signed(16))
+        # Stage A: the window position of the output pixel (below 7 * out_h, 7 * out_w).
+        cy_end, cx_end = (7 * max(2, lim(Opcode.CFG_OUT, name)) for name in ("out_h", "out_w"))
+        cy, cx = Signal(range(cy_end), name="cy"), Signal(range(cx_end), name="cx")
         m.d.sync += [cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px)]
-        # Stage B: the input pixel's coordinates (negative or past the edge: padding).
-        iy = Signal(signed(18))
-        ix = Signal(signed(18))
+        # Stage B: the input pixel's coordinates (negative or past the edge: padding),
+        # from -ph >= -15 to 7 * cy + kh - 1 <= 7 * cy + 62.
+        iy = Signal(range(-15, 7 * cy_end + 63), name="iy")
+        ix = Signal(range(-15, 7 * cx_end + 63), name="ix")
         ky_a, kx_a = _delayed(m, ky, "a"), _delayed(m, kx, "a")
         m.d.sync += [iy.eq(cy * r["sh"] + ky_a - r["ph"]), ix.eq(cx * r["sw"] + kx_a - r["pw"])]
         # Stage C: the padding test and the pixel index. From here on the arithmetic is
@@ -270,65 +298,85 @@ class Accelerator(wiring.Component):
         pixel = Signal(abits)
         inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
         m.d.sync += [inside.eq(inside_b),
-                     pixel.eq(Mux(inside_b, low(iy[:12]) * low(r["in_w"]) + low(ix[:12]), 0))]
+                     pixel.eq(Mux(inside_b, _product(m, low(iy), low(r["in_w"])) + low(ix), 0))]
         # Stage D: the pixel's plane. Stage E: its word; then (combinational, into the
         # read port) the tensor's base.
-        plane_c = _delayed(m, plane, "a", "b", "c")
         pixel_plane = Signal(abits)
-        m.d.sync += pixel_plane.eq(pixel * low(r["in_planes"]) + plane_c)
-        cw_d = _delayed(m, cw, "a", "b", "c", "d")
+        if core.bit_serial:
+            plane_c = _delayed(m, plane, "a", "b", "c")
+            m.d.sync += pixel_plane.eq(pixel * low(r["in_planes"]) + plane_c)
+        else:
+            plane_c = Const(0)
+            m.d.sync += pixel_plane.eq(pixel)
+        cw_d = _delayed(m, low(cw), "a", "b", "c", "d")
         word_ofs = Signal(abits)
-        m.d.sync += word_ofs.eq(pixel_plane * low(r["in_cw"]) + cw_d)
+        m.d.sync += word_ofs.eq(_product(m, pixel_plane, low(r["in_cw"])) + cw_d)
         a_addr = Signal(abits)
         m.d.comb += a_addr.eq(low(r["in_base"]) + word_ofs)
 
-        op = Signal(2)
-        with m.If(r["in_bipolar"]):
-            m.d.comb += op.eq(OP_MXNOR if core.ternary else OP_XNOR)
-        with m.Elif(sub):
-            m.d.comb += op.eq(OP_AND_M)
-        with m.Else():
-            m.d.comb += op.eq(OP_AND_S)
+        # The beat's command: only what changes within a RUN travels down the pipeline
+        # (the configuration registers hold until the RUN ends); the rest is decoded at
+        # the core's input (the threshold set t_base + tile travels as the tile).
         msb = plane == top_plane
-        neg_plane = r["in_signed"] & msb & ~r["in_bipolar"]
-        cmd = Signal.like(dp.inp.payload.cmd)
+        beat = Signal(data.StructLayout({
+            "sub": 1, "last": 1, "shl": 1, "neg_plane": 1, "last_word": 1,
+            "w_addr": core.w_addr_bits, "tile": len(tile)}))
         m.d.comb += [
-            cmd.op.eq(op),
-            cmd.last.eq(end_acc),
-            cmd.shl.eq(~r["in_bipolar"] & ~msb & (j == 0) & ~sub),
-            cmd.neg.eq(Mux(sub, ~neg_plane, neg_plane)),
-            cmd.dbl.eq(~sub),
-            cmd.count.eq(~r["in_bipolar"] & ~r["ternary"]),
-            cmd.w_addr.eq(r["w_base"] + tile_w + j),
-            cmd.t_addr.eq(r["t_base"] + tile),
+            beat.sub.eq(sub),
+            beat.last.eq(end_acc),
+            beat.shl.eq(~bipolar & ~msb & (j == 0) & ~sub),
+            beat.neg_plane.eq(r["in_signed"] & msb & ~bipolar),
+            beat.last_word.eq(last_c),
+            beat.w_addr.eq(r["w_base"] + tile_w + j),
+            beat.tile.eq(tile),
         ]
 
-        # Stage 1: activation-buffer read; the command, pad selection follow.
+        # Stage 1: activation-buffer read; the command and the word's selection follow:
+        # buffer 0, buffer 1 (inside), all ones (a pad of ones), the last-word mask (a pad
+        # of ones in a pixel's last channel word) or nothing (a pad of zeros).
         v1 = Signal()
-        cmd1 = Signal.like(cmd)
-        inside1 = Signal()
-        plane1 = Signal.like(plane)
-        lastword1 = Signal()
-        in_buf1 = Signal()
+        beat1 = Signal.like(beat)
+        beat_e = _delayed(m, beat, "a", "b", "c", "d", "e")
+        inside_e = _delayed(m, inside, "d", "e")
+        plane_e = _delayed(m, plane_c, "d", "e") if core.bit_serial else Const(0)
+        pad_bit = (r["pad_code"] >> plane_e)[0]
+        from_buf0, from_buf1, pad_full, pad_masked = (Signal(name=n) for n in (
+            "from_buf0", "from_buf1", "pad_full", "pad_masked"))
         m.d.sync += [v1.eq(_delayed(m, issuing, "a", "b", "c", "d", "e")),
-                     cmd1.eq(_delayed(m, cmd, "a", "b", "c", "d", "e")),
-                     inside1.eq(_delayed(m, inside, "d", "e")),
-                     plane1.eq(_delayed(m, plane_c, "d", "e")),
-                     lastword1.eq(_delayed(m, last_c, "a", "b", "c", "d", "e")),
-                     in_buf1.eq(r["in_buf"])]
+                     beat1.eq(beat_e),
+                     from_buf0.eq(inside_e & ~r["in_buf"]), from_buf1.eq(inside_e & r["in_buf"]),
+                     pad_full.eq(~inside_e & pad_bit & ~beat_e.last_word),
+                     pad_masked.eq(~inside_e & pad_bit & beat_e.last_word)]
         for rd, _ in bufs:
             m.d.comb += [rd.addr.eq(a_addr), rd.en.eq(1)]
 
+        op = Signal(2)
+        with m.If(bipolar):
+            m.d.comb += op.eq(OP_MXNOR if core.ternary else OP_XNOR)
+        with m.Elif(beat1.sub):
+            m.d.comb += op.eq(OP_AND_M)
+        with m.Else():
+            m.d.comb += op.eq(OP_AND_S)
+        cmd1 = Signal.like(dp.inp.payload.cmd)
+        m.d.comb += [
+            cmd1.op.eq(op),
+            cmd1.last.eq(beat1.last),
+            cmd1.shl.eq(beat1.shl),
+            cmd1.neg.eq(Mux(beat1.sub, ~beat1.neg_plane, beat1.neg_plane)),
+            cmd1.dbl.eq(~beat1.sub),
+            cmd1.count.eq(~bipolar & ~r["ternary"]),
+            cmd1.w_addr.eq(beat1.w_addr),
+            cmd1.t_addr.eq(r["t_base"] + beat1.tile),
+        ]
+
         # Stage 2: the input word (or the pad word) goes to the core.
-        full = Const((1 << s) - 1, s)
         last_mask = Signal(s)       # lanes below last_lanes (all from S up); config only
-        m.d.sync += last_mask.eq(Cat(r["last_lanes"] > lane for lane in range(s)))
-        pad_bit = (r["pad_code"] >> plane1)[0]
-        pad_word = Mux(pad_bit, Mux(lastword1, last_mask, full), 0)
-        word = Mux(in_buf1, bufs[1][0].data, bufs[0][0].data)
+        m.d.sync += last_mask.eq(_thermometer(r["last_lanes"], s))
         m.d.comb += [
             dp.inp.valid.eq(v1),
-            dp.inp.payload.x.eq(Mux(inside1, word, pad_word)),
+            dp.inp.payload.x.eq((bufs[0][0].data & from_buf0.replicate(s)) |
+                                (bufs[1][0].data & from_buf1.replicate(s)) |
+                                pad_full.replicate(s) | (last_mask & pad_masked.replicate(s))),
             dp.inp.payload.cmd.eq(cmd1),
         ]
 
@@ -337,16 +385,14 @@ class Accelerator(wiring.Component):
         # The core's results, registered: its threshold compare ends its last cycle.
         out_valid = _delayed(m, dp.out.valid, "r")
         out = _delayed(m, dp.out.payload, "r")
-        o_oy, o_ox = Signal(w10), Signal(w10)
-        o_tile = Signal(11)
-        o_py, o_px = Signal(3), Signal(3)
+        o_oy, o_ox = Signal.like(oy, name="o_oy"), Signal.like(ox, name="o_ox")
+        o_tile = Signal.like(tile, name="o_tile")
+        o_py, o_px = Signal.like(py, name="o_py"), Signal.like(px, name="o_px")
         tiles_per_word = s // pe
-        slot = Signal(range(max(tiles_per_word, 2)))
         # A RUN over a range of neuron folds (weight streaming) starts at slot out_slot of
-        # its first word and keeps the lanes below: first_slot is the lowest slot written.
-        slot0 = r["out_slot"][:len(slot)] if cfg.store_depth else 0
-        first_slot = Signal.like(slot)
-        o_word = Signal(8)          # channel word of the output pixel being packed
+        # its first word and keeps the lanes below.
+        slot0 = r["out_slot"][:_bits(max(tiles_per_word, 2) - 1)] if cfg.store_depth else 0
+        o_word = Signal(abits)      # channel word of the output pixel being packed (modulo)
         pooled = Signal(pe)
         packer = Signal(s)
         out_digits = (_LoopDigit(o_px, r["pool"], derived["pool"]),
@@ -355,6 +401,7 @@ class Accelerator(wiring.Component):
                       _LoopDigit(o_ox, r["out_w"], derived["out_w"]),
                       _LoopDigit(o_oy, r["out_h"], derived["out_h"]))
         o_last_px, o_last_py, o_last_tile, o_last_ox, o_last_oy = (d.last for d in out_digits)
+        out_carries = _Carries(out_digits, out_valid, "out")
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
         acts = Signal(pe)
@@ -368,59 +415,68 @@ class Accelerator(wiring.Component):
         # its multiple of out_cw (activation words) and of tiles (result entries).
         o_act_base = Signal(range(cfg.act_depth))
         o_res_base = Signal(range(cfg.res_depth))
-        # The slot as a one-hot lane-group select: placing P bits is an AND, not a shifter.
-        sel = Signal(tiles_per_word)
-        sel0 = Const(1, tiles_per_word) << slot0
+        # The slot, decoded (from its upper and lower bits) into a one-hot lane-group select:
+        # placing P bits is an AND, not a shifter; the slots from the current one up are
+        # the complement of its thermometer.
+        slot = Signal(range(max(tiles_per_word, 2)))
+        sel, below = _decodes(slot, tiles_per_word)
         placed = Signal(s)
         m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
                               Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
-        with m.If(run_start):
+        with m.If(~running):                # the next RUN's start values (as the counters')
             m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
-                         slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), o_word.eq(0), packer.eq(0),
+                         slot.eq(slot0), o_word.eq(0), packer.eq(0),
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]
             m.d.sync += [d.start for d in out_digits]
-        with m.Elif(out_valid & running):
+            m.d.sync += out_carries.start
+        with m.Elif(out_valid):
+            m.d.sync += out_carries.step
             # The next result belongs to the next pixel (row-major: the pixel index steps).
             with m.If(o_last_px & o_last_py & o_last_tile):
                 m.d.sync += [o_act_base.eq(o_act_base + r["out_cw"]),
                              o_res_base.eq(o_res_base + r["tiles"])]
-            _odometer(m, [(d.last, d.step, d.wrap) for d in out_digits], done=[result_done.eq(1)])
+            _odometer(m, [(d.last, d.step, d.wrap) for d in out_digits], done=[result_done.eq(1)],
+                      carries=out_carries.carries)
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
                 with m.If(o_last_tile):
-                    m.d.sync += [slot.eq(slot0), sel.eq(sel0), first_slot.eq(slot0), packer.eq(0),
-                                 o_word.eq(0)]
-                with m.Elif(slot == tiles_per_word - 1):
-                    m.d.sync += [slot.eq(0), sel.eq(1), first_slot.eq(0), packer.eq(0),
-                                 o_word.eq(o_word + 1)]
+                    m.d.sync += [slot.eq(slot0), packer.eq(0), o_word.eq(0)]
+                with m.Elif(sel[-1]):
+                    m.d.sync += [slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
                 with m.Else():
-                    m.d.sync += [slot.eq(slot + 1), sel.eq(sel << 1), packer.eq(packer | placed)]
+                    m.d.sync += [slot.eq(slot + 1), packer.eq(packer | placed)]
 
         # Writes: registered here, then by the memories. The last one lands in the cycle
-        # the RUN ends (run_done), while `running` still routes the ports to this path.
+        # the RUN ends (run_done).
+        # With one write enable per P-lane slot (a weight store) every pooled result writes
+        # its own slot, the pixel's last tile also zeros into the slots above it (the
+        # packer's word would have had them): no packer, no slots kept. Without, the
+        # packer's word is written when it is full or the pixel's last tile is done.
+        # Between RUNs the same registers carry the host's writes into buffer 0 (a host
+        # write lands a cycle after it is presented): no multiplexer at the buffer's port.
         act_write = Signal()
-        m.d.comb += act_write.eq(out_valid & running & last_pos & ~raw &
-                                 (o_last_tile | (slot == tiles_per_word - 1)))
-        out_word = Signal(s)
-        m.d.sync += out_word.eq(packer | placed)
-        w_addr = Signal.like(o_act_base)
-        m.d.sync += w_addr.eq(o_act_base + o_word)
-        # Slots from first_slot up are written (the whole word without a weight store).
-        keep = Const(0, len(bufs[0][1].en))
-        if cfg.store_depth:
-            keep = Signal(tiles_per_word)
-            m.d.comb += keep.eq((Const(1, tiles_per_word + 1) << first_slot) - 1)
-        for k, (_, wr) in enumerate(bufs):
-            host = self.act_we if k == 0 else 0
-            w_en = Signal.like(wr.en, name=f"w_en{k}")
-            m.d.sync += w_en.eq((act_write & (r["out_buf"] == k)).replicate(len(wr.en)) & ~keep)
-            m.d.comb += [
-                wr.en.eq(Mux(running, w_en, Value.cast(host).replicate(len(wr.en)))),
-                wr.addr.eq(Mux(running, w_addr, self.act_addr if k == 0 else 0)),
-                wr.data.eq(Mux(running, out_word, self.act_data if k == 0 else 0)),
-            ]
-        m.d.sync += [
+        out_word, w_addr = Signal(s), Signal.like(o_act_base)
+        n_en = len(bufs[0][1].en)
+        w_slots = Signal(n_en)
+        w_bufs = [Signal(name=f"w_buf{k}") for k in range(2)]     # buffer k is written
+        with m.If(running):
+            m.d.sync += [w_addr.eq(o_act_base + o_word),
+                         *(w_buf.eq(act_write & (r["out_buf"] == k)) for k, w_buf in enumerate(w_bufs))]
+            if granularity is not None:
+                m.d.comb += act_write.eq(out_valid & last_pos & ~raw)
+                m.d.sync += [out_word.eq(placed), w_slots.eq(Mux(o_last_tile, ~below, sel))]
+            else:
+                m.d.comb += act_write.eq(out_valid & last_pos & ~raw & (o_last_tile | sel[-1]))
+                m.d.sync += [out_word.eq(packer | placed), w_slots.eq(-1)]
+        with m.Else():
+            m.d.sync += [w_addr.eq(self.act_addr), out_word.eq(self.act_data), w_slots.eq(-1),
+                         w_bufs[0].eq(self.act_we), w_bufs[1].eq(0)]
+        for (_, wr), w_buf in zip(bufs, w_bufs):
+            m.d.comb += [wr.en.eq(w_buf.replicate(n_en) & w_slots), wr.addr.eq(w_addr),
+                         wr.data.eq(out_word)]
+        # Raw results go to the result memory at once (from the register of the core's results).
+        m.d.comb += [
             res_wr.en.eq(out_valid & running & raw),
             res_wr.addr.eq(o_res_base + o_tile),
             res_wr.data.eq(out.acc),
@@ -446,17 +502,21 @@ class Accelerator(wiring.Component):
         st_rd, st_wr = store.read_port(), store.write_port()
         reading = Signal()          # a store word is read this cycle
         src = Signal(range(cfg.store_depth))
-        base, i = Signal.like(args.addr), Signal.like(args.count)
+        # The bank address and the word counters hold a bank's worth (the compiler
+        # refuses a longer copy: AccelConfig.field_limit).
+        base, i = Signal(core.w_addr_bits), Signal(range(cfg.field_limit(Opcode.LOAD_W, "count")))
         # Words left in this bank, minus one: its last word is a test for zero (no
         # comparison through a subtraction on the path into the bank counter).
-        count_m1, left = Signal.like(args.count), Signal.like(args.count)
+        count_m1, left = Signal.like(i), Signal.like(i)
         bank = Signal(range(max(core.pe, 2)))
         w_valid = Signal()          # the word read last cycle is written this cycle
         w_bank, w_addr = Signal.like(bank), Signal(core.w_addr_bits)
-        with m.If(load_start):
-            m.d.sync += [reading.eq(1), src.eq(args.src), count_m1.eq(args.count - 1),
+        with m.If(~reading):    # the fetched instruction's arguments (used if it is LOAD_W)
+            m.d.sync += [src.eq(args.src), count_m1.eq(args.count - 1),
                          left.eq(args.count - 1), base.eq(args.addr), i.eq(0), bank.eq(0)]
-        with m.Elif(reading):
+            with m.If(load_start):
+                m.d.sync += reading.eq(1)
+        with m.Else():
             m.d.sync += src.eq(src + 1)
             _odometer(m, [
                 (left == 0, [i.eq(i + 1), left.eq(left - 1)], [i.eq(0), left.eq(count_m1)]),
@@ -498,12 +558,79 @@ class _LoopDigit:
     itself; ``registers``: :func:`_bound_registers` of ``bound``).
     """
 
-    def __init__(self, value, bound, registers):
+    def __init__(self, value, bound, registers, *, top=None):
         m2, one = registers
         self.last = Signal(name=f"{value.name}_last")
-        self.start = self.last.eq(bound == 1)
-        self.step = [value.eq(value + 1), self.last.eq(value == m2)]
-        self.wrap = [value.eq(0), self.last.eq(one)]
+        self.first, self.one = bound == 1, one
+        self.start = self.last.eq(self.first)
+        if top is None:
+            self.stepped_last = value == m2
+            self.step = [value.eq(value + 1), self.last.eq(self.stepped_last)]
+            self.wrap = [value.eq(0), self.last.eq(one)]
+        else:               # counting down from top = bound - 1 (registered) to 0
+            self.stepped_last = value == 1
+            self.step = [value.eq(value - 1), self.last.eq(self.stepped_last)]
+            self.wrap = [value.eq(top), self.last.eq(one)]
+
+    def next_last(self, carry):
+        """The flag's next value when the carry into this digit is ``carry``."""
+        return Mux(carry, Mux(self.last, self.one, self.stepped_last), self.last)
+
+
+def _product(m, a, b):
+    """``a * b`` at its full width on a kept wire: synthesis maps it to a DSP block (yosys
+    maps only products of at least 11 bits to iCE40 SB_MAC16s) rather than LUTs, although
+    only the low bits are used (an address modulo a memory's depth)."""
+    prod = Signal(len(a) + len(b), attrs={"keep": 1})
+    m.d.comb += prod.eq(a * b)
+    return prod
+
+
+def _bits(n):
+    """Bits of an unsigned ``n``."""
+    return max(1, int(n).bit_length())
+
+
+def _decodes(value, n):
+    """``(one_hot, thermometer)`` of ``value``, ``n`` bits each: bit ``i`` is ``value == i``,
+    ``value > i``; decoded from the value's upper and lower bits (no comparator carry
+    chain per bit)."""
+    lo_bits = min(3, len(value))
+    lo, hi = value[:lo_bits], value[lo_bits:]
+    lo_vals, hi_vals = 1 << lo_bits, 1 << len(hi)
+    eq_hi = [hi == h for h in range(hi_vals)]
+    eq_lo = [lo == v for v in range(lo_vals)]
+    gt_hi = [Cat(*eq_hi[h + 1:]).any() for h in range(hi_vals)]
+    gt_lo = [Cat(*eq_lo[v + 1:]).any() for v in range(lo_vals)]
+    one_hot, thermometer = [], []
+    for i in range(n):
+        h, v = i >> lo_bits, i & (lo_vals - 1)
+        one_hot.append(Const(0) if h >= hi_vals else eq_hi[h] & eq_lo[v])
+        thermometer.append(Const(0) if h >= hi_vals else gt_hi[h] | (eq_hi[h] & gt_lo[v]))
+    return Cat(*one_hot), Cat(*thermometer)
+
+
+def _thermometer(value, n):
+    """``n`` bits, bit ``i`` = ``value > i`` (see :func:`_decodes`)."""
+    return _decodes(value, n)[1]
+
+
+class _Carries:
+    """Registered carries of a nest of :class:`_LoopDigit` (innermost first) that steps
+    when ``carry_in`` (a register) is high.
+
+    ``pre[k]``, every digit inside digit ``k`` at its last value, is a register set a step
+    ahead from the digits' next flags, so digit ``k``'s carry (``carries[k]``) is one AND
+    of two registers, not an AND over every flag inside it. ``start``: the statements of
+    the nest's start values; ``step``: those of a step (where ``carry_in`` is high).
+    """
+
+    def __init__(self, digits, carry_in, name):
+        pre = [Const(1)] + [Signal(name=f"{name}_pre{k}") for k in range(1, len(digits))]
+        self.carries = [carry_in & p for p in pre]
+        nxt = [d.next_last(c) for d, c in zip(digits, self.carries)]
+        self.start = [p.eq(Cat(*(d.first for d in digits[:k])).all()) for k, p in enumerate(pre) if k]
+        self.step = [p.eq(Cat(*nxt[:k]).all()) for k, p in enumerate(pre) if k]
 
 
 def _delayed(m, value, *stages):
@@ -516,24 +643,24 @@ def _delayed(m, value, *stages):
     return value
 
 
-def _odometer(m, digits, done):
+def _odometer(m, digits, done, carries=None):
     """Advance a nest of loop counters by one step, like an odometer.
 
     ``digits`` lists, innermost first, ``(is_last, step, wrap)``: the digit
     steps when every digit inside it is at its last value and it is not;
     it wraps (and carries outwards) when it is too. ``done`` runs when the
-    outermost digit wraps. Statements go to the sync domain.
+    outermost digit wraps. ``carries``: each digit's carry in, if the caller
+    keeps them (default: the AND of the inner digits' flags; the innermost
+    digit steps every time). Statements go to the sync domain.
     """
-    lasts = []
-    for is_last, step, wrap in digits:
-        # One AND over the inner digits' flags (a shallow tree, not a ripple chain).
-        carry = Cat(*lasts).all() if lasts else Const(1)
+    if carries is None:
+        carries = [Cat(*(d[0] for d in digits[:k])).all() for k in range(len(digits))]
+    for (is_last, step, wrap), carry in zip(digits, carries):
         with m.If(carry & ~is_last):
             m.d.sync += step
         with m.If(carry & is_last):
             m.d.sync += wrap
-        lasts.append(is_last)
-    with m.If(Cat(*lasts).all()):
+    with m.If(carries[-1] & digits[-1][0]):
         m.d.sync += done
 
 

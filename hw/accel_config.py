@@ -12,6 +12,7 @@ counts it (docs/accelerator.md, "Timing").
 from dataclasses import dataclass, field
 
 from .config import ConfigError, HwConfig, config_from_dict, config_hash, versioned_fields
+from .isa import INSTRUCTIONS, Opcode
 
 #: Bumped whenever a field's meaning or the generated accelerator changes.
 ACCEL_CONFIG_VERSION = 2
@@ -84,6 +85,32 @@ class AccelConfig:
     @property
     def simd(self):
         return self.core.simd
+
+    def field_limit(self, opcode, name):
+        """The largest value of field ``name`` of instruction ``opcode`` this accelerator runs.
+
+        The ISA's limit, or less where the hardware sizes a register by its memories
+        rather than by the field's width (docs/accelerator.md, "Register widths"): image
+        dimensions by the activation buffers and result memory, a weight row's kernel
+        and channel words and a RUN's neuron folds by the weight banks, bit planes by
+        ``act_bits``, ``last_lanes`` by S, a ``LOAD_W`` copy by a bank. The hardware's
+        registers hold exactly these values; the compiler refuses a program past them
+        (:func:`tritium.sw.compiler.emit`). Addresses and bases need no limit: the
+        hardware keeps their low bits, which is all a memory port reads.
+        """
+        opcode = Opcode(opcode)
+        field = {f.name: f for f in INSTRUCTIONS[opcode].fields}[name]
+        core, act, dims = self.core, self.act_depth, max(self.act_depth, self.res_depth)
+        bounds = {
+            Opcode.CFG_IN: {"in_h": act, "in_w": act, "in_cw": core.weight_depth,
+                            "in_planes": core.act_bits},
+            Opcode.CFG_WIN: {"kh": core.weight_depth, "kw": core.weight_depth,
+                             "last_lanes": core.simd},
+            Opcode.CFG_OUT: {"out_h": dims, "out_w": dims},
+            Opcode.CFG_MEM: {"tiles": core.weight_depth},
+            Opcode.LOAD_W: {"count": core.weight_depth},
+        }.get(opcode, {})
+        return min(field.largest, bounds.get(name, field.largest))
 
     def run_drain(self):
         """Cycles from a RUN's last beat to its last write (see docs/accelerator.md)."""

@@ -576,18 +576,19 @@ def emit(plans, cfg):
 
     def load(i):
         p, c = chunks[i]
-        return isa.encode(Opcode.LOAD_W, addr=c.w_base, count=c.tiles * p.words_per_row(s),
-                          src=c.src)
+        return _encode(cfg, f"layer {p.name}", Opcode.LOAD_W, addr=c.w_base,
+                       count=c.tiles * p.words_per_row(s), src=c.src)
 
     if chunks:
         program.append(load(0))
     k = 0
     for p in plans:
+        where = f"layer {p.name}"
         program += [
-            isa.encode(Opcode.CFG_IN, in_buf=p.in_buf, in_base=0, in_h=p.in_h, in_w=p.in_w,
+            _encode(cfg, where, Opcode.CFG_IN, in_buf=p.in_buf, in_base=0, in_h=p.in_h, in_w=p.in_w,
                        in_cw=p.in_cw(s), in_planes=p.planes, in_signed=int(p.signed),
                        in_bipolar=int(p.bipolar)),
-            isa.encode(Opcode.CFG_WIN, kh=p.kh, kw=p.kw, sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw,
+            _encode(cfg, where, Opcode.CFG_WIN, kh=p.kh, kw=p.kw, sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw,
                        pad_code=p.pad_code(), last_lanes=p.last_lanes(s)),
         ]
         for c in p.chunks or [Chunk(first=0, tiles=p.tiles(pe), w_base=p.w_base, src=0)]:
@@ -600,18 +601,33 @@ def emit(plans, cfg):
                     wait = 1
             out_base = p.res_base if p.raw else c.first // (s // pe)
             program += [
-                isa.encode(Opcode.CFG_OUT, out_buf=p.out_buf, out_base=out_base, out_h=p.out_h,
+                _encode(cfg, where, Opcode.CFG_OUT, out_buf=p.out_buf, out_base=out_base, out_h=p.out_h,
                            out_w=p.out_w, out_cw=p.out_cw(s), out_bits=p.out_bits, pool=p.pool,
                            out_slot=c.first % (s // pe)),
-                isa.encode(Opcode.CFG_MEM, w_base=c.w_base, t_base=p.t_base + c.first,
+                _encode(cfg, where, Opcode.CFG_MEM, w_base=c.w_base, t_base=p.t_base + c.first,
                            tiles=c.tiles, ternary=int(p.ternary)),
-                isa.encode(Opcode.RUN, wait_w=wait),
+                _encode(cfg, where, Opcode.RUN, wait_w=wait),
             ]
     program.append(isa.encode(Opcode.END))
     if len(program) > cfg.prog_depth:
         raise CompileError(f"the program has {len(program)} instructions, the program memory "
                            f"holds {cfg.prog_depth} (try --prog-depth {_pow2(len(program))})")
     return program
+
+
+def _encode(cfg, where, opcode, **fields):
+    """:func:`isa.encode`, refusing (one line naming ``where``) a field past what this
+    accelerator's registers hold (:meth:`AccelConfig.field_limit`: sized by its memories)."""
+    for name, value in fields.items():
+        limit = cfg.field_limit(opcode, name)
+        if value > limit:
+            raise CompileError(f"{where}: {opcode.name} {name} = {value} exceeds {limit}, the "
+                               f"largest this accelerator holds (its registers are sized by its "
+                               f"memories; the ISA allows {_ISA_FIELDS[opcode][name].largest})")
+    return isa.encode(opcode, **fields)
+
+
+_ISA_FIELDS = {op: {f.name: f for f in spec.fields} for op, spec in isa.INSTRUCTIONS.items()}
 
 
 # ---------------------------------------------------------------- driver

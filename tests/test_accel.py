@@ -10,9 +10,11 @@ from test_compiler import accel_configs, one_bit_hidden, streaming_config
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
+from tritium.hw.isa import Opcode
 from tritium.sim.accel_sim import run_amaranth
 from tritium.sw import reference
-from tritium.sw.compiler import compile_model
+from tritium.sw.compiler import CompileError, compile_model
+from tritium.sw.ir import ActType, Conv2d, Dense, IntModel
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
 
@@ -88,3 +90,27 @@ def test_weight_store_verilog_has_no_initial_value():
 def test_rtl_refuses_k_bit_outputs():
     with pytest.raises(ConfigError, match="out_bits = 1"):
         Accelerator(AccelConfig(core=HwConfig(pe=2, simd=8, out_bits=2)))
+
+
+def _row_model(width, seed=0):
+    """A 1 x width image, 2 channels: a (1, 3) convolution with padding (same width), then a
+    dense layer with raw outputs."""
+    rng = np.random.default_rng(seed)
+    conv = Conv2d.from_values("conv", rng.choice([-1, 1], (4, 1, 3, 2)), "binary", padding=(0, 1),
+                              thresholds=rng.integers(-3, 4, (4, 1)), out_act="bipolar")
+    fc = Dense.from_values("fc", rng.choice([-1, 1], (3, width * 4)), "binary")
+    return IntModel((1, width, 2), ActType.parse("bipolar"), [conv, fc])
+
+
+def test_image_width_at_the_register_limit_runs():
+    """in_w and out_w at the largest value the configuration's registers hold (the
+    activation buffers' depth, AccelConfig.field_limit): bit-exact, cycles as the ISA's;
+    one pixel wider is refused by the compiler."""
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=64, thr_depth=16), act_depth=16,
+                      res_depth=4)
+    limit = cfg.field_limit(Opcode.CFG_IN, "in_w")
+    assert limit == cfg.field_limit(Opcode.CFG_OUT, "out_w") == 16
+    model = _row_model(limit)
+    check(model, cfg, random_inputs(model, 1, seed=3))
+    with pytest.raises(CompileError, match="layer conv"):
+        compile_model(_row_model(limit + 1), cfg)

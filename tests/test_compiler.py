@@ -213,3 +213,34 @@ def test_s_must_be_a_multiple_of_p():
 def test_batching_refuses_convolutions():
     with pytest.raises(CompileError, match="batching"):
         compile_model(small(), AccelConfig(core=HwConfig(pe=2, simd=8)), batch=2)
+
+
+def test_field_limits_follow_the_memories():
+    """Registers are sized by the configuration (one definition, AccelConfig.field_limit),
+    capped by the ISA's field widths."""
+    cfg = PRESETS["icebreaker"]
+    assert cfg.field_limit(Opcode.CFG_IN, "in_h") == cfg.act_depth == 256
+    assert cfg.field_limit(Opcode.CFG_OUT, "out_w") == max(cfg.act_depth, cfg.res_depth)
+    assert cfg.field_limit(Opcode.CFG_MEM, "tiles") == cfg.core.weight_depth
+    assert cfg.field_limit(Opcode.LOAD_W, "count") == cfg.core.weight_depth
+    assert cfg.field_limit(Opcode.CFG_IN, "in_planes") == cfg.core.act_bits == 1
+    assert cfg.field_limit(Opcode.CFG_WIN, "last_lanes") == cfg.simd
+    assert cfg.field_limit(Opcode.CFG_WIN, "kh") == 63                 # the ISA's width
+    big = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=4096), act_depth=4096)
+    assert big.field_limit(Opcode.CFG_IN, "in_w") == 1023
+    assert big.field_limit(Opcode.CFG_IN, "in_cw") == 255
+
+
+def test_emit_refuses_a_field_past_the_register_limit():
+    """The last line of defence (emit): a field the hardware's register cannot hold is refused
+    with the layer's name, even where no earlier check caught it."""
+    from tritium.sw.compiler import allocate, check, emit, memories, stream
+    model = random_model("tfc", (4, 4, 1), "bipolar", seed=1)
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=1024, thr_depth=128), act_depth=64,
+                      res_depth=16)
+    plans = stream(allocate(check(unfold_first_layer(lower(model), cfg.simd), cfg), cfg), cfg)
+    memories(plans, cfg)
+    emit(plans, cfg)
+    plans[1].in_w = cfg.field_limit(Opcode.CFG_IN, "in_w") + 1
+    with pytest.raises(CompileError, match=f"layer {plans[1].name}: CFG_IN in_w = 65 exceeds 64"):
+        emit(plans, cfg)
