@@ -456,7 +456,7 @@ class HostLink(wiring.Component):
                     with m.Case(Cmd.INPUT):
                         with m.If(length < 4):
                             nak(Nak.LENGTH)
-                        with m.Elif((pos != 0) & ~v.valid & ~v.failed):
+                        with m.Elif((pos != 0) & ~v.valid & ~v.failing):
                             nak(Nak.STATE)      # an image is half loaded: its word assembler is busy
                         with m.Else():
                             # INPUT words start at the payload's 5th byte; an image word cut
@@ -546,12 +546,18 @@ class HostLink(wiring.Component):
     def _fail(m, v):
         """``fail(code)``: refuse the image being loaded with ``code``.
 
-        Each code is a request flag; one encoder after the FSM (call
-        :meth:`_fail_encoder`) turns them into the error code, lowest first.
-        The first failure of an image counts.
+        Each code is a request flag. The flags are registered and one encoder
+        after the FSM (call :meth:`_fail_encoder`) turns them into the error
+        code, lowest first, a cycle later: the checks and the encoder do not
+        share a cycle (on the iCE40 they made the board's longest path). The
+        FSM reads ``v.failing`` (failed, or a failure registered last cycle),
+        so it sees a failure in the cycle after its check, as before. The
+        first failure of an image counts.
         """
         v.fail_req = {}
         v.fail_code = Signal(ERR_BITS)      # or a code computed by the checks (0: none)
+        v.fail_pending = Signal()           # a failure was requested last cycle
+        v.failing = v.failed | v.fail_pending
 
         def fail(code):
             if code not in v.fail_req:
@@ -561,10 +567,14 @@ class HostLink(wiring.Component):
 
     @staticmethod
     def _fail_encoder(m, v):
-        code = v.fail_code
+        code = Signal(ERR_BITS)
+        m.d.sync += code.eq(v.fail_code)
         for c in sorted(v.fail_req, reverse=True):
-            code = Mux(v.fail_req[c], c, code)
-        with m.If((Cat(*v.fail_req.values()).any() | (v.fail_code != 0)) & ~v.failed):
+            req = Signal(name=f"{v.fail_req[c].name}_q")
+            m.d.sync += req.eq(v.fail_req[c])
+            code = Mux(req, c, code)
+        m.d.sync += v.fail_pending.eq(Cat(*v.fail_req.values()).any() | (v.fail_code != 0))
+        with m.If(v.fail_pending & ~v.failed):
             m.d.sync += [v.err.eq(code), v.failed.eq(1), v.valid.eq(0)]
 
     # ---------------------------------------------------------------- image parser
@@ -580,7 +590,7 @@ class HostLink(wiring.Component):
 
         with m.State("IMG_USE"):                # byte at image offset pos: parse, image CRC
             m.d.sync += [v.idx.eq(v.idx + 1), pos.eq(pos + 1)]
-            with m.If(~v.failed):
+            with m.If(~v.failing):
                 self._parse(m, v)
             m.next = "IMG_SEC"
 
@@ -603,7 +613,7 @@ class HostLink(wiring.Component):
                     bank, addr = (v.wa[k:], v.wa[:k]) if pow2 else (v.bank, v.ea)
                     r.write(m, v.accel, v.wr_pending & (v.sec_route == i), bank, addr,
                             v.asm[-8 * r.word_bytes:])
-            at_end = ~v.failed & (pos == v.total)
+            at_end = ~v.failing & (pos == v.total)
             m.d.sync += v.img_end_p.eq(at_end)
             with m.If(v.sec_end_p | v.tab_end_p | at_end):
                 m.next = "IMG_CHECK"
@@ -612,7 +622,7 @@ class HostLink(wiring.Component):
 
         with m.State("IMG_CHECK"):              # what ends at this byte
             m.d.sync += v.ld.eq(0)
-            with m.If(v.failed):
+            with m.If(v.failing):
                 m.d.sync += [v.sec_end_p.eq(0), v.tab_end_p.eq(0), v.img_end_p.eq(0),
                              v.need_load.eq(0)]
                 m.next = "IMG_RD"
