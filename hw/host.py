@@ -329,7 +329,33 @@ class HostLink(wiring.Component):
         range_bad = Signal()
         aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
         v.fail = fail = self._fail(m, v)
+
         pos, arg, idx, length = v.pos, v.arg, v.idx, v.length
+        # idx == length, kept in a register beside idx (its comparator is not on the FSM's
+        # paths): every change of idx or length past the header sets it too.
+        v.idx_end = idx_end = Signal()
+        len_bad = Signal()                  # the request's length is over MAX_PAYLOAD
+
+        def step_idx():
+            m.d.sync += [idx.eq(idx + 1), idx_end.eq(idx + 1 == length)]
+        v.step_idx = step_idx
+        # The request's tests for EXEC, registered every cycle: EXEC follows CRC_CHK, in which
+        # the request registers already hold what EXEC sees, so EXEC's decode starts from
+        # flip-flops instead of comparators.
+        off_ok, off = arg[len(pos):] == 0, arg[:len(pos)]     # narrow comparators
+        count = arg[16:]
+        rb = len(Const(cfg.res_depth))      # first, count < 2**rb: a narrow adder
+        tests = {
+            "len_ne0": length != 0, "len_lt4": length < 4, "len_ne4": length != 4,
+            "new_image": off_ok & (off == 0), "next_chunk": off_ok & (off == pos),
+            "resent_chunk": off_ok & (off < pos),
+            "half_loaded": (pos != 0) & ~v.valid & ~v.failing,
+            "resent_start": last_ok & (v.seq == last_seq),
+            "results_range": ((arg[rb:16] != 0) | (count[rb:] != 0) |
+                              (arg[:rb] + count[:rb] > cfg.res_depth)),
+        }
+        t = SimpleNamespace(**{name: Signal(name=f"t_{name}") for name in tests})
+        m.d.sync += [getattr(t, name).eq(value) for name, value in tests.items()]
 
         # A response starts: requests here, the registers set in one place after the FSM.
         tx_go, tx_kind, tx_len = Signal(), Signal.like(v.resp_kind), Signal.like(v.resp_len)
@@ -390,22 +416,26 @@ class HostLink(wiring.Component):
                         with m.Case(2):
                             m.d.sync += length[:8].eq(rx.payload)
                         with m.Case(3):
-                            m.d.sync += [length.eq(new_len), v.cnt.eq(0)]
-                            with m.If(_gt(new_len, MAX_PAYLOAD)):
-                                nak(Nak.LENGTH)
-                            with m.Elif(new_len == 0):
-                                m.next = "CRC"
-                            with m.Else():
-                                m.next = "PAYLOAD"
+                            m.d.sync += [length.eq(new_len), v.cnt.eq(0), idx_end.eq(new_len == 0),
+                                         len_bad.eq(_gt(new_len, MAX_PAYLOAD))]
+                            m.next = "HEAD_CHK"
+
+            with m.State("HEAD_CHK"):           # the length tests, registered (not the UART's byte)
+                with m.If(len_bad):
+                    nak(Nak.LENGTH)
+                with m.Elif(idx_end):
+                    m.next = "CRC"
+                with m.Else():
+                    m.next = "PAYLOAD"
 
             with m.State("PAYLOAD"):
-                with m.If(idx == length):       # (the comparator IMG_RD and IN_RD use)
+                with m.If(idx_end):
                     m.next = "CRC"
                 with m.Else():
                     receiving(True)
                 with m.If(got):
                     m.d.comb += wr.en.eq(1)
-                    m.d.sync += idx.eq(idx + 1)
+                    step_idx()
                     with m.If(idx < 4):
                         m.d.sync += arg.eq(Cat(arg[8:], rx.payload))
 
@@ -415,7 +445,7 @@ class HostLink(wiring.Component):
                 with m.If(got):
                     m.d.sync += v.cnt.eq(v.cnt + 1)
                     with m.If(v.cnt == 3):
-                        m.d.sync += idx.eq(4)
+                        m.d.sync += [idx.eq(4), idx_end.eq(length == 4)]
                         m.next = "CRC_CHK"
 
             with m.State("CRC_CHK"):
@@ -429,15 +459,14 @@ class HostLink(wiring.Component):
                 m.d.sync += [range_bad.eq(_gt(arg, cfg.act_depth - 1)), aaddr.eq(arg)]
                 with m.Switch(v.cmd):
                     with m.Case(Cmd.STATUS):
-                        with m.If(length != 0):
+                        with m.If(t.len_ne0):
                             nak(Nak.LENGTH)
                         with m.Else():
                             status()
                     with m.Case(Cmd.IMAGE):
-                        off_ok, off = arg[len(pos):] == 0, arg[:len(pos)]     # narrow comparators
-                        with m.If(length < 4):
+                        with m.If(t.len_lt4):
                             nak(Nak.LENGTH)
-                        with m.Elif(off_ok & (off == 0)):   # offset 0: a new image
+                        with m.Elif(t.new_image):   # offset 0: a new image
                             m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
                                          v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
                                          v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
@@ -446,17 +475,17 @@ class HostLink(wiring.Component):
                                          v.need_load.eq(0), last_ok.eq(0)]
                             ser.init("img")
                             m.next = "IMG_RD"
-                        with m.Elif(off_ok & (off == pos)):     # the next chunk
+                        with m.Elif(t.next_chunk):     # the next chunk
                             m.d.sync += last_ok.eq(0)
                             m.next = "IMG_RD"
-                        with m.Elif(off_ok & (off < pos)):
+                        with m.Elif(t.resent_chunk):
                             status()                    # a resent chunk: received already
                         with m.Else():
                             nak(Nak.OFFSET)
                     with m.Case(Cmd.INPUT):
-                        with m.If(length < 4):
+                        with m.If(t.len_lt4):
                             nak(Nak.LENGTH)
-                        with m.Elif((pos != 0) & ~v.valid & ~v.failing):
+                        with m.Elif(t.half_loaded):
                             nak(Nak.STATE)      # an image is half loaded: its word assembler is busy
                         with m.Else():
                             # INPUT words start at the payload's 5th byte; an image word cut
@@ -464,23 +493,20 @@ class HostLink(wiring.Component):
                             m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
                             m.next = "IN_RD"
                     with m.Case(Cmd.START):
-                        with m.If(length != 0):
+                        with m.If(t.len_ne0):
                             nak(Nak.LENGTH)
                         with m.Elif(~v.valid):
                             nak(Nak.STATE)
-                        with m.Elif(last_ok & (v.seq == last_seq)):
+                        with m.Elif(t.resent_start):
                             status()                    # a resent START: run already
                         with m.Else():
                             m.d.comb += accel.start.eq(1)
                             m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
                             m.next = "RUN"
                     with m.Case(Cmd.RESULTS):
-                        count = arg[16:]
-                        with m.If(length != 4):
+                        with m.If(t.len_ne4):
                             nak(Nak.LENGTH)
-                        rb = len(Const(cfg.res_depth))   # first, count < 2**rb: a narrow adder
-                        with m.Elif((arg[rb:16] != 0) | (count[rb:] != 0) |
-                                    (arg[:rb] + count[:rb] > cfg.res_depth)):
+                        with m.Elif(t.results_range):
                             nak(Nak.RANGE)
                         with m.Else():
                             respond(_RESULTS)
@@ -502,7 +528,7 @@ class HostLink(wiring.Component):
                                      accel.act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
                     with m.Else():
                         m.d.sync += range_bad.eq(1)
-                with m.If(idx == length):
+                with m.If(idx_end):
                     with m.If(v.eb != 0):
                         nak(Nak.LENGTH)
                     with m.Elif(range_bad | (v.wr_pending & _gt(aaddr, cfg.act_depth - 1))):
@@ -513,7 +539,7 @@ class HostLink(wiring.Component):
                     m.next = "IN_USE"
             with m.State("IN_USE"):
                 m.d.comb += v.asm_we.eq(1)
-                m.d.sync += idx.eq(idx + 1)
+                step_idx()
                 with m.If(v.eb == input_word_bytes(core.simd) - 1):
                     m.d.sync += [v.eb.eq(0), v.wr_pending.eq(1)]
                 with m.Else():
@@ -583,13 +609,14 @@ class HostLink(wiring.Component):
         routes, byte, pos, fail, rd = self.routes, v.byte, v.pos, v.fail, v.rd
 
         with m.State("IMG_RD"):                 # the read of payload byte idx
-            with m.If(v.idx == v.length):
+            with m.If(v.idx_end):
                 status()
             with m.Else():
                 m.next = "IMG_USE"
 
         with m.State("IMG_USE"):                # byte at image offset pos: parse, image CRC
-            m.d.sync += [v.idx.eq(v.idx + 1), pos.eq(pos + 1)]
+            v.step_idx()
+            m.d.sync += pos.eq(pos + 1)
             with m.If(~v.failing):
                 self._parse(m, v)
             m.next = "IMG_SEC"
