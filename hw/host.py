@@ -47,8 +47,8 @@ class _SerialCrc:
     bit first. ``img_zero`` feeds the image register zeros instead (a CRC
     field counted as zeros); ``shift`` shifts the frame register without
     feedback (its bytes going out). :meth:`init` sets registers to the
-    initial value. Requests are combinational; :meth:`apply` (after the state
-    machine) turns them into register updates in one place.
+    initial value (a cycle later). Requests are combinational; :meth:`apply`
+    (after the state machine) turns them into register updates in one place.
     """
 
     def __init__(self, m, regs, sources):
@@ -89,8 +89,13 @@ class _SerialCrc:
             m.d.sync += [self.data.eq(data), self.busy.eq(1), self.img_zero.eq(self.req["img_zero"]),
                          self.shift.eq(self.req["shift"])]
             m.d.sync += [self.en[k].eq(self.req[k]) for k in self.regs]
+        # An init lands a cycle after its request (the state decode is not on the registers'
+        # reset path). Every init is requested at least a cycle before the register's next
+        # feed, whose first bit goes in a cycle after the feed's request: nothing is lost.
         for k, reg in self.regs.items():
-            with m.If(self.init_req[k]):
+            init = Signal(name=f"crc_{k}_init_q")
+            m.d.sync += init.eq(self.init_req[k])
+            with m.If(init):
                 m.d.sync += reg.eq(_CRC_INIT)
 
 
@@ -354,6 +359,8 @@ class HostLink(wiring.Component):
             "results_range": ((arg[rb:16] != 0) | (count[rb:] != 0) |
                               (arg[:rb] + count[:rb] > cfg.res_depth)),
         }
+        tests.update({f"cmd_{c.name.lower()}": v.cmd == c
+                      for c in (Cmd.STATUS, Cmd.IMAGE, Cmd.INPUT, Cmd.START, Cmd.RESULTS)})
         t = SimpleNamespace(**{name: Signal(name=f"t_{name}") for name in tests})
         m.d.sync += [getattr(t, name).eq(value) for name, value in tests.items()]
 
@@ -457,61 +464,60 @@ class HostLink(wiring.Component):
             # -------------------------------------------------------- dispatch
             with m.State("EXEC"):
                 m.d.sync += [range_bad.eq(_gt(arg, cfg.act_depth - 1)), aaddr.eq(arg)]
-                with m.Switch(v.cmd):
-                    with m.Case(Cmd.STATUS):
-                        with m.If(t.len_ne0):
-                            nak(Nak.LENGTH)
-                        with m.Else():
-                            status()
-                    with m.Case(Cmd.IMAGE):
-                        with m.If(t.len_lt4):
-                            nak(Nak.LENGTH)
-                        with m.Elif(t.new_image):   # offset 0: a new image
-                            m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
-                                         v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
-                                         v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
-                                         v.sec_end_p.eq(0),
-                                         v.tab_end_p.eq(0), v.img_end_p.eq(0),
-                                         v.need_load.eq(0), last_ok.eq(0)]
-                            ser.init("img")
-                            m.next = "IMG_RD"
-                        with m.Elif(t.next_chunk):     # the next chunk
-                            m.d.sync += last_ok.eq(0)
-                            m.next = "IMG_RD"
-                        with m.Elif(t.resent_chunk):
-                            status()                    # a resent chunk: received already
-                        with m.Else():
-                            nak(Nak.OFFSET)
-                    with m.Case(Cmd.INPUT):
-                        with m.If(t.len_lt4):
-                            nak(Nak.LENGTH)
-                        with m.Elif(t.half_loaded):
-                            nak(Nak.STATE)      # an image is half loaded: its word assembler is busy
-                        with m.Else():
-                            # INPUT words start at the payload's 5th byte; an image word cut
-                            # by a chunk boundary keeps its place (eb) across frames.
-                            m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
-                            m.next = "IN_RD"
-                    with m.Case(Cmd.START):
-                        with m.If(t.len_ne0):
-                            nak(Nak.LENGTH)
-                        with m.Elif(~v.valid):
-                            nak(Nak.STATE)
-                        with m.Elif(t.resent_start):
-                            status()                    # a resent START: run already
-                        with m.Else():
-                            m.d.comb += accel.start.eq(1)
-                            m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
-                            m.next = "RUN"
-                    with m.Case(Cmd.RESULTS):
-                        with m.If(t.len_ne4):
-                            nak(Nak.LENGTH)
-                        with m.Elif(t.results_range):
-                            nak(Nak.RANGE)
-                        with m.Else():
-                            respond(_RESULTS)
-                    with m.Default():
-                        nak(Nak.COMMAND)
+                with m.If(t.cmd_status):
+                    with m.If(t.len_ne0):
+                        nak(Nak.LENGTH)
+                    with m.Else():
+                        status()
+                with m.Elif(t.cmd_image):
+                    with m.If(t.len_lt4):
+                        nak(Nak.LENGTH)
+                    with m.Elif(t.new_image):   # offset 0: a new image
+                        m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
+                                     v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
+                                     v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
+                                     v.sec_end_p.eq(0),
+                                     v.tab_end_p.eq(0), v.img_end_p.eq(0),
+                                     v.need_load.eq(0), last_ok.eq(0)]
+                        ser.init("img")
+                        m.next = "IMG_RD"
+                    with m.Elif(t.next_chunk):     # the next chunk
+                        m.d.sync += last_ok.eq(0)
+                        m.next = "IMG_RD"
+                    with m.Elif(t.resent_chunk):
+                        status()                    # a resent chunk: received already
+                    with m.Else():
+                        nak(Nak.OFFSET)
+                with m.Elif(t.cmd_input):
+                    with m.If(t.len_lt4):
+                        nak(Nak.LENGTH)
+                    with m.Elif(t.half_loaded):
+                        nak(Nak.STATE)      # an image is half loaded: its word assembler is busy
+                    with m.Else():
+                        # INPUT words start at the payload's 5th byte; an image word cut
+                        # by a chunk boundary keeps its place (eb) across frames.
+                        m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
+                        m.next = "IN_RD"
+                with m.Elif(t.cmd_start):
+                    with m.If(t.len_ne0):
+                        nak(Nak.LENGTH)
+                    with m.Elif(~v.valid):
+                        nak(Nak.STATE)
+                    with m.Elif(t.resent_start):
+                        status()                    # a resent START: run already
+                    with m.Else():
+                        m.d.comb += accel.start.eq(1)
+                        m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
+                        m.next = "RUN"
+                with m.Elif(t.cmd_results):
+                    with m.If(t.len_ne4):
+                        nak(Nak.LENGTH)
+                    with m.Elif(t.results_range):
+                        nak(Nak.RANGE)
+                    with m.Else():
+                        respond(_RESULTS)
+                with m.Else():
+                    nak(Nak.COMMAND)
 
             with m.State("RUN"):
                 with m.If(accel.done | accel.error):
