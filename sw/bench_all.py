@@ -26,7 +26,7 @@ from pathlib import Path
 from ..hw.presets import PRESETS
 from .anchors import ANCHORS
 from .bench_rtl import measure_compile_time, measure_rtl_speed
-from .bench_utilization import measure_utilization
+from .bench_utilization import CNV_MEMORY, measure_utilization
 from .compiler import CompileError, compile_model
 from .errors import TritiumError
 from .zoo import reference_network
@@ -112,8 +112,8 @@ def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=64, 
     util = measure_utilization(log=log)
     per_board = {b: measure_board(b, workdir, seed=seed, log=log) for b in boards}
     built = {b: r for b, r in per_board.items() if r["built"]}
-    log("compile time of CNV for ulx3s")
-    compile_time = measure_compile_time("cnv", "ulx3s")
+    log(f"compile time of CNV for {CNV_MEMORY}")
+    compile_time = measure_compile_time("cnv", CNV_MEMORY)
     rtl = {}
     for sim in ("verilator", "icarus"):
         log(f"RTL simulation speed on {sim}")
