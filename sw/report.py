@@ -191,12 +191,18 @@ def _bench_section(name, bench, out):
     for key, entry in bench.get("utilization_detail", {}).items():
         if entry.get("fits"):
             png = "util_" + key.replace("/", "_") + ".png"
-            rows = [(n, 0, 0, u) for n, u in entry["layers"].items()]
+            rows = [(n, 0, 0, u) for n, u in sorted(entry["layers"].items(), key=_layer_order)]
             _plot_utilization(rows, f"{key}: utilisation per layer", out / png)
             parts.append(f'<img src="{png}" alt="{html.escape(key)} utilisation" width="420">')
         else:
             parts.append(f"<p>{html.escape(key)}: does not fit ({html.escape(entry['reason'])})</p>")
     return parts
+
+
+def _layer_order(item):
+    """Layers in network order (bench.json keeps them sorted by name: fc10 before fc8)."""
+    digits = "".join(ch for ch in item[0] if ch.isdigit())
+    return (int(digits) if digits else -1, item[0])
 
 
 def _plot_utilization(rows, title, path):
