@@ -66,3 +66,17 @@ def test_bench_reference_json_keys(capsys):
     for key in ("sfc_images_per_s", "sfc_torch_images_per_s", "cnv_images_per_s",
                 "cnv_torch_images_per_s"):
         assert result[key] > 0
+
+
+def test_demo_summary_gives_images_per_second_at_the_clock_it_was_computed_for():
+    """Timing not met: images/s are at the Fmax, and the row says so next to the PLL clock."""
+    from tritium.sw.commands.demo import _headline
+    summary = {"weights": "binary", "arch": "tfc", "dataset": "mnist5k", "images": 1000,
+               "accuracy": 0.895, "accuracy_pytorch": 0.895, "mismatches": 0,
+               "cycles_per_image": 500.0, "board": "icebreaker", "lanes": 128,
+               "layer_utilization": {"fc0": 0.9}, "bitstream": "b.bin", "images_per_s": 67_600.0,
+               "images_per_s_clock_mhz": 33.8, "clock_mhz": 40.5, "fmax_mhz": 33.8,
+               "timing_met": False, "luts": 3931, "luts_available": 5280, "rams": 27,
+               "rams_available": 30, "model": "/out/compiled/model.tim", "seconds": 60}
+    rows = dict(_headline(summary))
+    assert rows["images/s"] == "67,600 at 33.8 MHz (Fmax 33.8 MHz, PLL clock 40.5 MHz, timing NOT met)"
