@@ -359,8 +359,7 @@ class HostLink(wiring.Component):
             "results_range": ((arg[rb:16] != 0) | (count[rb:] != 0) |
                               (arg[:rb] + count[:rb] > cfg.res_depth)),
         }
-        tests.update({f"cmd_{c.name.lower()}": v.cmd == c
-                      for c in (Cmd.STATUS, Cmd.IMAGE, Cmd.INPUT, Cmd.START, Cmd.RESULTS)})
+        tests.update({f"cmd_{c.name.lower()}": v.cmd == c for c in Cmd})
         t = SimpleNamespace(**{name: Signal(name=f"t_{name}") for name in tests})
         m.d.sync += [getattr(t, name).eq(value) for name, value in tests.items()]
 
