@@ -28,6 +28,7 @@ def bench_config(name):
                                    core=dataclasses.replace(base.core, weight_depth=1024))
     return PRESETS[name]
 
+
 #: (preset, architecture, batch) measured by default.
 CASES = [
     ("icebreaker", "tfc", 16),

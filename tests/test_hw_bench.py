@@ -75,3 +75,14 @@ def test_bench_accel_places_a_tiny_accelerator(tmp_path, capsys):
 def test_bench_accel_refuses_an_unknown_preset(capsys):
     assert main(["bench", "accel", "--hw", "nope"]) != 0
     assert "--hw nope" in capsys.readouterr().err
+
+
+def test_cnv_is_benchmarked_on_a_configuration_it_compiles_for():
+    """bench all measures CNV's compile time on CNV_MEMORY: it must compile there (on the
+    ulx3s preset itself it does not, which made the whole benchmark fail)."""
+    from tritium.sw.bench_rtl import measure_compile_time
+    from tritium.sw.bench_utilization import CNV_MEMORY, measure_utilization
+
+    assert measure_compile_time(repeats=1)["seconds"] > 0
+    entry = measure_utilization([(CNV_MEMORY, "cnv", 1)], log=lambda m: None)[f"{CNV_MEMORY}/cnv"]
+    assert entry["fits"] and entry["conv_utilization"] >= 0.9
