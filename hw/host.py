@@ -47,17 +47,25 @@ class _SerialCrc:
     bit first. ``img_zero`` feeds the image register zeros instead (a CRC
     field counted as zeros); ``shift`` shifts the frame register without
     feedback (its bytes going out). :meth:`init` sets registers to the
-    initial value (a cycle later). Requests are combinational; :meth:`apply`
-    (after the state machine) turns them into register updates in one place.
+    initial value (a cycle later).
+
+    Requests are combinational and registered (``pending``) before they
+    reach the CRC registers, so the state machine's logic ends at a few
+    flip-flops instead of fanning out to every CRC bit; the byte is taken in
+    the request's cycle from the source of the state that requests it (see
+    :meth:`apply`). ``hold`` (pending or busy) is what the state machine
+    waits on: 9 cycles a byte.
     """
 
     def __init__(self, m, regs, sources):
         self.m, self.regs, self.sources = m, regs, sources
         self.busy = Signal(name="crc_busy")
+        self.pending = Signal(name="crc_pending")
+        self.hold = self.busy | self.pending
         self.data, self.count = Signal(8, name="crc_data"), Signal(3, name="crc_count")
         self.en = {k: Signal(name=f"crc_{k}_en") for k in regs}
         self.img_zero, self.shift = Signal(name="crc_img_zero"), Signal(name="crc_shift")
-        self.go, self.src = Signal(name="crc_go"), Signal(range(len(sources)), name="crc_src")
+        self.go = Signal(name="crc_go")
         self.req = {k: Signal(name=f"crc_{k}_req") for k in [*regs, "img_zero", "shift"]}
         self.init_req = {k: Signal(name=f"crc_{k}_init") for k in regs}
         d = self.data[0]
@@ -73,27 +81,40 @@ class _SerialCrc:
 
     def feed(self, src, **flags):
         """Start a byte from ``sources[src]`` through the registers named in ``flags``."""
-        self.m.d.comb += [self.go.eq(1), self.src.eq(list(self.sources).index(src))]
+        if src not in self.sources:
+            raise ValueError(f"unknown CRC source {src!r}")
+        self.m.d.comb += self.go.eq(1)
         self.m.d.comb += [self.req[k].eq(v) for k, v in flags.items()]
 
     def init(self, *names):
         self.m.d.comb += [self.init_req[k].eq(1) for k in names]
 
-    def apply(self, cancel):
-        """The requests of this cycle; ``cancel`` drops a byte fed (a response starts)."""
-        m, sources = self.m, list(self.sources.values())
-        data = sources[0]
-        for i, value in enumerate(sources[1:], 1):
-            data = Mux(self.src == i, value, data)
-        with m.If(self.go & ~cancel):
-            m.d.sync += [self.data.eq(data), self.busy.eq(1), self.img_zero.eq(self.req["img_zero"]),
-                         self.shift.eq(self.req["shift"])]
-            m.d.sync += [self.en[k].eq(self.req[k]) for k in self.regs]
+    def apply(self, source_states):
+        """The requests of this cycle, as register updates.
+
+        ``source_states`` maps each source but the first to the condition
+        (the states) under which the state machine feeds from it; any other
+        state feeds from the first source. The data register takes that
+        source every cycle the CRC is idle, and so holds the request cycle's
+        byte once a request is pending.
+        """
+        m, names = self.m, list(self.sources)
+        data = self.sources[names[0]]
+        for name in names[1:]:
+            data = Mux(source_states[name], self.sources[name], data)
+        with m.If(~self.hold):
+            m.d.sync += self.data.eq(data)
+        reqs = {k: Signal(name=f"{r.name}_q") for k, r in self.req.items()}
+        m.d.sync += [self.pending.eq(self.go)] + [reqs[k].eq(r) for k, r in self.req.items()]
+        with m.If(self.pending):
+            m.d.sync += [self.busy.eq(1), self.img_zero.eq(reqs["img_zero"]),
+                         self.shift.eq(reqs["shift"])]
+            m.d.sync += [self.en[k].eq(reqs[k]) for k in self.regs]
         # An init lands a cycle after its request (the state decode is not on the registers'
         # reset path). Every init is requested at least a cycle before the register's next
-        # feed, whose first bit goes in a cycle after the feed's request: nothing is lost.
+        # feed, whose first bit goes in two cycles after the feed's request: nothing is lost.
         for k, reg in self.regs.items():
-            init = Signal(name=f"crc_{k}_init_q")
+            init = Signal(name=f"{k}_init_q")
             m.d.sync += init.eq(self.init_req[k])
             with m.If(init):
                 m.d.sync += reg.eq(_CRC_INIT)
@@ -281,7 +302,7 @@ class HostLink(wiring.Component):
                                            for n in ("frm", "img", "sec"))
         v.out = Signal(8)                           # the response byte going out
         v.ser = ser = _SerialCrc(m, {"frm": v.frm_crc, "img": v.img_crc, "sec": v.sec_crc},
-                                 {"ram": rd.data, "rx": self.rx.payload, "tx": v.out})
+                                 {"rx": self.rx.payload, "ram": rd.data, "tx": v.out})
         v.feed = ser.feed
 
         # Request.
@@ -312,6 +333,9 @@ class HostLink(wiring.Component):
         last_seq, last_ok = Signal(8), Signal()     # a repeated START is not run twice
         img_max = IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size + sum(r.max_size for r in routes)
         v.pos = Signal(range(img_max + 1))          # image bytes received
+        v.bpos = Signal.like(v.pos)                 # IMG_PARSE: the offset of its byte
+        v.expected = Signal(8)                      # IMG_PARSE: the byte's constant, if any
+        v.expected_err = Signal(ERR_BITS)           # and the error if it differs (0: none)
         v.total = Signal(len(v.pos) + 1, init=-1)
         v.run_off = Signal(len(v.pos) + 1)          # where the next section must start
         v.nsec = Signal(range(MAX_SECTIONS + 1))
@@ -331,6 +355,8 @@ class HostLink(wiring.Component):
         v.ea = Signal(range(max(r.depth for r in routes) + 1))
         v.bank = Signal(range(max(core.pe, 2)))
         v.wa = Signal(range(max(r.depth * (core.pe if r.exact else 1) for r in routes) + 1))
+        v.wr_sel = Signal(len(routes))              # a word's write, a cycle after IMG_SEC
+        v.wr_wa, v.wr_bank, v.wr_ea = Signal.like(v.wa), Signal.like(v.bank), Signal.like(v.ea)
         range_bad = Signal()
         aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
         v.fail = fail = self._fail(m, v)
@@ -341,8 +367,14 @@ class HostLink(wiring.Component):
         v.idx_end = idx_end = Signal()
         len_bad = Signal()                  # the request's length is over MAX_PAYLOAD
 
+        # idx + 1 == length, registered every cycle: idx never steps in two cycles running
+        # (a received byte, IN_RD / IN_USE, IMG_USE then the CRC's cycles), so a step finds
+        # it settled and its comparator is not on the step's path either.
+        end_next = Signal()
+        m.d.sync += end_next.eq(idx + 1 == length)
+
         def step_idx():
-            m.d.sync += [idx.eq(idx + 1), idx_end.eq(idx + 1 == length)]
+            m.d.sync += [idx.eq(idx + 1), idx_end.eq(end_next)]
         v.step_idx = step_idx
         # The request's tests for EXEC, registered every cycle: EXEC follows CRC_CHK, in which
         # the request registers already hold what EXEC sees, so EXEC's decode starts from
@@ -362,17 +394,17 @@ class HostLink(wiring.Component):
         tests.update({f"cmd_{c.name.lower()}": v.cmd == c for c in Cmd})
         t = SimpleNamespace(**{name: Signal(name=f"t_{name}") for name in tests})
         m.d.sync += [getattr(t, name).eq(value) for name, value in tests.items()]
+        d = self._exec_decision(m, t, v)
 
-        # A response starts: requests here, the registers set in one place after the FSM.
-        tx_go, tx_kind, tx_len = Signal(), Signal.like(v.resp_kind), Signal.like(v.resp_len)
-        tx_reason = Signal.like(v.nak_reason)
-        # The payload length follows from the kind (RESULTS: the count, arg[16:], in entries).
-        m.d.comb += tx_len.eq(Mux(tx_kind == _RESULTS, v.arg[16:] * entry_bytes,
-                                  Mux(tx_kind == _NAK, 2, STATUS_PAYLOAD.size)))
+        # A response starts: a state per kind (TX_STATUS, TX_NAK, TX_RESULTS) sets the
+        # response registers, so no OR over every state that responds reaches them;
+        # a NAK's reason is the one register its callers write.
+        tx_states = {_STATUS: "TX_STATUS", _NAK: "TX_NAK", _RESULTS: "TX_RESULTS"}
 
         def respond(kind, reason=0):
-            m.d.comb += [tx_go.eq(1), tx_kind.eq(kind), tx_reason.eq(reason)]
-            m.next = "TX"
+            if kind == _NAK:
+                m.d.sync += v.nak_reason.eq(reason)
+            m.next = tx_states[kind]
 
         def nak(reason):
             respond(_NAK, reason)
@@ -387,7 +419,14 @@ class HostLink(wiring.Component):
         with m.If(v.asm_we):        # words assemble at the top: a w-byte word is asm[-8w:]
             m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
 
-        with m.If(~ser.busy), m.FSM(name="link") as fsm:
+        m.d.sync += v.wr_sel.eq(0)      # a pulse (IMG_SEC)
+        v.tx_prep = Signal()            # the state machine is in TX_PREP
+        self._tx_byte(m, v)
+        self._parse_checks(m, v)
+        start = Signal()            # the accelerator's start, a pulse (RUN_GO)
+        m.d.sync += start.eq(0)
+        m.d.comb += accel.start.eq(start)
+        with m.If(~ser.hold), m.FSM(name="link") as fsm:
             # -------------------------------------------------------- receive
             with m.State("SYNC"):
                 m.d.comb += rx.ready.eq(1)
@@ -463,60 +502,38 @@ class HostLink(wiring.Component):
             # -------------------------------------------------------- dispatch
             with m.State("EXEC"):
                 m.d.sync += [range_bad.eq(_gt(arg, cfg.act_depth - 1)), aaddr.eq(arg)]
-                with m.If(t.cmd_status):
-                    with m.If(t.len_ne0):
-                        nak(Nak.LENGTH)
-                    with m.Else():
-                        status()
-                with m.Elif(t.cmd_image):
-                    with m.If(t.len_lt4):
-                        nak(Nak.LENGTH)
-                    with m.Elif(t.new_image):   # offset 0: a new image
-                        m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
-                                     v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
-                                     v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
-                                     v.sec_end_p.eq(0),
-                                     v.tab_end_p.eq(0), v.img_end_p.eq(0),
-                                     v.need_load.eq(0), last_ok.eq(0)]
-                        ser.init("img")
-                        m.next = "IMG_RD"
-                    with m.Elif(t.next_chunk):     # the next chunk
-                        m.d.sync += last_ok.eq(0)
-                        m.next = "IMG_RD"
-                    with m.Elif(t.resent_chunk):
-                        status()                    # a resent chunk: received already
-                    with m.Else():
-                        nak(Nak.OFFSET)
-                with m.Elif(t.cmd_input):
-                    with m.If(t.len_lt4):
-                        nak(Nak.LENGTH)
-                    with m.Elif(t.half_loaded):
-                        nak(Nak.STATE)      # an image is half loaded: its word assembler is busy
-                    with m.Else():
-                        # INPUT words start at the payload's 5th byte; an image word cut
-                        # by a chunk boundary keeps its place (eb) across frames.
-                        m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
-                        m.next = "IN_RD"
-                with m.Elif(t.cmd_start):
-                    with m.If(t.len_ne0):
-                        nak(Nak.LENGTH)
-                    with m.Elif(~v.valid):
-                        nak(Nak.STATE)
-                    with m.Elif(t.resent_start):
-                        status()                    # a resent START: run already
-                    with m.Else():
-                        m.d.comb += accel.start.eq(1)
-                        m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
-                        m.next = "RUN"
-                with m.Elif(t.cmd_results):
-                    with m.If(t.len_ne4):
-                        nak(Nak.LENGTH)
-                    with m.Elif(t.results_range):
-                        nak(Nak.RANGE)
-                    with m.Else():
-                        respond(_RESULTS)
+                with m.If(d.nak):
+                    nak(d.reason)
+                with m.Elif(d.status):
+                    status()
+                with m.Elif(d.new_image):   # offset 0: a new image
+                    m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
+                                 v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
+                                 v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
+                                 v.sec_end_p.eq(0),
+                                 v.tab_end_p.eq(0), v.img_end_p.eq(0),
+                                 v.need_load.eq(0), last_ok.eq(0)]
+                    ser.init("img")
+                    m.next = "IMG_RD"
+                with m.Elif(d.next_chunk):  # the next chunk of the image
+                    m.d.sync += last_ok.eq(0)
+                    m.next = "IMG_RD"
+                with m.Elif(d.input):
+                    # INPUT words start at the payload's 5th byte; an image word cut
+                    # by a chunk boundary keeps its place (eb) across frames.
+                    m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
+                    m.next = "IN_RD"
+                with m.Elif(d.start):
+                    m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
+                    m.next = "RUN_GO"
                 with m.Else():
-                    nak(Nak.COMMAND)
+                    respond(_RESULTS)
+
+            with m.State("RUN_GO"):         # the accelerator's start, from a register
+                m.d.sync += start.eq(1)
+                m.next = "RUN_START"
+            with m.State("RUN_START"):      # start is high: done / error clear at this edge
+                m.next = "RUN"
 
             with m.State("RUN"):
                 with m.If(accel.done | accel.error):
@@ -555,15 +572,26 @@ class HostLink(wiring.Component):
             self._image(m, v, status)
 
             # -------------------------------------------------------- transmit
+            for kind, name in tx_states.items():
+                with m.State(name):
+                    # The payload length follows from the kind (RESULTS: the count,
+                    # arg[16:], in entries).
+                    length = {_STATUS: STATUS_PAYLOAD.size, _NAK: 2,
+                              _RESULTS: v.arg[16:] * entry_bytes}[kind]
+                    m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(length),
+                                 v.phase.eq(0), v.ti.eq(0)]
+                    ser.init("frm")
+                    m.next = "TX_PREP"
+            with m.State("TX_PREP"):        # the first byte's registers fill
+                m.next = "TX"
             with m.State("TX"):
                 self._transmit(m, v)
 
         self._fail_encoder(m, v)
-        with m.If(tx_go):
-            m.d.sync += [v.resp_kind.eq(tx_kind), v.resp_len.eq(tx_len), v.nak_reason.eq(tx_reason),
-                         v.phase.eq(0), v.ti.eq(0)]
-            ser.init("frm")
-        ser.apply(cancel=tx_go)
+        self._memory_writes(m, v)
+        m.d.comb += v.tx_prep.eq(Cat(fsm.ongoing(n) for n in [*tx_states.values(), "TX_PREP"]).any())
+        ser.apply({"ram": fsm.ongoing("IMG_USE") | fsm.ongoing("CRC_CMP"),
+                   "tx": fsm.ongoing("TX")})
         m.d.comb += [
             self.status.busy.eq(~fsm.ongoing("SYNC") & ~fsm.ongoing("HEAD") &
                                 ~fsm.ongoing("PAYLOAD") & ~fsm.ongoing("CRC")),
@@ -574,20 +602,84 @@ class HostLink(wiring.Component):
         return m
 
     @staticmethod
+    def _exec_decision(m, t, v):
+        """What EXEC does with the request, decided a cycle ahead from the registered tests.
+
+        EXEC follows CRC_CHK, which waits out the last CRC byte's 8 serial cycles: the
+        request registers, the tests ``t`` and these decisions are all settled by then,
+        so EXEC's branches start from flip-flops instead of a chain of priority tests
+        (that chain into the response registers was the board's longest path). Exactly
+        one of ``nak`` (with ``reason``), ``status``, ``new_image``, ``next_chunk``,
+        ``input``, ``start`` or none of them (RESULTS) holds.
+        """
+        names = ["nak", "status", "new_image", "next_chunk", "input", "start"]
+        want = SimpleNamespace(**{n: Signal(name=f"want_{n}") for n in names})
+        want.reason = Signal(range(max(Nak) + 1), name="want_reason")
+
+        def nak(reason):
+            m.d.comb += [want.nak.eq(1), want.reason.eq(reason)]
+
+        with m.If(t.cmd_status):
+            with m.If(t.len_ne0):
+                nak(Nak.LENGTH)
+            with m.Else():
+                m.d.comb += want.status.eq(1)
+        with m.Elif(t.cmd_image):
+            with m.If(t.len_lt4):
+                nak(Nak.LENGTH)
+            with m.Elif(t.new_image):
+                m.d.comb += want.new_image.eq(1)
+            with m.Elif(t.next_chunk):
+                m.d.comb += want.next_chunk.eq(1)
+            with m.Elif(t.resent_chunk):
+                m.d.comb += want.status.eq(1)       # a resent chunk: received already
+            with m.Else():
+                nak(Nak.OFFSET)
+        with m.Elif(t.cmd_input):
+            with m.If(t.len_lt4):
+                nak(Nak.LENGTH)
+            with m.Elif(t.half_loaded):
+                nak(Nak.STATE)      # an image is half loaded: its word assembler is busy
+            with m.Else():
+                m.d.comb += want.input.eq(1)
+        with m.Elif(t.cmd_start):
+            with m.If(t.len_ne0):
+                nak(Nak.LENGTH)
+            with m.Elif(~v.valid):
+                nak(Nak.STATE)
+            with m.Elif(t.resent_start):
+                m.d.comb += want.status.eq(1)       # a resent START: run already
+            with m.Else():
+                m.d.comb += want.start.eq(1)
+        with m.Elif(t.cmd_results):
+            with m.If(t.len_ne4):
+                nak(Nak.LENGTH)
+            with m.Elif(t.results_range):
+                nak(Nak.RANGE)
+        with m.Else():
+            nak(Nak.COMMAND)
+        d = SimpleNamespace(**{n: Signal.like(getattr(want, n), name=f"d_{n}")
+                               for n in [*names, "reason"]})
+        m.d.sync += [getattr(d, n).eq(getattr(want, n)) for n in [*names, "reason"]]
+        return d
+
+    @staticmethod
     def _fail(m, v):
         """``fail(code)``: refuse the image being loaded with ``code``.
 
-        Each code is a request flag. The flags are registered and one encoder
-        after the FSM (call :meth:`_fail_encoder`) turns them into the error
-        code, lowest first, a cycle later: the checks and the encoder do not
-        share a cycle (on the iCE40 they made the board's longest path). The
-        FSM reads ``v.failing`` (failed, or a failure registered last cycle),
-        so it sees a failure in the cycle after its check, as before. The
-        first failure of an image counts.
+        Each code is a request flag. The flags are registered, one encoder after
+        the FSM (call :meth:`_fail_encoder`) turns them into the error code, lowest
+        first, and registers it with ``fail_pending``: a check's logic ends at its
+        own flip-flop, not at an OR of every check (on the iCE40 that OR was on the
+        board's longest paths). The FSM reads ``v.failing`` (failed, or
+        ``fail_pending``), which shows a failure two cycles after its check; the
+        image states leave that time (IMG_USE's CRC feed holds the FSM 8 cycles,
+        CRC_CMP and IMG_CHECK wait a cycle). The first failure of an image counts.
         """
         v.fail_req = {}
         v.fail_code = Signal(ERR_BITS)      # or a code computed by the checks (0: none)
-        v.fail_pending = Signal()           # a failure was requested last cycle
+        v.fail_pending = Signal()           # a failure was requested two cycles ago
+        v.fail_pending_code = Signal(ERR_BITS)
         v.failing = v.failed | v.fail_pending
 
         def fail(code):
@@ -600,13 +692,16 @@ class HostLink(wiring.Component):
     def _fail_encoder(m, v):
         code = Signal(ERR_BITS)
         m.d.sync += code.eq(v.fail_code)
+        reqs = []
         for c in sorted(v.fail_req, reverse=True):
             req = Signal(name=f"{v.fail_req[c].name}_q")
             m.d.sync += req.eq(v.fail_req[c])
+            reqs.append(req)
             code = Mux(req, c, code)
-        m.d.sync += v.fail_pending.eq(Cat(*v.fail_req.values()).any() | (v.fail_code != 0))
+        m.d.sync += [v.fail_pending.eq(Cat(*reqs).any() | (code != 0)),
+                     v.fail_pending_code.eq(code)]
         with m.If(v.fail_pending & ~v.failed):
-            m.d.sync += [v.err.eq(code), v.failed.eq(1), v.valid.eq(0)]
+            m.d.sync += [v.err.eq(v.fail_pending_code), v.failed.eq(1), v.valid.eq(0)]
 
     # ---------------------------------------------------------------- image parser
     def _image(self, m, v, status):
@@ -619,10 +714,15 @@ class HostLink(wiring.Component):
             with m.Else():
                 m.next = "IMG_USE"
 
-        with m.State("IMG_USE"):                # byte at image offset pos: parse, image CRC
+        with m.State("IMG_USE"):                # byte at image offset pos: CRC, buffer, words
             v.step_idx()
-            m.d.sync += pos.eq(pos + 1)
+            m.d.sync += [pos.eq(pos + 1), v.bpos.eq(pos)]
             with m.If(~v.failing):
+                self._take(m, v)
+            m.next = "IMG_PARSE"
+
+        with m.State("IMG_PARSE"):              # the byte, now in sh[24:], at offset bpos
+            with m.If(~v.chk.failing):
                 self._parse(m, v)
             m.next = "IMG_SEC"
 
@@ -630,7 +730,9 @@ class HostLink(wiring.Component):
             # Power-of-two depths: one word counter, its high bits the bank (no comparators).
             pow2 = all(r.depth & (r.depth - 1) == 0 for r in routes if r.write)
             with m.If(v.wr_pending):
-                m.d.sync += [v.wr_pending.eq(0), v.wa.eq(v.wa + 1)]
+                # The word's write leaves from registers a cycle later (_memory_writes).
+                m.d.sync += [v.wr_pending.eq(0), v.wa.eq(v.wa + 1), v.wr_sel.eq(1 << v.sec_route),
+                             v.wr_wa.eq(v.wa), v.wr_bank.eq(v.bank), v.wr_ea.eq(v.ea)]
                 if not pow2:
                     with m.Switch(v.sec_route):
                         for i, r in enumerate(routes):
@@ -639,12 +741,6 @@ class HostLink(wiring.Component):
                                     m.d.sync += [v.ea.eq(0), v.bank.eq(v.bank + 1)]
                                 with m.Else():
                                     m.d.sync += v.ea.eq(v.ea + 1)
-            for i, r in enumerate(routes):
-                if r.write:
-                    k = (r.depth - 1).bit_length()
-                    bank, addr = (v.wa[k:], v.wa[:k]) if pow2 else (v.bank, v.ea)
-                    r.write(m, v.accel, v.wr_pending & (v.sec_route == i), bank, addr,
-                            v.asm[-8 * r.word_bytes:])
             at_end = ~v.failing & (pos == v.total)
             m.d.sync += v.img_end_p.eq(at_end)
             with m.If(v.sec_end_p | v.tab_end_p | at_end):
@@ -663,6 +759,7 @@ class HostLink(wiring.Component):
                 m.next = "CRC_CMP"
             with m.Elif(v.tab_end_p):
                 m.d.sync += [v.tab_end_p.eq(0), v.need_load.eq(1)]
+                m.next = "IMG_WAIT"             # back here once a failure would show
                 with m.If(v.run_off != v.total):
                     fail(Err.SIZE)
                 required = sum(1 << i for i, r in enumerate(routes) if r.required)
@@ -677,6 +774,9 @@ class HostLink(wiring.Component):
             with m.Else():
                 m.next = "IMG_RD"
 
+        with m.State("IMG_WAIT"):
+            m.next = "IMG_CHECK"
+
         entry = (v.sec_idx + IMAGE_HEADER.size // SECTION.size)[:4]
 
         with m.State("CRC_CMP"):
@@ -688,8 +788,9 @@ class HostLink(wiring.Component):
             m.d.sync += v.ld.eq(v.ld + 1)
             with m.If(v.ld[0] & ~v.ld[3]):
                 v.feed("ram", img=~v.cmp_sec, sec=v.cmp_sec)
-            with m.If(v.ld == 8):
+            with m.If(v.ld == 9):           # a check's failure shows now (see _fail)
                 m.next = "IMG_CHECK"
+            with m.If(v.ld == 8):
                 with m.If(v.cmp_sec):
                     m.d.sync += v.sec_idx.eq(v.sec_idx + 1)
                     with m.If(v.sec_crc != _RESIDUE):
@@ -706,7 +807,7 @@ class HostLink(wiring.Component):
                     m.d.sync += v.valid.eq(1)
 
         with m.State("SEC_LOAD"):
-            # The entry's route (byte 3, stored by _parse) and size (bytes 8..11).
+            # The entry's route (byte 3, stored by _take) and size (bytes 8..11).
             m.d.comb += rd.addr.eq(_IMAGE_BASE + Cat(Mux(v.ld == 0, 3, v.ld + 7)[:4], entry))
             m.d.sync += v.ld.eq(v.ld + 1)
             with m.Switch(v.ld):
@@ -718,117 +819,186 @@ class HostLink(wiring.Component):
                     v.ser.init("sec")
                     m.d.sync += [v.sec_left.eq(v.sh), v.in_sec.eq(1),
                                  v.eb.eq(0), v.ea.eq(0), v.bank.eq(0), v.wa.eq(0)]
-                    with m.If(v.sh == 0):
+                with m.Case(7):                 # the size's zero test, registered
+                    with m.If(v.chk.sh_zero):
                         m.d.sync += v.sec_end_p.eq(1)
                         m.next = "IMG_CHECK"
                     with m.Else():
                         m.next = "IMG_RD"
 
-    def _parse(self, m, v):
-        """One new image byte (at offset ``pos``): header, section table or section."""
-        routes, byte, pos, fail, wr = self.routes, v.byte, v.pos, v.fail, v.wr
-        shn = Cat(v.sh[8:], byte)
-        m.d.sync += v.sh.eq(shn)
+    def _memory_writes(self, m, v):
+        """A section word's write into its memory, from registers IMG_SEC set a cycle
+        before (the word stays in ``asm`` until the next byte): the state machine's
+        logic does not reach the memories' ports (the store's SPRAM address mux)."""
+        routes = self.routes
+        pow2 = all(r.depth & (r.depth - 1) == 0 for r in routes if r.write)
+        for i, r in enumerate(routes):
+            if r.write:
+                k = (r.depth - 1).bit_length()
+                bank, addr = (v.wr_wa[k:], v.wr_wa[:k]) if pow2 else (v.wr_bank, v.wr_ea)
+                r.write(m, v.accel, v.wr_sel[i], bank, addr, v.asm[-8 * r.word_bytes:])
+
+    def _take(self, m, v):
+        """IMG_USE: a new image byte (``v.byte``, at offset ``pos``) into the registers.
+
+        It shifts into ``sh``, goes through the image (and section) CRC, into the
+        buffer (header and section table) and the word assembler (sections). The
+        checks and decisions on it wait for IMG_PARSE, a cycle after the CRC's:
+        there they start from registers, not from the block RAM's output.
+        """
+        routes, byte, pos, wr = self.routes, v.byte, v.pos, v.wr
+        m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
         v.feed("ram", img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
-        with m.If(pos == v.total):       # a byte past the end (IMG_SEC: the last byte)
-            fail(Err.SIZE)
-
-        # Header and section table are kept in the buffer (CRC_CMP and SEC_LOAD read them).
-        in_head = pos < IMAGE_HEADER.size
-        j = pos[:4]
-        with m.If(in_head | v.in_tab):
+        # Header and section table are kept in the buffer (CRC_CMP and SEC_LOAD read them);
+        # a table entry's byte 3 is stored as its route index.
+        with m.If((pos < IMAGE_HEADER.size) | v.in_tab):
             m.d.comb += [wr.en.eq(1), wr.addr.eq(_IMAGE_BASE + pos[:8]), wr.data.eq(byte)]
-
-        # Header: constant bytes, then the fields the parser needs.
+            with m.If(v.in_tab & (pos[:4] == 3)):
+                m.d.comb += wr.data.eq(self._route_of(m, Cat(v.sh[8:], byte))[0])
+        # The header's constant bytes: what this offset must hold, and the error if not.
         template = IMAGE_HEADER.pack(MAGIC, IMAGE_VERSION, ISA_VERSION, 0, 0,
                                      bytes.fromhex(self.cfg.hash), 0, 0)
         checks = [(_MAGIC_F, Err.MAGIC), (_VERSION_F, Err.IMAGE_VERSION),
                   (_ISA_F, Err.ISA_VERSION), (_HASH_F, Err.HASH)]
-        expected, code_ = Signal(8), Signal(ERR_BITS)  # a small ROM, one comparator
-        with m.Switch(pos[:5]):
-            for (offset, size), code in checks:
-                for p in range(offset, offset + size):
-                    with m.Case(p):
-                        m.d.comb += [expected.eq(template[p]), code_.eq(code)]
-        with m.If(in_head & (byte != expected)):
-            m.d.comb += v.fail_code.eq(code_)
-        with m.If(in_head):
+        m.d.sync += [v.expected.eq(0), v.expected_err.eq(0)]
+        with m.If(pos < IMAGE_HEADER.size):
             with m.Switch(pos[:5]):
-                with m.Case(_NSEC_F[0] + 1):
-                    nb = MAX_SECTIONS.bit_length()      # narrow comparators: the high bits zero
-                    n = shn[16:16 + nb]
-                    with m.If((shn[16 + nb:] != 0) | (n == 0) | (n > MAX_SECTIONS)):
-                        fail(Err.SECTION_TABLE)
-                    m.d.sync += [v.nsec.eq(n), v.run_off.eq(IMAGE_HEADER.size + n * SECTION.size)]
-                with m.Case(_TOTAL_F[0] + 3):
-                    m.d.sync += v.total.eq(shn)
-                    with m.If(shn[len(pos):] != 0):
-                        fail(Err.SIZE)
-                with m.Case(IMAGE_HEADER.size - 1):
-                    m.d.sync += v.in_tab.eq(1)
-
-        # Section table: check each entry; keep its route index in its byte 3.
-        ridx = Signal(range(len(routes)))
-        known = Signal()
-        kb = max(SECTION_TYPES.values()).bit_length()     # a kind is small: its high bits 0
-        with m.Switch(shn[:kb]):
-            for i, r in enumerate(routes):
-                with m.Case(SECTION_TYPES[r.name]):
-                    m.d.comb += [ridx.eq(i), known.eq(shn[kb:16] == 0)]
-        with m.If(v.in_tab):
-            with m.Switch(j):
-                with m.Case(3):
-                    m.d.comb += wr.data.eq(ridx)
-                    with m.If(~known | v.seen.bit_select(ridx, 1)):
-                        fail(Err.SECTION_TABLE)
-                    m.d.sync += [v.seen.eq(v.seen | (1 << ridx)), v.tab_route.eq(ridx)]
-                with m.Case(7):
-                    with m.If(shn != v.run_off):
-                        fail(Err.SECTION_TABLE)
-                with m.Case(11):
-                    m.d.sync += v.run_off.eq(v.run_off + shn[:len(pos)])
-                    size = shn[:len(pos)]          # every size limit fits pos
-                    with m.If(shn[len(pos):] != 0):
-                        fail(Err.SECTION_SIZE)
-                    with m.Switch(v.tab_route):
-                        for i, r in enumerate(routes):
-                            with m.Case(i):
-                                if r.exact:
-                                    bad = size != r.max_size
-                                else:
-                                    assert r.word_bytes & (r.word_bytes - 1) == 0
-                                    bad = _gt(size, r.max_size) | (size & (r.word_bytes - 1) != 0)
-                                with m.If(bad):
-                                    fail(Err.SECTION_SIZE)
-                with m.Case(15):
-                    # (the table ends below image offset 256)
-                    with m.If(pos[4:8] == v.nsec + IMAGE_HEADER.size // SECTION.size - 1):
-                        m.d.sync += [v.tab_end_p.eq(1), v.in_tab.eq(0)]
-
-        # Section bytes: assemble words; IMG_SEC writes them and updates the section CRC.
+                for (offset, size), code in checks:
+                    for p in range(offset, offset + size):
+                        with m.Case(p):
+                            m.d.sync += [v.expected.eq(template[p]), v.expected_err.eq(code)]
         with m.If(v.in_sec):
             m.d.comb += v.asm_we.eq(1)
+
+    def _route_of(self, m, entry):
+        """``(route index, known)`` of a section table entry's kind (its low 32 bits)."""
+        ridx, known = Signal(range(len(self.routes))), Signal()
+        kb = max(SECTION_TYPES.values()).bit_length()     # a kind is small: its high bits 0
+        with m.Switch(entry[:kb]):
+            for i, r in enumerate(self.routes):
+                with m.Case(SECTION_TYPES[r.name]):
+                    m.d.comb += [ridx.eq(i), known.eq(entry[kb:32] == 0)]
+        return ridx, known
+
+    def _parse_checks(self, m, v):
+        """The data tests IMG_PARSE needs, registered every cycle (``v.chk``).
+
+        They read ``sh``, ``bpos`` and registers IMG_USE and IMG_PARSE set; IMG_PARSE
+        comes the CRC's 9 cycles after IMG_USE, so each is settled by then, and
+        IMG_PARSE's checks start from flip-flops instead of 32-bit comparators.
+        """
+        routes, sh, bpos = self.routes, v.sh, v.bpos
+        npos = len(v.pos)
+        nb = MAX_SECTIONS.bit_length()      # narrow comparators: the high bits zero
+        n = sh[16:16 + nb]
+        ridx, known = self._route_of(m, sh)
+        size = sh[:npos]                    # every size limit fits pos
+        size_bad = Signal()
+        with m.Switch(v.tab_route):
+            for i, r in enumerate(routes):
+                with m.Case(i):
+                    if r.exact:
+                        m.d.comb += size_bad.eq(size != r.max_size)
+                    else:
+                        assert r.word_bytes & (r.word_bytes - 1) == 0
+                        m.d.comb += size_bad.eq(_gt(size, r.max_size) |
+                                                (size & (r.word_bytes - 1) != 0))
+        word_end = Signal()
+        with m.Switch(v.sec_route):
+            for i, r in enumerate(routes):
+                with m.Case(i):
+                    m.d.comb += word_end.eq(v.eb == r.word_bytes - 1)
+        tests = {
+            "past_end": bpos == v.total,
+            "byte_bad": sh[24:] != v.expected,
+            "nsec_bad": (sh[16 + nb:] != 0) | (n == 0) | (n > MAX_SECTIONS),
+            "high_bad": sh[npos:] != 0,         # a total or a size past any image
+            "entry_bad": ~known | v.seen.bit_select(ridx, 1),
+            "offset_bad": sh != v.run_off,
+            "size_bad": size_bad,
+            "table_end": bpos[4:8] == v.nsec + IMAGE_HEADER.size // SECTION.size - 1,
+            # where the byte is: the header fields and table entry bytes IMG_PARSE handles
+            "at_nsec": (bpos < IMAGE_HEADER.size) & (bpos[:5] == _NSEC_F[0] + 1),
+            "at_total": (bpos < IMAGE_HEADER.size) & (bpos[:5] == _TOTAL_F[0] + 3),
+            "at_head_end": bpos == IMAGE_HEADER.size - 1,
+            **{f"at_entry{j}": v.in_tab & (bpos[:4] == j) for j in (3, 7, 11, 15)},
+            "failing": v.failing,               # (a failure shows here a cycle later)
+            "sec_last": v.sec_left == 1,
+            "sh_zero": sh == 0,                 # SEC_LOAD: an empty section
+            "word_end": word_end,
+        }
+        v.chk = SimpleNamespace(**{k: Signal(name=f"chk_{k}") for k in tests})
+        m.d.sync += [getattr(v.chk, k).eq(value) for k, value in tests.items()]
+        v.chk_ridx = Signal.like(ridx, name="chk_ridx")
+        m.d.sync += v.chk_ridx.eq(ridx)
+
+    def _parse(self, m, v):
+        """IMG_PARSE: the checks and decisions on the byte IMG_USE took (header, section
+        table or section); the byte is ``sh[24:]``, its offset ``bpos``, its data tests
+        ``v.chk`` (:meth:`_parse_checks`)."""
+        routes, fail, chk = self.routes, v.fail, v.chk
+        sh, bpos = v.sh, v.bpos
+        with m.If(chk.past_end):         # a byte past the end (IMG_SEC: the last byte)
+            fail(Err.SIZE)
+
+        # Header: constant bytes, then the fields the parser needs.
+        with m.If(chk.byte_bad):
+            m.d.comb += v.fail_code.eq(v.expected_err)     # 0 where nothing is expected
+        with m.If(chk.at_nsec):
+            n = sh[16:16 + MAX_SECTIONS.bit_length()]
+            with m.If(chk.nsec_bad):
+                fail(Err.SECTION_TABLE)
+            m.d.sync += [v.nsec.eq(n), v.run_off.eq(IMAGE_HEADER.size + n * SECTION.size)]
+        with m.If(chk.at_total):
+            m.d.sync += v.total.eq(sh)
+            with m.If(chk.high_bad):
+                fail(Err.SIZE)
+        with m.If(chk.at_head_end):
+            m.d.sync += v.in_tab.eq(1)
+
+        # Section table: check each entry; keep its route index (stored by IMG_USE too).
+        with m.If(chk.at_entry3):
+            with m.If(chk.entry_bad):
+                fail(Err.SECTION_TABLE)
+            m.d.sync += [v.seen.eq(v.seen | (1 << v.chk_ridx)), v.tab_route.eq(v.chk_ridx)]
+        with m.If(chk.at_entry7 & chk.offset_bad):
+            fail(Err.SECTION_TABLE)
+        with m.If(chk.at_entry11):
+            m.d.sync += v.run_off.eq(v.run_off + sh[:len(v.pos)])
+            with m.If(chk.high_bad | chk.size_bad):
+                fail(Err.SECTION_SIZE)
+        with m.If(chk.at_entry15 & chk.table_end):     # (the table ends below offset 256)
+            m.d.sync += [v.tab_end_p.eq(1), v.in_tab.eq(0)]
+
+        # Section bytes (assembled by IMG_USE): IMG_SEC writes the words.
+        with m.If(v.in_sec):
             m.d.sync += v.sec_left.eq(v.sec_left - 1)
-            with m.If(v.sec_left == 1):
+            with m.If(chk.sec_last):
                 m.d.sync += v.sec_end_p.eq(1)
-            with m.Switch(v.sec_route):
-                for i, r in enumerate(routes):
-                    with m.Case(i):
-                        with m.If(v.eb == r.word_bytes - 1):
-                            m.d.sync += [v.eb.eq(0), v.wr_pending.eq(int(r.write is not None))]
-                        with m.Else():
-                            m.d.sync += v.eb.eq(v.eb + 1)
+            with m.If(chk.word_end):
+                m.d.sync += [v.eb.eq(0), v.wr_pending.eq(
+                    Cat(Const(r.write is not None) for r in routes).bit_select(v.sec_route, 1))]
+            with m.Else():
+                m.d.sync += v.eb.eq(v.eb + 1)
 
     # ---------------------------------------------------------------- transmitter
-    def _transmit(self, m, v):
-        core, accel, tx = self.cfg.core, self.accel, self.tx
-        phase, ti, resp_len, raddr = v.phase, v.ti, v.resp_len, v.raddr
+    def _tx_byte(self, m, v):
+        """The response byte at (phase, ti), registered into ``v.out`` every cycle.
+
+        The byte goes out of a register, computed a cycle ahead: the byte selection
+        is not on the paths into the UART and the serial CRC. ``v.out_ok`` holds the
+        next transfer back a cycle after a transfer (ti moved) and while the serial
+        CRC runs (its register is the CRC byte); TX_PREP gives the first byte its cycle.
+        """
+        core, accel = self.cfg.core, self.accel
+        ti, resp_len = v.ti, v.resp_len
         # STATUS: without an image and without an error it says why START is refused.
-        state = Signal(8)
-        m.d.comb += state.eq(Mux(accel.error, int(State.ERROR),
+        # (registered: they change a response's bytes before the first goes out)
+        state = Signal(8, name="status_state")
+        m.d.sync += state.eq(Mux(accel.error, int(State.ERROR),
                                  Mux(accel.done, int(State.DONE), int(State.IDLE))))
-        err_out = Signal(8)
-        m.d.comb += err_out.eq(Mux(v.valid | v.failed | (v.err != 0), v.err,
+        err_out = Signal(8, name="status_err")
+        m.d.sync += err_out.eq(Mux(v.valid | v.failed | (v.err != 0), v.err,
                                    Mux(v.pos == 0, Err.NO_IMAGE, Err.IMAGE_INCOMPLETE)))
         assert (FLAG_IMAGE_VALID, FLAG_IMAGE_FAILED) == (1, 2)
         hw_hash = int.from_bytes(bytes.fromhex(self.cfg.hash), "little")
@@ -836,15 +1006,15 @@ class HostLink(wiring.Component):
                           accel.cycles, v.pos, Const(0, 32 - len(v.pos)))
         assert len(status_bits) == 8 * STATUS_PAYLOAD.size
         # RESULTS: entry by entry, accumulator by accumulator, byte by byte.
-        nb = acc_bytes(core.acc_bits)
-        rb = Signal(range(nb))
-        ra = Signal(range(max(core.pe, 2)))
-        accv = Signal(8 * nb)
+        v.rb = rb = Signal(range(acc_bytes(core.acc_bits)))
+        v.ra = ra = Signal(range(max(core.pe, 2)))
+        accv = Signal(8 * acc_bytes(core.acc_bits))
         with m.Switch(ra):
             for p in range(core.pe):
                 with m.Case(p):
                     m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
-        payload = Signal(8)
+        payload, payload_q = Signal(8), Signal(8, name="payload_q")
+        m.d.sync += payload_q.eq(payload)
         with m.Switch(v.resp_kind):
             with m.Case(_STATUS):
                 _select_byte(m, payload, status_bits, ti[:5])
@@ -854,19 +1024,32 @@ class HostLink(wiring.Component):
                 _select_byte(m, payload, accv, rb)
         head = [RESPONSE_START, Mux(v.resp_kind == _NAK, NAK, v.cmd | RESPONSE_FLAG), v.seq,
                 resp_len[:8], resp_len[8:]]
-        out = v.out
-        with m.Switch(phase):
+        out = Signal(8)
+        with m.Switch(v.phase):
             with m.Case(0):
                 with m.Switch(ti[:3]):
                     for k, h in enumerate(head):
                         with m.Case(k):
                             m.d.comb += out.eq(h)
             with m.Case(1):
-                m.d.comb += out.eq(payload)
+                m.d.comb += out.eq(payload_q)
             with m.Default():       # the CRC, low byte first, shifted out of its register
                 m.d.comb += out.eq(~v.frm_crc[:8])
-        # (a new result address has 8 cycles of serial CRC to be read: no stall needed)
-        m.d.comb += [tx.payload.eq(out), tx.valid.eq(1)]
+        # Two register stages (payload_q, out) after a change of ti or of the response:
+        # out_ok is high two cycles after the last transfer, serial CRC bit or TX_PREP.
+        v.out_ok, v.ti_last = Signal(name="out_ok"), Signal(name="ti_last")
+        settled = ~(self.tx.valid & self.tx.ready) & ~v.ser.hold & ~v.tx_prep
+        ok1 = Signal(name="out_ok1")
+        m.d.sync += [v.out.eq(out), v.ti_last.eq(ti + 1 == resp_len),
+                     ok1.eq(settled), v.out_ok.eq(ok1 & settled)]
+
+    def _transmit(self, m, v):
+        """TX: the response's bytes, each (but the start byte) through the frame CRC."""
+        core, tx = self.cfg.core, self.tx
+        phase, ti, resp_len, raddr, ra, rb = v.phase, v.ti, v.resp_len, v.raddr, v.ra, v.rb
+        nb = acc_bytes(core.acc_bits)
+        # (a new result address has the serial CRC's cycles to be read: no stall needed)
+        m.d.comb += [tx.payload.eq(v.out), tx.valid.eq(v.out_ok)]
         with m.If(tx.valid & tx.ready):
             m.d.sync += ti.eq(ti + 1)
             with m.If((phase != 0) | (ti != 0)):
@@ -875,7 +1058,7 @@ class HostLink(wiring.Component):
                 m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
                              raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0)]
             with m.If(phase == 1):
-                with m.If(ti + 1 == resp_len):
+                with m.If(v.ti_last):
                     m.d.sync += [ti.eq(0), phase.eq(2)]
                 with m.If(rb == nb - 1):
                     m.d.sync += [rb.eq(0), ra.eq(ra + 1)]
