@@ -186,13 +186,20 @@ def critical_path(report):
     return names
 
 
-def _run(cmd, cwd, log):
+def _run(cmd, cwd, log, tool_log=None):
+    """Run ``cmd`` in ``cwd``; its output goes to ``log``. ``tool_log``: a log the tool
+    writes itself (yosys ``-l``), searched for the error when the tool fails."""
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     Path(log).write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
-        tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
-        raise TritiumError(f"{Path(cmd[0]).name} failed ({' | '.join(tail)}); log: {log}")
+        lines = (proc.stdout + proc.stderr).strip().splitlines()
+        if tool_log is not None and Path(tool_log).exists():
+            lines += [ln for ln in Path(tool_log).read_text(errors="replace").splitlines()
+                      if ln.startswith("ERROR")]
+        tail = lines[-3:] or [f"exit status {proc.returncode}"]
+        raise TritiumError(f"{Path(cmd[0]).name} failed ({' | '.join(tail)}); "
+                           f"log: {tool_log or log} (kept with --workdir)")
     return time.monotonic() - t0
 
 
@@ -214,8 +221,14 @@ def synth_counts(verilog_path, family, workdir, top="top", options=""):
         synth = f"synth_ecp5 {options} -top {top} -run :map_luts; {ECP5_LUT_MAPPING}"
     else:
         synth = f"synth_{family} {options} -top {top}"
-    script = f"read_verilog in.v; {synth}; write_json {netlist.name}; tee -q -o {stat.name} stat -json"
-    _run([yosys, "-q", "-p", script], workdir, Path(workdir) / f"yosys_{family}.log")
+    # splitnets: yosys (0.70) can fail an assertion in abc9's reintegration on multi-bit
+    # wires of some designs (YosysHQ/yosys#4349; the HostLink alone hit it); single-bit
+    # wires avoid it and change no logic.
+    script = (f"read_verilog in.v; hierarchy -top {top}; splitnets; {synth}; "
+              f"write_json {netlist.name}; tee -q -o {stat.name} stat -json")
+    log = f"yosys_{family}.log"
+    _run([yosys, "-q", "-l", log, "-p", script], workdir, Path(workdir) / f"yosys_{family}.out",
+         tool_log=Path(workdir) / log)
     cells = _cells(stat.read_text(), top)
     if family == "ice40":
         luts = cells.get("SB_LUT4", 0)

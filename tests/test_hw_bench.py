@@ -86,3 +86,20 @@ def test_cnv_is_benchmarked_on_a_configuration_it_compiles_for():
     assert measure_compile_time(repeats=1)["seconds"] > 0
     entry = measure_utilization([(CNV_MEMORY, "cnv", 1)], log=lambda m: None)[f"{CNV_MEMORY}/cnv"]
     assert entry["fits"] and entry["conv_utilization"] >= 0.9
+
+
+def test_a_failing_tool_reports_the_error_from_its_own_log(tmp_path):
+    """yosys -q prints nothing when it fails an assertion: the error comes from its -l log."""
+    import sys
+
+    from tritium.sw.bench_synth import _run
+    from tritium.sw.errors import TritiumError
+
+    tool_log = tmp_path / "tool.log"
+    tool_log.write_text("2.43. Executing ABC9.\nERROR: Assert `count_id(wire->name) == 0' failed.\n")
+    with pytest.raises(TritiumError) as err:
+        _run([sys.executable, "-c", "raise SystemExit(1)"], tmp_path, tmp_path / "out.log",
+             tool_log=tool_log)
+    assert "ERROR: Assert `count_id" in str(err.value) and str(tool_log) in str(err.value)
+    with pytest.raises(TritiumError, match="exit status 3"):
+        _run([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, tmp_path / "out.log")
