@@ -172,11 +172,17 @@ def load_model_dir(path, board, cfg, hw=None):
 
 # ---------------------------------------------------------------- running tools
 
-def _run(cmd, cwd, log_name, stdin=None, stdout=None):
+def _run(cmd, cwd, log_name, stdin=None, stdout=None, timeout_s=None):
     t0 = time.monotonic()
     with open(Path(cwd) / log_name, "w") as log:
-        proc = subprocess.run(cmd, cwd=cwd, stdin=stdin, stdout=stdout or log,
-                              stderr=log if stdout else subprocess.STDOUT, text=True)
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, stdin=stdin, stdout=stdout or log,
+                                  stderr=log if stdout else subprocess.STDOUT, text=True,
+                                  timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise TritiumError(f"{Path(cmd[0]).name} did not finish in {timeout_s / 60:g} min "
+                               f"(the place-and-route time limit); log so far: "
+                               f"{Path(cwd) / log_name}") from None
     if proc.returncode != 0:
         tail = (Path(cwd) / log_name).read_text().strip().splitlines()[-3:]
         raise TritiumError(f"{Path(cmd[0]).name} failed ({' | '.join(tail)}); "
@@ -196,9 +202,10 @@ def _tool_commands(script):
 
 # ---------------------------------------------------------------- hardware build
 
-def place_and_route(board, cfg, init, seed, work, log):
+def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     """yosys + nextpnr of the board top with ``init`` in the model memories, in ``work``
-    (Amaranth's build plan, run step by step); returns the report summary."""
+    (Amaranth's build plan, run step by step); returns the report summary. nextpnr is
+    stopped after ``pnr_timeout_s`` seconds (None: no limit) with a one-line error."""
     from .top import BoardTop
     setup_yowasp_env()
     files = FILES[board.family]
@@ -217,7 +224,8 @@ def place_and_route(board, cfg, init, seed, work, log):
     args += ["--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
     args += nextpnr_env_options()
     try:
-        timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log")
+        timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log",
+                                  timeout_s=pnr_timeout_s)
     except TritiumError:
         _refuse_overfull(work / "nextpnr.log", board)
         raise
@@ -229,11 +237,12 @@ def place_and_route(board, cfg, init, seed, work, log):
     return summary
 
 
-def hardware_build(board, cfg, seed, work, log):
+def hardware_build(board, cfg, seed, work, log, pnr_timeout_s=None):
     """Place and route the board top with placeholder memories in ``work``, locate every
     placeholder slice in block RAM; returns the summary (also in ``build.json``)."""
     files = FILES[board.family]
-    summary = place_and_route(board, cfg, placeholder_init(cfg), seed, work, log)
+    summary = place_and_route(board, cfg, placeholder_init(cfg), seed, work, log,
+                              pnr_timeout_s=pnr_timeout_s)
     log("locating the model memories in block RAM")
     rams, modes = bram.read_rams((work / files["text"]).read_text(), board.family)
     locations = bram.locate(rams, modes, board.family, _images(cfg, placeholder_init(cfg)))
@@ -382,8 +391,9 @@ def verify(board, cfg, base, init, bitstream, work, log):
 
 # ---------------------------------------------------------------- the command's flow
 
-def build(board_name, out, model_dir=None, seed=1, hw=None, log=print):
-    """Build (or reuse) the hardware, patch the model in, verify, write ``out``; returns the summary."""
+def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeout_s=None):
+    """Build (or reuse) the hardware, patch the model in, verify, write ``out``; returns the
+    summary. ``pnr_timeout_s``: a limit on nextpnr's time (None: none)."""
     from ..hw.presets import load_accel_config
     t0 = time.monotonic()
     board = get_board(board_name)
@@ -402,7 +412,7 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print):
         base.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}.", dir=base.parent))
         try:
-            summary = hardware_build(board, cfg, seed, tmp, log)
+            summary = hardware_build(board, cfg, seed, tmp, log, pnr_timeout_s=pnr_timeout_s)
         except TritiumError as e:
             # Keep the failed build's logs for inspection, under a fixed name.
             failed = base.with_name(base.name + ".failed")

@@ -65,8 +65,9 @@ def _throughput(preset, clock_mhz, luts, log):
     return out
 
 
-def measure_board(board_name, workdir, seed=1, log=print):
-    """Build, patch, LUT4 per lane and throughput figures of one board."""
+def measure_board(board_name, workdir, seed=1, log=print, pnr_timeout_s=None):
+    """Build, patch, LUT4 per lane and throughput figures of one board (a build that fails
+    or passes ``pnr_timeout_s`` in nextpnr is reported as not built)."""
     from ..boards.build import build
     from ..boards.platforms import get_board
     from .bench_synth import measure_core
@@ -77,7 +78,7 @@ def measure_board(board_name, workdir, seed=1, log=print):
     work = Path(workdir) / board.name
     log(f"{board.name}: hardware build of {cfg.describe()}")
     try:
-        hw = build(board.name, work / "hardware", seed=seed, log=log)
+        hw = build(board.name, work / "hardware", seed=seed, log=log, pnr_timeout_s=pnr_timeout_s)
     except TritiumError as e:       # e.g. the design does not fit: reported, the rest goes on
         log(f"{board.name}: not built: {e}")
         return {"board": board.name, "preset": board.preset, "config_hash": cfg.hash,
@@ -105,12 +106,14 @@ def measure_board(board_name, workdir, seed=1, log=print):
     }
 
 
-def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=64, log=print):
+def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=64, log=print,
+                pnr_timeout_s=None):
     """The whole benchmark; a JSON-ready dict (keys listed in docs/benchmarks.md)."""
     t0 = time.monotonic()
     log("utilisation per layer (compiled cycle model)")
     util = measure_utilization(log=log)
-    per_board = {b: measure_board(b, workdir, seed=seed, log=log) for b in boards}
+    per_board = {b: measure_board(b, workdir, seed=seed, log=log, pnr_timeout_s=pnr_timeout_s)
+                 for b in boards}
     built = {b: r for b, r in per_board.items() if r["built"]}
     log(f"compile time of CNV for {CNV_MEMORY}")
     compile_time = measure_compile_time("cnv", CNV_MEMORY)

@@ -228,3 +228,22 @@ def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, 
     base = next(cache_root().glob(f"icebreaker-{SMALL.hash}-*"))
     with pytest.raises(TritiumError, match="verification failed"):
         verify(board, SMALL, base, zero_init(SMALL), bitstream, work, log=lambda m: None)
+
+
+def test_place_and_route_stops_at_its_time_limit(tmp_path):
+    """A tool past --pnr-timeout is stopped with one line naming the limit and its log."""
+    from tritium.boards.build import _run
+
+    t0 = time.monotonic()
+    with pytest.raises(TritiumError, match=r"did not finish in 0\.01 min .*nextpnr\.log"):
+        _run([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path, "nextpnr.log",
+             timeout_s=0.6)
+    assert time.monotonic() - t0 < 20
+    assert _run([sys.executable, "-c", "pass"], tmp_path, "ok.log", timeout_s=60) >= 0
+
+
+@pytest.mark.parametrize("argv", [["build", "--board", "icebreaker", "-o", "x", "--pnr-timeout", "0"],
+                                  ["bench", "--pnr-timeout", "-1", "--boards", "icebreaker"]])
+def test_a_bad_pnr_timeout_is_refused(argv, capsys):
+    assert main(argv) != 0
+    assert "--pnr-timeout" in capsys.readouterr().err

@@ -8,8 +8,10 @@
       full build (patch speedup), images/s and images/s per (LUT x MHz) of
       TFC, SFC, LFC and CNV, CNV compile time and RTL simulation speed, next
       to published FINN / BNN-PYNQ figures. The first run builds both boards
-      (the ULX3S place and route takes minutes); --workdir keeps the outputs
-      (default: ./tritium-bench) and bench.json for 'tritium report'.
+      (the ULX3S place and route runs well over 30 minutes on 2 cores; a board
+      whose nextpnr passes --pnr-timeout MIN, default 60, is reported as not
+      built); --workdir keeps the outputs (default: ./tritium-bench) and
+      bench.json for 'tritium report'.
   tritium bench reference [--json]
       images/s of the golden reference on SFC (784-256-256-256-10, bipolar
       input) and CNV (3x32x32 uint8 input), next to PyTorch float evaluation
@@ -54,6 +56,9 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=1,
                         help="all, accel: nextpnr placement seed (default 1)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
+    parser.add_argument("--pnr-timeout", type=float, default=60, metavar="MIN",
+                        help="all: a board whose nextpnr runs longer than MIN minutes is reported "
+                             "as not built (default 60; 0: no limit)")
     parser.add_argument("--images", type=int, default=None,
                         help="images per measurement (default: 2000 for SFC, 64 for CNV)")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best counts (default 3)")
@@ -207,7 +212,10 @@ def _run_all(args):
     for b in boards:
         get_board(b)        # an unknown board is refused before anything is measured
     work = Path(args.workdir or "tritium-bench")
-    result = measure_all(work, boards=boards, seed=args.seed, log=lambda m: step(m, quiet=args.json))
+    if args.pnr_timeout < 0:
+        raise TritiumError(f"--pnr-timeout {args.pnr_timeout:g}: give minutes, 0 for no limit")
+    result = measure_all(work, boards=boards, seed=args.seed, log=lambda m: step(m, quiet=args.json),
+                         pnr_timeout_s=60 * args.pnr_timeout or None)
     atomic_write_text(work / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     if args.json:
         print_json(result)
