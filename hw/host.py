@@ -376,9 +376,9 @@ class HostLink(wiring.Component):
         def step_idx():
             m.d.sync += [idx.eq(idx + 1), idx_end.eq(end_next)]
         v.step_idx = step_idx
-        # The request's tests for EXEC, registered every cycle: EXEC follows CRC_CHK, in which
-        # the request registers already hold what EXEC sees, so EXEC's decode starts from
-        # flip-flops instead of comparators.
+        # The request's tests for EXEC, registered every cycle (and EXEC's decision from them,
+        # _exec_decision): EXEC follows CRC_CHK, in which the request registers already hold
+        # what EXEC sees, so EXEC starts from flip-flops instead of comparators.
         off_ok, off = arg[len(pos):] == 0, arg[:len(pos)]     # narrow comparators
         count = arg[16:]
         rb = len(Const(cfg.res_depth))      # first, count < 2**rb: a narrow adder
@@ -673,8 +673,9 @@ class HostLink(wiring.Component):
         own flip-flop, not at an OR of every check (on the iCE40 that OR was on the
         board's longest paths). The FSM reads ``v.failing`` (failed, or
         ``fail_pending``), which shows a failure two cycles after its check; the
-        image states leave that time (IMG_USE's CRC feed holds the FSM 8 cycles,
-        CRC_CMP and IMG_CHECK wait a cycle). The first failure of an image counts.
+        image states leave that time (IMG_PARSE reads a registered copy, at least
+        three cycles after the previous byte's checks; CRC_CMP and IMG_CHECK wait
+        a cycle). The first failure of an image counts.
         """
         v.fail_req = {}
         v.fail_code = Signal(ERR_BITS)      # or a code computed by the checks (0: none)
