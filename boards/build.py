@@ -172,6 +172,16 @@ def load_model_dir(path, board, cfg, hw=None):
 
 # ---------------------------------------------------------------- running tools
 
+def pnr_timeout_seconds(minutes):
+    """``--pnr-timeout MIN`` in seconds for :func:`build`: None or 0 is no limit; a
+    negative limit is refused with one line."""
+    if minutes is None or minutes == 0:
+        return None
+    if minutes < 0:
+        raise TritiumError(f"--pnr-timeout {minutes:g}: give minutes above 0 (0: no limit)")
+    return 60 * minutes
+
+
 def _run(cmd, cwd, log_name, stdin=None, stdout=None, timeout_s=None):
     t0 = time.monotonic()
     with open(Path(cwd) / log_name, "w") as log:

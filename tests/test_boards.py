@@ -242,8 +242,17 @@ def test_place_and_route_stops_at_its_time_limit(tmp_path):
     assert _run([sys.executable, "-c", "pass"], tmp_path, "ok.log", timeout_s=60) >= 0
 
 
-@pytest.mark.parametrize("argv", [["build", "--board", "icebreaker", "-o", "x", "--pnr-timeout", "0"],
+@pytest.mark.parametrize("argv", [["build", "--board", "icebreaker", "-o", "x", "--pnr-timeout", "-5"],
                                   ["bench", "--pnr-timeout", "-1", "--boards", "icebreaker"]])
-def test_a_bad_pnr_timeout_is_refused(argv, capsys):
+def test_a_bad_pnr_timeout_is_refused(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(argv) != 0
     assert "--pnr-timeout" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "nothing is written for a refused limit"
+
+
+def test_pnr_timeout_zero_means_no_limit():
+    from tritium.boards.build import pnr_timeout_seconds
+
+    assert pnr_timeout_seconds(None) is None and pnr_timeout_seconds(0) is None
+    assert pnr_timeout_seconds(1.5) == 90

@@ -208,14 +208,14 @@ def _run_all(args):
     boards = tuple(b.strip() for b in args.boards.split(",") if b.strip())
     if not boards:
         raise TritiumError("--boards needs at least one board")
+    from ...boards.build import pnr_timeout_seconds
     from ...boards.platforms import get_board
     for b in boards:
         get_board(b)        # an unknown board is refused before anything is measured
+    pnr_timeout_s = pnr_timeout_seconds(args.pnr_timeout)      # and a bad limit
     work = Path(args.workdir or "tritium-bench")
-    if args.pnr_timeout < 0:
-        raise TritiumError(f"--pnr-timeout {args.pnr_timeout:g}: give minutes, 0 for no limit")
     result = measure_all(work, boards=boards, seed=args.seed, log=lambda m: step(m, quiet=args.json),
-                         pnr_timeout_s=60 * args.pnr_timeout or None)
+                         pnr_timeout_s=pnr_timeout_s)
     atomic_write_text(work / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     if args.json:
         print_json(result)

@@ -19,7 +19,6 @@ Examples:
 """
 
 from ..console import print_json, step
-from ..errors import TritiumError
 
 NAME = "build"
 HELP = "build a board bitstream (cached by hardware hash) with a model patched in"
@@ -34,25 +33,16 @@ def add_arguments(parser):
     parser.add_argument("--hw", help="accelerator configuration instead of the board's preset "
                                      "(a preset name or a JSON file, as for 'tritium compile')")
     parser.add_argument("--pnr-timeout", type=float, default=None, metavar="MIN",
-                        help="stop nextpnr after MIN minutes with an error (default: no limit; "
+                        help="stop nextpnr after MIN minutes with an error (default and 0: no limit; "
                              "the ULX3S design routes for well over 30 minutes on 2 cores)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
-def _minutes(value):
-    """``--pnr-timeout`` in seconds (None: no limit); refuses a limit that is not positive."""
-    if value is None:
-        return None
-    if value <= 0:
-        raise TritiumError(f"--pnr-timeout {value:g}: give a number of minutes above 0")
-    return 60 * value
-
-
 def run(args):
-    from ...boards.build import build
+    from ...boards.build import build, pnr_timeout_seconds
     result = build(args.board, args.out, model_dir=args.model, seed=args.seed, hw=args.hw,
                    log=lambda message: step(message, quiet=False),
-                   pnr_timeout_s=_minutes(args.pnr_timeout))
+                   pnr_timeout_s=pnr_timeout_seconds(args.pnr_timeout))
     if args.json:
         print_json(result)
         return 0
