@@ -42,7 +42,7 @@ _STATUS, _NAK, _RESULTS = 0, 1, 2
 class _SerialCrc:
     """Bit-serial CRC-32 (zlib's) for the frame, image and section registers.
 
-    :meth:`feed` starts one byte from one of ``sources``: for 8 cycles
+    :meth:`feed` starts one byte from the source of the state that asks: for 8 cycles
     (``busy``) it goes through the registers it enables, least significant
     bit first. ``img_zero`` feeds the image register zeros instead (a CRC
     field counted as zeros); ``shift`` shifts the frame register without
@@ -79,10 +79,9 @@ class _SerialCrc:
                 with m.If(self.en[k]):
                     m.d.sync += reg.eq(reg[1:] ^ Mux(fbs[k], _CRC_POLY, 0))
 
-    def feed(self, src, **flags):
-        """Start a byte from ``sources[src]`` through the registers named in ``flags``."""
-        if src not in self.sources:
-            raise ValueError(f"unknown CRC source {src!r}")
+    def feed(self, **flags):
+        """Start a byte (from the asking state's source, :meth:`apply`) through the
+        registers named in ``flags``."""
         self.m.d.comb += self.go.eq(1)
         self.m.d.comb += [self.req[k].eq(v) for k, v in flags.items()]
 
@@ -439,7 +438,7 @@ class HostLink(wiring.Component):
                 m.d.comb += rx.ready.eq(1)
                 with m.If(got):
                     m.d.sync += idle.eq(idle_start)
-                    ser.feed("rx", frm=1)
+                    ser.feed(frm=1)
                 with m.Elif(idle[-1]):
                     if on_timeout_nak:
                         nak(Nak.TIMEOUT)
@@ -576,9 +575,9 @@ class HostLink(wiring.Component):
                 with m.State(name):
                     # The payload length follows from the kind (RESULTS: the count,
                     # arg[16:], in entries).
-                    length = {_STATUS: STATUS_PAYLOAD.size, _NAK: 2,
-                              _RESULTS: v.arg[16:] * entry_bytes}[kind]
-                    m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(length),
+                    resp_len = {_STATUS: STATUS_PAYLOAD.size, _NAK: 2,
+                                _RESULTS: v.arg[16:] * entry_bytes}[kind]
+                    m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(resp_len),
                                  v.phase.eq(0), v.ti.eq(0)]
                     ser.init("frm")
                     m.next = "TX_PREP"
@@ -693,20 +692,19 @@ class HostLink(wiring.Component):
     def _fail_encoder(m, v):
         code = Signal(ERR_BITS)
         m.d.sync += code.eq(v.fail_code)
-        reqs = []
+        assert Err.NONE == 0 and all(c != 0 for c in v.fail_req)
         for c in sorted(v.fail_req, reverse=True):
             req = Signal(name=f"{v.fail_req[c].name}_q")
             m.d.sync += req.eq(v.fail_req[c])
-            reqs.append(req)
             code = Mux(req, c, code)
-        m.d.sync += [v.fail_pending.eq(Cat(*reqs).any() | (code != 0)),
-                     v.fail_pending_code.eq(code)]
+        m.d.sync += [v.fail_pending.eq(code != 0), v.fail_pending_code.eq(code)]
         with m.If(v.fail_pending & ~v.failed):
             m.d.sync += [v.err.eq(v.fail_pending_code), v.failed.eq(1), v.valid.eq(0)]
 
     # ---------------------------------------------------------------- image parser
     def _image(self, m, v, status):
-        """States that consume IMAGE payload bytes (2-3 cycles a byte, a few more per section)."""
+        """States that consume IMAGE payload bytes (IMG_RD, IMG_USE, the CRC's 9 cycles,
+        IMG_PARSE, IMG_SEC: 13 cycles a byte; a few more per section)."""
         routes, byte, pos, fail, rd = self.routes, v.byte, v.pos, v.fail, v.rd
 
         with m.State("IMG_RD"):                 # the read of payload byte idx
@@ -788,7 +786,7 @@ class HostLink(wiring.Component):
                                                      _CRC_F[0] + v.ld[1:3]))
             m.d.sync += v.ld.eq(v.ld + 1)
             with m.If(v.ld[0] & ~v.ld[3]):
-                v.feed("ram", img=~v.cmp_sec, sec=v.cmp_sec)
+                v.feed(img=~v.cmp_sec, sec=v.cmp_sec)
             with m.If(v.ld == 9):           # a check's failure shows now (see _fail)
                 m.next = "IMG_CHECK"
             with m.If(v.ld == 8):
@@ -808,7 +806,7 @@ class HostLink(wiring.Component):
                     m.d.sync += v.valid.eq(1)
 
         with m.State("SEC_LOAD"):
-            # The entry's route (byte 3, stored by _take) and size (bytes 8..11).
+            # The entry's route (byte 3, stored by _parse) and size (bytes 8..11).
             m.d.comb += rd.addr.eq(_IMAGE_BASE + Cat(Mux(v.ld == 0, 3, v.ld + 7)[:4], entry))
             m.d.sync += v.ld.eq(v.ld + 1)
             with m.Switch(v.ld):
@@ -842,20 +840,14 @@ class HostLink(wiring.Component):
     def _take(self, m, v):
         """IMG_USE: a new image byte (``v.byte``, at offset ``pos``) into the registers.
 
-        It shifts into ``sh``, goes through the image (and section) CRC, into the
-        buffer (header and section table) and the word assembler (sections). The
-        checks and decisions on it wait for IMG_PARSE, a cycle after the CRC's:
-        there they start from registers, not from the block RAM's output.
+        It shifts into ``sh``, goes through the image (and section) CRC and into the
+        word assembler (sections). The checks and decisions on it, and its copy in
+        the buffer, wait for IMG_PARSE, a cycle after the CRC's: there they start
+        from registers, not from the block RAM's output.
         """
-        routes, byte, pos, wr = self.routes, v.byte, v.pos, v.wr
+        byte, pos = v.byte, v.pos
         m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
-        v.feed("ram", img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
-        # Header and section table are kept in the buffer (CRC_CMP and SEC_LOAD read them);
-        # a table entry's byte 3 is stored as its route index.
-        with m.If((pos < IMAGE_HEADER.size) | v.in_tab):
-            m.d.comb += [wr.en.eq(1), wr.addr.eq(_IMAGE_BASE + pos[:8]), wr.data.eq(byte)]
-            with m.If(v.in_tab & (pos[:4] == 3)):
-                m.d.comb += wr.data.eq(self._route_of(m, Cat(v.sh[8:], byte))[0])
+        v.feed(img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
         # The header's constant bytes: what this offset must hold, and the error if not.
         template = IMAGE_HEADER.pack(MAGIC, IMAGE_VERSION, ISA_VERSION, 0, 0,
                                      bytes.fromhex(self.cfg.hash), 0, 0)
@@ -872,13 +864,14 @@ class HostLink(wiring.Component):
             m.d.comb += v.asm_we.eq(1)
 
     def _route_of(self, m, entry):
-        """``(route index, known)`` of a section table entry's kind (its low 32 bits)."""
+        """``(route index, known)`` of a section table entry's type (its low 16 bits; the
+        reserved u16 after it is not checked, as the driver's parser does not)."""
         ridx, known = Signal(range(len(self.routes))), Signal()
         kb = max(SECTION_TYPES.values()).bit_length()     # a kind is small: its high bits 0
         with m.Switch(entry[:kb]):
             for i, r in enumerate(self.routes):
                 with m.Case(SECTION_TYPES[r.name]):
-                    m.d.comb += [ridx.eq(i), known.eq(entry[kb:32] == 0)]
+                    m.d.comb += [ridx.eq(i), known.eq(entry[kb:16] == 0)]
         return ridx, known
 
     def _parse_checks(self, m, v):
@@ -937,8 +930,13 @@ class HostLink(wiring.Component):
         """IMG_PARSE: the checks and decisions on the byte IMG_USE took (header, section
         table or section); the byte is ``sh[24:]``, its offset ``bpos``, its data tests
         ``v.chk`` (:meth:`_parse_checks`)."""
-        routes, fail, chk = self.routes, v.fail, v.chk
+        routes, fail, chk, wr = self.routes, v.fail, v.chk, v.wr
         sh, bpos = v.sh, v.bpos
+        # Header and section table are kept in the buffer (CRC_CMP and SEC_LOAD read them);
+        # a table entry's byte 3 is stored as its route index.
+        with m.If((bpos < IMAGE_HEADER.size) | v.in_tab):
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(_IMAGE_BASE + bpos[:8]),
+                         wr.data.eq(Mux(chk.at_entry3, v.chk_ridx, sh[24:]))]
         with m.If(chk.past_end):         # a byte past the end (IMG_SEC: the last byte)
             fail(Err.SIZE)
 
@@ -957,7 +955,7 @@ class HostLink(wiring.Component):
         with m.If(chk.at_head_end):
             m.d.sync += v.in_tab.eq(1)
 
-        # Section table: check each entry; keep its route index (stored by IMG_USE too).
+        # Section table: check each entry; keep its route index.
         with m.If(chk.at_entry3):
             with m.If(chk.entry_bad):
                 fail(Err.SECTION_TABLE)
@@ -1054,7 +1052,7 @@ class HostLink(wiring.Component):
         with m.If(tx.valid & tx.ready):
             m.d.sync += ti.eq(ti + 1)
             with m.If((phase != 0) | (ti != 0)):
-                v.feed("tx", frm=1, shift=phase == 2)
+                v.feed(frm=1, shift=phase == 2)
             with m.If((phase == 0) & (ti == 4)):
                 m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
                              raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0)]

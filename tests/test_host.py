@@ -202,6 +202,18 @@ def test_hardware_refuses_bad_images(link, case):
     np.testing.assert_array_equal(dev.run_batch(compiled, x)[0], reference.run(model, x))
 
 
+def test_hardware_ignores_a_section_entrys_reserved_field(link, case):
+    """The u16 after a section's type is reserved: the driver's parser ignores it, so does
+    the hardware (only the type's high bits must be zero, see "section type" above)."""
+    transport, dev = link
+    model, compiled, image = case
+    odd = _patch(image, HEADER.size + 2, b"\x34\x12")
+    loaded = dev.load_image(odd)
+    assert dev.status().image_valid
+    x = (2 * np.random.default_rng(8).integers(0, 2, (2, 20)) - 1).astype(np.int8)
+    np.testing.assert_array_equal(dev.infer(loaded, x)[0], reference.run(model, x))
+
+
 # ---------------------------------------------------------------- link robustness (raw frames)
 
 def _exchange(transport, frame, timeout=0.5):
