@@ -126,6 +126,9 @@ class Accelerator(wiring.Component):
         m.d.comb += insn.eq(prog_rd.data)
 
         pc = Signal(range(cfg.prog_depth + 1))
+        # pc + 1, kept in a register beside pc: the fetch address of the next instruction,
+        # 0 while idle (so the start's fetch of address 0 needs no multiplexer).
+        pc_next = Signal(range(cfg.prog_depth + 2))
         running = Signal()          # a RUN is in progress
         run_start = Signal()
         run_done = Signal()
@@ -138,18 +141,26 @@ class Accelerator(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         # ---------------------------------------------------------- controller
-        m.d.comb += [prog_rd.addr.eq(pc), prog_rd.en.eq(0)]
+        # The fetch loop: the instruction is the program memory's read data, and the
+        # next one is fetched (read enable) in the cycle the controller moves on; a
+        # stall holds the read data (read enable low). Only the short decode of
+        # "moves on" lies between the read data and the read port: the address is
+        # pc_next, a register (docs/accelerator.md, "Timing").
+        fetch = Signal()            # read the next instruction; pc steps
+        m.d.comb += [prog_rd.addr.eq(pc_next), prog_rd.en.eq(fetch)]
+        with m.If(fetch):
+            m.d.sync += [pc.eq(pc_next), pc_next.eq(pc_next + 1)]
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.comb += [prog_rd.addr.eq(0), prog_rd.en.eq(1)]
-                    m.d.sync += [pc.eq(0), self.done.eq(0), self.error.eq(0),
+                    m.d.comb += fetch.eq(1)
+                    m.d.sync += [self.done.eq(0), self.error.eq(0),
                                  self.error_code.eq(ERR_NONE)]
                     m.next = "EXEC"
             with m.State("EXEC"):
-                nxt = pc + 1
                 with m.If(pc >= cfg.prog_depth):
-                    m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_PC_OVERFLOW)]
+                    m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_PC_OVERFLOW),
+                                 pc_next.eq(0)]
                     m.next = "IDLE"
                 with m.Else():
                     with m.Switch(insn.opcode):
@@ -158,29 +169,26 @@ class Accelerator(wiring.Component):
                                 args = getattr(insn.args, op.name.lower())
                                 for f in specs[op].fields:
                                     m.d.sync += r[f.name].eq(getattr(args, f.name))
-                                m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
-                                m.d.sync += pc.eq(nxt)
+                                m.d.comb += fetch.eq(1)
                         # RUN (with wait_w), LOAD_W and END stall while a copy runs.
                         with m.Case(Opcode.RUN):
                             with m.If(~(insn.args.run.wait_w & load_busy)):
-                                m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1), run_start.eq(1)]
-                                m.d.sync += [pc.eq(nxt), running.eq(1)]
+                                m.d.comb += [fetch.eq(1), run_start.eq(1)]
+                                m.d.sync += running.eq(1)
                                 m.next = "RUN"
                         with m.Case(Opcode.END):
                             with m.If(~load_busy):
-                                m.d.sync += self.done.eq(1)
+                                m.d.sync += [self.done.eq(1), pc_next.eq(0)]
                                 m.next = "IDLE"
                         if cfg.store_depth:
                             with m.Case(Opcode.LOAD_W):
                                 with m.If(~load_busy):
-                                    m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1),
-                                                 load_start.eq(1)]
-                                    m.d.sync += pc.eq(nxt)
+                                    m.d.comb += [fetch.eq(1), load_start.eq(1)]
                         with m.Case(Opcode.SYNC):
-                            m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
-                            m.d.sync += pc.eq(nxt)
+                            m.d.comb += fetch.eq(1)
                         with m.Default():
-                            m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE)]
+                            m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE),
+                                         pc_next.eq(0)]
                             m.next = "IDLE"
             with m.State("RUN"):
                 with m.If(run_done):
