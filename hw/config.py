@@ -20,7 +20,11 @@ from ..sw.errors import TritiumError
 
 #: Bumped whenever the meaning of a configuration field (or the hardware that
 #: a given configuration generates, as seen by the compiler) changes.
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
+
+#: Register stages of the threshold unit (:class:`tritium.hw.threshold.ThresholdUnit`):
+#: the threshold read beside the result, then the read data's register.
+THRESHOLD_STAGES = 2
 
 WEIGHT_KINDS = ("binary", "ternary")
 
@@ -214,8 +218,9 @@ class HwConfig:
     @property
     def latency(self):
         """Cycles from an accepted input word to its result leaving the threshold unit
-        (no stalls): weight read, popcount registers, accumulate, threshold read."""
-        return 1 + int(self.weight_reg) + self.pipeline + 1 + 1
+        (no stalls): weight read, popcount registers, accumulate, threshold read and its
+        register."""
+        return 1 + int(self.weight_reg) + self.pipeline + 1 + THRESHOLD_STAGES
 
     def max_abs_result(self):
         """Largest |value| the accumulators, the input counter and D can take.
