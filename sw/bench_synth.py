@@ -79,9 +79,14 @@ def _lfsr_bits(m, width=64):
     lfsr = Signal(width, init=1)
     m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[1] ^ lfsr[3] ^ lfsr[4]))
 
+    # Every bit is the XOR of a distinct pair of taps: no bit of a port is constant or a
+    # copy of another (synthesis would drop or merge the logic and memory columns behind it).
+    pairs = [(a, b) for a in range(width) for b in range(a + 1, width)]
+
     def bits(n, salt):
-        return Cat(*(lfsr[(salt * 7 + k * 13) % width] ^ lfsr[(salt * 3 + k) % width]
-                     for k in range(n)))
+        assert n <= len(pairs)
+        return Cat(*(lfsr[a] ^ lfsr[b] for a, b in
+                     (pairs[(salt * 97 + k) % len(pairs)] for k in range(n))))
     return lfsr, bits
 
 
