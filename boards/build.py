@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from ..hw.meminit import MemoryInit, model_memories
-from ..hw.toolchain import require_tool, setup_yowasp_env
+from ..hw.toolchain import nextpnr_env_options, require_tool, setup_yowasp_env
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from . import bram
@@ -198,8 +198,7 @@ def place_and_route(board, cfg, init, seed, work, log):
     log(f"nextpnr: place and route (seed {seed})")
     args = [a for a in cmds[nextpnr] if a != "--quiet"]
     args += ["--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
-    if os.environ.get("TRITIUM_NEXTPNR_THREADS"):
-        args += ["--threads", os.environ["TRITIUM_NEXTPNR_THREADS"]]
+    args += nextpnr_env_options()
     try:
         timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log")
     except TritiumError:

