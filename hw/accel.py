@@ -95,7 +95,7 @@ class Accelerator(wiring.Component):
         m = Module()
         m.submodules.core = dp = Core(core, init=self.init)
         wiring.connect(m, wiring.flipped(self.tload), dp.tload)
-        insn = Signal(isa.instruction_layout())     # the instruction being executed
+        insn = Signal(isa.instruction_layout())     # the instruction being executed (a register)
         load_start = Signal()       # the controller issues a LOAD_W
         load_busy = self._weight_path(m, dp, load_start, insn.args.load_w)
 
@@ -123,12 +123,11 @@ class Accelerator(wiring.Component):
         r = {}
         for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
             r.update(_field_regs(specs[op], "r_"))
-        m.d.comb += insn.eq(prog_rd.data)
 
-        pc = Signal(range(cfg.prog_depth + 1))
-        # pc + 1, kept in a register beside pc: the fetch address of the next instruction,
-        # 0 while idle (so the start's fetch of address 0 needs no multiplexer).
-        pc_next = Signal(range(cfg.prog_depth + 2))
+        pc = Signal(range(cfg.prog_depth + 1))      # the address of insn
+        # The address the read port fetches next: pc + 2 while executing (the read data
+        # holds instruction pc + 1), 0 while idle (the start's fetch needs no multiplexer).
+        fetch_addr = Signal(range(cfg.prog_depth + 3))
         running = Signal()          # a RUN is in progress
         run_start = Signal()
         run_done = Signal()
@@ -141,26 +140,33 @@ class Accelerator(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         # ---------------------------------------------------------- controller
-        # The fetch loop: the instruction is the program memory's read data, and the
-        # next one is fetched (read enable) in the cycle the controller moves on; a
-        # stall holds the read data (read enable low). Only the short decode of
-        # "moves on" lies between the read data and the read port: the address is
-        # pc_next, a register (docs/accelerator.md, "Timing").
-        fetch = Signal()            # read the next instruction; pc steps
-        m.d.comb += [prog_rd.addr.eq(pc_next), prog_rd.en.eq(fetch)]
+        # The fetch pipeline: the instruction register insn holds instruction pc, the
+        # program memory's read data the next one (prefetched). When the controller moves
+        # on, insn takes the read data and the read port fetches the one after (read
+        # enable); a stall holds both. The decode starts from flip-flops, and the read
+        # port's address and enable come from registers and that decode: no block RAM
+        # clock-to-output time in the loop. Filling the pipeline after start costs one
+        # cycle per program run (START_CYCLES; docs/accelerator.md, "Timing").
+        fetch = Signal()            # insn <= read data; read the next; pc steps
+        m.d.comb += [prog_rd.addr.eq(fetch_addr), prog_rd.en.eq(fetch)]
         with m.If(fetch):
-            m.d.sync += [pc.eq(pc_next), pc_next.eq(pc_next + 1)]
+            m.d.sync += [insn.eq(prog_rd.data), pc.eq(pc + 1), fetch_addr.eq(fetch_addr + 1)]
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.comb += fetch.eq(1)
                     m.d.sync += [self.done.eq(0), self.error.eq(0),
                                  self.error_code.eq(ERR_NONE)]
-                    m.next = "EXEC"
+                    m.next = "FILL"
+            with m.State("FILL"):
+                # Instruction 0 into insn, instruction 1 read.
+                m.d.comb += fetch.eq(1)
+                m.d.sync += pc.eq(0)
+                m.next = "EXEC"
             with m.State("EXEC"):
                 with m.If(pc >= cfg.prog_depth):
                     m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_PC_OVERFLOW),
-                                 pc_next.eq(0)]
+                                 fetch_addr.eq(0)]
                     m.next = "IDLE"
                 with m.Else():
                     with m.Switch(insn.opcode):
@@ -178,7 +184,7 @@ class Accelerator(wiring.Component):
                                 m.next = "RUN"
                         with m.Case(Opcode.END):
                             with m.If(~load_busy):
-                                m.d.sync += [self.done.eq(1), pc_next.eq(0)]
+                                m.d.sync += [self.done.eq(1), fetch_addr.eq(0)]
                                 m.next = "IDLE"
                         if cfg.store_depth:
                             with m.Case(Opcode.LOAD_W):
@@ -188,7 +194,7 @@ class Accelerator(wiring.Component):
                             m.d.comb += fetch.eq(1)
                         with m.Default():
                             m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE),
-                                         pc_next.eq(0)]
+                                         fetch_addr.eq(0)]
                             m.next = "IDLE"
             with m.State("RUN"):
                 with m.If(run_done):
