@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from ..hw.meminit import MemoryInit, model_memories
-from ..hw.toolchain import nextpnr_env_options, require_tool, setup_yowasp_env
+from ..hw.toolchain import KEEP_COPIES, nextpnr_env_options, require_tool, setup_yowasp_env
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from . import bram
@@ -66,8 +66,10 @@ HONOUR_NO_RW_CHECK = ("setparam -set RD_COLLISION_X_MASK 1'1 a:no_rw_check t:$me
 #: the board's reset synchroniser holds every FSM in reset until the PLL locks.
 ONE_HOT_FSMS = 'setattr -set fsm_encoding "one-hot" w:*_state'
 YOSYS_OVERRIDES = {
-    "ice40": {"script_after_read": f"proc; memory_collect; {HONOUR_NO_RW_CHECK}; {ONE_HOT_FSMS}"},
+    "ice40": {"script_after_read": f"proc; memory_collect; {HONOUR_NO_RW_CHECK}; {ONE_HOT_FSMS}; "
+                                   f"{KEEP_COPIES}"},
     "ecp5": {"script_after_read": f'proc; memory_collect; {HONOUR_NO_RW_CHECK}; {ONE_HOT_FSMS}; '
+                                  f'{KEEP_COPIES}; '
                                   f'setattr -set ram_style "block" t:$mem_v2',
              "synth_opts": "-run :map_luts", "script_after_synth": ECP5_LUT_MAPPING},
 }

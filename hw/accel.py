@@ -98,7 +98,7 @@ class Accelerator(wiring.Component):
         m = Module()
         m.submodules.core = dp = Core(core, init=self.init)
         wiring.connect(m, wiring.flipped(self.tload), dp.tload)
-        insn = Signal(isa.instruction_layout())     # the instruction being executed
+        insn = Signal(isa.instruction_layout())     # the instruction being executed (a register)
         load_start = Signal()       # the controller issues a LOAD_W
         load_busy = self._weight_path(m, dp, load_start, insn.args.load_w)
 
@@ -127,9 +127,11 @@ class Accelerator(wiring.Component):
         for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
             r.update(_field_regs(cfg, specs[op], "r_"))
         lim = cfg.field_limit
-        m.d.comb += insn.eq(prog_rd.data)
 
-        pc = Signal(range(cfg.prog_depth + 1))
+        pc = Signal(range(cfg.prog_depth + 1))      # the address of insn
+        # The address the read port fetches next: pc + 2 while executing (the read data
+        # holds instruction pc + 1), 0 while idle (the start's fetch needs no multiplexer).
+        fetch_addr = Signal(range(cfg.prog_depth + 3))
         running = Signal()          # a RUN is in progress
         run_start = Signal()
         run_done = Signal()
@@ -142,18 +144,33 @@ class Accelerator(wiring.Component):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         # ---------------------------------------------------------- controller
-        m.d.comb += [prog_rd.addr.eq(pc), prog_rd.en.eq(0)]
+        # The fetch pipeline: the instruction register insn holds instruction pc, the
+        # program memory's read data the next one (prefetched). When the controller moves
+        # on, insn takes the read data and the read port fetches the one after (read
+        # enable); a stall holds both. The decode starts from flip-flops, and the read
+        # port's address and enable come from registers and that decode: no block RAM
+        # clock-to-output time in the loop. Filling the pipeline after start costs one
+        # cycle per program run (START_CYCLES; docs/accelerator.md, "Timing").
+        fetch = Signal()            # insn <= read data; read the next; pc steps
+        m.d.comb += [prog_rd.addr.eq(fetch_addr), prog_rd.en.eq(fetch)]
+        with m.If(fetch):
+            m.d.sync += [insn.eq(prog_rd.data), pc.eq(pc + 1), fetch_addr.eq(fetch_addr + 1)]
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.comb += [prog_rd.addr.eq(0), prog_rd.en.eq(1)]
-                    m.d.sync += [pc.eq(0), self.done.eq(0), self.error.eq(0),
+                    m.d.comb += fetch.eq(1)
+                    m.d.sync += [self.done.eq(0), self.error.eq(0),
                                  self.error_code.eq(ERR_NONE)]
-                    m.next = "EXEC"
+                    m.next = "FILL"
+            with m.State("FILL"):
+                # Instruction 0 into insn, instruction 1 read.
+                m.d.comb += fetch.eq(1)
+                m.d.sync += pc.eq(0)
+                m.next = "EXEC"
             with m.State("EXEC"):
-                nxt = pc + 1
                 with m.If(pc >= cfg.prog_depth):
-                    m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_PC_OVERFLOW)]
+                    m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_PC_OVERFLOW),
+                                 fetch_addr.eq(0)]
                     m.next = "IDLE"
                 with m.Else():
                     with m.Switch(insn.opcode):
@@ -162,29 +179,26 @@ class Accelerator(wiring.Component):
                                 args = getattr(insn.args, op.name.lower())
                                 for f in specs[op].fields:
                                     m.d.sync += r[f.name].eq(getattr(args, f.name))
-                                m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
-                                m.d.sync += pc.eq(nxt)
+                                m.d.comb += fetch.eq(1)
                         # RUN (with wait_w), LOAD_W and END stall while a copy runs.
                         with m.Case(Opcode.RUN):
                             with m.If(~(insn.args.run.wait_w & load_busy)):
-                                m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1), run_start.eq(1)]
-                                m.d.sync += [pc.eq(nxt), running.eq(1)]
+                                m.d.comb += [fetch.eq(1), run_start.eq(1)]
+                                m.d.sync += running.eq(1)
                                 m.next = "RUN"
                         with m.Case(Opcode.END):
                             with m.If(~load_busy):
-                                m.d.sync += self.done.eq(1)
+                                m.d.sync += [self.done.eq(1), fetch_addr.eq(0)]
                                 m.next = "IDLE"
                         if cfg.store_depth:
                             with m.Case(Opcode.LOAD_W):
                                 with m.If(~load_busy):
-                                    m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1),
-                                                 load_start.eq(1)]
-                                    m.d.sync += pc.eq(nxt)
+                                    m.d.comb += [fetch.eq(1), load_start.eq(1)]
                         with m.Case(Opcode.SYNC):
-                            m.d.comb += [prog_rd.addr.eq(nxt), prog_rd.en.eq(1)]
-                            m.d.sync += pc.eq(nxt)
+                            m.d.comb += fetch.eq(1)
                         with m.Default():
-                            m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE)]
+                            m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE),
+                                         fetch_addr.eq(0)]
                             m.next = "IDLE"
             with m.State("RUN"):
                 with m.If(run_done):

@@ -25,8 +25,10 @@ ACCEL_CONFIG_VERSION = 2
 #: (docs/accelerator.md, "Timing").
 ADDRESS_STAGES = 7
 OUTPUT_STAGES = 2
-#: The cycle of the start pulse, counted in every run (the cycle counter starts at 1).
-START_CYCLES = 1
+#: Cycles before the first instruction executes, counted in every run (the cycle counter
+#: starts at 1): the start pulse (the fetch of instruction 0) and the cycle that moves it
+#: into the instruction register (the fetch of instruction 1).
+START_CYCLES = 2
 #: Cycles the weight copy engine stays busy after the P x count words of a
 #: LOAD_W have been read from the store: the store's read register, then the
 #: bank write of the last word.

@@ -20,7 +20,11 @@ from ..sw.errors import TritiumError
 
 #: Bumped whenever the meaning of a configuration field (or the hardware that
 #: a given configuration generates, as seen by the compiler) changes.
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
+
+#: Register stages of the threshold unit (:class:`tritium.hw.threshold.ThresholdUnit`):
+#: the threshold read beside the result, then the read data's register.
+THRESHOLD_STAGES = 2
 
 WEIGHT_KINDS = ("binary", "ternary")
 
@@ -83,6 +87,11 @@ class HwConfig:
         Register the weight-bank outputs once more (one cycle of latency; cuts
         the block RAMs' clock-to-output time from the lane-op path, for large
         arrays on ECP5; it costs flip-flop-only cells on iCE40).
+    addr_reg : bool
+        Register the weight address once per bank before the banks (one cycle
+        of latency): each bank reads from its own copy, kept apart in synthesis
+        (:data:`tritium.hw.toolchain.KEEP_COPIES`), so no net drives every bank's
+        address (large arrays whose banks spread over the whole device).
     pipeline : int or None
         Register stages inside the popcount tree (0 .. tree levels); ``None``
         derives ``max(1, levels // 2)`` (see :func:`tritium.hw.popcount.register_levels`).
@@ -99,6 +108,7 @@ class HwConfig:
     acc_bits: int | None = None
     pipeline: int | None = None
     weight_reg: bool = False
+    addr_reg: bool = False
 
     def __post_init__(self):
         kinds = self.weight_kinds
@@ -140,8 +150,9 @@ class HwConfig:
         if not isinstance(self.max_fan_in, int) or isinstance(self.max_fan_in, bool):
             raise ConfigError(f"max_fan_in must be an integer, got {self.max_fan_in!r}")
         _range("max_fan_in", self.max_fan_in, 1, self.weight_depth * self.simd)
-        if not isinstance(self.weight_reg, bool):
-            raise ConfigError(f"weight_reg must be true or false, got {self.weight_reg!r}")
+        for name in ("weight_reg", "addr_reg"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.acc_bits is not None:
             if not isinstance(self.acc_bits, int) or isinstance(self.acc_bits, bool):
                 raise ConfigError(f"acc_bits must be an integer, got {self.acc_bits!r}")
@@ -214,8 +225,9 @@ class HwConfig:
     @property
     def latency(self):
         """Cycles from an accepted input word to its result leaving the threshold unit
-        (no stalls): weight read, popcount registers, accumulate, threshold read."""
-        return 1 + int(self.weight_reg) + self.pipeline + 1 + 1
+        (no stalls): weight read, popcount registers, accumulate, threshold read and its
+        register."""
+        return int(self.addr_reg) + 1 + int(self.weight_reg) + self.pipeline + 1 + THRESHOLD_STAGES
 
     def max_abs_result(self):
         """Largest |value| the accumulators, the input counter and D can take.

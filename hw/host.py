@@ -54,14 +54,16 @@ class _SerialCrc:
     flip-flops instead of fanning out to every CRC bit; the byte is taken in
     the request's cycle from the source of the state that requests it (see
     :meth:`apply`). ``hold`` (pending or busy) is what the state machine
-    waits on: 9 cycles a byte.
+    waits on: 9 cycles a byte. ``hold`` is a register (computed a cycle ahead).
     """
 
     def __init__(self, m, regs, sources):
         self.m, self.regs, self.sources = m, regs, sources
         self.busy = Signal(name="crc_busy")
         self.pending = Signal(name="crc_pending")
-        self.hold = self.busy | self.pending
+        # hold = busy | pending, computed a cycle ahead (see :meth:`apply`): the state
+        # machine's enable comes straight from a flip-flop.
+        self.hold = Signal(name="crc_hold")
         self.data, self.count = Signal(8, name="crc_data"), Signal(3, name="crc_count")
         self.en = {k: Signal(name=f"crc_{k}_en") for k in regs}
         self.img_zero, self.shift = Signal(name="crc_img_zero"), Signal(name="crc_shift")
@@ -105,6 +107,8 @@ class _SerialCrc:
             m.d.sync += self.data.eq(data)
         reqs = {k: Signal(name=f"{r.name}_q") for k, r in self.req.items()}
         m.d.sync += [self.pending.eq(self.go)] + [reqs[k].eq(r) for k, r in self.req.items()]
+        # busy | pending of the next cycle: a request now, one pending, or a byte not done
+        m.d.sync += self.hold.eq(self.go | self.pending | (self.busy & (self.count != 7)))
         with m.If(self.pending):
             m.d.sync += [self.busy.eq(1), self.img_zero.eq(reqs["img_zero"]),
                          self.shift.eq(reqs["shift"])]
@@ -300,8 +304,12 @@ class HostLink(wiring.Component):
         v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT, name=f"{n}_crc")
                                            for n in ("frm", "img", "sec"))
         v.out = Signal(8)                           # the response byte going out
+        # The received byte: the UART's byte is taken into rx_byte whenever it is free, and
+        # rx_full (a flip-flop, not the UART's valid through the state logic) tells the
+        # receiving states a byte waits; they consume it (see _link).
+        v.rx_byte, v.rx_full = Signal(8, name="rx_byte"), Signal(name="rx_full")
         v.ser = ser = _SerialCrc(m, {"frm": v.frm_crc, "img": v.img_crc, "sec": v.sec_crc},
-                                 {"rx": self.rx.payload, "ram": rd.data, "tx": v.out})
+                                 {"rx": v.rx_byte, "ram": rd.data, "tx": v.out})
         v.feed = ser.feed
 
         # Request.
@@ -411,10 +419,13 @@ class HostLink(wiring.Component):
         def status():
             respond(_STATUS)
 
-        rx = self.rx
-        got = rx.valid & rx.ready
+        rx, rx_byte, rx_full = self.rx, v.rx_byte, v.rx_full
+        m.d.comb += rx.ready.eq(~rx_full)
+        with m.If(rx.valid & ~rx_full):
+            m.d.sync += [rx_byte.eq(rx.payload), rx_full.eq(1)]
+        got = Signal()              # a receiving state consumes rx_byte
         m.d.comb += [rd.addr.eq(idx), wr.addr.eq(idx),
-                     wr.data.eq(rx.payload)]
+                     wr.data.eq(rx_byte)]
         with m.If(v.asm_we):        # words assemble at the top: a w-byte word is asm[-8w:]
             m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
 
@@ -427,15 +438,20 @@ class HostLink(wiring.Component):
         m.d.comb += accel.start.eq(start)
         with m.If(~ser.hold), m.FSM(name="link") as fsm:
             # -------------------------------------------------------- receive
+            def consume():
+                m.d.comb += got.eq(rx_full)
+                with m.If(rx_full):
+                    m.d.sync += rx_full.eq(0)
+
             with m.State("SYNC"):
-                m.d.comb += rx.ready.eq(1)
+                consume()
                 m.d.sync += [idle.eq(idle_start), v.cnt.eq(0)]
                 ser.init("frm")
-                with m.If(got & (rx.payload == REQUEST_START)):
+                with m.If(got & (rx_byte == REQUEST_START)):
                     m.next = "HEAD"
 
             def receiving(on_timeout_nak):
-                m.d.comb += rx.ready.eq(1)
+                consume()
                 with m.If(got):
                     m.d.sync += idle.eq(idle_start)
                     ser.feed(frm=1)
@@ -451,14 +467,14 @@ class HostLink(wiring.Component):
                 receiving(False)
                 with m.If(got):
                     m.d.sync += [v.cnt.eq(v.cnt + 1), idx.eq(0)]
-                    new_len = Cat(length[:8], rx.payload)
+                    new_len = Cat(length[:8], rx_byte)
                     with m.Switch(v.cnt):
                         with m.Case(0):
-                            m.d.sync += v.cmd.eq(rx.payload)
+                            m.d.sync += v.cmd.eq(rx_byte)
                         with m.Case(1):
-                            m.d.sync += v.seq.eq(rx.payload)
+                            m.d.sync += v.seq.eq(rx_byte)
                         with m.Case(2):
-                            m.d.sync += length[:8].eq(rx.payload)
+                            m.d.sync += length[:8].eq(rx_byte)
                         with m.Case(3):
                             m.d.sync += [length.eq(new_len), v.cnt.eq(0), idx_end.eq(new_len == 0),
                                          len_bad.eq(_gt(new_len, MAX_PAYLOAD))]
@@ -481,7 +497,7 @@ class HostLink(wiring.Component):
                     m.d.comb += wr.en.eq(1)
                     step_idx()
                     with m.If(idx < 4):
-                        m.d.sync += arg.eq(Cat(arg[8:], rx.payload))
+                        m.d.sync += arg.eq(Cat(arg[8:], rx_byte))
 
             with m.State("CRC"):
                 # The CRC bytes go through the register too: a good frame leaves the residue.

@@ -30,6 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
+from .toolchain import COPY_ATTR
 from .layouts import NO_RW_CHECK, input_layout, result_layout, weight_load_signature
 from .popcount import Popcount
 
@@ -245,7 +246,8 @@ class PEArray(wiring.Component):
     """P PEs with per-PE weight banks, a broadcast input and a shared input counter.
 
     Pipeline (each stage advances together; a full output register that is
-    not taken stalls everything): weight-bank read (1 cycle, 2 with
+    not taken stalls everything): with ``cfg.addr_reg`` a register copy of the
+    weight address per bank (1 cycle), weight-bank read (1 cycle, 2 with
     ``cfg.weight_reg``), popcount tree (``cfg.pipeline`` cycles), accumulate
     into the output register (1 cycle).
     One result beat leaves per input word whose command has ``last``.
@@ -282,13 +284,27 @@ class PEArray(wiring.Component):
         adv = Signal()
         m.d.comb += [adv.eq(~self.o.valid | self.o.ready), self.i.ready.eq(adv)]
 
+        x0, cmd0, valid0 = self.i.payload.x, self.i.payload.cmd, self.i.valid
+        w_addr = [cmd0.w_addr] * cfg.pe
+        if cfg.addr_reg:
+            # Stage 0: one register copy of the weight address per bank (kept apart in
+            # synthesis: COPY_ATTR), so each copy drives one bank and can sit beside it;
+            # the input word and command follow.
+            w_addr = [Signal.like(cmd0.w_addr, name=f"w_addr_copy{p}", reset_less=True,
+                                  attrs={COPY_ATTR: 1}) for p in range(cfg.pe)]
+            with m.If(adv):
+                m.d.sync += [a.eq(cmd0.w_addr) for a in w_addr]
+            x0 = _delay(m, x0, 1, adv, "x_a", reset_less=True)
+            cmd0 = _delay(m, cmd0, 1, adv, "cmd_a", reset_less=True)
+            valid0 = _delay(m, valid0, 1, adv, "valid_a")
+
         # Stage 1: weight-bank read; the input word and command are registered alongside.
         # Data registers have no reset (only valid bits do): cheaper in FPGAs.
         x1 = Signal(cfg.simd, reset_less=True)
         cmd1 = Signal.like(self.i.payload.cmd, reset_less=True)
         valid1 = Signal()
         with m.If(adv):
-            m.d.sync += [x1.eq(self.i.payload.x), cmd1.eq(self.i.payload.cmd), valid1.eq(self.i.valid)]
+            m.d.sync += [x1.eq(x0), cmd1.eq(cmd0), valid1.eq(valid0)]
         words = []
         for p in range(cfg.pe):
             bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, attrs=NO_RW_CHECK,
@@ -296,7 +312,7 @@ class PEArray(wiring.Component):
             m.submodules[f"bank{p}"] = bank
             rd, wr = bank.read_port(), bank.write_port()
             m.d.comb += [
-                rd.addr.eq(self.i.payload.cmd.w_addr), rd.en.eq(adv),
+                rd.addr.eq(w_addr[p]), rd.en.eq(adv),
                 wr.addr.eq(self.wload.addr), wr.data.eq(self.wload.data),
                 wr.en.eq(self.wload.en & (self.wload.bank == p)),
             ]

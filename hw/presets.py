@@ -24,9 +24,13 @@ PRESETS = {
     # (18 kbit): weight banks 32 x 512 x 128 bits take 128 of them, the activation
     # buffers 16, thresholds 32 (yosys: 201 DP16KD in all); TFC / SFC (binary or
     # ternary) fit, LFC and CNV do not (the 2048-word banks they need took 8.4 Mbit).
+    # weight_reg: a register after the weight banks (one cycle per RUN) takes the block
+    # RAMs' clock-to-output time off the lane-op / popcount path (100 MHz target).
+    # addr_reg: a register copy of the weight address per bank (one cycle per RUN): one
+    # flip-flop drove all 128 weight block RAMs' addresses (24.7 ns of routing).
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
-                      weight_depth=512, thr_depth=256),
+                      weight_depth=512, thr_depth=256, weight_reg=True, addr_reg=True),
         act_depth=2048, prog_depth=128, res_depth=64),
 }
 

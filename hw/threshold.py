@@ -17,8 +17,11 @@ class ThresholdUnit(wiring.Component):
     the compiler adds the row constant ``K_p`` of the PE contract to the
     model's thresholds (``acc >= T`` iff ``D >= T + K``). A threshold of
     ``2**(acc_bits-1) - 1`` past every result acts as "never"; the most negative
-    value as "always". One register stage: the memory read and the result
-    register advance together, and stall while the output is full and not taken.
+    value as "always". Two register stages (:data:`tritium.hw.config.THRESHOLD_STAGES`): the
+    memory read beside the result, then the read data into a register (on ECP5
+    the block RAM's clock-to-output time would otherwise precede the compare),
+    beside the result again; the compare follows combinationally. Both stages
+    advance together and stall while the output is full and not taken.
 
     Parameters
     ----------
@@ -49,10 +52,17 @@ class ThresholdUnit(wiring.Component):
         m = Module()
         adv = Signal()
         m.d.comb += [adv.eq(~self.o.valid | self.o.ready), self.i.ready.eq(adv)]
+        # Stage 1: the threshold read; the result is registered beside it.
+        # Data registers have no reset (only valid bits do).
+        valid1 = Signal()
+        d1 = Signal.like(self.i.payload.d, reset_less=True)
         with m.If(adv):
-            m.d.sync += self.o.valid.eq(self.i.valid)
+            m.d.sync += [valid1.eq(self.i.valid), self.o.valid.eq(valid1)]
             with m.If(self.i.valid):
-                m.d.sync += self.o.payload.acc.eq(self.i.payload.d)
+                m.d.sync += d1.eq(self.i.payload.d)
+            # Stage 2: the thresholds (held by the read port since) and the result.
+            with m.If(valid1):
+                m.d.sync += self.o.payload.acc.eq(d1)
         for p in range(cfg.pe):
             layout = thresholds_layout(cfg)
             words = self.init.words[f"thresholds_p{p}"] if self.init else []
@@ -66,7 +76,10 @@ class ThresholdUnit(wiring.Component):
                 wr.addr.eq(self.tload.addr), wr.data.eq(self.tload.data),
                 wr.en.eq(self.tload.en & (self.tload.bank == p)),
             ]
+            thr = Signal.like(rd.data, name=f"thr{p}", reset_less=True)
+            with m.If(adv & valid1):
+                m.d.sync += thr.eq(rd.data)
             d = self.o.payload.acc[p]
-            hits = [d >= rd.data[t] for t in range(cfg.n_thresholds)]
+            hits = [d >= thr[t] for t in range(cfg.n_thresholds)]
             m.d.comb += self.o.payload.act[p].eq(sum(hits) if len(hits) > 1 else hits[0])
         return m

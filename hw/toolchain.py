@@ -54,6 +54,17 @@ def nextpnr_env_options():
     return args
 
 
+#: The attribute that marks a register as a deliberate copy of another (a fan-out
+#: split, e.g. the weight address per bank: ``HwConfig.addr_reg``).
+COPY_ATTR = "tritium_copy"
+
+#: yosys commands (after ``proc``) that keep those copies apart: a ``keep`` on the
+#: flip-flop cells driving a marked wire and on the wire (a ``keep`` on the wire alone does not stop
+#: ``opt_merge`` from merging registers with equal inputs). Board builds and the
+#: benchmark synthesis both run it.
+KEEP_COPIES = f"setattr -set keep 1 a:{COPY_ATTR} %ci1:+$dff,$adff[Q]"
+
+
 def setup_yowasp_env():
     """Point Amaranth's tool variables at the YoWASP commands (unless already set)."""
     for var, command in YOWASP_TOOLS.items():

@@ -34,7 +34,7 @@ from amaranth.lib.wiring import Out
 from ..hw.config import HwConfig
 from ..hw.core import to_verilog
 from ..hw.pe import PEArray
-from ..hw.toolchain import nextpnr_env_options, require_tool
+from ..hw.toolchain import KEEP_COPIES, nextpnr_env_options, require_tool
 from .errors import TritiumError
 
 #: The default sweep: (P, S) pairs. 256 lanes is the iCEBreaker target, 2048 the ULX3S one.
@@ -224,7 +224,9 @@ def synth_counts(verilog_path, family, workdir, top="top", options=""):
     # splitnets: yosys (0.70) can fail an assertion in abc9's reintegration on multi-bit
     # wires of some designs (YosysHQ/yosys#4349; the HostLink alone hit it); single-bit
     # wires avoid it and change no logic.
-    script = (f"read_verilog in.v; hierarchy -top {top}; splitnets; {synth}; "
+    # (KEEP_COPIES after flatten: yosys 0.70 threw in flatten when it came before.)
+    script = (f"read_verilog in.v; hierarchy -top {top}; proc; flatten; {KEEP_COPIES}; splitnets; "
+              f"{synth}; "
               f"write_json {netlist.name}; tee -q -o {stat.name} stat -json")
     log = f"yosys_{family}.log"
     _run([yosys, "-q", "-l", log, "-p", script], workdir, Path(workdir) / f"yosys_{family}.out",

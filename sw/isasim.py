@@ -11,7 +11,7 @@ accumulation (planes x kernel positions x channel words), so whole networks
 run in well under a second per image.
 
 Cycles follow the timing of docs/accelerator.md
-(:class:`tritium.hw.accel_config.Timeline`): the start cycle, one per
+(:class:`tritium.hw.accel_config.Timeline`): the start cycles, one per
 instruction, ``beats + run_drain`` per ``RUN``, and the cycles the controller
 waits for the ``LOAD_W`` copy engine (which copies weight-store words into the
 banks while RUNs execute); the RTL's cycle counter agrees exactly

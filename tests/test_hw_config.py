@@ -23,10 +23,11 @@ def test_hash_is_pinned():
     cfg = HwConfig(pe=8, simd=32, weight_kinds=("binary",), act_bits=1, out_bits=1,
                    weight_depth=256, thr_depth=64, pipeline=2)
     assert cfg.canonical_json() == (
-        '{"acc_bits":16,"act_bits":1,"config_version":2,"max_fan_in":8192,"out_bits":1,"pe":8,'
+        '{"acc_bits":16,"act_bits":1,"addr_reg":false,"config_version":3,"max_fan_in":8192,'
+        '"out_bits":1,"pe":8,'
         '"pipeline":2,"simd":32,"thr_depth":64,"weight_depth":256,"weight_kinds":["binary"],'
         '"weight_reg":false}')
-    assert cfg.hash == "7f05d42c987ffbd7"
+    assert cfg.hash == "4982ab8ca69f19ba"
 
 
 @pytest.mark.parametrize("kwargs, words", [
