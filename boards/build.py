@@ -403,9 +403,59 @@ def verify(board, cfg, base, init, bitstream, work, log):
 
 # ---------------------------------------------------------------- the command's flow
 
-def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeout_s=None):
+def cached_hardware(board, cfg, seed, log, pnr_timeout_s=None):
+    """The hardware build of (board, configuration, seed) from the cache, or made now and
+    cached; returns ``(folder, summary, cached)``."""
+    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{source_fingerprint()}"
+    if (base / "build.json").exists():
+        log(f"hardware {cfg.hash} for {board.name} (seed {seed}) found in the cache: {base}")
+        return base, json.loads((base / "build.json").read_text()), True
+    base.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}.", dir=base.parent))
+    try:
+        summary = hardware_build(board, cfg, seed, tmp, log, pnr_timeout_s=pnr_timeout_s)
+    except TritiumError as e:
+        # Keep the failed build's logs for inspection, under a fixed name.
+        failed = base.with_name(base.name + ".failed")
+        shutil.rmtree(failed, ignore_errors=True)
+        os.replace(tmp, failed)
+        raise TritiumError(str(e).replace(str(tmp), str(failed))) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if base.exists():
+        shutil.rmtree(base)
+    os.replace(tmp, base)
+    return base, summary, False
+
+
+def hardware_meeting_timing(board, cfg, seed, tries, log, pnr_timeout_s=None):
+    """Seeds ``seed``, ``seed + 1``, ... (at most ``tries``) until a build meets timing;
+    returns ``(folder, summary, cached, seeds)`` of the first that does, or of the
+    fastest when none does. ``seeds``: ``[{"seed", "fmax_mhz", "timing_met"}, ...]``
+    tried (placement alone moves nextpnr's Fmax by several MHz on one netlist)."""
+    if not isinstance(tries, int) or tries < 1:
+        raise TritiumError(f"--seed-tries must be a whole number >= 1, got {tries!r}")
+    best, seeds = None, []
+    for s in range(seed, seed + tries):
+        base, summary, cached = cached_hardware(board, cfg, s, log, pnr_timeout_s)
+        seeds.append({"seed": s, "fmax_mhz": summary["fmax_mhz"],
+                      "timing_met": summary["timing_met"]})
+        if best is None or (summary["fmax_mhz"] or 0) > (best[1]["fmax_mhz"] or 0):
+            best = (base, summary, cached)
+        if summary["timing_met"]:
+            return base, summary, cached, seeds
+        if s + 1 < seed + tries:
+            log(f"seed {s}: Fmax {summary['fmax_mhz']} MHz, below the {summary['clock_mhz']} MHz "
+                f"clock: trying seed {s + 1}")
+    return (*best, seeds)
+
+
+def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeout_s=None,
+          seed_tries=None):
     """Build (or reuse) the hardware, patch the model in, verify, write ``out``; returns the
-    summary. ``pnr_timeout_s``: a limit on nextpnr's time (None: none)."""
+    summary. ``pnr_timeout_s``: a limit on nextpnr's time (None: none). ``seed_tries``:
+    seeds tried from ``seed`` on until one meets timing (None: the board's default)."""
     from ..hw.presets import load_accel_config
     t0 = time.monotonic()
     board = get_board(board_name)
@@ -415,28 +465,9 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeo
     if out.exists() and not out.is_dir():
         raise TritiumError(f"-o {out}: exists and is not a folder")
     files = FILES[board.family]
-    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{source_fingerprint()}"
-    cached = (base / "build.json").exists()
-    if cached:
-        log(f"hardware {cfg.hash} for {board.name} (seed {seed}) found in the cache: {base}")
-        summary = json.loads((base / "build.json").read_text())
-    else:
-        base.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{base.name}.", dir=base.parent))
-        try:
-            summary = hardware_build(board, cfg, seed, tmp, log, pnr_timeout_s=pnr_timeout_s)
-        except TritiumError as e:
-            # Keep the failed build's logs for inspection, under a fixed name.
-            failed = base.with_name(base.name + ".failed")
-            shutil.rmtree(failed, ignore_errors=True)
-            os.replace(tmp, failed)
-            raise TritiumError(str(e).replace(str(tmp), str(failed))) from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if base.exists():
-            shutil.rmtree(base)
-        os.replace(tmp, base)
+    tries = board.seed_tries if seed_tries is None else seed_tries
+    base, summary, cached, seeds = hardware_meeting_timing(board, cfg, seed, tries, log,
+                                                           pnr_timeout_s)
     init = model_init(compiled) if compiled is not None else zero_init(cfg)
     with tempfile.TemporaryDirectory(prefix="tritium-patch-") as w:
         work = Path(w)
@@ -458,7 +489,7 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeo
     result.update({"bitstream": str(target), "patched": compiled is not None,
                    "needs_download": needs_download,
                    "model": str(model_dir) if model_dir is not None else None,
-                   "cached": cached, "rams_verified": n,
+                   "cached": cached, "rams_verified": n, "seeds_tried": seeds,
                    "seconds": round(time.monotonic() - t0, 2)})
     atomic_write_text(out / "build.json", json.dumps(result, indent=2) + "\n")
     return result

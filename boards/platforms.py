@@ -33,6 +33,10 @@ class Board:
         ``openFPGALoader -b`` name.
     baud : int
         UART baud rate.
+    seed_tries : int
+        nextpnr seeds ``tritium build`` tries, from ``--seed`` on, until one meets
+        timing (placement noise moves Fmax by several MHz on the same netlist); 1 on
+        a board whose place and route takes most of an hour.
     """
 
     name: str
@@ -43,6 +47,7 @@ class Board:
     target_mhz: float
     loader_board: str
     baud: int = 115200
+    seed_tries: int = 1
 
     def make_platform(self):
         import importlib
@@ -53,7 +58,7 @@ class Board:
 BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
                         preset="icebreaker", family="ice40", clk_in_mhz=12, target_mhz=40,
-                        loader_board="icebreaker"),
+                        loader_board="icebreaker", seed_tries=3),
     "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
                    preset="ulx3s", family="ecp5", clk_in_mhz=25, target_mhz=100,
                    loader_board="ulx3s"),

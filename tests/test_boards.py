@@ -199,13 +199,15 @@ def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, 
     model_dir, hw = small_model
     monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
     assert main(["build", "--board", "icebreaker", "--hw", str(hw), "-o", str(tmp_path / "hw"),
-                 "--json"]) == 0
+                 "--seed-tries", "1", "--json"]) == 0
     first = json.loads(capsys.readouterr().out)
+    assert first["seeds_tried"] == [{"seed": 1, "fmax_mhz": first["fmax_mhz"],
+                                     "timing_met": first["timing_met"]}]
     assert not first["patched"] and not first["cached"] and first["rams_verified"] > 0
     for key in ("bitstream", "luts", "fmax_mhz", "target_mhz", "timing_met", "patched", "seconds"):
         assert key in first
     assert main(["build", "--board", "icebreaker", "--hw", str(hw), "--model", str(model_dir),
-                 "-o", str(tmp_path / "m"), "--json"]) == 0
+                 "-o", str(tmp_path / "m"), "--seed-tries", "1", "--json"]) == 0
     patched = json.loads(capsys.readouterr().out)
     assert patched["patched"] and patched["cached"]
     bitstream = Path(patched["bitstream"])
@@ -256,3 +258,48 @@ def test_pnr_timeout_zero_means_no_limit():
 
     assert pnr_timeout_seconds(None) is None and pnr_timeout_seconds(0) is None
     assert pnr_timeout_seconds(1.5) == 90
+
+
+def _fake_builds(monkeypatch, fmax_by_seed, clock=40.5):
+    """cached_hardware stand-in: seed -> Fmax (None: no figure), recording the seeds built."""
+    import tritium.boards.build as b
+    built = []
+
+    def fake(board, cfg, seed, log, pnr_timeout_s=None):
+        built.append(seed)
+        f = fmax_by_seed[seed]
+        return (Path(f"/cache/seed{seed}"), {"seed": seed, "fmax_mhz": f, "clock_mhz": clock,
+                                             "timing_met": f is not None and f >= clock}, False)
+    monkeypatch.setattr(b, "cached_hardware", fake)
+    return built
+
+
+def test_seed_tries_keep_the_first_seed_that_meets_timing(monkeypatch):
+    from tritium.boards.build import hardware_meeting_timing
+    from tritium.boards.platforms import get_board
+    built = _fake_builds(monkeypatch, {1: 39.6, 2: 41.9, 3: 42.2})
+    logs = []
+    base, summary, cached, seeds = hardware_meeting_timing(get_board("icebreaker"), SMALL, 1, 3,
+                                                           logs.append)
+    assert built == [1, 2] and summary["seed"] == 2 and base == Path("/cache/seed2")
+    assert seeds == [{"seed": 1, "fmax_mhz": 39.6, "timing_met": False},
+                     {"seed": 2, "fmax_mhz": 41.9, "timing_met": True}]
+    assert any("trying seed 2" in line for line in logs)
+
+
+def test_seed_tries_fall_back_to_the_fastest_seed(monkeypatch):
+    from tritium.boards.build import hardware_meeting_timing
+    from tritium.boards.platforms import get_board
+    built = _fake_builds(monkeypatch, {5: None, 6: 38.8, 7: 36.9})
+    _, summary, _, seeds = hardware_meeting_timing(get_board("icebreaker"), SMALL, 5, 3,
+                                                   lambda m: None)
+    assert built == [5, 6, 7] and summary["seed"] == 6 and not summary["timing_met"]
+    assert [s["seed"] for s in seeds] == [5, 6, 7]
+
+
+def test_a_bad_seed_tries_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
+    assert main(["build", "--board", "icebreaker", "-o", "x", "--seed-tries", "0"]) != 0
+    assert "--seed-tries" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir()), "nothing is written for a refused count"
