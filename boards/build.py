@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import subprocess
@@ -289,6 +290,31 @@ def _refuse_overfull(log_path, board):
                            f"{', '.join(over)} (used/available); log: {log_path}")
 
 
+def unfinished_summary(log_text):
+    """What a nextpnr log says of a place and route that did not finish (stopped by
+    ``--pnr-timeout``): placed logic cells and block RAMs, the pre-route Fmax estimate
+    (nextpnr's, after placement; not a routed figure) and router2's last count of
+    overused wires. Keys whose line the log lacks are left out."""
+    out = {}
+    for cell, key in (("TRELLIS_COMB", "placed_luts"), ("ICESTORM_LC", "placed_luts"),
+                      ("DP16KD", "placed_rams"), ("ICESTORM_RAM", "placed_rams")):
+        m = re.search(rf"^Info:\s+{cell}:\s+(\d+)/\s*(\d+)", log_text, re.MULTILINE)
+        if m and key not in out:
+            out[key], out[key + "_available"] = int(m.group(1)), int(m.group(2))
+    estimates = re.findall(r"Max frequency for clock '[^']*': ([\d.]+) MHz", log_text)
+    if estimates:                   # the last one: after the final placement pass
+        out["preroute_fmax_mhz"] = float(estimates[-1])
+    iters = re.findall(r"iter=(\d+) wires=\d+ overused=(\d+)", log_text)
+    if iters:
+        out["router_iterations"], out["router_overused"] = int(iters[-1][0]), int(iters[-1][1])
+    return out
+
+
+def failed_build_dir(board, cfg, seed):
+    """Where a hardware build that failed keeps its logs (see :func:`cached_hardware`)."""
+    return cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{source_fingerprint()}.failed"
+
+
 def _report_summary(report, board, clock_mhz):
     util = report.get("utilization", {})
 
@@ -416,7 +442,7 @@ def cached_hardware(board, cfg, seed, log, pnr_timeout_s=None):
         summary = hardware_build(board, cfg, seed, tmp, log, pnr_timeout_s=pnr_timeout_s)
     except TritiumError as e:
         # Keep the failed build's logs for inspection, under a fixed name.
-        failed = base.with_name(base.name + ".failed")
+        failed = failed_build_dir(board, cfg, seed)
         shutil.rmtree(failed, ignore_errors=True)
         os.replace(tmp, failed)
         raise TritiumError(str(e).replace(str(tmp), str(failed))) from None

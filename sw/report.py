@@ -169,7 +169,14 @@ def _bench_section(name, bench, out):
     boards = {b: r for b, r in bench.get("boards", {}).items() if r.get("built", True)}
     for b, r in bench.get("boards", {}).items():
         if not r.get("built", True):
-            parts.append(f"<p>{html.escape(b)}: not built ({html.escape(r.get('reason', '?'))})</p>")
+            u = r.get("unfinished", {})
+            reached = (f" Placement reached: {u['placed_luts']} of {u['placed_luts_available']} "
+                       f"logic cells, {u.get('placed_rams', '?')} block RAMs, pre-route Fmax "
+                       f"estimate {u.get('preroute_fmax_mhz', '?')} MHz; the router's last count: "
+                       f"{u.get('router_overused', '?')} overused wires."
+                       if "placed_luts" in u else "")
+            parts.append(f"<p>{html.escape(b)}: not built ({html.escape(r.get('reason', '?'))})."
+                         f"{html.escape(reached)}</p>")
     if boards:
         parts.append(_table(
             ["board", "lanes", "logic cells", "block RAM", "PE LUT4/lane", "Fmax MHz", "clock MHz",

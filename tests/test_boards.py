@@ -303,3 +303,24 @@ def test_a_bad_seed_tries_is_refused(capsys, tmp_path, monkeypatch):
     assert main(["build", "--board", "icebreaker", "-o", "x", "--seed-tries", "0"]) != 0
     assert "--seed-tries" in capsys.readouterr().err
     assert not list(tmp_path.iterdir()), "nothing is written for a refused count"
+
+
+def test_an_unfinished_place_and_route_reports_what_placement_reached():
+    """The bench's row for a board whose routing hit --pnr-timeout (nextpnr-ecp5 log lines)."""
+    from tritium.boards.build import unfinished_summary
+    log = "\n".join([
+        "Info: Device utilisation:",
+        "Info: \t              DP16KD:     202/    208    97%",
+        "Info: \t          TRELLIS_FF:   14276/  83640    17%",
+        "Info: \t        TRELLIS_COMB:   20732/  83640    24%",
+        "Info: Max frequency for clock '$glbnet$clk': 48.50 MHz (FAIL at 100.00 MHz)",
+        "Info: SA placement time 83.12s",
+        "Info: Max frequency for clock '$glbnet$clk': 60.14 MHz (FAIL at 100.00 MHz)",
+        "Info:     iter=1 wires=466228 overused=42251 overuse=61619 archfail=NA",
+        "Info:     iter=12 wires=550140 overused=12805 overuse=13081 archfail=NA",
+    ])
+    assert unfinished_summary(log) == {
+        "placed_luts": 20732, "placed_luts_available": 83640, "placed_rams": 202,
+        "placed_rams_available": 208, "preroute_fmax_mhz": 60.14, "router_iterations": 12,
+        "router_overused": 12805}
+    assert unfinished_summary("nextpnr stopped before placement") == {}

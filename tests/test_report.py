@@ -64,7 +64,10 @@ def test_report_of_a_benchmark(tmp_path):
                  "throughput": {"tfc": {"fits": True, "images_per_s": 8e4,
                                         "images_per_s_per_lut_mhz": 8e4 / (4900 * 42)},
                                 "cnv": {"fits": False, "reason": "too large"}}},
-                 "ulx3s": {"lanes": 2048, "built": False, "reason": "the design does not fit"}},
+                 "ulx3s": {"lanes": 2048, "built": False, "reason": "the design does not fit",
+                           "unfinished": {"placed_luts": 20732, "placed_luts_available": 83640,
+                                          "placed_rams": 202, "preroute_fmax_mhz": 60.14,
+                                          "router_overused": 12805}}},
              "utilization_detail": {"icebreaker/sfc": {"fits": True, "layers": {"fc0": 0.94}},
                                     "icebreaker/cnv": {"fits": False, "reason": "too large"}}}
     (tmp_path / "bench.json").write_text(json.dumps(bench))
@@ -72,6 +75,7 @@ def test_report_of_a_benchmark(tmp_path):
     page = (tmp_path / "report" / "index.html").read_text()
     assert f"{8e4 / (4900 * 42):.4f}" in page and "does not fit" in page
     assert "ulx3s: not built (the design does not fit)" in page
+    assert "pre-route Fmax estimate 60.14 MHz" in page and "12805 overused wires" in page
     assert (tmp_path / "report" / "util_icebreaker_sfc.png").exists()
 
 

@@ -247,7 +247,13 @@ def _run_all(args):
 def _board_row(name, r):
     """One row of the boards table; a board that did not build shows why."""
     if not r["built"]:
-        return [name, r["lanes"], f"not built: {r['reason']}", "-", "-", "-", "-", "-", "-"]
+        u = r.get("unfinished", {})
+        placed = (f"{u['placed_luts']} / {u['placed_luts_available']} placed"
+                  if "placed_luts" in u else "not built")
+        rams = f"{u['placed_rams']} / {u['placed_rams_available']}" if "placed_rams" in u else "-"
+        estimate = (f"{u['preroute_fmax_mhz']:.1f} (pre-route estimate)"
+                    if "preroute_fmax_mhz" in u else "-")
+        return [name, r["lanes"], placed, rams, "-", estimate, "-", f"NO: {r['reason'][:80]}", "-"]
     return [name, r["lanes"], f"{r['luts']} / {r['luts_available']}", f"{r['rams']} / {r['rams_available']}",
             r["lut4_per_lane"], f"{r['fmax_mhz']:.1f}", f"{r['clock_mhz']:.1f}",
             "yes" if r["timing_met"] else "NO", f"{r['patch_speedup']:.0f}x"]
