@@ -310,11 +310,6 @@ def unfinished_summary(log_text):
     return out
 
 
-def failed_build_dir(board, cfg, seed):
-    """Where a hardware build that failed keeps its logs (see :func:`cached_hardware`)."""
-    return cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{source_fingerprint()}.failed"
-
-
 def _report_summary(report, board, clock_mhz):
     util = report.get("utilization", {})
 
@@ -429,10 +424,20 @@ def verify(board, cfg, base, init, bitstream, work, log):
 
 # ---------------------------------------------------------------- the command's flow
 
-def cached_hardware(board, cfg, seed, log, pnr_timeout_s=None):
+class HardwareBuildFailed(TritiumError):
+    """A hardware build failed; ``log_dir`` keeps its logs (the cache folder's name with
+    ``.failed``), e.g. the nextpnr log of a place and route stopped by its time limit."""
+
+    def __init__(self, message, log_dir):
+        super().__init__(message)
+        self.log_dir = log_dir
+
+
+def cached_hardware(board, cfg, seed, log, pnr_timeout_s=None, fingerprint=None):
     """The hardware build of (board, configuration, seed) from the cache, or made now and
-    cached; returns ``(folder, summary, cached)``."""
-    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{source_fingerprint()}"
+    cached; returns ``(folder, summary, cached)``. ``fingerprint``: of the sources
+    (:func:`source_fingerprint`, read here when not given)."""
+    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{fingerprint or source_fingerprint()}"
     if (base / "build.json").exists():
         log(f"hardware {cfg.hash} for {board.name} (seed {seed}) found in the cache: {base}")
         return base, json.loads((base / "build.json").read_text()), True
@@ -442,10 +447,10 @@ def cached_hardware(board, cfg, seed, log, pnr_timeout_s=None):
         summary = hardware_build(board, cfg, seed, tmp, log, pnr_timeout_s=pnr_timeout_s)
     except TritiumError as e:
         # Keep the failed build's logs for inspection, under a fixed name.
-        failed = failed_build_dir(board, cfg, seed)
+        failed = base.with_name(base.name + ".failed")
         shutil.rmtree(failed, ignore_errors=True)
         os.replace(tmp, failed)
-        raise TritiumError(str(e).replace(str(tmp), str(failed))) from None
+        raise HardwareBuildFailed(str(e).replace(str(tmp), str(failed)), failed) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -462,9 +467,9 @@ def hardware_meeting_timing(board, cfg, seed, tries, log, pnr_timeout_s=None):
     tried (placement alone moves nextpnr's Fmax by several MHz on one netlist)."""
     if not isinstance(tries, int) or tries < 1:
         raise TritiumError(f"--seed-tries must be a whole number >= 1, got {tries!r}")
-    best, seeds = None, []
+    best, seeds, fingerprint = None, [], source_fingerprint()
     for s in range(seed, seed + tries):
-        base, summary, cached = cached_hardware(board, cfg, s, log, pnr_timeout_s)
+        base, summary, cached = cached_hardware(board, cfg, s, log, pnr_timeout_s, fingerprint)
         seeds.append({"seed": s, "fmax_mhz": summary["fmax_mhz"],
                       "timing_met": summary["timing_met"]})
         if best is None or (summary["fmax_mhz"] or 0) > (best[1]["fmax_mhz"] or 0):

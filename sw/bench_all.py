@@ -68,7 +68,7 @@ def _throughput(preset, clock_mhz, luts, log):
 def measure_board(board_name, workdir, seed=1, log=print, pnr_timeout_s=None):
     """Build, patch, LUT4 per lane and throughput figures of one board (a build that fails
     or passes ``pnr_timeout_s`` in nextpnr is reported as not built)."""
-    from ..boards.build import build, failed_build_dir, unfinished_summary
+    from ..boards.build import HardwareBuildFailed, build, unfinished_summary
     from ..boards.platforms import get_board
     from .bench_synth import measure_core
     from .image import write_images
@@ -84,8 +84,8 @@ def measure_board(board_name, workdir, seed=1, log=print, pnr_timeout_s=None):
         result = {"board": board.name, "preset": board.preset, "config_hash": cfg.hash,
                   "lanes": cfg.core.lanes, "built": False, "reason": str(e)}
         # What placement reached, where nextpnr got that far (a time limit in routing).
-        pnr_log = failed_build_dir(board, cfg, seed) / "nextpnr.log"
-        if pnr_log.exists():
+        pnr_log = e.log_dir / "nextpnr.log" if isinstance(e, HardwareBuildFailed) else None
+        if pnr_log is not None and pnr_log.exists():
             result["unfinished"] = unfinished_summary(pnr_log.read_text(errors="replace"))
         return result
     tfc = work / "tfc"

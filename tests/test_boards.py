@@ -265,7 +265,7 @@ def _fake_builds(monkeypatch, fmax_by_seed, clock=40.5):
     import tritium.boards.build as b
     built = []
 
-    def fake(board, cfg, seed, log, pnr_timeout_s=None):
+    def fake(board, cfg, seed, log, pnr_timeout_s=None, fingerprint=None):
         built.append(seed)
         f = fmax_by_seed[seed]
         return (Path(f"/cache/seed{seed}"), {"seed": seed, "fmax_mhz": f, "clock_mhz": clock,

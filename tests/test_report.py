@@ -92,3 +92,24 @@ def test_bench_reports_a_board_that_does_not_build(monkeypatch, tmp_path):
     entry = bench_all.measure_board("icebreaker", tmp_path, log=lambda m: None)
     assert entry["built"] is False and "ICESTORM_LC 6858/5280" in entry["reason"]
     assert entry["lanes"] == PRESETS["icebreaker"].core.lanes
+
+
+def test_bench_reports_how_far_an_unfinished_board_got(monkeypatch, tmp_path):
+    """A build stopped in routing: the entry carries what its kept nextpnr log says."""
+    from tritium.boards import build as build_module
+    from tritium.sw import bench_all
+
+    failed = tmp_path / "ulx3s-x-seed1-y.failed"
+    failed.mkdir()
+    (failed / "nextpnr.log").write_text(
+        "Info: \t        TRELLIS_COMB:   20732/  83640    24%\n"
+        "Info: Max frequency for clock '$glbnet$clk': 60.14 MHz (FAIL at 100.00 MHz)\n")
+
+    def stopped(board, out, **kwargs):
+        raise build_module.HardwareBuildFailed("nextpnr did not finish in 65 min", failed)
+
+    monkeypatch.setattr(build_module, "build", stopped)
+    entry = bench_all.measure_board("ulx3s", tmp_path, log=lambda m: None)
+    assert entry["built"] is False and "65 min" in entry["reason"]
+    assert entry["unfinished"] == {"placed_luts": 20732, "placed_luts_available": 83640,
+                                   "preroute_fmax_mhz": 60.14}
