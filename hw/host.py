@@ -54,7 +54,7 @@ class _SerialCrc:
     flip-flops instead of fanning out to every CRC bit; the byte is taken in
     the request's cycle from the source of the state that requests it (see
     :meth:`apply`). ``hold`` (pending or busy) is what the state machine
-    waits on: 9 cycles a byte. ``hold`` is a register (computed a cycle ahead).
+    waits on: 9 cycles a byte; it is a register, set a cycle ahead.
     """
 
     def __init__(self, m, regs, sources):
@@ -71,9 +71,10 @@ class _SerialCrc:
         self.req = {k: Signal(name=f"crc_{k}_req") for k in [*regs, "img_zero", "shift"]}
         self.init_req = {k: Signal(name=f"crc_{k}_init") for k in regs}
         d = self.data[0]
+        self.last_bit = self.count == 7
         with m.If(self.busy):
             m.d.sync += [self.data.eq(self.data[1:]), self.count.eq(self.count + 1)]
-            with m.If(self.count == 7):
+            with m.If(self.last_bit):
                 m.d.sync += self.busy.eq(0)
             fbs = {"frm": (regs["frm"][0] ^ d) & ~self.shift,
                    "img": regs["img"][0] ^ (d & ~self.img_zero), "sec": regs["sec"][0] ^ d}
@@ -108,7 +109,7 @@ class _SerialCrc:
         reqs = {k: Signal(name=f"{r.name}_q") for k, r in self.req.items()}
         m.d.sync += [self.pending.eq(self.go)] + [reqs[k].eq(r) for k, r in self.req.items()]
         # busy | pending of the next cycle: a request now, one pending, or a byte not done
-        m.d.sync += self.hold.eq(self.go | self.pending | (self.busy & (self.count != 7)))
+        m.d.sync += self.hold.eq(self.go | self.pending | (self.busy & ~self.last_bit))
         with m.If(self.pending):
             m.d.sync += [self.busy.eq(1), self.img_zero.eq(reqs["img_zero"]),
                          self.shift.eq(reqs["shift"])]

@@ -30,9 +30,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
-from .toolchain import COPY_ATTR
 from .layouts import NO_RW_CHECK, input_layout, result_layout, weight_load_signature
 from .popcount import Popcount
+from .toolchain import COPY_ATTR
 
 
 def lane_function(op, x, s, m):
