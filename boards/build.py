@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from ..hw.meminit import MemoryInit, model_memories
-from ..hw.toolchain import KEEP_COPIES, nextpnr_env_options, require_tool, setup_yowasp_env
+from ..hw.toolchain import KEEP_COPIES, nextpnr_options, require_tool, setup_yowasp_env
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from . import bram
@@ -235,7 +235,7 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     log(f"nextpnr: place and route (seed {seed})")
     args = [a for a in cmds[nextpnr] if a != "--quiet"]
     args += ["--seed", str(seed), "--report", "report.json", "--timing-allow-fail"]
-    args += nextpnr_env_options()
+    args += nextpnr_options(board.family)
     try:
         timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log",
                                   timeout_s=pnr_timeout_s)

@@ -398,7 +398,9 @@ class Accelerator(wiring.Component):
         m.d.comb += dp.out.ready.eq(1)
         # The core's results, registered: its threshold compare ends its last cycle.
         out_valid = _delayed(m, dp.out.valid, "r")
-        out = _delayed(m, dp.out.payload, "r")
+        # (Large arrays: a data register without the reset, which would reach P * acc_bits
+        # flip-flops.)
+        out = _delayed(m, dp.out.payload, "r", reset_less=core.weight_reg)
         o_oy, o_ox = Signal.like(oy, name="o_oy"), Signal.like(ox, name="o_ox")
         o_tile = Signal.like(tile, name="o_tile")
         o_py, o_px = Signal.like(py, name="o_py"), Signal.like(px, name="o_px")
@@ -647,11 +649,11 @@ class _Carries:
         self.step = [p.eq(Cat(*nxt[:k]).all()) for k, p in enumerate(pre) if k]
 
 
-def _delayed(m, value, *stages):
+def _delayed(m, value, *stages, reset_less=False):
     """``value`` through one register per name in ``stages`` (names ``<value>_<stage>``)."""
     base = getattr(value, "name", "stage")
     for stage in stages:
-        reg = Signal.like(value, name=f"{base}_{stage}")
+        reg = Signal.like(value, name=f"{base}_{stage}", reset_less=reset_less)
         m.d.sync += reg.eq(value)
         value = reg
     return value

@@ -57,10 +57,11 @@ def input_layout(cfg):
 
 
 def result_layout(cfg):
-    """A PE array result: P signed results D and the threshold set to apply."""
+    """A PE array result: P signed results D and the threshold set to apply (with
+    ``cfg.addr_reg`` one register copy of its address per threshold memory, else one)."""
     return data.StructLayout({
         "d": data.ArrayLayout(signed(cfg.acc_bits), cfg.pe),
-        "t_addr": unsigned(cfg.t_addr_bits),
+        "t_addr": data.ArrayLayout(unsigned(cfg.t_addr_bits), cfg.pe if cfg.addr_reg else 1),
     })
 
 

@@ -24,8 +24,11 @@ folds into the thresholds (see :mod:`tritium.hw.contract`, which also builds
 the command sequence of each mode).
 """
 
-from amaranth.hdl import Module, Mux, ResetSignal, Signal, signed
+import math
+
+from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import stream, wiring
+from amaranth.lib.data import StructLayout
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -177,6 +180,30 @@ class ShiftAccumulator(wiring.Component):
         return m
 
 
+#: The command fields (and the valid bit) a PE needs: ``op`` with the input word, the
+#: accumulator controls ``cfg.pipeline`` cycles later.
+PE_CONTROLS = StructLayout({"valid": 1, "op": 2, "last": 1, "shl": 1, "neg": 1, "dbl": 1})
+
+
+def _pe_controls(cmd, valid):
+    """The :data:`PE_CONTROLS` of a command and its valid bit."""
+    return PE_CONTROLS(Cat(valid, cmd.op, cmd.last, cmd.shl, cmd.neg, cmd.dbl))
+
+
+def pe_group_size(pe):
+    """PEs per group of a two-level fan-out tree (about sqrt(P))."""
+    return max(1, math.isqrt(pe - 1) + 1) if pe > 1 else 1
+
+
+def _copy(m, value, en, name, reset_less=True):
+    """One register copy of ``value`` that synthesis keeps apart from its siblings
+    (:data:`tritium.hw.toolchain.COPY_ATTR`)."""
+    reg = Signal.like(value, name=name, reset_less=reset_less, attrs={COPY_ATTR: 1})
+    with m.If(en):
+        m.d.sync += reg.eq(value)
+    return reg
+
+
 def _delay(m, value, cycles, en, name, reset_less=False):
     """``value`` delayed by ``cycles`` enabled clock edges."""
     for k in range(cycles):
@@ -191,8 +218,8 @@ class PE(wiring.Component):
     """One processing element: lane op, popcount tree, shift-negate accumulator.
 
     Latency from ``s``/``m``/``x`` to ``acc_next`` is ``cfg.pipeline`` cycles;
-    the command inputs must be delayed by the same amount (the array does it
-    once for all PEs).
+    the command inputs must be delayed by the same amount (the array does it,
+    once for all PEs or, with ``cfg.weight_reg``, per PE).
 
     Parameters
     ----------
@@ -290,10 +317,7 @@ class PEArray(wiring.Component):
             # Stage 0: one register copy of the weight address per bank (kept apart in
             # synthesis: COPY_ATTR), so each copy drives one bank and can sit beside it;
             # the input word and command follow.
-            w_addr = [Signal.like(cmd0.w_addr, name=f"w_addr_copy{p}", reset_less=True,
-                                  attrs={COPY_ATTR: 1}) for p in range(cfg.pe)]
-            with m.If(adv):
-                m.d.sync += [a.eq(cmd0.w_addr) for a in w_addr]
+            w_addr = [_copy(m, cmd0.w_addr, adv, f"w_addr_copy{p}") for p in range(cfg.pe)]
             x0 = _delay(m, x0, 1, adv, "x_a", reset_less=True)
             cmd0 = _delay(m, cmd0, 1, adv, "cmd_a", reset_less=True)
             valid0 = _delay(m, valid0, 1, adv, "valid_a")
@@ -320,24 +344,44 @@ class PEArray(wiring.Component):
 
         if cfg.weight_reg:
             # One more stage after the block RAMs (their output register on ECP5-class
-            # parts): x and the command follow it.
+            # parts): x and the command follow it. The PEs take the input word and their
+            # controls from copies of this stage, one per PE (kept apart in synthesis:
+            # COPY_ATTR): a shared register would drive every lane of the array (op
+            # reaches thousands of LUTs, x 2 * P per bit) across the device. Those copies
+            # load from copies of stage 1, one per group of about sqrt(P) PEs: a fan-out
+            # tree, no register drives more than about sqrt(P) copies.
+            ctl0 = _pe_controls(cmd0, valid0)
+            size = pe_group_size(cfg.pe)
+            groups = [(_copy(m, x0, adv, f"x_group{g}"),
+                       _copy(m, ctl0, adv, f"ctl_group{g}", reset_less=False))
+                      for g in range(-(-cfg.pe // size))]
+            xs = [_copy(m, groups[p // size][0], adv, f"x_copy{p}") for p in range(cfg.pe)]
+            ctls = [_copy(m, groups[p // size][1], adv, f"ctl_copy{p}", reset_less=False)
+                    for p in range(cfg.pe)]
             x1 = _delay(m, x1, 1, adv, "x", reset_less=True)
             cmd1 = _delay(m, cmd1, 1, adv, "cmd_w", reset_less=True)
             valid1 = _delay(m, valid1, 1, adv, "valid_w")
+        else:
+            xs, ctls = [x1] * cfg.pe, [_pe_controls(cmd1, valid1)] * cfg.pe
 
-        # Stage 2 .. 1+pipeline: popcount trees; the command follows in a delay line.
+        # Stage 2 .. 1+pipeline: popcount trees; the command follows in a delay line (and
+        # with weight_reg each PE's controls in its own).
         cmd2 = _delay(m, cmd1, cfg.pipeline, adv, "cmd", reset_less=True)
         valid2 = _delay(m, valid1, cfg.pipeline, adv, "valid")
-        step = valid2
+        if cfg.weight_reg:
+            ctls2 = [_delay(m, ctl, cfg.pipeline, adv, f"ctl{p}") for p, ctl in enumerate(ctls)]
+        else:
+            ctls2 = [_pe_controls(cmd2, valid2)] * cfg.pe
         results = []
         for p, word in enumerate(words):
             pe = PE(cfg, self.popcount_style)
             m.submodules[f"pe{p}"] = pe
+            ctl, ctl2 = ctls[p], ctls2[p]
             m.d.comb += [
-                pe.x.eq(x1), pe.s.eq(word[:cfg.simd]),
-                pe.m.eq(word[cfg.simd:] if cfg.ternary else 0), pe.op.eq(cmd1.op), pe.en.eq(adv),
-                pe.step.eq(step), pe.clear.eq(cmd2.last), pe.shl.eq(cmd2.shl),
-                pe.neg.eq(cmd2.neg), pe.dbl.eq(cmd2.dbl),
+                pe.x.eq(xs[p]), pe.s.eq(word[:cfg.simd]),
+                pe.m.eq(word[cfg.simd:] if cfg.ternary else 0), pe.op.eq(ctl.op), pe.en.eq(adv),
+                pe.step.eq(ctl2.valid), pe.clear.eq(ctl2.last), pe.shl.eq(ctl2.shl),
+                pe.neg.eq(ctl2.neg), pe.dbl.eq(ctl2.dbl),
             ]
             results.append(pe.acc_next)
 
@@ -348,18 +392,30 @@ class PEArray(wiring.Component):
             count2 = _delay(m, cmd1.count, cfg.pipeline, adv, "count", reset_less=True)
             m.d.comb += [
                 xpop.i.eq(x1), xpop.en.eq(adv),
-                qacc.value.eq(Mux(count2, xpop.o, 0)), qacc.en.eq(step & adv),
+                qacc.value.eq(Mux(count2, xpop.o, 0)), qacc.en.eq(valid2 & adv),
                 qacc.clear.eq(cmd2.last), qacc.shl.eq(cmd2.shl), qacc.neg.eq(cmd2.neg),
             ]
             results = [r - qacc.acc_next for r in results]
 
-        # Output register.
-        out = Signal.like(self.o.payload, reset_less=True)
-        m.d.comb += self.o.payload.eq(out)
+        # Output register. With weight_reg (large arrays) the data is loaded on every step
+        # (it matters only with o.valid): no enable from the command's last bit on
+        # P * acc_bits flip-flops. With addr_reg the threshold address leaves in one
+        # register copy per threshold memory (loaded on every step).
+        if cfg.addr_reg:
+            out = Signal.like(self.o.payload.d, reset_less=True)
+            m.d.comb += self.o.payload.d.eq(out)
+            for k, t_addr in enumerate(self.o.payload.t_addr):
+                m.d.comb += t_addr.eq(_copy(m, cmd2.t_addr, adv, f"t_addr_copy{k}"))
+            loads = [out[p].eq(r) for p, r in enumerate(results)]
+        else:
+            out = Signal.like(self.o.payload, reset_less=True)
+            m.d.comb += self.o.payload.eq(out)
+            loads = [out.t_addr[0].eq(cmd2.t_addr)] + [out.d[p].eq(r) for p, r in enumerate(results)]
         with m.If(adv):
             m.d.sync += self.o.valid.eq(valid2 & cmd2.last)
-            with m.If(valid2 & cmd2.last):
-                m.d.sync += out.t_addr.eq(cmd2.t_addr)
-                for p, r in enumerate(results):
-                    m.d.sync += out.d[p].eq(r)
+            if cfg.weight_reg:
+                m.d.sync += loads
+            else:
+                with m.If(valid2 & cmd2.last):
+                    m.d.sync += loads
         return m

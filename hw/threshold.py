@@ -53,16 +53,27 @@ class ThresholdUnit(wiring.Component):
         adv = Signal()
         m.d.comb += [adv.eq(~self.o.valid | self.o.ready), self.i.ready.eq(adv)]
         # Stage 1: the threshold read; the result is registered beside it.
-        # Data registers have no reset (only valid bits do).
+        # Data registers have no reset (only valid bits do). With cfg.weight_reg (the
+        # large ECP5-class arrays) they load on every step: the data matters only with
+        # its valid bit, and an enable from the valid bits would be one net to all
+        # P * acc_bits flip-flops (an iCE40 flip-flop's enable is free: kept there).
+        every_step = cfg.weight_reg
         valid1 = Signal()
         d1 = Signal.like(self.i.payload.d, reset_less=True)
+        acc = self.o.payload.acc
+        if every_step:
+            acc = Signal.like(self.i.payload.d, reset_less=True)
+            m.d.comb += self.o.payload.acc.eq(acc)
         with m.If(adv):
             m.d.sync += [valid1.eq(self.i.valid), self.o.valid.eq(valid1)]
-            with m.If(self.i.valid):
-                m.d.sync += d1.eq(self.i.payload.d)
-            # Stage 2: the thresholds (held by the read port since) and the result.
-            with m.If(valid1):
-                m.d.sync += self.o.payload.acc.eq(d1)
+            if every_step:
+                m.d.sync += [d1.eq(self.i.payload.d), acc.eq(d1)]
+            else:
+                with m.If(self.i.valid):
+                    m.d.sync += d1.eq(self.i.payload.d)
+                # Stage 2: the thresholds (held by the read port since) and the result.
+                with m.If(valid1):
+                    m.d.sync += acc.eq(d1)
         for p in range(cfg.pe):
             layout = thresholds_layout(cfg)
             words = self.init.words[f"thresholds_p{p}"] if self.init else []
@@ -72,14 +83,15 @@ class ThresholdUnit(wiring.Component):
             m.submodules[f"thresholds{p}"] = mem
             rd, wr = mem.read_port(), mem.write_port()
             m.d.comb += [
-                rd.addr.eq(self.i.payload.t_addr), rd.en.eq(adv & self.i.valid),
+                rd.addr.eq(self.i.payload.t_addr[p % len(self.i.payload.t_addr)]),
+                rd.en.eq(adv if every_step else adv & self.i.valid),
                 wr.addr.eq(self.tload.addr), wr.data.eq(self.tload.data),
                 wr.en.eq(self.tload.en & (self.tload.bank == p)),
             ]
             thr = Signal.like(rd.data, name=f"thr{p}", reset_less=True)
-            with m.If(adv & valid1):
+            with m.If(adv if every_step else adv & valid1):
                 m.d.sync += thr.eq(rd.data)
-            d = self.o.payload.acc[p]
+            d = acc[p]
             hits = [d >= thr[t] for t in range(cfg.n_thresholds)]
             m.d.comb += self.o.payload.act[p].eq(sum(hits) if len(hits) > 1 else hits[0])
         return m

