@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from ..hw.meminit import MemoryInit, model_memories
-from ..hw.toolchain import KEEP_COPIES, nextpnr_options, require_tool, setup_yowasp_env
+from ..hw.toolchain import KEEP_COPIES, LUTRAM_OK_ATTR, nextpnr_options, require_tool, setup_yowasp_env
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from . import bram
@@ -46,7 +46,8 @@ from .platforms import get_board
 CACHE_VERSION = 2
 
 #: yosys script additions per family. ECP5 would put small memories into LUT RAM,
-#: which no bitstream tool can patch: every memory goes to block RAM instead.
+#: which no bitstream tool can patch: every memory goes to block RAM instead, except those
+#: no model image initialises (``LUTRAM_OK_ATTR``: the result memory), which go to LUT RAM.
 #: YoWASP's yosys-abc (WebAssembly) fails on the ULX3S accelerator's flattened netlist in
 #: ``abc9`` (about 70k AND gates); ECP5 LUTs are mapped with the classic ``abc`` instead.
 ECP5_LUT_MAPPING = ("techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; clean; "
@@ -71,7 +72,8 @@ YOSYS_OVERRIDES = {
                                    f"{KEEP_COPIES}"},
     "ecp5": {"script_after_read": f'proc; memory_collect; {HONOUR_NO_RW_CHECK}; {ONE_HOT_FSMS}; '
                                   f'{KEEP_COPIES}; '
-                                  f'setattr -set ram_style "block" t:$mem_v2',
+                                  f'setattr -set ram_style "block" t:$mem_v2; '
+                                  f'setattr -set ram_style "distributed" t:$mem_v2 a:{LUTRAM_OK_ATTR} %i',
              "synth_opts": "-run :map_luts", "script_after_synth": ECP5_LUT_MAPPING},
 }
 

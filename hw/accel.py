@@ -18,9 +18,10 @@ from . import isa
 from .accel_config import AccelConfig
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR, ConfigError
 from .core import Core
+from .isa import Opcode
 from .layouts import (NO_RW_CHECK, store_load_signature, threshold_load_signature,
                       weight_load_signature)
-from .isa import Opcode
+from .toolchain import LUTRAM_OK_ATTR
 # Status codes reported in ``error_code``: defined once, with the host protocol's.
 from .protocol import ERR_BAD_OPCODE, ERR_BITS, ERR_NONE, ERR_PC_OVERFLOW
 
@@ -116,8 +117,10 @@ class Accelerator(wiring.Component):
             mem = Memory(shape=s, depth=cfg.act_depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"act{k}"] = mem
             bufs.append((mem.read_port(), mem.write_port(granularity=granularity)))
+        # Results: written by RUNs, read by the host; no image initialises them (LUT RAM
+        # on ECP5 boards: 64 x 800 bits took 23 block RAMs on the ulx3s preset).
         m.submodules.results = res = Memory(shape=self.res_layout, depth=cfg.res_depth, init=[],
-                                            attrs=NO_RW_CHECK)
+                                            attrs={**NO_RW_CHECK, LUTRAM_OK_ATTR: 1})
         res_rd, res_wr = res.read_port(), res.write_port()
         m.d.comb += [res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data)]
 

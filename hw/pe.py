@@ -195,6 +195,21 @@ def pe_group_size(pe):
     return max(1, math.isqrt(pe - 1) + 1) if pe > 1 else 1
 
 
+def write_ports(m, load, cfg, name):
+    """``(en, addr, data)`` of each of the P memories a load port (``en``, ``bank``,
+    ``addr``, ``data``) writes. With ``cfg.addr_reg`` they pass one register stage: address
+    and enable copied per memory, data per group of :func:`pe_group_size` memories (one
+    register drove the data and address pins of every bank across the device); a write
+    lands a cycle later, which no reader sees (a RUN reads the banks several cycles after
+    it starts, and it starts after the weight copy is done)."""
+    if not cfg.addr_reg:
+        return [(load.en & (load.bank == p), load.addr, load.data) for p in range(cfg.pe)]
+    size = pe_group_size(cfg.pe)
+    data = [_copy(m, load.data, 1, f"{name}_data{g}") for g in range(-(-cfg.pe // size))]
+    return [(_copy(m, load.en & (load.bank == p), 1, f"{name}_en{p}", reset_less=False),
+             _copy(m, load.addr, 1, f"{name}_addr{p}"), data[p // size]) for p in range(cfg.pe)]
+
+
 def _copy(m, value, en, name, reset_less=True):
     """One register copy of ``value`` that synthesis keeps apart from its siblings
     (:data:`tritium.hw.toolchain.COPY_ATTR`)."""
@@ -330,15 +345,16 @@ class PEArray(wiring.Component):
         with m.If(adv):
             m.d.sync += [x1.eq(x0), cmd1.eq(cmd0), valid1.eq(valid0)]
         words = []
+        writes = write_ports(m, self.wload, cfg, "wl")
         for p in range(cfg.pe):
             bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, attrs=NO_RW_CHECK,
                           init=self.init.words[f"weights_p{p}"] if self.init else [])
             m.submodules[f"bank{p}"] = bank
             rd, wr = bank.read_port(), bank.write_port()
+            en, addr, data = writes[p]
             m.d.comb += [
                 rd.addr.eq(w_addr[p]), rd.en.eq(adv),
-                wr.addr.eq(self.wload.addr), wr.data.eq(self.wload.data),
-                wr.en.eq(self.wload.en & (self.wload.bank == p)),
+                wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en),
             ]
             words.append(_delay(m, rd.data, int(cfg.weight_reg), adv, f"w{p}", reset_less=True))
 

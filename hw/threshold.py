@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .layouts import (NO_RW_CHECK, output_layout, result_layout, threshold_load_signature,
                       thresholds_layout, unpack_signed)
+from .pe import write_ports
 
 
 class ThresholdUnit(wiring.Component):
@@ -74,6 +75,7 @@ class ThresholdUnit(wiring.Component):
                 # Stage 2: the thresholds (held by the read port since) and the result.
                 with m.If(valid1):
                     m.d.sync += acc.eq(d1)
+        writes = write_ports(m, self.tload, cfg, "tl")
         for p in range(cfg.pe):
             layout = thresholds_layout(cfg)
             words = self.init.words[f"thresholds_p{p}"] if self.init else []
@@ -82,11 +84,11 @@ class ThresholdUnit(wiring.Component):
                                 for t in range(cfg.n_thresholds)] for w in words])
             m.submodules[f"thresholds{p}"] = mem
             rd, wr = mem.read_port(), mem.write_port()
+            en, addr, data = writes[p]
             m.d.comb += [
                 rd.addr.eq(self.i.payload.t_addr[p % len(self.i.payload.t_addr)]),
                 rd.en.eq(adv if every_step else adv & self.i.valid),
-                wr.addr.eq(self.tload.addr), wr.data.eq(self.tload.data),
-                wr.en.eq(self.tload.en & (self.tload.bank == p)),
+                wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en),
             ]
             thr = Signal.like(rd.data, name=f"thr{p}", reset_less=True)
             with m.If(adv if every_step else adv & valid1):

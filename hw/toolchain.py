@@ -65,6 +65,11 @@ def nextpnr_options(family):
 #: split, e.g. the weight address per bank: ``HwConfig.addr_reg``).
 COPY_ATTR = "tritium_copy"
 
+#: The attribute that marks a memory no model image initialises (its contents are written
+#: at run time, e.g. the result memory): a board flow may put it in LUT RAM, which the
+#: bitstream patch tools cannot reach (every model memory stays in block RAM).
+LUTRAM_OK_ATTR = "tritium_lutram_ok"
+
 #: yosys commands (after ``proc``) that keep those copies apart: a ``keep`` on the
 #: flip-flop cells driving a marked wire and on the wire (a ``keep`` on the wire alone does not stop
 #: ``opt_merge`` from merging registers with equal inputs). Board builds and the

