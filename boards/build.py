@@ -36,7 +36,8 @@ import time
 from pathlib import Path
 
 from ..hw.meminit import MemoryInit, model_memories
-from ..hw.toolchain import KEEP_COPIES, LUTRAM_OK_ATTR, nextpnr_options, require_tool, setup_yowasp_env
+from ..hw.toolchain import (KEEP_COPIES, LUTRAM_OK_ATTR, NEXTPNR_ENV_OPTIONS, nextpnr_options,
+                            require_tool, setup_yowasp_env)
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from . import bram
@@ -113,9 +114,14 @@ def cache_root():
 
 
 def source_fingerprint():
-    """8 hex digits over the gateware sources (``tritium.hw``, ``tritium.boards``) and
-    :data:`CACHE_VERSION`: a cached hardware build is reused only for the same code."""
+    """8 hex digits over the gateware sources (``tritium.hw``, ``tritium.boards``),
+    :data:`CACHE_VERSION` and the nextpnr options set in the environment
+    (``TRITIUM_NEXTPNR_PLACER`` ...; not the thread count): a cached hardware build is
+    reused only for the same code and tool options."""
     h = hashlib.sha256(str(CACHE_VERSION).encode())
+    for var in sorted(NEXTPNR_ENV_OPTIONS):
+        if var != "TRITIUM_NEXTPNR_THREADS" and os.environ.get(var):
+            h.update(f"{var}={os.environ[var]}\0".encode())
     for pkg in ("hw", "boards"):
         folder = Path(__file__).resolve().parent.parent / pkg
         for path in sorted(folder.glob("*.py")):

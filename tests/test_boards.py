@@ -361,3 +361,22 @@ def test_ecp5_puts_only_memories_no_image_initialises_in_lut_ram(tmp_path):
     cells = json.loads((tmp_path / "stat.json").read_text())["modules"]["\\top"]["num_cells_by_type"]
     assert cells.get("DP16KD") == 1, cells
     assert cells.get("TRELLIS_DPR16X4", 0) >= 2, cells
+
+
+def test_nextpnr_options_per_family_and_their_overrides(monkeypatch):
+    """ECP5 places with the static placer and routes with router2 unless the environment says
+    otherwise; an override also changes the build cache's source fingerprint."""
+    from tritium.boards.build import source_fingerprint
+    from tritium.hw.toolchain import NEXTPNR_ENV_OPTIONS, nextpnr_options
+    for var in NEXTPNR_ENV_OPTIONS:
+        monkeypatch.delenv(var, raising=False)
+    assert nextpnr_options("ice40") == []
+    assert nextpnr_options("ecp5") == ["--placer", "static", "--router", "router2"]
+    plain = source_fingerprint()
+    monkeypatch.setenv("TRITIUM_NEXTPNR_PLACER", "heap")
+    monkeypatch.setenv("TRITIUM_NEXTPNR_THREADS", "2")
+    assert nextpnr_options("ecp5") == ["--placer", "heap", "--router", "router2", "--threads", "2"]
+    assert nextpnr_options("ice40") == ["--threads", "2", "--placer", "heap"]
+    assert source_fingerprint() != plain
+    monkeypatch.delenv("TRITIUM_NEXTPNR_PLACER")
+    assert source_fingerprint() == plain         # the thread count does not change a build
