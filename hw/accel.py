@@ -401,9 +401,7 @@ class Accelerator(wiring.Component):
         m.d.comb += dp.out.ready.eq(1)
         # The core's results, registered: its threshold compare ends its last cycle.
         out_valid = _delayed(m, dp.out.valid, "r")
-        # (Large arrays: a data register without the reset, which would reach P * acc_bits
-        # flip-flops.)
-        out = _delayed(m, dp.out.payload, "r", reset_less=core.weight_reg)
+        out = _delayed(m, dp.out.payload, "r", reset_less=core.data_every_step)
         o_oy, o_ox = Signal.like(oy, name="o_oy"), Signal.like(ox, name="o_ox")
         o_tile = Signal.like(tile, name="o_tile")
         o_py, o_px = Signal.like(py, name="o_py"), Signal.like(px, name="o_px")

@@ -223,6 +223,15 @@ class HwConfig:
         return max(1, _ceil_log2(self.thr_depth))
 
     @property
+    def data_every_step(self):
+        """Whether data registers after the PE array's accumulators (the output register,
+        the threshold unit's, the accelerator's register of the core's results) load on
+        every step, without an enable from the valid bits or a reset: on the large
+        ECP5-class arrays (``weight_reg``) those would be nets to all P * acc_bits
+        flip-flops; an iCE40 flip-flop's enable and reset are free, so they stay there."""
+        return self.weight_reg
+
+    @property
     def latency(self):
         """Cycles from an accepted input word to its result leaving the threshold unit
         (no stalls): weight read, popcount registers, accumulate, threshold read and its

@@ -191,8 +191,14 @@ def _pe_controls(cmd, valid):
 
 
 def pe_group_size(pe):
-    """PEs per group of a two-level fan-out tree (about sqrt(P))."""
-    return max(1, math.isqrt(pe - 1) + 1) if pe > 1 else 1
+    """PEs per group of a two-level fan-out tree: ceil(sqrt(P))."""
+    return math.isqrt(pe - 1) + 1
+
+
+def pe_groups(pe):
+    """The group of each of the ``pe`` PEs (groups of :func:`pe_group_size`)."""
+    size = pe_group_size(pe)
+    return [p // size for p in range(pe)]
 
 
 def write_ports(m, load, cfg, name):
@@ -204,10 +210,10 @@ def write_ports(m, load, cfg, name):
     it starts, and it starts after the weight copy is done)."""
     if not cfg.addr_reg:
         return [(load.en & (load.bank == p), load.addr, load.data) for p in range(cfg.pe)]
-    size = pe_group_size(cfg.pe)
-    data = [_copy(m, load.data, 1, f"{name}_data{g}") for g in range(-(-cfg.pe // size))]
+    groups = pe_groups(cfg.pe)
+    data = [_copy(m, load.data, 1, f"{name}_data{g}") for g in range(groups[-1] + 1)]
     return [(_copy(m, load.en & (load.bank == p), 1, f"{name}_en{p}", reset_less=False),
-             _copy(m, load.addr, 1, f"{name}_addr{p}"), data[p // size]) for p in range(cfg.pe)]
+             _copy(m, load.addr, 1, f"{name}_addr{p}"), data[g]) for p, g in enumerate(groups)]
 
 
 def _copy(m, value, en, name, reset_less=True):
@@ -367,13 +373,13 @@ class PEArray(wiring.Component):
             # load from copies of stage 1, one per group of about sqrt(P) PEs: a fan-out
             # tree, no register drives more than about sqrt(P) copies.
             ctl0 = _pe_controls(cmd0, valid0)
-            size = pe_group_size(cfg.pe)
-            groups = [(_copy(m, x0, adv, f"x_group{g}"),
-                       _copy(m, ctl0, adv, f"ctl_group{g}", reset_less=False))
-                      for g in range(-(-cfg.pe // size))]
-            xs = [_copy(m, groups[p // size][0], adv, f"x_copy{p}") for p in range(cfg.pe)]
-            ctls = [_copy(m, groups[p // size][1], adv, f"ctl_copy{p}", reset_less=False)
-                    for p in range(cfg.pe)]
+            groups = pe_groups(cfg.pe)
+            x_groups = [_copy(m, x0, adv, f"x_group{g}") for g in range(groups[-1] + 1)]
+            ctl_groups = [_copy(m, ctl0, adv, f"ctl_group{g}", reset_less=False)
+                          for g in range(groups[-1] + 1)]
+            xs = [_copy(m, x_groups[g], adv, f"x_copy{p}") for p, g in enumerate(groups)]
+            ctls = [_copy(m, ctl_groups[g], adv, f"ctl_copy{p}", reset_less=False)
+                    for p, g in enumerate(groups)]
             x1 = _delay(m, x1, 1, adv, "x", reset_less=True)
             cmd1 = _delay(m, cmd1, 1, adv, "cmd_w", reset_less=True)
             valid1 = _delay(m, valid1, 1, adv, "valid_w")
@@ -413,10 +419,9 @@ class PEArray(wiring.Component):
             ]
             results = [r - qacc.acc_next for r in results]
 
-        # Output register. With weight_reg (large arrays) the data is loaded on every step
-        # (it matters only with o.valid): no enable from the command's last bit on
-        # P * acc_bits flip-flops. With addr_reg the threshold address leaves in one
-        # register copy per threshold memory (loaded on every step).
+        # Output register: with cfg.data_every_step the data loads on every step (it
+        # matters only with o.valid), else on the command's last bit. With addr_reg the
+        # threshold address leaves in one register copy per threshold memory.
         if cfg.addr_reg:
             out = Signal.like(self.o.payload.d, reset_less=True)
             m.d.comb += self.o.payload.d.eq(out)
@@ -429,7 +434,7 @@ class PEArray(wiring.Component):
             loads = [out.t_addr[0].eq(cmd2.t_addr)] + [out.d[p].eq(r) for p, r in enumerate(results)]
         with m.If(adv):
             m.d.sync += self.o.valid.eq(valid2 & cmd2.last)
-            if cfg.weight_reg:
+            if cfg.data_every_step:
                 m.d.sync += loads
             else:
                 with m.If(valid2 & cmd2.last):

@@ -54,11 +54,9 @@ class ThresholdUnit(wiring.Component):
         adv = Signal()
         m.d.comb += [adv.eq(~self.o.valid | self.o.ready), self.i.ready.eq(adv)]
         # Stage 1: the threshold read; the result is registered beside it.
-        # Data registers have no reset (only valid bits do). With cfg.weight_reg (the
-        # large ECP5-class arrays) they load on every step: the data matters only with
-        # its valid bit, and an enable from the valid bits would be one net to all
-        # P * acc_bits flip-flops (an iCE40 flip-flop's enable is free: kept there).
-        every_step = cfg.weight_reg
+        # Data registers have no reset (only valid bits do); with cfg.data_every_step
+        # they load on every step (the data matters only with its valid bit).
+        every_step = cfg.data_every_step
         valid1 = Signal()
         d1 = Signal.like(self.i.payload.d, reset_less=True)
         acc = self.o.payload.acc

@@ -50,10 +50,14 @@ def test_streamed_weights_on_the_rtl(data):
     check(model, cfg, x[:1])
 
 
-def test_streamed_batch_on_the_rtl():
-    """A batched dense network whose chunks start mid-word (P-lane slots of the output words)."""
+@pytest.mark.parametrize("copies", [False, True])
+def test_streamed_batch_on_the_rtl(copies):
+    """A batched dense network whose chunks start mid-word (P-lane slots of the output words).
+    With the register copies (weight_reg, addr_reg) the banks' writes land a cycle later:
+    every RUN still reads the weights its LOAD_W copied."""
     model = random_model("tfc", (6, 6, 1), "bipolar", seed=3)
-    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128), act_depth=64,
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128,
+                                    weight_reg=copies, addr_reg=copies), act_depth=64,
                       res_depth=32, store_depth=2048)
     compiled = compile_model(model, cfg, batch=4)
     assert any(c.first % (cfg.simd // cfg.pe) for p in compiled.plans for c in p.chunks)
