@@ -24,7 +24,6 @@ folds into the thresholds (see :mod:`tritium.hw.contract`, which also builds
 the command sequence of each mode).
 """
 
-import math
 
 from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import stream, wiring
@@ -190,30 +189,18 @@ def _pe_controls(cmd, valid):
     return PE_CONTROLS(Cat(valid, cmd.op, cmd.last, cmd.shl, cmd.neg, cmd.dbl))
 
 
-def pe_group_size(pe):
-    """PEs per group of a two-level fan-out tree: ceil(sqrt(P))."""
-    return math.isqrt(pe - 1) + 1
-
-
-def pe_groups(pe):
-    """The group of each of the ``pe`` PEs (groups of :func:`pe_group_size`)."""
-    size = pe_group_size(pe)
-    return [p // size for p in range(pe)]
-
-
 def write_ports(m, load, cfg, name):
     """``(en, addr, data)`` of each of the P memories a load port (``en``, ``bank``,
     ``addr``, ``data``) writes. With ``cfg.addr_reg`` they pass one register stage: address
-    and enable copied per memory, data per group of :func:`pe_group_size` memories (one
-    register drove the data and address pins of every bank across the device); a write
+    and enable copied per memory, the data in one register (copies of it, per memory or
+    per group of memories, left the design unroutable or slower on the ULX3S); a write
     lands a cycle later, which no reader sees (a RUN reads the banks several cycles after
     it starts, and it starts after the weight copy is done)."""
     if not cfg.addr_reg:
         return [(load.en & (load.bank == p), load.addr, load.data) for p in range(cfg.pe)]
-    groups = pe_groups(cfg.pe)
-    data = [_copy(m, load.data, 1, f"{name}_data{g}") for g in range(groups[-1] + 1)]
+    data = _copy(m, load.data, 1, f"{name}_data")
     return [(_copy(m, load.en & (load.bank == p), 1, f"{name}_en{p}", reset_less=False),
-             _copy(m, load.addr, 1, f"{name}_addr{p}"), data[g]) for p, g in enumerate(groups)]
+             _copy(m, load.addr, 1, f"{name}_addr{p}"), data) for p in range(cfg.pe)]
 
 
 def _copy(m, value, en, name, reset_less=True):
@@ -369,17 +356,10 @@ class PEArray(wiring.Component):
             # parts): x and the command follow it. The PEs take the input word and their
             # controls from copies of this stage, one per PE (kept apart in synthesis:
             # COPY_ATTR): a shared register would drive every lane of the array (op
-            # reaches thousands of LUTs, x 2 * P per bit) across the device. Those copies
-            # load from copies of stage 1, one per group of about sqrt(P) PEs: a fan-out
-            # tree, no register drives more than about sqrt(P) copies.
-            ctl0 = _pe_controls(cmd0, valid0)
-            groups = pe_groups(cfg.pe)
-            x_groups = [_copy(m, x0, adv, f"x_group{g}") for g in range(groups[-1] + 1)]
-            ctl_groups = [_copy(m, ctl0, adv, f"ctl_group{g}", reset_less=False)
-                          for g in range(groups[-1] + 1)]
-            xs = [_copy(m, x_groups[g], adv, f"x_copy{p}") for p, g in enumerate(groups)]
-            ctls = [_copy(m, ctl_groups[g], adv, f"ctl_copy{p}", reset_less=False)
-                    for p, g in enumerate(groups)]
+            # reaches thousands of LUTs, x 2 * P per bit) across the device.
+            xs = [_copy(m, x1, adv, f"x_copy{p}") for p in range(cfg.pe)]
+            ctls = [_copy(m, _pe_controls(cmd1, valid1), adv, f"ctl_copy{p}", reset_less=False)
+                    for p in range(cfg.pe)]
             x1 = _delay(m, x1, 1, adv, "x", reset_less=True)
             cmd1 = _delay(m, cmd1, 1, adv, "cmd_w", reset_less=True)
             valid1 = _delay(m, valid1, 1, adv, "valid_w")

@@ -131,7 +131,6 @@ def test_register_copies_survive_synthesis(tmp_path, weight_reg):
     ``weight_reg``, the input word and PE controls per PE. yosys merges registers with equal
     inputs into one unless KEEP_COPIES marks them (as the board and benchmark synthesis do)."""
     from tritium.hw.config import HwConfig
-    from tritium.hw.pe import pe_groups
     cfg = HwConfig(pe=4, simd=8, weight_depth=64, thr_depth=2, addr_reg=True,
                    weight_reg=weight_reg, weight_kinds=("binary", "ternary"))
     addr_merged, copies_merged = _copies_after_opt(tmp_path, cfg, keep=False)
@@ -139,11 +138,8 @@ def test_register_copies_survive_synthesis(tmp_path, weight_reg):
     assert (addr_merged, addr_kept) == (1, cfg.pe)
     # P copies of each: the weight and threshold read addresses and the banks' write
     # address; with weight_reg also the input word, the PE controls and each stage of the
-    # controls' delay line. A copy per PE group: the write data; with weight_reg the input
-    # word and the controls that feed the per-PE copies. The P write enables differ anyway.
+    # controls' delay line. The P write enables differ anyway; the write data is one
+    # register.
     per_pe = 3 + (2 + cfg.pipeline if weight_reg else 0)
-    per_group = 1 + (2 if weight_reg else 0)
-    groups = len(set(pe_groups(cfg.pe)))
-    assert groups == 2
-    assert copies_merged == per_pe + per_group + cfg.pe
-    assert copies_kept == cfg.pe * per_pe + groups * per_group + cfg.pe
+    assert copies_merged == per_pe + 1 + cfg.pe
+    assert copies_kept == cfg.pe * per_pe + 1 + cfg.pe
