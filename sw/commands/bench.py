@@ -8,7 +8,7 @@
       full build (patch speedup), images/s and images/s per (LUT x MHz) of
       TFC, SFC, LFC and CNV, CNV compile time and RTL simulation speed, next
       to published FINN / BNN-PYNQ figures. The first run builds both boards
-      (the ULX3S place and route runs well over 30 minutes on 2 cores; a board
+      (the ULX3S place and route takes about 8 minutes on 2 cores; a board
       whose nextpnr passes --pnr-timeout MIN, default 60, is reported as not
       built); --workdir keeps the outputs (default: ./tritium-bench) and
       bench.json for 'tritium report'.
