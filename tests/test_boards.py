@@ -232,6 +232,35 @@ def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, 
         verify(board, SMALL, base, zero_init(SMALL), bitstream, work, log=lambda m: None)
 
 
+@pytest.mark.slow
+def test_ulx3s_build_with_block_ram_output_registers_patches_and_verifies(tmp_path, monkeypatch,
+                                                                         capsys):
+    """The ECP5 flow end to end on a small ternary array with weight_reg: the registers behind
+    the 36-bit weight-bank reads go into the block RAMs, the bitstream packs, and a model
+    patched into it is verified block RAM by block RAM."""
+    from tritium.boards.bench_patch import small_dense_model
+    from tritium.hw.accel_config import AccelConfig
+    from tritium.hw.config import HwConfig
+    from tritium.sw.ir import save_model
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=16, weight_kinds=("binary", "ternary"),
+                                    weight_depth=128, thr_depth=32, act_bits=1,
+                                    weight_reg=True, addr_reg=True),
+                      act_depth=64, prog_depth=32, res_depth=8)
+    hw = tmp_path / "ecp5.json"
+    hw.write_text(json.dumps(cfg.canonical()))
+    save_model(small_dense_model(), tmp_path / "m.npz")
+    assert main(["compile", str(tmp_path / "m.npz"), "--hw", str(hw), "-o", str(tmp_path / "m")]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
+    assert main(["build", "--board", "ulx3s", "--hw", str(hw), "--model", str(tmp_path / "m"),
+                 "-o", str(tmp_path / "out"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # Two banks of 32-bit words (16 sign + 16 mask bits): one 36-bit block RAM each.
+    assert report["bram_output_registers"] == {"rams": 2, "flip_flops": 64}
+    assert report["patched"] and report["rams_verified"] > 0
+    assert Path(report["bitstream"]).suffix == ".bit" and Path(report["bitstream"]).is_file()
+
+
 def test_place_and_route_stops_at_its_time_limit(tmp_path):
     """A tool past --pnr-timeout is stopped with one line naming the limit and its log."""
     from tritium.boards.build import _run
