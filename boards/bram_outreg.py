@@ -83,6 +83,8 @@ def _absorbable(module, name, readers, port_bits):
     clock = _one(ram, "CLKB")
     if not isinstance(clock, int) or _one(ram, "CLKA") != clock:
         return None
+    if _param(ram, "CLKAMUX", "CLKA") != "CLKA" or _param(ram, "CLKBMUX", "CLKB") != "CLKB":
+        return None                         # a falling-edge port (the registers rise)
     if _one(ram, "RSTA") != "0" or _one(ram, "RSTB") != "0":
         return None
     enables, registers = set(), {}
