@@ -24,7 +24,6 @@ folds into the thresholds (see :mod:`tritium.hw.contract`, which also builds
 the command sequence of each mode).
 """
 
-
 from amaranth.hdl import Cat, Module, Mux, ResetSignal, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.data import StructLayout
@@ -193,7 +192,9 @@ def write_ports(m, load, cfg, name):
     """``(en, addr, data)`` of each of the P memories a load port (``en``, ``bank``,
     ``addr``, ``data``) writes. With ``cfg.addr_reg`` they pass one register stage: address
     and enable copied per memory, the data in one register (copies of it, per memory or
-    per group of memories, left the design unroutable or slower on the ULX3S); a write
+    per group of memories, left the design unroutable or slower on the ULX3S; it is a
+    kept copy because the weight and threshold ports both load the host link's word, and
+    yosys would merge the two registers into one driving every memory); a write
     lands a cycle later, which no reader sees (a RUN reads the banks several cycles after
     it starts, and it starts after the weight copy is done)."""
     if not cfg.addr_reg:
