@@ -447,13 +447,15 @@ def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
             if cell["port_directions"][pin] == "input":
                 for bit in bits:
                     readers.setdefault(bit, []).append((name, pin))
-    # What each register behind memory 0 drove, by output pin.
+    # What each register behind memory 0 drove, by output pin; each loads with `en`.
+    en = netlist["modules"]["top"]["ports"]["en"]["bits"]
     expected = {}
     for name in [n for n in rams if n.startswith("mem0")]:
         for pin, bit in zip(OUTPUT_PINS, before[name]):
             if bit in readers:
                 (reg, _), = readers[bit]
-                expected[(name, pin)] = (cells[reg]["connections"]["Q"], cells[reg]["connections"].get("CE"))
+                assert cells[reg]["connections"]["CE"] == en
+                expected[(name, pin)] = cells[reg]["connections"]["Q"]
 
     assert len(expected) == 64
     assert absorb_output_registers(netlist) == (2, 64)
@@ -462,11 +464,10 @@ def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
         mode = ram["parameters"]["REGMODE_B"]
         assert mode == ram["parameters"]["REGMODE_A"] == ("OUTREG" if name.startswith("mem0") else "NOREG")
         if name.startswith("mem0"):
-            enables = {str(q_ce[1]) for (n, _), q_ce in expected.items() if n == name}
-            assert {str(ram["connections"]["OCEA"]), str(ram["connections"]["OCEB"])} == enables
+            assert ram["connections"]["OCEA"] == ram["connections"]["OCEB"] == en
         else:
             assert [ram["connections"][p][0] for p in OUTPUT_PINS] == before[name]
-    for (name, pin), (q, _) in expected.items():
+    for (name, pin), q in expected.items():
         assert cells[name]["connections"][pin] == q
 
 
