@@ -10,8 +10,8 @@ never uses it, so this pass does, between synthesis and place and route:
 
 a DP16KD in the 36-bit pseudo-dual-port mode (``DATA_WIDTH_B = 36``: port A writes,
 port B reads into ``DOA`` and ``DOB``) whose every used output bit drives exactly one
-flip-flop's data input, those flip-flops on the block RAM's clock with no set or reset
-and one clock enable between them, takes the flip-flops in: ``REGMODE_A`` and
+flip-flop's data input, those flip-flops on the block RAM's clock with no set or reset,
+an initial value of 0 and one clock enable between them, takes the flip-flops in: ``REGMODE_A`` and
 ``REGMODE_B`` become ``OUTREG``, ``OCEA`` and ``OCEB`` the flip-flops' clock enable, each
 output pin drives what the flip-flop drove, and the flip-flops are removed. The data
 arrive in the same cycle as before (one register after the read), so nothing else
@@ -37,8 +37,7 @@ def _param(cell, name, default=""):
 
 def _one(cell, pin):
     """The single bit on a one-bit pin (an int net id, or "0" / "1" / "x")."""
-    bits = cell["connections"].get(pin, ["0"])
-    return bits[0]
+    return cell["connections"].get(pin, ["0"])[0]
 
 
 def _connectivity(module):
@@ -56,10 +55,13 @@ def _connectivity(module):
 
 
 def _plain_register(cell, clock):
-    """Whether a TRELLIS_FF is a plain register on ``clock`` (no set/reset, not inverted);
-    returns its clock enable ("1" when it has none) or None."""
+    """Whether a TRELLIS_FF is a plain register on ``clock`` (no set/reset, not inverted,
+    0 at power-up like the block RAM's output register); returns its clock enable ("1"
+    when it has none) or None."""
     if cell["type"] != "TRELLIS_FF" or _param(cell, "CLKMUX", "CLK") != "CLK":
         return None
+    if _param(cell, "REGSET", "RESET") != "RESET":
+        return None                         # an initial value of 1
     if _one(cell, "CLK") != clock:
         return None
     if _param(cell, "LSRMUX", "LSR") != "LSR" or _one(cell, "LSR") != "0":

@@ -395,7 +395,8 @@ def test_ecp5_puts_only_memories_no_image_initialises_in_lut_ram(tmp_path):
 def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
     """The ECP5 board flow moves a register behind a 36-bit block-RAM read into the block
     RAM (REGMODE OUTREG, the register's enable on OCEA/OCEB, the output pins driving what the
-    register drove); a register with a reset, or a read bit that also goes elsewhere, stays."""
+    register drove); a register with a reset, a read bit that also goes elsewhere, or a
+    register whose initial value is not 0 (the output register starts at 0), stays."""
     from amaranth.back import rtlil
     from amaranth.hdl import Module, Signal
     from amaranth.lib import wiring
@@ -408,19 +409,20 @@ def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
     class ThreeReads(wiring.Component):
         """Memory 0 (64 bits: two block RAMs) read into a plain register with the read's
         enable; memory 1 into a register with a reset; memory 2 into a register and an
-        output port."""
+        output port; memory 3 into a register starting at 1 (no reset)."""
         def __init__(self):
-            super().__init__({"addr": In(9), "data": In(64), "en": In(1), "we": In(3),
-                              "out0": Out(64), "out1": Out(36), "out2": Out(36), "raw2": Out(36)})
+            super().__init__({"addr": In(9), "data": In(64), "en": In(1), "we": In(4),
+                              "out0": Out(64), "out1": Out(36), "out2": Out(36), "raw2": Out(36),
+                              "out3": Out(36)})
 
         def elaborate(self, platform):
             m = Module()
-            outs = [self.out0, self.out1, self.out2]
-            for k, width in enumerate([64, 36, 36]):
+            outs = [self.out0, self.out1, self.out2, self.out3]
+            for k, width in enumerate([64, 36, 36, 36]):
                 m.submodules[f"mem{k}"] = mem = Memory(shape=width, depth=512, init=[],
                                                        attrs=NO_RW_CHECK)
                 rd, wr = mem.read_port(), mem.write_port()
-                reg = Signal(width, name=f"reg{k}", reset_less=k != 1)
+                reg = Signal(width, name=f"reg{k}", reset_less=k != 1, init=1 if k == 3 else 0)
                 m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en), wr.addr.eq(self.addr),
                              wr.data.eq(self.data), wr.en.eq(self.we[k]), outs[k].eq(reg)]
                 with m.If(self.en):
@@ -438,7 +440,7 @@ def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
     netlist = json.loads((tmp_path / "top.json").read_text())
     cells = netlist["modules"]["top"]["cells"]
     rams = {n: c for n, c in cells.items() if c["type"] == "DP16KD"}
-    assert len(rams) == 4
+    assert len(rams) == 5
     before = {n: [c["connections"][p][0] for p in OUTPUT_PINS] for n, c in rams.items()}
     ff_before = sum(c["type"] == "TRELLIS_FF" for c in cells.values())
     readers = {}
