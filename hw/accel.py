@@ -17,6 +17,7 @@ from amaranth.lib.wiring import In, Out
 from . import isa
 from .accel_config import AccelConfig
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR, ConfigError
+from .chain import PEChain
 from .core import Core
 from .isa import Opcode
 from .layouts import (NO_RW_CHECK, store_load_signature, threshold_load_signature,
@@ -64,7 +65,11 @@ class Accelerator(wiring.Component):
         Activation buffer 0 write port (host: the network input; a write lands one
         cycle after it is presented, and none while a RUN is in progress).
     res_addr : In, res_data : Out
-        Result-memory read port (one cycle latency): P signed accumulators.
+        Result-memory read port: P signed accumulators, :attr:`AccelConfig.res_latency`
+        cycles after the address (one cycle; P + 2 in a chain).
+    res_sel : In, res_word : Out (only with ``cfg.core.chain``)
+        Accumulator ``res_sel`` of entry ``res_addr``, ``res_latency`` cycles after both
+        (the host link's read: gathered along the chain's slices, hw/chain.py).
     wload, tload : In
         Weight-bank and threshold-memory write ports of the core.
     sload : In (only with ``cfg.store_depth > 0``)
@@ -91,13 +96,19 @@ class Accelerator(wiring.Component):
             "res_addr": In(range(cfg.res_depth)), "res_data": Out(self.res_layout),
             "wload": In(weight_load_signature(core)), "tload": In(threshold_load_signature(core)),
             **({"sload": In(store_load_signature(cfg))} if cfg.store_depth else {}),
+            **({"res_sel": In(range(max(core.pe, 2))), "res_word": Out(signed(core.acc_bits))}
+               if core.chain else {}),
         })
 
     def elaborate(self, platform):
         cfg, core = self.cfg, self.cfg.core
         s, pe = core.simd, core.pe
         m = Module()
-        m.submodules.core = dp = Core(core, init=self.init)
+        if core.chain:
+            # The chained array (hw/chain.py) holds the result memories, one per slice.
+            m.submodules.chain = dp = PEChain(core, cfg.res_depth, init=self.init)
+        else:
+            m.submodules.core = dp = Core(core, init=self.init)
         wiring.connect(m, wiring.flipped(self.tload), dp.tload)
         insn = Signal(isa.instruction_layout())     # the instruction being executed (a register)
         load_start = Signal()       # the controller issues a LOAD_W
@@ -119,10 +130,14 @@ class Accelerator(wiring.Component):
             bufs.append((mem.read_port(), mem.write_port(granularity=granularity)))
         # Results: written by RUNs, read by the host; no image initialises them (LUT RAM
         # on ECP5 boards: 64 x 800 bits took 23 block RAMs on the ulx3s preset).
-        m.submodules.results = res = Memory(shape=self.res_layout, depth=cfg.res_depth, init=[],
-                                            attrs={**NO_RW_CHECK, LUTRAM_OK_ATTR: 1})
-        res_rd, res_wr = res.read_port(), res.write_port()
-        m.d.comb += [res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data)]
+        if core.chain:
+            m.d.comb += [dp.res_addr.eq(self.res_addr), self.res_data.eq(dp.res_data),
+                         dp.res_sel.eq(self.res_sel), self.res_word.eq(dp.res_word)]
+        else:
+            m.submodules.results = res = Memory(shape=self.res_layout, depth=cfg.res_depth,
+                                                init=[], attrs={**NO_RW_CHECK, LUTRAM_OK_ATTR: 1})
+            res_rd, res_wr = res.read_port(), res.write_port()
+            m.d.comb += [res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data)]
 
         # ---------------------------------------------------------- registers
         specs = isa.INSTRUCTIONS
@@ -261,6 +276,12 @@ class Accelerator(wiring.Component):
             (d_tile, [tile_w.eq(tile_w + j + 1)], [tile_w.eq(0)]),
             (d_ox, [], []), (d_oy, [], []),
         ]
+        if core.chain:
+            # The result entry of each beat (the chain's slices write their own result
+            # memories): out_base + pixel * tiles + tile, as the output path counts it.
+            i_res_base = Signal(range(cfg.res_depth))
+            step_res = [i_res_base.eq(i_res_base + r["tiles"])]
+            outer[3] = (d_ox, step_res, step_res)
         last_c = d_c.last
         # The last beat of one accumulation (one PE result): every inner digit at its last
         # value. A register, set a step ahead from the inner digits' next flags, so the outer
@@ -277,6 +298,8 @@ class Accelerator(wiring.Component):
         with m.If(~issuing):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
                          ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0), j.eq(0), tile_w.eq(0)]
+            if core.chain:
+                m.d.sync += i_res_base.eq(r["out_base"])
             if core.bit_serial:
                 m.d.sync += plane.eq(r["in_planes"] - 1)
             m.d.sync += [d.start for d, *_ in inner + outer]
@@ -337,7 +360,10 @@ class Accelerator(wiring.Component):
         msb = plane == top_plane
         beat = Signal(data.StructLayout({
             "sub": 1, "last": 1, "shl": 1, "neg_plane": 1, "last_word": 1,
-            "w_addr": core.w_addr_bits, "tile": len(tile)}))
+            "w_addr": core.w_addr_bits, "tile": len(tile),
+            **({"r_addr": len(i_res_base)} if core.chain else {})}))
+        if core.chain:
+            m.d.comb += beat.r_addr.eq(i_res_base + tile)
         m.d.comb += [
             beat.sub.eq(sub),
             beat.last.eq(end_acc),
@@ -396,6 +422,9 @@ class Accelerator(wiring.Component):
                                 pad_full.replicate(s) | (last_mask & pad_masked.replicate(s))),
             dp.inp.payload.cmd.eq(cmd1),
         ]
+        if core.chain:
+            m.d.comb += [dp.inp.payload.res.en.eq(beat1.last & (r["out_bits"] == 0)),
+                         dp.inp.payload.res.addr.eq(beat1.r_addr)]
 
         # ---------------------------------------------------------- output path
         m.d.comb += dp.out.ready.eq(1)
@@ -492,12 +521,14 @@ class Accelerator(wiring.Component):
         for (_, wr), w_buf in zip(bufs, w_bufs):
             m.d.comb += [wr.en.eq(w_buf.replicate(n_en) & w_slots), wr.addr.eq(w_addr),
                          wr.data.eq(out_word)]
-        # Raw results go to the result memory at once (from the register of the core's results).
-        m.d.comb += [
-            res_wr.en.eq(out_valid & running & raw),
-            res_wr.addr.eq(o_res_base + o_tile),
-            res_wr.data.eq(out.acc),
-        ]
+        # Raw results go to the result memory at once (from the register of the core's
+        # results); the chain's slices have written theirs already.
+        if not core.chain:
+            m.d.comb += [
+                res_wr.en.eq(out_valid & running & raw),
+                res_wr.addr.eq(o_res_base + o_tile),
+                res_wr.data.eq(out.acc),
+            ]
         # The run ends one cycle after its last result is written.
         m.d.comb += run_done.eq(result_done)
         return m

@@ -118,6 +118,14 @@ class AccelConfig:
         """Cycles from a RUN's last beat to its last write (see docs/accelerator.md)."""
         return ADDRESS_STAGES + self.core.latency + OUTPUT_STAGES
 
+    @property
+    def res_latency(self):
+        """Cycles from a new result address (``res_addr``, and ``res_sel``) to its read data
+        (``res_data``; with a chain also ``res_word``): the result memory's read register,
+        or in the chain (hw/chain.py) the address passing slice by slice and the selected
+        accumulator back along the slices."""
+        return self.core.pe + 2 if self.core.chain else 1
+
     def load_cycles(self, count):
         """Cycles the weight copy engine is busy after a LOAD_W of ``count`` words per bank
         issues: one store word per cycle, then :data:`LOAD_STAGES`."""

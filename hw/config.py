@@ -92,6 +92,13 @@ class HwConfig:
         of latency): each bank reads from its own copy, kept apart in synthesis
         (:data:`tritium.hw.toolchain.KEEP_COPIES`), so no net drives every bank's
         address (large arrays whose banks spread over the whole device).
+    chain : bool
+        Chain the PEs (:mod:`tritium.hw.chain`): each PE slice takes the input word,
+        its controls, the loads, ``Q`` and the activations gathered so far from the
+        slice before it, one register stage later, instead of from nets that span
+        the array (P cycles of latency per RUN; arrays that cover a large device).
+        Needs ``weight_reg`` and ``addr_reg``; only the accelerator builds it (not
+        the stand-alone core of ``tritium generate``).
     pipeline : int or None
         Register stages inside the popcount tree (0 .. tree levels); ``None``
         derives ``max(1, levels // 2)`` (see :func:`tritium.hw.popcount.register_levels`).
@@ -109,6 +116,7 @@ class HwConfig:
     pipeline: int | None = None
     weight_reg: bool = False
     addr_reg: bool = False
+    chain: bool = False
 
     def __post_init__(self):
         kinds = self.weight_kinds
@@ -150,9 +158,12 @@ class HwConfig:
         if not isinstance(self.max_fan_in, int) or isinstance(self.max_fan_in, bool):
             raise ConfigError(f"max_fan_in must be an integer, got {self.max_fan_in!r}")
         _range("max_fan_in", self.max_fan_in, 1, self.weight_depth * self.simd)
-        for name in ("weight_reg", "addr_reg"):
+        for name in ("weight_reg", "addr_reg", "chain"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.chain and not (self.weight_reg and self.addr_reg):
+            raise ConfigError("chain needs weight_reg and addr_reg (each slice registers its "
+                              "input and its bank's output)")
         if self.acc_bits is not None:
             if not isinstance(self.acc_bits, int) or isinstance(self.acc_bits, bool):
                 raise ConfigError(f"acc_bits must be an integer, got {self.acc_bits!r}")
@@ -236,7 +247,10 @@ class HwConfig:
         """Cycles from an accepted input word to its result leaving the threshold unit
         (no stalls): weight read, popcount registers, accumulate, threshold read and its
         register."""
-        return int(self.addr_reg) + 1 + int(self.weight_reg) + self.pipeline + 1 + THRESHOLD_STAGES
+        stages = int(self.addr_reg) + 1 + int(self.weight_reg) + self.pipeline + 1 + THRESHOLD_STAGES
+        # The chain: slice p is p cycles behind slice 0, the activation vector leaves the
+        # last slice's register.
+        return stages + (self.pe if self.chain else 0)
 
     def max_abs_result(self):
         """Largest |value| the accumulators, the input counter and D can take.
@@ -263,6 +277,8 @@ class HwConfig:
         """The canonical configuration: a dict of every hardware-relevant field."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["weight_kinds"] = sorted(self.weight_kinds)
+        if not self.chain:      # added later: configurations without it keep their hash
+            del d["chain"]
         d["config_version"] = CONFIG_VERSION
         return d
 

@@ -4,7 +4,7 @@ from amaranth.back import verilog
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from .config import HwConfig
+from .config import ConfigError, HwConfig
 from .layouts import input_layout, output_layout, threshold_load_signature, weight_load_signature
 from .pe import PEArray
 from .threshold import ThresholdUnit
@@ -41,6 +41,10 @@ class Core(wiring.Component):
     def __init__(self, cfg, *, init=None):
         if not isinstance(cfg, HwConfig):
             raise TypeError("Core needs a HwConfig")
+        if cfg.chain:
+            self._MustUse__silence = True     # refused: never elaborated, no warning
+            raise ConfigError("a chained array (chain = true) is built only inside the "
+                              "accelerator (tritium compile / build), not as a stand-alone core")
         self.cfg, self.init = cfg, init
         super().__init__({
             "inp": In(stream.Signature(input_layout(cfg))),

@@ -1025,10 +1025,14 @@ class HostLink(wiring.Component):
         v.rb = rb = Signal(range(acc_bytes(core.acc_bits)))
         v.ra = ra = Signal(range(max(core.pe, 2)))
         accv = Signal(8 * acc_bytes(core.acc_bits))
-        with m.Switch(ra):
-            for p in range(core.pe):
-                with m.Case(p):
-                    m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
+        if core.chain:
+            # The chain gathers the selected accumulator along its slices (hw/chain.py).
+            m.d.comb += [accel.res_sel.eq(ra), accv.eq(accel.res_word)]     # sign-extended
+        else:
+            with m.Switch(ra):
+                for p in range(core.pe):
+                    with m.Case(p):
+                        m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
         payload, payload_q = Signal(8), Signal(8, name="payload_q")
         m.d.sync += payload_q.eq(payload)
         with m.Switch(v.resp_kind):
@@ -1056,8 +1060,16 @@ class HostLink(wiring.Component):
         v.out_ok, v.ti_last = Signal(name="out_ok"), Signal(name="ti_last")
         settled = ~(self.tx.valid & self.tx.ready) & ~v.ser.hold & ~v.tx_prep
         ok1 = Signal(name="out_ok1")
-        m.d.sync += [v.out.eq(out), v.ti_last.eq(ti + 1 == resp_len),
-                     ok1.eq(settled), v.out_ok.eq(ok1 & settled)]
+        m.d.sync += [v.out.eq(out), v.ti_last.eq(ti + 1 == resp_len)]
+        if core.chain:
+            # The result read takes res_latency cycles more: out_ok waits for that many
+            # settled cycles more (a counter of them, saturating).
+            need = 2 + self.cfg.res_latency
+            run = Signal(range(need + 1), name="out_settled")
+            m.d.sync += [run.eq(Mux(settled, Mux(run == need, need, run + 1), 0)),
+                         v.out_ok.eq(settled & (run >= need - 1))]
+        else:
+            m.d.sync += [ok1.eq(settled), v.out_ok.eq(ok1 & settled)]
 
     def _transmit(self, m, v):
         """TX: the response's bytes, each (but the start byte) through the frame CRC."""

@@ -110,6 +110,10 @@ class ShiftAccumulator(wiring.Component):
         register is unsigned and only ``max_total.bit_length()`` bits wide (the
         doubling by ``double_default`` is wiring); ``None`` (or any of the three
         on) keeps a signed ``acc_bits``-bit register.
+    reset : Value or None
+        What clears the register besides ``clear``: the domain reset (``None``) or a
+        local copy of it (the chained array, :mod:`tritium.hw.chain`: the domain reset
+        would reach every accumulator across the device).
 
     Members
     -------
@@ -122,8 +126,9 @@ class ShiftAccumulator(wiring.Component):
     """
 
     def __init__(self, in_width, acc_bits, *, horner=True, negate=True, double=True,
-                 double_default=0, max_total=None):
+                 double_default=0, max_total=None, reset=None):
         self.in_width, self.acc_bits = in_width, acc_bits
+        self.reset = reset
         self.horner, self.negate, self.double = horner, negate, double
         self.double_default = double_default
         self.max_total = max_total
@@ -157,11 +162,14 @@ class ShiftAccumulator(wiring.Component):
         acc = Signal(signed(self.acc_bits), name="acc_reg", reset_less=True)
         base = Mux(self.shl, acc << 1, acc) if self.horner else acc
         m.d.comb += [self.acc_next.eq(base + addend), self.acc.eq(acc)]
-        with m.If((self.en & self.clear) | ResetSignal()):
+        with m.If((self.en & self.clear) | self._reset()):
             m.d.sync += acc.eq(0)
         with m.Elif(self.en):
             m.d.sync += acc.eq(self.acc_next)
         return m
+
+    def _reset(self):
+        return ResetSignal() if self.reset is None else self.reset
 
     def _elaborate_narrow(self, m):
         total = Signal(self.max_total.bit_length(), name="acc_reg", reset_less=True)
@@ -171,7 +179,7 @@ class ShiftAccumulator(wiring.Component):
             self.acc_next.eq(total_next << self.double_default),
             self.acc.eq(total << self.double_default),
         ]
-        with m.If((self.en & self.clear) | ResetSignal()):
+        with m.If((self.en & self.clear) | self._reset()):
             m.d.sync += total.eq(0)
         with m.Elif(self.en):
             m.d.sync += total.eq(total_next)

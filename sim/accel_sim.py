@@ -58,7 +58,7 @@ async def run_once(ctx, dut, compiled, words, max_cycles):
     entries = []
     for e in range(o["h"] * o["w"] * o["tiles"]):
         ctx.set(dut.res_addr, o["res_base"] + e)
-        await ctx.tick()
+        await ctx.tick().repeat(compiled.config.res_latency)
         entries.append([int(v) for v in ctx.get(dut.res_data)])
     return entries, ctx.get(dut.cycles)
 

@@ -64,7 +64,8 @@ async def run_job(dut):
         for e in range(job["entries"]):
             await FallingEdge(dut.clk)
             dut.res_addr.value = job["res_base"] + e
-            await FallingEdge(dut.clk)
+            for _ in range(job["res_latency"]):
+                await FallingEdge(dut.clk)
             entries.append(dut.res_data.value.to_unsigned())
         results.append({"entries": entries, "cycles": dut.cycles.value.to_unsigned()})
     with open(os.environ["TRITIUM_RESULT"], "w") as f:

@@ -140,6 +140,7 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
         "store": [(a, w) for a, w in enumerate(compiled.store_words) if w],
         "runs": [[int(w) for w in words] for words in pack_input(compiled, values)],
         "entries": o["h"] * o["w"] * o["tiles"], "res_base": o["res_base"],
+        "res_latency": compiled.config.res_latency,
         "timeout_ns": 10 * timeout_cycles,
     }
     job_file, result_file = build / "job.json", build / "result.json"

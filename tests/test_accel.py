@@ -13,7 +13,7 @@ from tritium.hw.config import ConfigError, HwConfig
 from tritium.hw.isa import Opcode
 from tritium.sim.accel_sim import run_amaranth
 from tritium.sw import reference
-from tritium.sw.compiler import CompileError, compile_model
+from tritium.sw.compiler import CompileError, compile_model, lower, unfold_first_layer
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
@@ -50,14 +50,15 @@ def test_streamed_weights_on_the_rtl(data):
     check(model, cfg, x[:1])
 
 
-@pytest.mark.parametrize("copies", [False, True])
-def test_streamed_batch_on_the_rtl(copies):
+@pytest.mark.parametrize("copies, chain", [(False, False), (True, False), (True, True)])
+def test_streamed_batch_on_the_rtl(copies, chain):
     """A batched dense network whose chunks start mid-word (P-lane slots of the output words).
-    With the register copies (weight_reg, addr_reg) the banks' writes land a cycle later:
-    every RUN still reads the weights its LOAD_W copied."""
+    With the register copies (weight_reg, addr_reg) the banks' writes land a cycle later, in
+    the chain (hw/chain.py) bank p's p + 1 cycles later: every RUN still reads the weights
+    its LOAD_W copied."""
     model = random_model("tfc", (6, 6, 1), "bipolar", seed=3)
     cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128,
-                                    weight_reg=copies, addr_reg=copies), act_depth=64,
+                                    weight_reg=copies, addr_reg=copies, chain=chain), act_depth=64,
                       res_depth=32, store_depth=2048)
     compiled = compile_model(model, cfg, batch=4)
     assert any(c.first % (cfg.simd // cfg.pe) for p in compiled.plans for c in p.chunks)
@@ -70,6 +71,25 @@ def test_dense_modes(act, kind):
     model = random_model("tfc", (5, 5, 1), act, weight_kind=kind, seed=7)
     cfg = AccelConfig(core=HwConfig(pe=4, simd=12, weight_kinds=("binary", "ternary"), act_bits=8,
                                     weight_depth=1024, thr_depth=64), act_depth=64, res_depth=8)
+    check(model, cfg, random_inputs(model, 2, seed=1))
+
+
+CHAIN = {"weight_reg": True, "addr_reg": True, "chain": True}
+
+
+@pytest.mark.parametrize("arch, shape, act, kind, pe, simd", [
+    ("tfc", (5, 5, 1), "bipolar", "ternary", 5, 20), ("tfc", (5, 5, 1), "int4", "ternary", 4, 16),
+    ("sfc", (4, 4, 1), "uint8", "binary", 8, 16), ("cnn", (8, 8, 1), "uint8", "binary", 4, 16)])
+def test_chained_array(arch, shape, act, kind, pe, simd):
+    """The chained array (hw/chain.py): each slice's bank, thresholds and result memory, the
+    counter Q from the head, the activation vector from the tail (convolution, padding,
+    pooling; bipolar and bit-serial inputs): bit-exact, cycles equal the ISA simulator's."""
+    model = random_model(arch, shape, act, weight_kind=kind, seed=11)
+    plans = unfold_first_layer(lower(model), simd)
+    depth = sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)
+    cfg = AccelConfig(core=HwConfig(pe=pe, simd=simd, weight_kinds=("binary", "ternary"), act_bits=8,
+                                    weight_depth=1 << (depth - 1).bit_length(), thr_depth=128,
+                                    **CHAIN), act_depth=512, res_depth=16)
     check(model, cfg, random_inputs(model, 2, seed=1))
 
 

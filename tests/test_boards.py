@@ -235,16 +235,16 @@ def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, 
 @pytest.mark.slow
 def test_ulx3s_build_with_block_ram_output_registers_patches_and_verifies(tmp_path, monkeypatch,
                                                                          capsys):
-    """The ECP5 flow end to end on a small ternary array with weight_reg: the registers behind
-    the 36-bit weight-bank reads go into the block RAMs, the bitstream packs, and a model
-    patched into it is verified block RAM by block RAM."""
+    """The ECP5 flow end to end on a small ternary chained array (weight_reg, chain: as the
+    ulx3s preset): the registers behind the 36-bit weight-bank reads go into the block RAMs,
+    the bitstream packs, and a model patched into it is verified block RAM by block RAM."""
     from tritium.boards.bench_patch import small_dense_model
     from tritium.hw.accel_config import AccelConfig
     from tritium.hw.config import HwConfig
     from tritium.sw.ir import save_model
     cfg = AccelConfig(core=HwConfig(pe=2, simd=16, weight_kinds=("binary", "ternary"),
                                     weight_depth=128, thr_depth=32, act_bits=1,
-                                    weight_reg=True, addr_reg=True),
+                                    weight_reg=True, addr_reg=True, chain=True),
                       act_depth=64, prog_depth=32, res_depth=8)
     hw = tmp_path / "ecp5.json"
     hw.write_text(json.dumps(cfg.canonical()))

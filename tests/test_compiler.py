@@ -35,11 +35,17 @@ def accel_configs(draw, model, out_bits=2):
     core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
                     act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=out_bits,
                     weight_depth=pow2(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)),
-                    thr_depth=pow2(sum(p.tiles(pe) for p in plans)),
-                    weight_reg=draw(st.booleans()), addr_reg=draw(st.booleans()))
+                    thr_depth=pow2(sum(p.tiles(pe) for p in plans)), **register_options(draw))
     words = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
     entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
     return AccelConfig(core=core, act_depth=pow2(words), res_depth=pow2(entries))
+
+
+def register_options(draw):
+    """``weight_reg``, ``addr_reg`` and ``chain`` (which needs both) of a drawn core."""
+    weight_reg, addr_reg = draw(st.booleans()), draw(st.booleans())
+    return {"weight_reg": weight_reg, "addr_reg": addr_reg,
+            "chain": weight_reg and addr_reg and draw(st.booleans())}
 
 
 def _pow2(n):
@@ -63,8 +69,7 @@ def streaming_config(data, model, out_bits=1):
     assume(words > depth)
     core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
                     out_bits=out_bits, weight_depth=depth,
-                    thr_depth=_pow2(sum(p.tiles(pe) for p in plans)),
-                    weight_reg=draw(st.booleans()), addr_reg=draw(st.booleans()))
+                    thr_depth=_pow2(sum(p.tiles(pe) for p in plans)), **register_options(draw))
     acts = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
     entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
     return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),

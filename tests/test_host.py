@@ -185,6 +185,25 @@ def _corruptions(image):
     }
 
 
+def test_chained_array_through_the_link():
+    """A chained array (hw/chain.py, as on the ulx3s preset): the link reads each result
+    gathered back along the slices, res_latency cycles after the address, and the real
+    driver gets the reference's results and the ISA simulator's cycles."""
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16, thr_depth=8, weight_reg=True,
+                                    addr_reg=True, chain=True),
+                      act_depth=32, res_depth=8, prog_depth=16)
+    assert cfg.res_latency == cfg.pe + 2
+    model = small_model(seed=4)
+    compiled = compile_model(model, cfg)
+    dev = Device(SimTransport(HostLink(cfg, idle_timeout=IDLE)), timeout=1.0, run_timeout=2.0)
+    assert dev.status().hw_hash == cfg.hash
+    loaded = dev.load_image(image_bytes(compiled))
+    x = (2 * np.random.default_rng(9).integers(0, 2, (3, 20)) - 1).astype(np.int8)
+    acc, _, cycles = dev.infer(loaded, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert cycles == simulate(compiled, x)[1]
+
+
 def test_hardware_refuses_bad_images(link, case):
     transport, dev = link
     model, compiled, image = case

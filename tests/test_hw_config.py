@@ -42,11 +42,31 @@ def test_hash_is_pinned():
     (dict(weight_depth=4, simd=8, max_fan_in=33), "max_fan_in=33"),
     (dict(max_fan_in="64"), "integer"),
     (dict(pe=2.5), "integer"),
+    (dict(chain=True), "chain needs weight_reg and addr_reg"),
+    (dict(chain=True, weight_reg=True), "chain needs weight_reg and addr_reg"),
+    (dict(chain=1, weight_reg=True, addr_reg=True), "chain must be true or false"),
 ])
 def test_bad_configs_are_refused_with_one_line(kwargs, words):
     with pytest.raises(ConfigError) as e:
         HwConfig(**kwargs)
     assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_chain_is_in_the_canonical_form_only_when_set():
+    """``chain`` came after the pinned hash: a configuration without it keeps its
+    canonical form (and so its hash, which images record); one with it round-trips."""
+    plain = HwConfig(pe=4, simd=16, weight_reg=True, addr_reg=True)
+    chained = HwConfig(pe=4, simd=16, weight_reg=True, addr_reg=True, chain=True)
+    assert "chain" not in plain.canonical() and chained.canonical()["chain"] is True
+    assert chained.hash != plain.hash
+    assert config_from_dict(json.loads(chained.canonical_json())) == chained
+    assert chained.latency == plain.latency + chained.pe
+
+
+def test_the_stand_alone_core_refuses_a_chain():
+    from tritium.hw.core import Core
+    with pytest.raises(ConfigError, match="only inside the accelerator"):
+        Core(HwConfig(pe=2, simd=8, weight_reg=True, addr_reg=True, chain=True))
 
 
 def test_config_from_dict_refuses_unknown_fields():

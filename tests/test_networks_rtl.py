@@ -80,6 +80,31 @@ def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     assert cycles[:2] == isa_cycles == [compiled.io["cycles"]] * 2
 
 
+#: CFG as a chained array (hw/chain.py, the ulx3s preset's structure).
+CHAIN_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "ternary"), act_bits=8,
+                                      weight_depth=1024, thr_depth=128, weight_reg=True,
+                                      addr_reg=True, chain=True), act_depth=8192, res_depth=16)
+
+
+@pytest.mark.parametrize("arch, weights, count", [("sfc", "ternary", 500)])
+def test_trained_network_on_the_chained_array_verilator(build_dir, arch, weights, count):
+    """The chained array's Verilog: slices that write their own result memories, Q from the
+    head, the activation vector from the tail; cycles (P more per RUN) equal the ISA
+    simulator's."""
+    net, model = trained(arch, weights)
+    data = load_dataset("mnist5k")
+    values = quantize_input(net.input_quant, data.x_test[:count])
+    compiled = compile_model(model, CHAIN_CFG)
+    acc, cycles = run_accel_cocotb(compiled, values, build_dir / "chain")
+    np.testing.assert_array_equal(acc, reference.run(model, values))
+    rtl_pred = reference.output_logits(model, acc).argmax(axis=1)
+    np.testing.assert_array_equal(rtl_pred, torch_logits(net, values).argmax(axis=1))
+    _, isa_cycles, _ = simulate(compiled, values[:8])
+    assert cycles[:8] == isa_cycles
+    _, plain_cycles, _ = simulate(compile_model(model, CFG), values[:1])
+    assert isa_cycles[0] > plain_cycles[0]
+
+
 def test_cnn_all_images_isa():
     net, model = trained("cnn", "binary")
     data = load_dataset("mnist5k")
