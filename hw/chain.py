@@ -169,10 +169,12 @@ class PEChain(wiring.Component):
             ctl = _reg(m, ctl, f"ctl_s{p}", rst=rst)
             x = _reg(m, x, f"x_s{p}")
             w_addr = _reg(m, w_addr, f"w_addr_s{p}")
-            wl, tl = _load_reg(m, wl, f"wl_s{p}", rst), _load_reg(m, tl, f"tl_s{p}", rst)
+            (wl, w_hit), (tl, t_hit) = (_load_reg(m, wl, f"wl_s{p}", rst, p),
+                                        _load_reg(m, tl, f"tl_s{p}", rst, p))
             read = _reg(m, read, f"read_s{p}")
-            res, vector, tail_valid, entry = self._slice(m, p, rst, ctl, x, w_addr, res, wl, tl,
-                                                         vector, read.addr)
+            res, vector, tail_valid, entry = self._slice(m, p, rst, ctl, x, w_addr, res,
+                                                         (wl, w_hit), (tl, t_hit), vector,
+                                                         read.addr)
             # The host's read: slice p passes on its own entry when it is the one selected.
             word = _reg(m, entry if word is None else Mux(read.sel == p, entry, word),
                         f"res_word_s{p}")
@@ -207,12 +209,13 @@ class PEChain(wiring.Component):
 
     def _slice(self, m, p, rst, ctl, x, w_addr, res_in, wl, tl, vector_in, read_addr):
         """Slice ``p`` from its input registers (``ctl``, ``x``, ``w_addr``, the loads
-        ``wl``, ``tl``): bank read, lane op, popcount, accumulator, ``D = A - Q``,
+        ``wl``, ``tl`` with their write enables): bank read, lane op, popcount, accumulator, ``D = A - Q``,
         threshold compare, result write. Returns its result bus register, its activation
         vector register, (last slice) the output's valid bit, and the result-memory entry
         at ``read_addr`` (registered)."""
         cfg = self.cfg
         name = f"s{p}"
+        (wl, w_hit), (tl, t_hit) = wl, tl
         # Stage 1: the bank read; stage 2: the bank's output register (on ECP5 the block
         # RAM's own, boards/bram_outreg.py). The input word and controls follow.
         bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, attrs=NO_RW_CHECK,
@@ -220,7 +223,7 @@ class PEChain(wiring.Component):
         m.submodules[f"bank{p}"] = bank
         rd, wr = bank.read_port(), bank.write_port()
         m.d.comb += [rd.addr.eq(w_addr), rd.en.eq(1),
-                     wr.en.eq(wl.en & (wl.bank == p)), wr.addr.eq(wl.addr), wr.data.eq(wl.data)]
+                     wr.en.eq(w_hit), wr.addr.eq(wl.addr), wr.data.eq(wl.data)]
         word = _reg(m, rd.data, f"w_{name}")
         ctl = _delay(m, ctl, 2, f"ctl_{name}", rst=rst)
         x = _delay(m, x, 2, f"x_{name}")
@@ -251,7 +254,7 @@ class PEChain(wiring.Component):
         m.submodules[f"thresholds{p}"] = thr_mem
         t_rd, t_wr = thr_mem.read_port(), thr_mem.write_port()
         m.d.comb += [t_rd.addr.eq(res.t_addr), t_rd.en.eq(1),
-                     t_wr.en.eq(tl.en & (tl.bank == p)), t_wr.addr.eq(tl.addr),
+                     t_wr.en.eq(t_hit), t_wr.addr.eq(tl.addr),
                      t_wr.data.eq(tl.data)]
         diff = Signal(signed(cfg.acc_bits), name=f"diff_{name}")
         m.d.comb += diff.eq(a - res.q)
@@ -259,6 +262,11 @@ class PEChain(wiring.Component):
         thr = _reg(m, t_rd.data, f"thr_{name}")
         write = _delay(m, Cat(res.en, res.addr), 2, f"rw_{name}")
         valid = _delay(m, result, 2, f"valid_{name}", rst=rst)
+        # Compare stage: D and the thresholds once more in fabric registers beside the
+        # compare (on ECP5 the thresholds' register is the block RAM's output register,
+        # whose output took 7.8 ns of routing to the compare's carry chain).
+        d_cmp, thr_cmp = _reg(m, d, f"d_cmp_{name}"), _reg(m, thr, f"thr_cmp_{name}")
+        valid_cmp = _reg(m, valid, f"valid_cmp_{name}", rst=rst)
         # The slice's result memory: the raw results of RUNs without output activations,
         # read by the host.
         results = Memory(shape=signed(cfg.acc_bits), depth=self.res_depth, init=[],
@@ -267,18 +275,21 @@ class PEChain(wiring.Component):
         r_rd, r_wr = results.read_port(), results.write_port()
         m.d.comb += [r_wr.en.eq(valid & write[0]), r_wr.addr.eq(write[1:]), r_wr.data.eq(d),
                      r_rd.addr.eq(read_addr), self.res_data[p].eq(r_rd.data)]
-        hits = [d >= thr[t] for t in range(cfg.n_thresholds)]
+        hits = [d_cmp >= thr_cmp[t] for t in range(cfg.n_thresholds)]
         act = Signal(cfg.out_bits, name=f"act_{name}")
         m.d.comb += act.eq(sum(hits) if len(hits) > 1 else hits[0])
         vector = _reg(m, act if vector_in is None else Cat(vector_in, act), f"vector_{name}")
-        tail_valid = _reg(m, valid, f"out_valid_{name}", rst=rst) if p == cfg.pe - 1 else None
+        tail_valid = _reg(m, valid_cmp, f"out_valid_{name}", rst=rst) if p == cfg.pe - 1 else None
         return res, vector, tail_valid, r_rd.data
 
 
-def _load_reg(m, load, name, rst):
-    """A register of a load (enable, bank, address, data); ``rst`` clears the enable."""
+def _load_reg(m, load, name, rst, p):
+    """A register of a load (enable, bank, address, data) and the write enable of slice
+    ``p``'s memory, registered beside it (``load.en & load.bank == p``: no decode between
+    the register and the block RAMs); ``rst`` clears both enables."""
     reg = Signal.like(load, name=name, reset_less=True)
-    m.d.sync += reg.eq(load)
+    hit = Signal(name=f"{name}_hit")
+    m.d.sync += [reg.eq(load), hit.eq(load.en & (load.bank == p))]
     with m.If(rst):
-        m.d.sync += reg.en.eq(0)
-    return reg
+        m.d.sync += [reg.en.eq(0), hit.eq(0)]
+    return reg, hit

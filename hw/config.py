@@ -25,6 +25,8 @@ CONFIG_VERSION = 3
 #: Register stages of the threshold unit (:class:`tritium.hw.threshold.ThresholdUnit`):
 #: the threshold read beside the result, then the read data's register.
 THRESHOLD_STAGES = 2
+#: The chained array's (hw/chain.py) register stage before its threshold compare.
+CHAIN_COMPARE_STAGES = 1
 
 WEIGHT_KINDS = ("binary", "ternary")
 
@@ -248,9 +250,9 @@ class HwConfig:
         (no stalls): weight read, popcount registers, accumulate, threshold read and its
         register."""
         stages = int(self.addr_reg) + 1 + int(self.weight_reg) + self.pipeline + 1 + THRESHOLD_STAGES
-        # The chain: slice p is p cycles behind slice 0, the activation vector leaves the
-        # last slice's register.
-        return stages + (self.pe if self.chain else 0)
+        # The chain: slice p is p cycles behind slice 0; a compare stage (D and thresholds
+        # in fabric registers); the activation vector leaves the last slice's register.
+        return stages + (self.pe + CHAIN_COMPARE_STAGES if self.chain else 0)
 
     def max_abs_result(self):
         """Largest |value| the accumulators, the input counter and D can take.

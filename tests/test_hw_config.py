@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from tritium.hw.config import ConfigError, HwConfig, config_from_dict, config_hash
+from tritium.hw.config import (CHAIN_COMPARE_STAGES, ConfigError, HwConfig, config_from_dict,
+                               config_hash)
 from tritium.sw.cli import main
 
 
@@ -60,7 +61,7 @@ def test_chain_is_in_the_canonical_form_only_when_set():
     assert "chain" not in plain.canonical() and chained.canonical()["chain"] is True
     assert chained.hash != plain.hash
     assert config_from_dict(json.loads(chained.canonical_json())) == chained
-    assert chained.latency == plain.latency + chained.pe
+    assert chained.latency == plain.latency + chained.pe + CHAIN_COMPARE_STAGES
 
 
 def test_the_stand_alone_core_refuses_a_chain():
