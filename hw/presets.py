@@ -28,11 +28,11 @@ PRESETS = {
     # RAMs' clock-to-output time off the lane-op / popcount path (100 MHz target).
     # addr_reg: a register copy of the weight address per bank (one cycle per RUN): one
     # flip-flop drove all 128 weight block RAMs' addresses (24.7 ns of routing).
-    # chain: the PEs form a systolic chain (hw/chain.py); no net spans the array.
+    # chain (hw/chain.py) is not set yet: it routed at 79.5 MHz with seed 3 but seed 1 did
+    # not route in 50 minutes (docs/boards.md, session 9).
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
-                      weight_depth=512, thr_depth=256, weight_reg=True, addr_reg=True,
-                      chain=True),
+                      weight_depth=512, thr_depth=256, weight_reg=True, addr_reg=True),
         act_depth=2048, prog_depth=128, res_depth=64),
 }
 

@@ -235,8 +235,7 @@ def test_icebreaker_build_patch_verify_and_rebuild_agree(tmp_path, small_model, 
 @pytest.mark.slow
 def test_ulx3s_build_with_block_ram_output_registers_patches_and_verifies(tmp_path, monkeypatch,
                                                                          capsys):
-    """The ECP5 flow end to end on a small ternary chained array (weight_reg, chain: as the
-    ulx3s preset): the registers behind the 36-bit weight-bank reads go into the block RAMs,
+    """The ECP5 flow end to end on a small ternary chained array (weight_reg, chain): the registers behind the 36-bit weight-bank reads go into the block RAMs,
     the bitstream packs, and a model patched into it is verified block RAM by block RAM."""
     from tritium.boards.bench_patch import small_dense_model
     from tritium.hw.accel_config import AccelConfig

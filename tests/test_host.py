@@ -186,7 +186,7 @@ def _corruptions(image):
 
 
 def test_chained_array_through_the_link():
-    """A chained array (hw/chain.py, as on the ulx3s preset): the link reads each result
+    """A chained array (hw/chain.py): the link reads each result
     gathered back along the slices, res_latency cycles after the address, and the real
     driver gets the reference's results and the ISA simulator's cycles."""
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16, thr_depth=8, weight_reg=True,

@@ -80,7 +80,7 @@ def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     assert cycles[:2] == isa_cycles == [compiled.io["cycles"]] * 2
 
 
-#: CFG as a chained array (hw/chain.py, the ulx3s preset's structure).
+#: CFG as a chained array (hw/chain.py).
 CHAIN_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "ternary"), act_bits=8,
                                       weight_depth=1024, thr_depth=128, weight_reg=True,
                                       addr_reg=True, chain=True), act_depth=8192, res_depth=16)
