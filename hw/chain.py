@@ -23,11 +23,13 @@ slice before it, one register stage later, and passes it on:
 
 Every net runs between neighbouring slices. Each slice writes its own raw results
 (``D_p``, for layers without output activations) into its own result memory, so no
-net gathers P results either; the host reads all P at one address (``res_addr``).
+net gathers P results either; the host's read address passes along the slices and
+the accumulator it selects comes back along them (``res_sel``, ``res_word``).
 
 The integers are those of the broadcast array (the PE contract in
 :mod:`tritium.hw.pe`). The latency is :attr:`HwConfig.latency`, which counts the
-chain: P cycles more than the broadcast array's with the same registers. The chain
+chain: P + 1 cycles more than the broadcast array's with the same registers (the
+slices, the vector register and a compare stage, :data:`CHAIN_COMPARE_STAGES`). The chain
 never stalls: ``inp.ready`` is 1 and ``out.ready`` must be held at 1 (the accelerator
 does: its output path takes a result every cycle).
 """
@@ -38,10 +40,11 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .config import ConfigError
-from .layouts import (NO_RW_CHECK, command_layout, threshold_load_signature, thresholds_layout,
-                      unpack_signed, weight_load_signature)
-from .pe import LaneOps, ShiftAccumulator
+from .layouts import (NO_RW_CHECK, command_layout, threshold_load_signature,
+                      weight_load_signature)
+from .pe import PE, ShiftAccumulator, weight_bank
 from .popcount import Popcount
+from .threshold import multi_threshold, threshold_memory
 from .toolchain import LUTRAM_OK_ATTR
 
 
@@ -218,40 +221,28 @@ class PEChain(wiring.Component):
         (wl, w_hit), (tl, t_hit) = wl, tl
         # Stage 1: the bank read; stage 2: the bank's output register (on ECP5 the block
         # RAM's own, boards/bram_outreg.py). The input word and controls follow.
-        bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, attrs=NO_RW_CHECK,
-                      init=self.init.words[f"weights_p{p}"] if self.init else [])
-        m.submodules[f"bank{p}"] = bank
+        m.submodules[f"bank{p}"] = bank = weight_bank(cfg, self.init, p)
         rd, wr = bank.read_port(), bank.write_port()
         m.d.comb += [rd.addr.eq(w_addr), rd.en.eq(1),
                      wr.en.eq(w_hit), wr.addr.eq(wl.addr), wr.data.eq(wl.data)]
         word = _reg(m, rd.data, f"w_{name}")
         ctl = _delay(m, ctl, 2, f"ctl_{name}", rst=rst)
         x = _delay(m, x, 2, f"x_{name}")
-        m.submodules[f"lanes{p}"] = lanes = LaneOps(cfg.simd, cfg.ops)
-        m.submodules[f"popcount{p}"] = pop = Popcount(cfg.simd, cfg.pipeline)
-        m.submodules[f"acc{p}"] = acc = ShiftAccumulator(
-            cfg.pop_bits, cfg.acc_bits, horner=cfg.bit_serial, negate=cfg.bit_serial,
-            double=cfg.bit_serial and cfg.ternary, double_default=1,
-            max_total=cfg.padded_fan_in, reset=rst)
+        m.submodules[f"pe{p}"] = pe = PE(cfg, reset=rst)
         ctl_acc = _delay(m, ctl, cfg.pipeline, f"ctl_{name}_pop", rst=rst)
         m.d.comb += [
-            lanes.x.eq(x), lanes.s.eq(word[:cfg.simd]),
-            lanes.m.eq(word[cfg.simd:] if cfg.ternary else 0), lanes.op.eq(ctl.op),
-            pop.i.eq(lanes.o), pop.en.eq(1),
-            acc.value.eq(pop.o), acc.en.eq(ctl_acc.valid), acc.clear.eq(ctl_acc.last),
-            acc.shl.eq(ctl_acc.shl), acc.neg.eq(ctl_acc.neg), acc.dbl.eq(ctl_acc.dbl),
+            pe.x.eq(x), pe.s.eq(word[:cfg.simd]), pe.m.eq(word[cfg.simd:] if cfg.ternary else 0),
+            pe.op.eq(ctl.op), pe.en.eq(1),
+            pe.step.eq(ctl_acc.valid), pe.clear.eq(ctl_acc.last), pe.shl.eq(ctl_acc.shl),
+            pe.neg.eq(ctl_acc.neg), pe.dbl.eq(ctl_acc.dbl),
         ]
         # Result stage: A and the result bus (Q, threshold set, result write) registered;
         # the bus passes on to the next slice from here.
         res = _reg(m, res_in, f"res_{name}")
-        a = _reg(m, acc.acc_next, f"a_{name}")
+        a = _reg(m, pe.acc_next, f"a_{name}")
         result = _reg(m, ctl_acc.valid & ctl_acc.last, f"result_{name}", rst=rst)
         # Threshold stage 1: D = A - Q and the threshold read; stage 2: both registered.
-        thr_mem = Memory(shape=thresholds_layout(cfg), depth=cfg.thr_depth, attrs=NO_RW_CHECK,
-                         init=[[unpack_signed(w, t * cfg.acc_bits, cfg.acc_bits)
-                                for t in range(cfg.n_thresholds)]
-                               for w in (self.init.words[f"thresholds_p{p}"] if self.init else [])])
-        m.submodules[f"thresholds{p}"] = thr_mem
+        m.submodules[f"thresholds{p}"] = thr_mem = threshold_memory(cfg, self.init, p)
         t_rd, t_wr = thr_mem.read_port(), thr_mem.write_port()
         m.d.comb += [t_rd.addr.eq(res.t_addr), t_rd.en.eq(1),
                      t_wr.en.eq(t_hit), t_wr.addr.eq(tl.addr),
@@ -275,9 +266,8 @@ class PEChain(wiring.Component):
         r_rd, r_wr = results.read_port(), results.write_port()
         m.d.comb += [r_wr.en.eq(valid & write[0]), r_wr.addr.eq(write[1:]), r_wr.data.eq(d),
                      r_rd.addr.eq(read_addr), self.res_data[p].eq(r_rd.data)]
-        hits = [d_cmp >= thr_cmp[t] for t in range(cfg.n_thresholds)]
         act = Signal(cfg.out_bits, name=f"act_{name}")
-        m.d.comb += act.eq(sum(hits) if len(hits) > 1 else hits[0])
+        m.d.comb += act.eq(multi_threshold(d_cmp, thr_cmp))
         vector = _reg(m, act if vector_in is None else Cat(vector_in, act), f"vector_{name}")
         tail_valid = _reg(m, valid_cmp, f"out_valid_{name}", rst=rst) if p == cfg.pe - 1 else None
         return res, vector, tail_valid, r_rd.data

@@ -98,7 +98,7 @@ class HwConfig:
         Chain the PEs (:mod:`tritium.hw.chain`): each PE slice takes the input word,
         its controls, the loads, ``Q`` and the activations gathered so far from the
         slice before it, one register stage later, instead of from nets that span
-        the array (P cycles of latency per RUN; arrays that cover a large device).
+        the array (P + 1 cycles of latency per RUN; arrays that cover a large device).
         Needs ``weight_reg`` and ``addr_reg``; only the accelerator builds it (not
         the stand-alone core of ``tritium generate``).
     pipeline : int or None

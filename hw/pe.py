@@ -231,6 +231,12 @@ def _delay(m, value, cycles, en, name, reset_less=False):
     return value
 
 
+def weight_bank(cfg, init, p):
+    """PE ``p``'s weight bank, with its words from ``init`` (a MemoryInit, or None)."""
+    return Memory(shape=cfg.weight_width, depth=cfg.weight_depth, attrs=NO_RW_CHECK,
+                  init=init.words[f"weights_p{p}"] if init else [])
+
+
 class PE(wiring.Component):
     """One processing element: lane op, popcount tree, shift-negate accumulator.
 
@@ -243,6 +249,9 @@ class PE(wiring.Component):
     cfg : HwConfig
     popcount_style : str
         ``"tree"`` (the design) or ``"chain"`` (naive baseline, benchmarks only).
+    reset : Value or None
+        The accumulator's reset besides ``clear`` (see :class:`ShiftAccumulator`): the
+        domain reset (``None``) or a local copy of it.
 
     Members
     -------
@@ -258,8 +267,8 @@ class PE(wiring.Component):
         Accumulator after this cycle's update.
     """
 
-    def __init__(self, cfg, popcount_style="tree"):
-        self.cfg, self.popcount_style = cfg, popcount_style
+    def __init__(self, cfg, popcount_style="tree", *, reset=None):
+        self.cfg, self.popcount_style, self.reset = cfg, popcount_style, reset
         s = cfg.simd
         super().__init__({
             "x": In(s), "s": In(s), "m": In(s), "op": In(2), "en": In(1),
@@ -275,7 +284,7 @@ class PE(wiring.Component):
         m.submodules.accumulator = acc = ShiftAccumulator(
             cfg.pop_bits, cfg.acc_bits, horner=cfg.bit_serial, negate=cfg.bit_serial,
             double=cfg.bit_serial and cfg.ternary, double_default=1,
-            max_total=cfg.padded_fan_in)
+            max_total=cfg.padded_fan_in, reset=self.reset)
         m.d.comb += [
             lanes.x.eq(self.x), lanes.s.eq(self.s), lanes.m.eq(self.m), lanes.op.eq(self.op),
             pop.i.eq(lanes.o), pop.en.eq(self.en),
@@ -349,9 +358,7 @@ class PEArray(wiring.Component):
         words = []
         writes = write_ports(m, self.wload, cfg, "wl")
         for p in range(cfg.pe):
-            bank = Memory(shape=cfg.weight_width, depth=cfg.weight_depth, attrs=NO_RW_CHECK,
-                          init=self.init.words[f"weights_p{p}"] if self.init else [])
-            m.submodules[f"bank{p}"] = bank
+            m.submodules[f"bank{p}"] = bank = weight_bank(cfg, self.init, p)
             rd, wr = bank.read_port(), bank.write_port()
             en, addr, data = writes[p]
             m.d.comb += [

@@ -75,12 +75,7 @@ class ThresholdUnit(wiring.Component):
                     m.d.sync += acc.eq(d1)
         writes = write_ports(m, self.tload, cfg, "tl")
         for p in range(cfg.pe):
-            layout = thresholds_layout(cfg)
-            words = self.init.words[f"thresholds_p{p}"] if self.init else []
-            mem = Memory(shape=layout, depth=cfg.thr_depth, attrs=NO_RW_CHECK,
-                         init=[[unpack_signed(w, t * cfg.acc_bits, cfg.acc_bits)
-                                for t in range(cfg.n_thresholds)] for w in words])
-            m.submodules[f"thresholds{p}"] = mem
+            m.submodules[f"thresholds{p}"] = mem = threshold_memory(cfg, self.init, p)
             rd, wr = mem.read_port(), mem.write_port()
             en, addr, data = writes[p]
             m.d.comb += [
@@ -91,7 +86,21 @@ class ThresholdUnit(wiring.Component):
             thr = Signal.like(rd.data, name=f"thr{p}", reset_less=True)
             with m.If(adv if every_step else adv & valid1):
                 m.d.sync += thr.eq(rd.data)
-            d = acc[p]
-            hits = [d >= thr[t] for t in range(cfg.n_thresholds)]
-            m.d.comb += self.o.payload.act[p].eq(sum(hits) if len(hits) > 1 else hits[0])
+            m.d.comb += self.o.payload.act[p].eq(multi_threshold(acc[p], thr))
         return m
+
+
+def threshold_memory(cfg, init, p):
+    """PE ``p``'s threshold memory, with its raw words from ``init`` (a MemoryInit, or
+    None) unpacked into signed thresholds."""
+    words = init.words[f"thresholds_p{p}"] if init else []
+    return Memory(shape=thresholds_layout(cfg), depth=cfg.thr_depth, attrs=NO_RW_CHECK,
+                  init=[[unpack_signed(w, t * cfg.acc_bits, cfg.acc_bits)
+                         for t in range(cfg.n_thresholds)] for w in words])
+
+
+def multi_threshold(d, thresholds):
+    """The activation of result ``d``: how many of ``thresholds`` (a register of a threshold
+    word) it reaches."""
+    hits = [d >= thresholds[t] for t in range(thresholds.shape().length)]
+    return sum(hits) if len(hits) > 1 else hits[0]
