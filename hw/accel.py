@@ -270,18 +270,18 @@ class Accelerator(wiring.Component):
                                      top=top_plane), [], []))
         else:
             plane = top_plane = Const(0)
-        outer = [
-            (d_px, [], []), (d_py, [], []),
-            # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
-            (d_tile, [tile_w.eq(tile_w + j + 1)], [tile_w.eq(0)]),
-            (d_ox, [], []), (d_oy, [], []),
-        ]
+        step_res = []
         if core.chain:
             # The result entry of each beat (the chain's slices write their own result
             # memories): out_base + pixel * tiles + tile, as the output path counts it.
             i_res_base = Signal(range(cfg.res_depth))
             step_res = [i_res_base.eq(i_res_base + r["tiles"])]
-            outer[3] = (d_ox, step_res, step_res)
+        outer = [
+            (d_px, [], []), (d_py, [], []),
+            # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
+            (d_tile, [tile_w.eq(tile_w + j + 1)], [tile_w.eq(0)]),
+            (d_ox, step_res, step_res), (d_oy, [], []),
+        ]
         last_c = d_c.last
         # The last beat of one accumulation (one PE result): every inner digit at its last
         # value. A register, set a step ahead from the inner digits' next flags, so the outer

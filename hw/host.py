@@ -1059,7 +1059,6 @@ class HostLink(wiring.Component):
         # out_ok is high two cycles after the last transfer, serial CRC bit or TX_PREP.
         v.out_ok, v.ti_last = Signal(name="out_ok"), Signal(name="ti_last")
         settled = ~(self.tx.valid & self.tx.ready) & ~v.ser.hold & ~v.tx_prep
-        ok1 = Signal(name="out_ok1")
         m.d.sync += [v.out.eq(out), v.ti_last.eq(ti + 1 == resp_len)]
         if core.chain:
             # The result read takes res_latency cycles more: out_ok waits for that many
@@ -1069,6 +1068,7 @@ class HostLink(wiring.Component):
             m.d.sync += [run.eq(Mux(settled, Mux(run == need, need, run + 1), 0)),
                          v.out_ok.eq(settled & (run >= need - 1))]
         else:
+            ok1 = Signal(name="out_ok1")
             m.d.sync += [ok1.eq(settled), v.out_ok.eq(ok1 & settled)]
 
     def _transmit(self, m, v):
