@@ -42,6 +42,7 @@ from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from . import bram
 from .bram_outreg import absorb_in_file
+from .floorplan import place_chain_rams_in_file
 from .platforms import get_board
 
 #: Bump when the cached build's layout or the top level changes meaning.
@@ -234,7 +235,8 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     top = BoardTop(board, cfg, init=init)
     log("elaborating the board top")
     t0 = time.monotonic()
-    plan = board.make_platform().prepare(top, name="top", **yosys_overrides(board.family, cfg))
+    platform = board.make_platform()
+    plan = platform.prepare(top, name="top", **yosys_overrides(board.family, cfg))
     plan.extract(work)
     cmds = _tool_commands(plan.files["build_top.sh"])
     timings = {}
@@ -245,6 +247,11 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
         rams, ffs = absorb_in_file(work / "top.json")
         log(f"block-RAM output registers: {ffs} flip-flops into {rams} DP16KD")
         extra["bram_output_registers"] = {"rams": rams, "flip_flops": ffs}
+        if cfg.core.chain:
+            placed = place_chain_rams_in_file(work / "top.json", platform.device, cfg.core.pe)
+            log(f"block-RAM floorplan: {placed} DP16KD of the {cfg.core.pe} chain slices pinned"
+                if placed else f"block-RAM floorplan: none for {platform.device}")
+            extra["floorplan_rams"] = placed
     nextpnr = "NEXTPNR_ICE40" if board.family == "ice40" else "NEXTPNR_ECP5"
     log(f"nextpnr: place and route (seed {seed})")
     args = [a for a in cmds[nextpnr] if a != "--quiet"]

@@ -45,7 +45,7 @@ from .layouts import (NO_RW_CHECK, command_layout, threshold_load_signature,
 from .pe import PE, ShiftAccumulator, weight_bank
 from .popcount import Popcount
 from .threshold import multi_threshold, threshold_memory
-from .toolchain import LUTRAM_OK_ATTR
+from .toolchain import COPY_ATTR, LUTRAM_OK_ATTR
 
 
 def result_write_layout(res_depth):
@@ -65,14 +65,24 @@ def chain_output_layout(cfg):
     return data.StructLayout({"act": data.ArrayLayout(unsigned(cfg.out_bits), cfg.pe)})
 
 
+#: Lanes per copy of a slice's lane-op register (a single register drove all 64 lanes'
+#: lane-op LUTs of a ULX3S slice: 7.95 ns of routing, the critical path).
+OP_GROUP_LANES = 16
+
 #: The controls on the input bus (beside the input word and the weight address).
 _CONTROLS = data.StructLayout({"valid": 1, "op": 2, "last": 1, "shl": 1, "neg": 1, "dbl": 1})
 
 
 def _reg(m, value, name, *, rst=None):
     """A register of ``value``, loaded every cycle; ``rst`` (a signal) clears it, or only
-    its ``valid`` field where it has one (data bits have no reset: cheaper in FPGAs)."""
-    reg = Signal.like(value, name=name, reset_less=True)
+    its ``valid`` field where it has one (data bits have no reset: cheaper in FPGAs).
+
+    Marked as a deliberate copy (:data:`COPY_ATTR`): slice ``p``'s own delay of a bus
+    (``x_s{p}_d0``) and the next slice's input register (``x_s{p+1}``) load the same value,
+    and synthesis would otherwise merge them, so that a slice computed with registers
+    of slices further down the chain (on the ULX3S: a 9.9 ns net from slice 7's controls
+    into slice 10's popcount, 74.9 MHz)."""
+    reg = Signal.like(value, name=name, reset_less=True, attrs={COPY_ATTR: 1})
     m.d.sync += reg.eq(value)
     if rst is not None:
         target = reg.valid if hasattr(reg, "valid") else reg
@@ -226,13 +236,17 @@ class PEChain(wiring.Component):
         m.d.comb += [rd.addr.eq(w_addr), rd.en.eq(1),
                      wr.en.eq(w_hit), wr.addr.eq(wl.addr), wr.data.eq(wl.data)]
         word = _reg(m, rd.data, f"w_{name}")
-        ctl = _delay(m, ctl, 2, f"ctl_{name}", rst=rst)
+        ctl_b = _reg(m, ctl, f"ctl_{name}_d0", rst=rst)
+        ctl = _reg(m, ctl_b, f"ctl_{name}_d1", rst=rst)
         x = _delay(m, x, 2, f"x_{name}")
-        m.submodules[f"pe{p}"] = pe = PE(cfg, reset=rst)
+        # The lane op drives every lane: one register copy per OP_GROUP_LANES lanes.
+        groups = max(1, cfg.simd // OP_GROUP_LANES)
+        ops = [_reg(m, ctl_b.op, f"op_{name}_g{g}") for g in range(groups)]
+        m.submodules[f"pe{p}"] = pe = PE(cfg, reset=rst, op_groups=groups)
         ctl_acc = _delay(m, ctl, cfg.pipeline, f"ctl_{name}_pop", rst=rst)
         m.d.comb += [
             pe.x.eq(x), pe.s.eq(word[:cfg.simd]), pe.m.eq(word[cfg.simd:] if cfg.ternary else 0),
-            pe.op.eq(ctl.op), pe.en.eq(1),
+            pe.op.eq(Cat(*ops)), pe.en.eq(1),
             pe.step.eq(ctl_acc.valid), pe.clear.eq(ctl_acc.last), pe.shl.eq(ctl_acc.shl),
             pe.neg.eq(ctl_acc.neg), pe.dbl.eq(ctl_acc.dbl),
         ]
@@ -278,7 +292,7 @@ def _load_reg(m, load, name, rst, p):
     ``p``'s memory, registered beside it (``load.en & load.bank == p``: no decode between
     the register and the block RAMs); ``rst`` clears both enables."""
     reg = Signal.like(load, name=name, reset_less=True)
-    hit = Signal(name=f"{name}_hit")
+    hit = Signal(name=f"{name}_hit", reset_less=True)   # ``rst`` clears it, not the domain reset
     m.d.sync += [reg.eq(load), hit.eq(load.en & (load.bank == p))]
     with m.If(rst):
         m.d.sync += [reg.en.eq(0), hit.eq(0)]

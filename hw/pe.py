@@ -65,23 +65,37 @@ class LaneOps(wiring.Component):
     -------
     x, s, m : In(simd)
         Broadcast input, sign word and mask word.
-    op : In(2)
-        Op code of this cycle.
+    op : In(2 * op_groups)
+        Op code of this cycle; with ``op_groups`` > 1 one copy per group of
+        about ``simd / op_groups`` lanes (group ``g``: lanes ``g * simd // op_groups`` up
+        to the next group's first; its op in bits ``2g, 2g + 1``), so that
+        a register copy per group can drive it (a PE's op drives every lane).
     o : Out(simd)
         Lane word.
     """
 
-    def __init__(self, simd, ops):
-        self.simd, self.ops = simd, tuple(ops)
-        super().__init__({"x": In(simd), "s": In(simd), "m": In(simd), "op": In(2), "o": Out(simd)})
+    def __init__(self, simd, ops, op_groups=1):
+        self.simd, self.ops, self.op_groups = simd, tuple(ops), op_groups
+        super().__init__({"x": In(simd), "s": In(simd), "m": In(simd), "op": In(2 * op_groups),
+                          "o": Out(simd)})
 
     def elaborate(self, platform):
         m = Module()
-        out = lane_function(self.ops[0], self.x, self.s, self.m)
-        for op in self.ops[1:]:
-            out = Mux(self.op == op, lane_function(op, self.x, self.s, self.m), out)
-        m.d.comb += self.o.eq(out)
+        if self.op_groups == 1:
+            m.d.comb += self.o.eq(self._lanes(self.op, self.x, self.s, self.m))
+            return m
+        for g in range(self.op_groups):
+            lanes = slice(g * self.simd // self.op_groups, (g + 1) * self.simd // self.op_groups)
+            m.d.comb += self.o[lanes].eq(self._lanes(self.op[2 * g:2 * g + 2], self.x[lanes],
+                                                     self.s[lanes], self.m[lanes]))
         return m
+
+    def _lanes(self, op_code, x, s, w_m):
+        """The lane word of ``x``, ``s``, ``w_m`` under ``op_code``."""
+        out = lane_function(self.ops[0], x, s, w_m)
+        for op in self.ops[1:]:
+            out = Mux(op_code == op, lane_function(op, x, s, w_m), out)
+        return out
 
 
 class ShiftAccumulator(wiring.Component):
@@ -155,13 +169,21 @@ class ShiftAccumulator(wiring.Component):
             addend = Mux(self.dbl, self.value << 1, self.value)
         else:
             addend = self.value << self.double_default
-        if self.negate:
-            addend = Mux(self.neg, -addend, addend)
         # No reset multiplexer in front of the register: the domain reset and
         # ``clear`` share the flip-flops' synchronous reset pin.
         acc = Signal(signed(self.acc_bits), name="acc_reg", reset_less=True)
         base = Mux(self.shl, acc << 1, acc) if self.horner else acc
-        m.d.comb += [self.acc_next.eq(base + addend), self.acc.eq(acc)]
+        if self.negate:
+            # base - addend = base + ~addend + 1 in one carry chain: a low bit of ``neg``
+            # in both operands makes the carry-in (no negating adder in front of the sum).
+            w = self.acc_bits
+            term = Signal(w, name="addend")
+            m.d.comb += term.eq(addend)
+            total = Cat(self.neg, base[:w]) + Cat(self.neg, term ^ self.neg.replicate(w))
+            m.d.comb += self.acc_next.eq(total[1:w + 1])
+        else:
+            m.d.comb += self.acc_next.eq(base + addend)
+        m.d.comb += self.acc.eq(acc)
         with m.If((self.en & self.clear) | self._reset()):
             m.d.sync += acc.eq(0)
         with m.Elif(self.en):
@@ -252,13 +274,15 @@ class PE(wiring.Component):
     reset : Value or None
         The accumulator's reset besides ``clear`` (see :class:`ShiftAccumulator`): the
         domain reset (``None``) or a local copy of it.
+    op_groups : int
+        Copies of ``op``, each driving ``simd // op_groups`` lanes (:class:`LaneOps`).
 
     Members
     -------
     x, s, m : In(simd)
         Broadcast input, sign and mask words (registered weight-bank output).
-    op : In(2)
-        Lane op code, aligned with ``x``.
+    op : In(2 * op_groups)
+        Lane op code, aligned with ``x`` (one copy per op group).
     en : In(1)
         Pipeline clock enable.
     step, clear, shl, neg, dbl : In(1)
@@ -267,11 +291,12 @@ class PE(wiring.Component):
         Accumulator after this cycle's update.
     """
 
-    def __init__(self, cfg, popcount_style="tree", *, reset=None):
+    def __init__(self, cfg, popcount_style="tree", *, reset=None, op_groups=1):
         self.cfg, self.popcount_style, self.reset = cfg, popcount_style, reset
+        self.op_groups = op_groups
         s = cfg.simd
         super().__init__({
-            "x": In(s), "s": In(s), "m": In(s), "op": In(2), "en": In(1),
+            "x": In(s), "s": In(s), "m": In(s), "op": In(2 * op_groups), "en": In(1),
             "step": In(1), "clear": In(1), "shl": In(1), "neg": In(1), "dbl": In(1),
             "acc_next": Out(signed(cfg.acc_bits)),
         })
@@ -279,7 +304,7 @@ class PE(wiring.Component):
     def elaborate(self, platform):
         cfg = self.cfg
         m = Module()
-        m.submodules.lanes = lanes = LaneOps(cfg.simd, cfg.ops)
+        m.submodules.lanes = lanes = LaneOps(cfg.simd, cfg.ops, self.op_groups)
         m.submodules.popcount = pop = Popcount(cfg.simd, cfg.pipeline, self.popcount_style)
         m.submodules.accumulator = acc = ShiftAccumulator(
             cfg.pop_bits, cfg.acc_bits, horner=cfg.bit_serial, negate=cfg.bit_serial,

@@ -22,17 +22,20 @@ PRESETS = {
         act_depth=256, prog_depth=256, res_depth=128, store_depth=16384),
     # ECP5-85F: 2048 lanes, binary and ternary weights, every memory in the 208 block RAMs
     # (18 kbit): weight banks 32 x 512 x 128 bits take 128 of them, the activation
-    # buffers 16, thresholds 32 (yosys: 201 DP16KD in all); TFC / SFC (binary or
+    # buffers 16, thresholds 32 (yosys: 179 DP16KD in all; each chain slice keeps its raw
+    # results in LUT RAM); TFC / SFC (binary or
     # ternary) fit, LFC and CNV do not (the 2048-word banks they need took 8.4 Mbit).
     # weight_reg: a register after the weight banks (one cycle per RUN) takes the block
     # RAMs' clock-to-output time off the lane-op / popcount path (100 MHz target).
     # addr_reg: a register copy of the weight address per bank (one cycle per RUN): one
     # flip-flop drove all 128 weight block RAMs' addresses (24.7 ns of routing).
-    # chain (hw/chain.py) is not set yet: it routed at 79.5 MHz with seed 3 but seed 1 did
-    # not route in 50 minutes (docs/boards.md, session 9).
+    # chain (hw/chain.py): the PEs in a systolic chain, every net between neighbouring
+    # slices, each slice's block RAMs pinned beside its neighbours' (boards/floorplan.py);
+    # the broadcast array routed at 59.7 MHz (docs/boards.md, sessions 9 and 10).
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
-                      weight_depth=512, thr_depth=256, weight_reg=True, addr_reg=True),
+                      weight_depth=512, thr_depth=256, weight_reg=True, addr_reg=True,
+                      chain=True),
         act_depth=2048, prog_depth=128, res_depth=64),
 }
 

@@ -79,7 +79,8 @@ CHAIN = {"weight_reg": True, "addr_reg": True, "chain": True}
 
 @pytest.mark.parametrize("arch, shape, act, kind, pe, simd", [
     ("tfc", (5, 5, 1), "bipolar", "ternary", 5, 20), ("tfc", (5, 5, 1), "int4", "ternary", 4, 16),
-    ("sfc", (4, 4, 1), "uint8", "binary", 8, 16), ("cnn", (8, 8, 1), "uint8", "binary", 4, 16)])
+    ("sfc", (4, 4, 1), "uint8", "binary", 8, 16), ("cnn", (8, 8, 1), "uint8", "binary", 4, 16),
+    ("tfc", (6, 6, 1), "int4", "ternary", 3, 36)])       # two lane-op copies per slice
 def test_chained_array(arch, shape, act, kind, pe, simd):
     """The chained array (hw/chain.py): each slice's bank, thresholds and result memory, the
     counter Q from the head, the activation vector from the tail (convolution, padding,

@@ -256,6 +256,8 @@ def test_ulx3s_build_with_block_ram_output_registers_patches_and_verifies(tmp_pa
     report = json.loads(capsys.readouterr().out)
     # Two banks of 32-bit words (16 sign + 16 mask bits): one 36-bit block RAM each.
     assert report["bram_output_registers"] == {"rams": 2, "flip_flops": 64}
+    # The floorplan pins each slice's weight bank and thresholds (boards/floorplan.py).
+    assert report["floorplan_rams"] == 4
     assert report["patched"] and report["rams_verified"] > 0
     assert Path(report["bitstream"]).suffix == ".bit" and Path(report["bitstream"]).is_file()
 

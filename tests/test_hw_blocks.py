@@ -101,8 +101,41 @@ def test_lane_ops(ops):
     simulate(dut, bench)
 
 
-def test_shift_accumulator_horner_negate_double():
-    dut = ShiftAccumulator(6, 16)
+@pytest.mark.parametrize("simd, groups", [(64, 4), (20, 3)])
+def test_lane_ops_with_an_op_copy_per_lane_group(simd, groups):
+    """With op_groups, each group of lanes follows its own copy of the op (the chain's
+    slices drive them from one register each): a different op per group gives each
+    group's lanes that op's function."""
+    ops = (OP_MXNOR, OP_AND_S, OP_AND_M)
+    dut = LaneOps(simd, ops, groups)
+    rng = random.Random(9)
+    bounds = [g * simd // groups for g in range(groups + 1)]
+
+    async def bench(ctx):
+        for _ in range(40):
+            x, s, m = (rng.getrandbits(simd) for _ in range(3))
+            s &= m
+            codes = [rng.choice(ops) for _ in range(groups)]
+            ctx.set(dut.x, x)
+            ctx.set(dut.s, s)
+            ctx.set(dut.m, m)
+            ctx.set(dut.op, sum(c << (2 * g) for g, c in enumerate(codes)))
+            await ctx.delay(1e-9)
+            out = ctx.get(dut.o)
+            for g, code in enumerate(codes):
+                lo, hi = bounds[g], bounds[g + 1]
+                mask = ((1 << hi) - 1) ^ ((1 << lo) - 1)
+                assert out & mask == lane_function(code, x, s, m) & mask
+
+    simulate(dut, bench)
+
+
+@pytest.mark.parametrize("acc_bits", [16, 8])
+def test_shift_accumulator_horner_negate_double(acc_bits):
+    """Every step against the integer model; with 8 bits the sums wrap (two's complement),
+    which checks the subtraction's carry-in across the whole register."""
+    dut = ShiftAccumulator(6, acc_bits)
+    wrap = 1 << acc_bits
     rng = random.Random(3)
 
     async def bench(ctx):
@@ -113,6 +146,7 @@ def test_shift_accumulator_horner_negate_double():
                      for _ in range(rng.randrange(1, 6))]
             for k, (v, shl, neg, dbl) in enumerate(steps):
                 model = (2 * model if shl else model) + (-1) ** neg * (v << dbl)
+                model = (model + wrap // 2) % wrap - wrap // 2
                 ctx.set(dut.value, v)
                 ctx.set(dut.shl, shl)
                 ctx.set(dut.neg, neg)
