@@ -97,10 +97,12 @@ def place_chain_rams(netlist, device, slices):
         if not rams:
             continue
         counts = {len(names) for names in rams.values()}
-        if sorted(rams) != list(range(slices)) or len(counts) != 1:
+        found = sorted(rams)
+        if found != list(range(slices)) or len(counts) != 1:
+            shown = str(found) if len(found) <= 8 else f"{found[:4]}... ({len(found)} in all)"
             raise TritiumError(
                 f"block-RAM floorplan: expected slices 0..{slices - 1} with the same number "
-                f"of block RAMs each, found slices {sorted(rams)[:4]}... with {sorted(counts)}")
+                f"of block RAMs each, found slices {shown} with {sorted(counts)}")
         per_slice = counts.pop()
         sites = chain_sites(device, slices, per_slice)
         cells = module["cells"]

@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from .config import ConfigError
 from .layouts import (NO_RW_CHECK, command_layout, threshold_load_signature,
                       weight_load_signature)
-from .pe import PE, ShiftAccumulator, weight_bank
+from .pe import PE, ShiftAccumulator, accumulator_options, weight_bank
 from .popcount import Popcount
 from .threshold import multi_threshold, threshold_memory
 from .toolchain import COPY_ATTR, LUTRAM_OK_ATTR
@@ -69,8 +69,20 @@ def chain_output_layout(cfg):
 #: lane-op LUTs of a ULX3S slice: 7.95 ns of routing, the critical path).
 OP_GROUP_LANES = 16
 
-#: The controls on the input bus (beside the input word and the weight address).
-_CONTROLS = data.StructLayout({"valid": 1, "op": 2, "last": 1, "shl": 1, "neg": 1, "dbl": 1})
+def _acc_controls(cfg):
+    """The controls a slice's accumulator takes, ``pipeline`` cycles after the lane op:
+    ``valid``, ``last``, and those of ``shl``, ``neg``, ``dbl`` its PE implements (only what
+    a slice reads travels: the chain's registers are kept, unread ones too)."""
+    options = accumulator_options(cfg)
+    used = {"shl": options["horner"], "neg": options["negate"], "dbl": options["double"]}
+    return data.StructLayout({"valid": 1, "last": 1, **{f: 1 for f, on in used.items() if on}})
+
+
+def _controls(cfg):
+    """The controls on the input bus (beside the input word and the weight address): the
+    lane op where the PE has more than one, and the accumulator's."""
+    lane_op = {"op": 2} if len(cfg.ops) > 1 else {}
+    return data.StructLayout({**lane_op, **_acc_controls(cfg).members})
 
 
 def _reg(m, value, name, *, rst=None):
@@ -159,9 +171,10 @@ class PEChain(wiring.Component):
         res_layout = data.StructLayout({"q": signed(cfg.acc_bits), "t_addr": cfg.t_addr_bits,
                                         "en": 1, "addr": len(pay.res.addr)})
         # The input bus: controls, weight address and input word.
-        ctl = Signal(_CONTROLS)
-        m.d.comb += [ctl.valid.eq(self.inp.valid), ctl.op.eq(cmd.op), ctl.last.eq(cmd.last),
-                     ctl.shl.eq(cmd.shl), ctl.neg.eq(cmd.neg), ctl.dbl.eq(cmd.dbl)]
+        ctl = Signal(_controls(cfg))
+        m.d.comb += ctl.valid.eq(self.inp.valid)
+        m.d.comb += [getattr(ctl, f).eq(getattr(cmd, f)) for f in ctl.shape().members
+                     if f != "valid"]
         x, w_addr = pay.x, cmd.w_addr
         wl = Signal(_load_layout(weight_load_signature(cfg)))
         tl = Signal(_load_layout(threshold_load_signature(cfg)))
@@ -236,19 +249,23 @@ class PEChain(wiring.Component):
         m.d.comb += [rd.addr.eq(w_addr), rd.en.eq(1),
                      wr.en.eq(w_hit), wr.addr.eq(wl.addr), wr.data.eq(wl.data)]
         word = _reg(m, rd.data, f"w_{name}")
-        ctl_b = _reg(m, ctl, f"ctl_{name}_d0", rst=rst)
-        ctl = _reg(m, ctl_b, f"ctl_{name}_d1", rst=rst)
+        ctl = _reg(m, ctl, f"ctl_{name}_d0", rst=rst)
         x = _delay(m, x, 2, f"x_{name}")
-        # The lane op drives every lane: one register copy per OP_GROUP_LANES lanes.
-        groups = max(1, cfg.simd // OP_GROUP_LANES)
-        ops = [_reg(m, ctl_b.op, f"op_{name}_g{g}") for g in range(groups)]
+        # The lane op drives every lane: one register copy per OP_GROUP_LANES lanes, beside
+        # the accumulator controls' register (only those go on to the accumulator).
+        groups = max(1, cfg.simd // OP_GROUP_LANES) if len(cfg.ops) > 1 else 1
+        ops = [_reg(m, ctl.op, f"op_{name}_g{g}") for g in range(groups)] if len(cfg.ops) > 1 else []
+        acc_layout = _acc_controls(cfg)
+        acc_ctl = Signal(acc_layout)
+        m.d.comb += [getattr(acc_ctl, f).eq(getattr(ctl, f)) for f in acc_layout.members]
+        ctl_acc = _delay(m, _reg(m, acc_ctl, f"ctl_{name}_d1", rst=rst), cfg.pipeline,
+                         f"ctl_{name}_pop", rst=rst)
         m.submodules[f"pe{p}"] = pe = PE(cfg, reset=rst, op_groups=groups)
-        ctl_acc = _delay(m, ctl, cfg.pipeline, f"ctl_{name}_pop", rst=rst)
         m.d.comb += [
             pe.x.eq(x), pe.s.eq(word[:cfg.simd]), pe.m.eq(word[cfg.simd:] if cfg.ternary else 0),
-            pe.op.eq(Cat(*ops)), pe.en.eq(1),
-            pe.step.eq(ctl_acc.valid), pe.clear.eq(ctl_acc.last), pe.shl.eq(ctl_acc.shl),
-            pe.neg.eq(ctl_acc.neg), pe.dbl.eq(ctl_acc.dbl),
+            pe.op.eq(Cat(*ops)), pe.en.eq(1), pe.step.eq(ctl_acc.valid), pe.clear.eq(ctl_acc.last),
+            *(getattr(pe, f).eq(getattr(ctl_acc, f)) for f in acc_layout.members
+              if f not in ("valid", "last")),
         ]
         # Result stage: A and the result bus (Q, threshold set, result write) registered;
         # the bus passes on to the next slice from here.
@@ -271,7 +288,6 @@ class PEChain(wiring.Component):
         # compare (on ECP5 the thresholds' register is the block RAM's output register,
         # whose output took 7.8 ns of routing to the compare's carry chain).
         d_cmp, thr_cmp = _reg(m, d, f"d_cmp_{name}"), _reg(m, thr, f"thr_cmp_{name}")
-        valid_cmp = _reg(m, valid, f"valid_cmp_{name}", rst=rst)
         # The slice's result memory: the raw results of RUNs without output activations,
         # read by the host.
         results = Memory(shape=signed(cfg.acc_bits), depth=self.res_depth, init=[],
@@ -283,7 +299,10 @@ class PEChain(wiring.Component):
         act = Signal(cfg.out_bits, name=f"act_{name}")
         m.d.comb += act.eq(multi_threshold(d_cmp, thr_cmp))
         vector = _reg(m, act if vector_in is None else Cat(vector_in, act), f"vector_{name}")
-        tail_valid = _reg(m, valid_cmp, f"out_valid_{name}", rst=rst) if p == cfg.pe - 1 else None
+        tail_valid = None
+        if p == cfg.pe - 1:     # the output's valid bit: the compare stage, then the vector's
+            valid_cmp = _reg(m, valid, f"valid_cmp_{name}", rst=rst)
+            tail_valid = _reg(m, valid_cmp, f"out_valid_{name}", rst=rst)
         return res, vector, tail_valid, r_rd.data
 
 

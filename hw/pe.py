@@ -81,9 +81,6 @@ class LaneOps(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        if self.op_groups == 1:
-            m.d.comb += self.o.eq(self._lanes(self.op, self.x, self.s, self.m))
-            return m
         for g in range(self.op_groups):
             lanes = slice(g * self.simd // self.op_groups, (g + 1) * self.simd // self.op_groups)
             m.d.comb += self.o[lanes].eq(self._lanes(self.op[2 * g:2 * g + 2], self.x[lanes],
@@ -208,6 +205,14 @@ class ShiftAccumulator(wiring.Component):
         return m
 
 
+def accumulator_options(cfg):
+    """Which of :class:`ShiftAccumulator`'s ``horner`` (``shl``), ``negate`` (``neg``) and
+    ``double`` (``dbl``) a PE of ``cfg`` implements: all with bit-serial inputs, doubling
+    only with ternary weights too."""
+    return {"horner": cfg.bit_serial, "negate": cfg.bit_serial,
+            "double": cfg.bit_serial and cfg.ternary}
+
+
 #: The command fields (and the valid bit) a PE needs: ``op`` with the input word, the
 #: accumulator controls ``cfg.pipeline`` cycles later.
 PE_CONTROLS = StructLayout({"valid": 1, "op": 2, "last": 1, "shl": 1, "neg": 1, "dbl": 1})
@@ -275,7 +280,7 @@ class PE(wiring.Component):
         The accumulator's reset besides ``clear`` (see :class:`ShiftAccumulator`): the
         domain reset (``None``) or a local copy of it.
     op_groups : int
-        Copies of ``op``, each driving ``simd // op_groups`` lanes (:class:`LaneOps`).
+        Copies of ``op``, each driving about ``simd / op_groups`` lanes (:class:`LaneOps`).
 
     Members
     -------
@@ -307,8 +312,7 @@ class PE(wiring.Component):
         m.submodules.lanes = lanes = LaneOps(cfg.simd, cfg.ops, self.op_groups)
         m.submodules.popcount = pop = Popcount(cfg.simd, cfg.pipeline, self.popcount_style)
         m.submodules.accumulator = acc = ShiftAccumulator(
-            cfg.pop_bits, cfg.acc_bits, horner=cfg.bit_serial, negate=cfg.bit_serial,
-            double=cfg.bit_serial and cfg.ternary, double_default=1,
+            cfg.pop_bits, cfg.acc_bits, **accumulator_options(cfg), double_default=1,
             max_total=cfg.padded_fan_in, reset=self.reset)
         m.d.comb += [
             lanes.x.eq(self.x), lanes.s.eq(self.s), lanes.m.eq(self.m), lanes.op.eq(self.op),

@@ -94,6 +94,17 @@ def test_chained_array(arch, shape, act, kind, pe, simd):
     check(model, cfg, random_inputs(model, 2, seed=1))
 
 
+def test_chained_array_with_one_lane_op_and_no_bit_serial_controls():
+    """A binary-only chain with bipolar inputs: its slices carry no lane op and no
+    shl / neg / dbl (nothing reads them), only valid and last; still bit-exact."""
+    model = random_model("tfc", (5, 5, 1), "bipolar", weight_kind="binary", seed=12)
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_kinds=("binary",), act_bits=1,
+                                    weight_depth=256, thr_depth=64, **CHAIN),
+                      act_depth=256, res_depth=16)
+    assert len(cfg.core.ops) == 1 and not cfg.core.bit_serial
+    check(model, cfg, random_inputs(model, 2, seed=3))
+
+
 def test_batched_run():
     model = random_model("tfc", (4, 4, 1), "bipolar", seed=8)
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=256, thr_depth=64),

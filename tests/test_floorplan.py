@@ -171,3 +171,11 @@ def test_the_chains_slice_registers_survive_synthesis(tmp_path):
     x_bus = re.compile(r"x_s\d+(_d0)?$|x(\$\d+)?$")
     flops = [n.split("_TRELLIS_FF")[0] for n, c in cells.items() if c["type"] == "TRELLIS_FF"]
     assert sum(bool(x_bus.match(n)) for n in flops) == 3 * 3 * cfg.simd
+    # A kept register is never removed: none may be left without a reader.
+    module = json.loads((tmp_path / "top.json").read_text())["modules"]["top"]
+    read = {b for c in module["cells"].values() for pin, bits in c["connections"].items()
+            if c["port_directions"].get(pin) == "input" for b in bits}
+    read |= {b for port in module["ports"].values() for b in port["bits"]}
+    unread = [n for n, c in cells.items()
+              if c["type"] == "TRELLIS_FF" and c["connections"]["Q"][0] not in read]
+    assert unread == []
