@@ -40,8 +40,49 @@ async def load(ctx, dut, compiled):
                      [(a, w) for a, w in enumerate(compiled.store_words) if w])
 
 
-async def run_once(ctx, dut, compiled, words, max_cycles):
-    """Write one program run's input, start, wait for done; returns (entries, cycles)."""
+def segment_writes(compiled):
+    """The host's writes before each program run of a batch, after :func:`load`.
+
+    One dict per run (:meth:`~tritium.sw.compiler.Compiled.runs`): ``program`` (the
+    words, or None when the program memory already holds them), ``weights`` and
+    ``thresholds`` (per bank, the ``(address, word)`` writes that turn the previous
+    run's images into this run's: after the last run of a batch comes the first of
+    the next) and ``input`` (``(first, end)`` of the packed input words written into
+    buffer 0 from address 0, or None). A model that runs once needs no writes but its
+    input.
+    """
+    runs = compiled.runs()
+    images = [(run.program, run.weight_banks, threshold_words(compiled.segment(k)))
+              for k, run in enumerate(runs)]
+    out = []
+    for k, run in enumerate(runs):
+        prev, cur = images[k - 1], images[k]
+        out.append({
+            "program": None if len(runs) == 1 else list(cur[0]),
+            "weights": [[(a, w) for a, (v, w) in enumerate(zip(old, new)) if v != w]
+                        for old, new in zip(prev[1], cur[1])],
+            "thresholds": [[(a, w) for a, (v, w) in enumerate(zip(old, new)) if v != w]
+                           for old, new in zip(prev[2], cur[2])],
+            "input": run.input_words,
+        })
+    return out
+
+
+async def write_segment(ctx, dut, writes):
+    """Apply one entry of :func:`segment_writes` (program, banks, thresholds)."""
+    if writes["program"] is not None:
+        await _write(ctx, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(writes["program"]))
+    for p, items in enumerate(writes["weights"]):
+        ctx.set(dut.wload.bank, p)
+        await _write(ctx, dut.wload.en, dut.wload.addr, dut.wload.data, items)
+    for p, items in enumerate(writes["thresholds"]):
+        ctx.set(dut.tload.bank, p)
+        await _write(ctx, dut.tload.en, dut.tload.addr, dut.tload.data.as_value(), items)
+
+
+async def run_once(ctx, dut, compiled, words, max_cycles, read=True):
+    """Write one program run's input, start, wait for done; returns (entries, cycles)
+    (entries: the result memory's, none without ``read``)."""
     await _write(ctx, dut.act_we, dut.act_addr, dut.act_data, enumerate(words))
     ctx.set(dut.start, 1)
     await ctx.tick()
@@ -56,7 +97,7 @@ async def run_once(ctx, dut, compiled, words, max_cycles):
         raise RuntimeError(f"accelerator not done after {max_cycles} cycles")
     o = compiled.io["output"]
     entries = []
-    for e in range(o["h"] * o["w"] * o["tiles"]):
+    for e in range(o["h"] * o["w"] * o["tiles"] if read else 0):
         ctx.set(dut.res_addr, o["res_base"] + e)
         await ctx.tick().repeat(compiled.config.res_latency)
         entries.append([int(v) for v in ctx.get(dut.res_data)])
@@ -64,7 +105,8 @@ async def run_once(ctx, dut, compiled, words, max_cycles):
 
 
 def run_amaranth(compiled, values, max_cycles=None):
-    """Run inputs on the RTL in the Amaranth simulator: (accumulators, cycles per run).
+    """Run inputs on the RTL in the Amaranth simulator: (accumulators, cycles per batch:
+    its program run's, or the sum over its segments' runs).
 
     ``max_cycles`` per run defaults to twice the compiled cycle model plus a
     margin, so a design that never finishes fails quickly.
@@ -74,15 +116,23 @@ def run_amaranth(compiled, values, max_cycles=None):
                                                  + len(compiled.program))
         max_cycles = 2 * expected + 100
     dut = Accelerator(compiled.config)
-    runs = pack_input(compiled, values)
+    batches = pack_input(compiled, values)
+    segments = segment_writes(compiled)
     results, cycles = [], []
 
     async def bench(ctx):
         await load(ctx, dut, compiled)
-        for words in runs:
-            entries, n = await run_once(ctx, dut, compiled, words, max_cycles)
+        for i, words in enumerate(batches):
+            total = 0
+            for k, writes in enumerate(segments):
+                if len(segments) > 1 and (i or k):
+                    await write_segment(ctx, dut, writes)
+                part = [] if writes["input"] is None else words[slice(*writes["input"])]
+                entries, n = await run_once(ctx, dut, compiled, part, max_cycles,
+                                            read=k == len(segments) - 1)
+                total += n
             results.append(entries)
-            cycles.append(n)
+            cycles.append(total)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

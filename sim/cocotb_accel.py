@@ -2,10 +2,12 @@
 
 Run by :func:`tritium.sim.runner.run_accel_cocotb`, never imported by pytest
 directly. The job (JSON file named by ``TRITIUM_JOB``) holds the program, the
-weight and threshold writes and the input words of every program run; the
-testbench loads them through the host ports, starts each run, waits for
-``done`` (the simulator runs freely, no Python per cycle) and writes the
-result-memory entries and the cycle counter of each run to ``TRITIUM_RESULT``.
+weight and threshold writes, the input words of every batch and, for a model
+that runs in segments, the writes before each of its program runs
+(:func:`tritium.sim.accel_sim.segment_writes`); the testbench loads them
+through the host ports, starts each run, waits for ``done`` (the simulator
+runs freely, no Python per cycle) and writes the result-memory entries and
+the cycle count of each batch to ``TRITIUM_RESULT``.
 """
 
 import json
@@ -24,6 +26,19 @@ async def _write(dut, en, addr, data, items):
     en.value = 0
 
 
+async def _load_memories(dut, seg):
+    """Program, weight-bank and threshold writes: the job's first load, or those before
+    one program run of a segmented model."""
+    if seg["program"] is not None:
+        await _write(dut, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(seg["program"]))
+    for bank, writes in enumerate(seg["weights"]):
+        dut.wload__bank.value = bank
+        await _write(dut, dut.wload__en, dut.wload__addr, dut.wload__data, writes)
+    for bank, writes in enumerate(seg["thresholds"]):
+        dut.tload__bank.value = bank
+        await _write(dut, dut.tload__en, dut.tload__addr, dut.tload__data, writes)
+
+
 @cocotb.test()
 async def run_job(dut):
     with open(os.environ["TRITIUM_JOB"]) as f:
@@ -40,26 +55,27 @@ async def run_job(dut):
     await FallingEdge(dut.clk)
     dut.rst.value = 0
 
-    await _write(dut, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(job["program"]))
-    for bank, writes in enumerate(job["weights"]):
-        dut.wload__bank.value = bank
-        await _write(dut, dut.wload__en, dut.wload__addr, dut.wload__data, writes)
-    for bank, writes in enumerate(job["thresholds"]):
-        dut.tload__bank.value = bank
-        await _write(dut, dut.tload__en, dut.tload__addr, dut.tload__data, writes)
+    await _load_memories(dut, job)
     if job["store"]:
         await _write(dut, dut.sload__en, dut.sload__addr, dut.sload__data, job["store"])
 
     results = []
-    for words in job["runs"]:
-        await _write(dut, dut.act_we, dut.act_addr, dut.act_data, enumerate(words))
-        await FallingEdge(dut.clk)
-        dut.start.value = 1
-        await FallingEdge(dut.clk)
-        dut.start.value = 0
-        if not (int(dut.done.value) or int(dut.error.value)):
-            await with_timeout(RisingEdge(dut.done), job["timeout_ns"], "ns")
-        assert not int(dut.error.value), f"accelerator error {int(dut.error_code.value)}"
+    segments = job["segments"]
+    for i, words in enumerate(job["runs"]):
+        cycles = 0
+        for k, seg in enumerate(segments):
+            if len(segments) > 1 and (i or k):
+                await _load_memories(dut, seg)
+            part = [] if seg["input"] is None else words[slice(*seg["input"])]
+            await _write(dut, dut.act_we, dut.act_addr, dut.act_data, enumerate(part))
+            await FallingEdge(dut.clk)
+            dut.start.value = 1
+            await FallingEdge(dut.clk)
+            dut.start.value = 0
+            if not (int(dut.done.value) or int(dut.error.value)):
+                await with_timeout(RisingEdge(dut.done), job["timeout_ns"], "ns")
+            assert not int(dut.error.value), f"accelerator error {int(dut.error_code.value)}"
+            cycles += dut.cycles.value.to_unsigned()
         entries = []
         for e in range(job["entries"]):
             await FallingEdge(dut.clk)
@@ -67,6 +83,6 @@ async def run_job(dut):
             for _ in range(job["res_latency"]):
                 await FallingEdge(dut.clk)
             entries.append(dut.res_data.value.to_unsigned())
-        results.append({"entries": entries, "cycles": dut.cycles.value.to_unsigned()})
+        results.append({"entries": entries, "cycles": cycles})
     with open(os.environ["TRITIUM_RESULT"], "w") as f:
         json.dump(results, f)

@@ -91,10 +91,10 @@ def _driver_session(transport, job, report):
     """The host side, in a thread: classify, damage frames, reload, classify again."""
     from tritium.hw import protocol
     from tritium.sw.driver import Device, DeviceError, FrameDecoder, encode_request
-    from tritium.sw.image import read_image
+    from tritium.sw.image import read_compiled
 
     model_dir = Path(job["model_dir"])
-    compiled = read_image(model_dir / "model.tim")
+    compiled = read_compiled(model_dir)
     values = np.load(job["inputs"])
     expected = np.load(job["expected"])
     dev = Device(transport, timeout=0.2, run_timeout=1.0, retries=3)

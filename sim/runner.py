@@ -121,14 +121,15 @@ def build_accel(cfg, workdir, sim="verilator"):
 def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26, waves=False):
     """Run inputs through the accelerator's generated Verilog under cocotb.
 
-    Returns ``(accumulators, cycles per program run)``, like
-    :func:`tritium.sw.isasim.simulate`.
+    Returns ``(accumulators, cycles per batch)``, like :func:`tritium.sw.isasim.simulate`
+    (a segmented model's batch: the sum over its program runs).
     """
     from cocotb_tools.runner import get_results, get_runner
 
     from ..hw.accel import ACCEL_TOP
     from ..sw.compiler import pack_input, results_to_accumulators
     from ..sw.image import threshold_words
+    from .accel_sim import segment_writes
 
     cfg = compiled.config
     build = build_accel(cfg, workdir, sim)
@@ -139,6 +140,7 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
         "thresholds": [list(enumerate(words)) for words in threshold_words(compiled)],
         "store": [(a, w) for a, w in enumerate(compiled.store_words) if w],
         "runs": [[int(w) for w in words] for words in pack_input(compiled, values)],
+        "segments": segment_writes(compiled),
         "entries": o["h"] * o["w"] * o["tiles"], "res_base": o["res_base"],
         "res_latency": compiled.config.res_latency,
         "timeout_ns": 10 * timeout_cycles,

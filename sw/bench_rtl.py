@@ -18,17 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from ..hw.presets import PRESETS
-from .bench_utilization import CNV_MEMORY, bench_config
 from .compiler import compile_model
 from .zoo import random_inputs, reference_network
 
 
-def measure_compile_time(arch="cnv", preset=CNV_MEMORY, repeats=3, batch=1):
-    """Best wall seconds to compile ``arch`` for ``preset`` (a name of
-    :func:`~tritium.sw.bench_utilization.bench_config`)."""
+def measure_compile_time(arch="cnv", preset="ulx3s", repeats=3, batch=1):
+    """Best wall seconds to compile ``arch`` for ``preset`` (a preset's name)."""
     model = reference_network(arch)
     best = float("inf")
-    cfg = bench_config(preset)
+    cfg = PRESETS[preset]
     for _ in range(repeats):
         t0 = time.perf_counter()
         compile_model(model, cfg, batch=batch)

@@ -11,6 +11,11 @@ Small passes over a typed plan (docs/accelerator.md describes the target):
    :func:`stream`    when the weights do not fit the banks (and the accelerator
                      has a weight store): neuron-fold chunks that ``LOAD_W``
                      copies into alternate halves of the banks;
+   :func:`segment`   when the weights do not fit the banks and there is no
+                     store, or the first layer's input does not fit a buffer:
+                     *segments*, program runs with the host writing the next
+                     layers' weights (and the next band of the input) between
+                     them;
 4. :func:`memories`  weight-bank, weight-store and threshold-memory images,
                      row constants;
 5. :func:`emit`      the program (:mod:`tritium.hw.isa` words).
@@ -78,6 +83,11 @@ class LayerPlan:
     unfold: dict | None = None
     #: Weight streaming: the :class:`Chunk` RUNs of this layer (None: one RUN, resident weights).
     chunks: list | None = None
+    #: Segments: the weight phase of this layer (the segments that hold its weights).
+    phase: int = 0
+    #: Segments, first layer only: ``[(first output row, rows), ...]``, one RUN (and one
+    #: segment) per band of the input that fits a buffer; None: the whole input at once.
+    bands: list | None = None
 
     # -- derived geometry ----------------------------------------------------
 
@@ -126,13 +136,31 @@ class LayerPlan:
     def last_lanes(self, simd):
         return self.in_c - (self.in_cw(simd) - 1) * simd
 
-    def beats(self, cfg, tiles=None):
+    def beats(self, cfg, tiles=None, rows=None):
         """Input words the RUN sends through the array (docs/accelerator.md, Timing);
-        ``tiles``: a RUN over that many neuron folds (default: all)."""
+        ``tiles``: a RUN over that many neuron folds (default: all); ``rows``: over that
+        many output rows (a band; default: all)."""
         per_word = 2 if (self.ternary and not self.bipolar) else 1
         tiles = self.tiles(cfg.pe) if tiles is None else tiles
-        return (self.out_h * self.out_w * tiles * self.pool ** 2 * self.planes
+        rows = self.out_h if rows is None else rows
+        return (rows * self.out_w * tiles * self.pool ** 2 * self.planes
                 * self.words_per_row(cfg.simd) * per_word)
+
+    def runs(self, cfg):
+        """The beats of each of this layer's RUNs (chunks, bands or the one RUN)."""
+        if self.chunks:
+            return [self.beats(cfg, c.tiles) for c in self.chunks]
+        if self.bands:
+            return [self.beats(cfg, rows=rows) for _, rows in self.bands]
+        return [self.beats(cfg)]
+
+    def in_row_words(self, simd):
+        """Words of one row of the input tensor."""
+        return self.in_w * self.planes * self.in_cw(simd)
+
+    def out_row_words(self, simd):
+        """Words of one row of the output tensor."""
+        return self.out_w * max(1, self.out_bits) * self.out_cw(simd)
 
     def cycles(self, cfg):
         return self.beats(cfg) + cfg.run_drain()
@@ -167,12 +195,33 @@ class Chunk:
 
 
 @dataclass
+class Segment:
+    """One program run of a model that runs in several (docs/accelerator.md, "Segments").
+
+    Before the run the host writes the segment's program, weight banks and
+    threshold memories (each a whole image, as in a model image) and, when
+    ``input_words`` is set, words ``first .. end - 1`` of the packed network
+    input into activation buffer 0 from address 0. The activation buffers
+    keep what earlier segments wrote.
+    """
+
+    program: list
+    weight_banks: list
+    threshold_banks: list
+    input_words: tuple | None      # (first, end) of pack_input's words; None: no input write
+
+
+@dataclass
 class Compiled:
     """A model compiled for one accelerator configuration.
 
     ``io`` is everything the host needs besides the memory images (also stored
     in the model image): the input tensor's layout, the result entries and
     row constants of the last layer, and per-layer figures.
+
+    ``program``, ``weight_banks`` and ``threshold_banks`` are the memories of
+    the first (often the only) program run; a model that runs in segments
+    lists every run in ``segments`` (:meth:`runs` gives them either way).
     """
 
     config: object                 # AccelConfig
@@ -183,6 +232,7 @@ class Compiled:
     meta: dict
     plans: list | None = None      # compile-time plans (absent when loaded from an image)
     store_words: list = field(default_factory=list)   # weight-store image (weight streaming)
+    segments: list = field(default_factory=list)      # [Segment] when the model runs in several
 
     @property
     def batch(self):
@@ -190,47 +240,73 @@ class Compiled:
 
     @property
     def cycles_per_run(self):
-        """Cycles from ``start`` to ``done`` of one program run (the ISA simulator's count;
-        :func:`program_timing`)."""
+        """Cycles from ``start`` to ``done`` of the program runs of one batch (summed over
+        the segments; the ISA simulator's count, :func:`program_timing`)."""
         return self.io["cycles"]
 
     @property
     def cycles_per_image(self):
         return self.cycles_per_run / self.batch
 
+    def runs(self):
+        """The program runs of one batch, as :class:`Segment` (one for a model that is not
+        segmented: its memories, the whole input)."""
+        if self.segments:
+            return list(self.segments)
+        return [Segment(self.program, self.weight_banks, self.threshold_banks, (0, None))]
 
-def io_description(plans, cfg, batch, program):
+    def segment(self, k):
+        """Segment ``k`` as a model of its own (its memories; the same io and meta): what
+        one model image holds."""
+        seg = self.runs()[k]
+        return Compiled(config=self.config, program=seg.program, weight_banks=seg.weight_banks,
+                        threshold_banks=seg.threshold_banks, io=self.io, meta=self.meta,
+                        store_words=self.store_words)
+
+
+def io_description(plans, cfg, batch, programs):
     """The host-side description of a compiled model (JSON-compatible).
 
     Per layer: its RUNs, their beats, and its cycles (RUNs plus the cycles the
     controller waits for ``LOAD_W`` copies before them: :func:`program_timing`).
+    ``programs``: the program of each run of a batch (one unless segmented).
+    The run cycles start with the instructions before a layer's first RUN.
     """
     first, last = plans[0], plans[-1]
-    total, layer_cycles = program_timing(program, plans, cfg)
-    return {
+    runs = [(p.index, beats) for p in plans for beats in p.runs(cfg)]
+    total, layer_cycles, per_program = 0, [0] * len(plans), []
+    for program in programs:
+        n = sum(isa.decode(w)[0] == Opcode.RUN for w in program)
+        cycles, layers = program_timing(program, runs[:n], len(plans), cfg)
+        runs = runs[n:]
+        total += cycles
+        per_program.append(cycles)
+        layer_cycles = [a + b for a, b in zip(layer_cycles, layers)]
+    io = {
         "batch": batch,
         "input": {"h": first.in_h, "w": first.in_w, "c": first.in_c, "act": str(first.in_act),
                   "unfold": first.unfold},
         "output": {"h": last.out_h, "w": last.out_w, "m": last.m, "tiles": last.tiles(cfg.pe),
                    "res_base": last.res_base, "row_constants": [int(k) for k in last.row_constants]},
         "cycles": total,
-        "layers": [{"name": p.name, "pool": p.pool_name, "beats": p.beats(cfg),
-                    "runs": len(p.chunks) if p.chunks else 1,
-                    "cycles": c, "useful_lane_ops": p.useful_lane_ops(),
+        "layers": [{"name": p.name, "pool": p.pool_name, "beats": sum(p.runs(cfg)),
+                    "runs": len(p.runs(cfg)), "cycles": c, "useful_lane_ops": p.useful_lane_ops(),
                     "utilization": p.useful_lane_ops() / (cfg.core.lanes * c)}
                    for p, c in zip(plans, layer_cycles)],
     }
+    if len(programs) > 1:
+        io["segments"] = [{"cycles": c} for c in per_program]
+    return io
 
 
-def program_timing(program, plans, cfg):
-    """Cycles of one program run and of each layer, from the program and the plans.
+def program_timing(program, runs, n_layers, cfg):
+    """Cycles of one program run and of each layer, from the program and its RUNs
+    (``runs``: ``(layer index, beats)`` of each RUN, in order).
 
     Follows :class:`tritium.hw.accel_config.Timeline`, as the ISA-level
     simulator does; the RTL agrees (tests/test_accel.py).
     """
-    runs = [(i, p.beats(cfg, c and c.tiles)) for i, p in enumerate(plans)
-            for c in (p.chunks or [None])]
-    t, layer_cycles, k = Timeline(cfg), [0] * len(plans), 0
+    t, layer_cycles, k = Timeline(cfg), [0] * n_layers, 0
     for word in program:
         opcode, args = isa.decode(word)
         if opcode == Opcode.RUN:
@@ -384,11 +460,23 @@ def check(plans, cfg):
                                f"accumulators are sized for max_fan_in {core.max_fan_in} "
                                f"(try a core with max_fan_in >= {row_lanes})")
         for label, words in (("input", p.in_words(core.simd)), ("output", p.out_words(core.simd))):
+            if label == "input" and p.index == 0 and bandable(p, cfg):
+                continue            # the host writes it in bands (segment)
             if not p.raw or label == "input":
                 if words > cfg.act_depth:
                     raise CompileError(f"{where}: the {label} tensor takes {words} words, an "
                                        f"activation buffer holds {cfg.act_depth} (try --act-depth "
                                        f"{_pow2(words)})")
+        if not cfg.store_depth:
+            w_layer = p.tiles(core.pe) * p.words_per_row(core.simd)
+            if w_layer > core.weight_depth:
+                raise CompileError(f"{where}: its weights take {w_layer} words per bank, the core "
+                                   f"has {core.weight_depth} (try --weight-depth {_pow2(w_layer)}, "
+                                   f"more PEs, or a weight store to stream them from)")
+            if not p.raw and p.tiles(core.pe) > core.thr_depth:
+                raise CompileError(f"{where}: its thresholds take {p.tiles(core.pe)} sets per PE, "
+                                   f"the core has {core.thr_depth} (try --thr-depth "
+                                   f"{_pow2(p.tiles(core.pe))})")
     last = plans[-1]
     if not last.raw:
         raise CompileError(f"layer {last.name}: the last layer must output raw accumulators")
@@ -398,17 +486,19 @@ def check(plans, cfg):
     if entries > cfg.res_depth:
         raise CompileError(f"layer {last.name}: {entries} result entries, the result memory holds "
                            f"{cfg.res_depth} (try --res-depth {_pow2(entries)})")
-    w_words = sum(p.tiles(core.pe) * p.words_per_row(core.simd) for p in plans)
-    if w_words > core.weight_depth and not cfg.store_depth:
-        raise CompileError(f"the weights need {w_words} words per bank, the core has "
-                           f"{core.weight_depth} (try --weight-depth {_pow2(w_words)}, more PEs, "
-                           f"or a weight store to stream them from: store_depth >= "
-                           f"{_pow2(w_words * core.pe)})")
     t_sets = sum(p.tiles(core.pe) for p in plans if not p.raw)
-    if t_sets > core.thr_depth:
+    if t_sets > core.thr_depth and cfg.store_depth:
         raise CompileError(f"the thresholds need {t_sets} sets per PE, the core has "
                            f"{core.thr_depth} (try --thr-depth {_pow2(t_sets)})")
     return plans
+
+
+def bandable(plan, cfg):
+    """Whether the host can write the first layer's input in bands of rows, one segment
+    each: a 1x1 window with stride 1 (a dense layer or an unfolded convolution) on an
+    accelerator without a weight store (whose streamed program is one run)."""
+    return (not cfg.store_depth and (plan.kh, plan.kw, plan.sh, plan.sw, plan.ph, plan.pw)
+            == (1, 1, 1, 1, 0, 0))
 
 
 def _pow2(n):
@@ -418,14 +508,59 @@ def _pow2(n):
 # ---------------------------------------------------------------- 3. allocate
 
 def allocate(plans, cfg):
-    """Buffers alternate 0 -> 1 -> 0 ...; weights, thresholds and results stack up."""
+    """Buffers alternate 0 -> 1 -> 0 ...; weights, thresholds and results stack up (from 0
+    again in each weight phase of a segmented model, :func:`segment`)."""
     w_base = t_base = 0
     for i, p in enumerate(plans):
+        if i and p.phase != plans[i - 1].phase:
+            w_base = t_base = 0
         p.in_buf, p.out_buf = i % 2, (i + 1) % 2
         p.w_base, p.t_base = w_base, t_base
         w_base += p.tiles(cfg.pe) * p.words_per_row(cfg.simd)
         if not p.raw:
             t_base += p.tiles(cfg.pe)
+    return plans
+
+
+def segment(plans, cfg):
+    """Pass: segments, when the model does not fit the accelerator at once and has no weight
+    store to stream from (docs/accelerator.md, "Segments").
+
+    * **Weight phases.** Consecutive layers are grouped, greedily, into phases whose
+      weights fit the banks and whose thresholds fit the threshold memories
+      (``plan.phase``). The host writes a phase's weights and thresholds (with the
+      program) before the phase's first program run.
+    * **Input bands.** A first layer whose input does not fit an activation buffer (a
+      1x1 window with stride 1: a dense layer or an unfolded convolution, whose output
+      rows each read their own input rows) runs in bands of output rows
+      (``plan.bands``), one program run each; before each, the host writes that band's
+      input rows into buffer 0 from address 0. The band's output rows go where the
+      whole layer would write them.
+
+    Each band but the last is a segment of its own; the last band's run goes on with the
+    rest of the first phase, and every later phase is one segment. The activation
+    buffers keep their contents from run to run.
+    """
+    core = cfg.core
+    if cfg.store_depth:
+        return plans
+    phase = w_words = t_sets = 0
+    for i, p in enumerate(plans):
+        w = p.tiles(core.pe) * p.words_per_row(core.simd)
+        t = 0 if p.raw else p.tiles(core.pe)
+        if i and (w_words + w > core.weight_depth or t_sets + t > core.thr_depth):
+            phase, w_words, t_sets = phase + 1, 0, 0
+        p.phase, w_words, t_sets = phase, w_words + w, t_sets + t
+    first = plans[0]
+    if first.in_words(core.simd) > cfg.act_depth:
+        in_rows = cfg.act_depth // first.in_row_words(core.simd)      # input rows a buffer holds
+        rows = in_rows // first.pool                                   # output rows a band makes
+        if rows < 1:
+            raise CompileError(f"layer {first.name}: {first.pool} input row(s) take "
+                               f"{first.pool * first.in_row_words(core.simd)} words, an activation "
+                               f"buffer holds {cfg.act_depth} (try --act-depth "
+                               f"{_pow2(first.pool * first.in_row_words(core.simd))})")
+        first.bands = [(r, min(rows, first.out_h - r)) for r in range(0, first.out_h, rows)]
     return plans
 
 
@@ -443,8 +578,8 @@ def stream(plans, cfg):
     as half a bank allows.
     """
     core, s, pe = cfg.core, cfg.simd, cfg.pe
-    if sum(p.tiles(pe) * p.words_per_row(s) for p in plans) <= core.weight_depth:
-        return plans
+    if not cfg.store_depth or sum(p.tiles(pe) * p.words_per_row(s) for p in plans) <= core.weight_depth:
+        return plans            # resident weights, or segments (:func:`segment`)
     half = core.weight_depth // 2
     per_word = s // pe
     for p in plans:
@@ -562,13 +697,15 @@ def memories(plans, cfg):
 
 # ---------------------------------------------------------------- 5. emit
 
-def emit(plans, cfg):
+def emit(plans, cfg, band=None):
     """The program: per layer CFG_IN, CFG_WIN, CFG_OUT, CFG_MEM, RUN; then END.
 
     A streamed layer has a CFG_OUT, CFG_MEM, RUN per chunk; ``LOAD_W`` of the
     program's first chunk comes first, that of chunk ``i + 1`` right before
     the RUN of chunk ``i`` (it waits for the copy of chunk ``i``), and the last
-    RUN waits for its own copy (``wait_w``).
+    RUN waits for its own copy (``wait_w``). ``band``: ``(first output row, rows)``
+    of the first layer's RUN (a segment's band; its input rows are in buffer 0 from
+    address 0, its output rows go where the whole layer's would).
     """
     s, pe = cfg.simd, cfg.pe
     program = []
@@ -584,8 +721,10 @@ def emit(plans, cfg):
     k = 0
     for p in plans:
         where = f"layer {p.name}"
+        row0, out_h = band if band is not None and p is plans[0] else (0, p.out_h)
+        in_h = out_h * p.pool if band is not None and p is plans[0] else p.in_h
         program += [
-            _encode(cfg, where, Opcode.CFG_IN, in_buf=p.in_buf, in_base=0, in_h=p.in_h, in_w=p.in_w,
+            _encode(cfg, where, Opcode.CFG_IN, in_buf=p.in_buf, in_base=0, in_h=in_h, in_w=p.in_w,
                        in_cw=p.in_cw(s), in_planes=p.planes, in_signed=int(p.signed),
                        in_bipolar=int(p.bipolar)),
             _encode(cfg, where, Opcode.CFG_WIN, kh=p.kh, kw=p.kw, sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw,
@@ -599,9 +738,12 @@ def emit(plans, cfg):
                     program.append(load(k))
                 else:
                     wait = 1
-            out_base = p.res_base if p.raw else c.first // (s // pe)
+            if p.raw:
+                out_base = p.res_base + row0 * p.out_w * p.tiles(pe)
+            else:
+                out_base = c.first // (s // pe) + row0 * p.out_row_words(s)
             program += [
-                _encode(cfg, where, Opcode.CFG_OUT, out_buf=p.out_buf, out_base=out_base, out_h=p.out_h,
+                _encode(cfg, where, Opcode.CFG_OUT, out_buf=p.out_buf, out_base=out_base, out_h=out_h,
                            out_w=p.out_w, out_cw=p.out_cw(s), out_bits=p.out_bits, pool=p.pool,
                            out_slot=c.first % (s // pe)),
                 _encode(cfg, where, Opcode.CFG_MEM, w_base=c.w_base, t_base=p.t_base + c.first,
@@ -634,12 +776,39 @@ _ISA_FIELDS = {op: {f.name: f for f in spec.fields} for op, spec in isa.INSTRUCT
 
 def compile_model(model, cfg, batch=1):
     """Run every pass; returns a :class:`Compiled` model."""
-    plans = stream(allocate(check(unfold_first_layer(lower(model, batch), cfg.simd), cfg), cfg), cfg)
-    banks, thresholds, store = memories(plans, cfg)
-    program = emit(plans, cfg)
-    return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
-                    io=io_description(plans, cfg, batch, program), meta=dict(model.meta),
-                    plans=plans, store_words=store)
+    plans = check(unfold_first_layer(lower(model, batch), cfg.simd), cfg)
+    plans = stream(allocate(segment(plans, cfg), cfg), cfg)
+    segments, store = segment_runs(plans, cfg)
+    first = segments[0]
+    io = io_description(plans, cfg, batch, [seg.program for seg in segments])
+    if len(segments) > 1:
+        for seg, entry in zip(segments, io["segments"]):
+            entry["input_words"] = list(seg.input_words) if seg.input_words else None
+    return Compiled(config=cfg, program=first.program, weight_banks=first.weight_banks,
+                    threshold_banks=first.threshold_banks, io=io, meta=dict(model.meta),
+                    plans=plans, store_words=store, segments=segments if len(segments) > 1 else [])
+
+
+def segment_runs(plans, cfg):
+    """``(segments, store words)``: the :class:`Segment` runs of one batch (each weight
+    phase's memories and programs, the first layer's bands first, one run each:
+    :func:`segment`) and the weight store's image (weight streaming: one phase)."""
+    phases = [[p for p in plans if p.phase == k] for k in range(plans[-1].phase + 1)]
+    first = plans[0]
+    row_words = first.in_row_words(cfg.simd) * first.pool
+    out, store = [], []
+    for k, phase in enumerate(phases):
+        banks, thresholds, words = memories(phase, cfg)
+        store += words
+        if k == 0 and first.bands:
+            for b, band in enumerate(first.bands):
+                words = (band[0] * row_words, (band[0] + band[1]) * row_words)
+                last = b == len(first.bands) - 1
+                program = emit(phase if last else phase[:1], cfg, band=band)
+                out.append(Segment(program, banks, thresholds, words))
+        else:
+            out.append(Segment(emit(phase, cfg), banks, thresholds, (0, None) if k == 0 else None))
+    return out, store
 
 
 # ---------------------------------------------------------------- host-side layout

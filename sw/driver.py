@@ -192,6 +192,8 @@ class Device:
         self.retries, self.chunk = retries, chunk
         self.seq = 0
         self.resent = 0             # requests sent again (statistics)
+        self.loaded = None          # the last model image the device accepted (bytes)
+        self._segment_images = (None, [])
 
     # -- one request --------------------------------------------------------
 
@@ -284,7 +286,9 @@ class Device:
         if st is None or not st.image_valid:
             st = self.status()
         if not st.image_valid:
+            self.loaded = None
             raise DeviceError(f"the device refused the model image ({st.error_text})", st.error)
+        self.loaded = data
         return compiled
 
     def write_input(self, words, simd, addr=0):
@@ -316,25 +320,46 @@ class Device:
                                         signed=True) for p in range(pe)] for e in range(n)]
         return entries
 
-    def run_batch(self, compiled, values):
-        """Input values (N, *input_shape) -> (accumulators, cycles per program run).
+    def run_batch(self, compiled, values, progress=None):
+        """Input values (N, *input_shape) -> (accumulators, cycles per batch).
 
         Packs the inputs exactly as the simulators do
         (:func:`~tritium.sw.compiler.pack_input`) and returns what
         :func:`~tritium.sw.compiler.results_to_accumulators` makes of the
-        result memory.
+        result memory. A model that runs in segments (docs/accelerator.md,
+        "Segments") has each segment's model image loaded before its run
+        (skipped where the device holds it already) and its part of the
+        input written; a batch's cycles are the sum of its runs'.
+        ``progress(n)``: called with the image bytes sent.
         """
         from .compiler import pack_input, results_to_accumulators
 
         cfg = compiled.config
         o = compiled.io["output"]
+        images = self._images_of(compiled)
         entries, cycles = [], []
         for words in pack_input(compiled, values):
-            self.write_input(words, cfg.simd)
-            cycles.append(self.start().cycles)
+            total = 0
+            for image, run in zip(images, compiled.runs()):
+                if image is not None and image != self.loaded:
+                    self.load_image(image, check=False, progress=progress)
+                if run.input_words is not None:
+                    self.write_input(words[slice(*run.input_words)], cfg.simd)
+                total += self.start().cycles
+            cycles.append(total)
             entries.append(self.read_results(o["res_base"], o["h"] * o["w"] * o["tiles"],
                                              cfg.pe, cfg.core.acc_bits))
         return results_to_accumulators(compiled, entries), cycles
+
+    def _images_of(self, compiled):
+        """The model image of each segment of ``compiled`` (None for a model that runs once:
+        the caller loads it), made once per model."""
+        from .image import image_bytes
+
+        if self._segment_images[0] is not compiled:
+            images = [image_bytes(compiled.segment(k)) for k in range(len(compiled.segments))]
+            self._segment_images = (compiled, images or [None])
+        return self._segment_images[1]
 
     def infer(self, compiled, values):
         """(accumulators, predicted classes, cycles per run) of input values."""

@@ -108,13 +108,30 @@ def threshold_words(compiled):
     return out
 
 
+def segment_image_name(k):
+    """The model image of segment ``k`` in a compiled folder: ``model.tim`` holds the first
+    (the memories a bitstream is built with), ``segment{k}.tim`` the others."""
+    return "model.tim" if k == 0 else f"segment{k}.tim"
+
+
 def write_images(compiled, out_dir):
-    """Write every memory image and the model image into ``out_dir``; returns the paths."""
+    """Write every memory image and the model image into ``out_dir``; returns the paths.
+
+    The ``.hex`` files and ``model.tim`` hold the first program run's memories; a model
+    that runs in segments has one more model image per further segment
+    (:func:`segment_image_name`), each complete (program, banks, thresholds, META).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     core = compiled.config.core
     paths = {"program": out / "program.hex", "image": out / "model.tim",
              "summary": out / "compiled.json"}
+    for k in range(1, len(compiled.segments)):
+        paths[f"segment{k}"] = out / segment_image_name(k)
+        atomic_write_bytes(paths[f"segment{k}"], image_bytes(compiled.segment(k)))
+    for stale in out.glob("segment*.tim"):         # a compilation with more segments before
+        if stale not in paths.values():
+            stale.unlink()
     atomic_write_text(paths["program"], hex_lines(compiled.program, isa.INSTR_BITS))
     for k, bank in enumerate(compiled.weight_banks):
         paths[f"weights_p{k}"] = out / f"weights_p{k}.hex"
@@ -137,6 +154,30 @@ def write_images(compiled, out_dir):
 
 
 # ---------------------------------------------------------------- reading
+
+def read_compiled(folder, expect_hash=None):
+    """The compiled model in ``folder``: ``model.tim`` and, for a model that runs in
+    segments, every ``segment{k}.tim`` (each checked as :func:`read_image` does, and
+    refused unless it belongs to the same compilation: configuration and io)."""
+    from .compiler import Segment
+
+    folder = Path(folder)
+    first = read_image(folder / segment_image_name(0), expect_hash)
+    described = first.io.get("segments")
+    if not described:
+        return first
+    segments = []
+    for k, entry in enumerate(described):
+        part = first if k == 0 else read_image(folder / segment_image_name(k), expect_hash)
+        if part.config.hash != first.config.hash or part.io != first.io:
+            raise FormatError(f"{folder / segment_image_name(k)}: not a segment of "
+                              f"{folder / segment_image_name(0)} (compile the model again)")
+        words = entry.get("input_words")
+        segments.append(Segment(part.program, part.weight_banks, part.threshold_banks,
+                                tuple(words) if words is not None else None))
+    first.segments = segments
+    return first
+
 
 def read_image(path, expect_hash=None):
     """Load and check a model image; returns a :class:`~tritium.sw.compiler.Compiled`.

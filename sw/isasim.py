@@ -98,20 +98,13 @@ class IsaSim:
         self.simd, self.pe = core.simd, core.pe
         self.n_limbs = _limbs(core.simd)
         self.lane_mask = ints_to_limbs([(1 << core.simd) - 1], core.simd)[0]
-        self.program = list(compiled.program)
-        banks = compiled.weight_banks
-        flat = [w for bank in banks for w in bank]
-        self.w_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in flat], core.simd) \
-            .reshape(core.pe, core.weight_depth, self.n_limbs)
-        self.w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd) \
-            .reshape(core.pe, core.weight_depth, self.n_limbs)
+        self.load(compiled.program, compiled.weight_banks, compiled.threshold_banks)
         store = list(compiled.store_words)
         if len(store) > cfg.store_depth:
             raise SimError(f"{len(store)} weight-store words, the store holds {cfg.store_depth}")
         store += [0] * (cfg.store_depth - len(store))
         self.s_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in store], core.simd)
         self.s_mask = ints_to_limbs([w >> core.simd for w in store], core.simd)
-        self.thresholds = np.array(compiled.threshold_banks, np.int64)   # (P, depth, n_thr)
         self.act = np.zeros((2, cfg.act_depth, self.n_limbs), np.uint64)
         self.results = np.zeros((cfg.res_depth, core.pe), np.int64)
         self.regs = Registers()
@@ -122,14 +115,29 @@ class IsaSim:
 
     # -- host side --------------------------------------------------------
 
+    def load(self, program, weight_banks, threshold_banks):
+        """Write the program memory, the weight banks and the threshold memories (a model
+        image, or one segment's); the activation buffers keep their contents."""
+        core = self.cfg.core
+        self.program = list(program)
+        flat = [w for bank in weight_banks for w in bank]
+        self.w_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in flat], core.simd) \
+            .reshape(core.pe, core.weight_depth, self.n_limbs)
+        self.w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd) \
+            .reshape(core.pe, core.weight_depth, self.n_limbs)
+        self.thresholds = np.array(threshold_banks, np.int64)   # (P, depth, n_thr)
+
     def write_activations(self, buf, words, base=0):
         if base + len(words) > self.cfg.act_depth:
             raise SimError(f"{len(words)} words do not fit activation buffer {buf} at {base}")
         self.act[buf, base:base + len(words)] = ints_to_limbs(words, self.simd)
 
-    def run_program(self, max_instructions=1 << 20):
-        """Execute from address 0 to END; returns the cycle count."""
-        self.layers, self._layer_runs, pc = [], [], 0
+    def run_program(self, max_instructions=1 << 20, first=True):
+        """Execute from address 0 to END; returns the cycle count. ``first``: the batch's
+        first program run (a later segment's run adds to :attr:`layers`)."""
+        if first:
+            self.layers, self._layer_runs = [], []
+        pc = 0
         self._timeline = t = Timeline(self.cfg)
         for _ in range(max_instructions):
             if pc >= len(self.program):
@@ -306,19 +314,28 @@ class IsaSim:
 
 
 def simulate(compiled, values):
-    """Run network inputs; returns (accumulators, cycles per program run, layer stats).
+    """Run network inputs; returns (accumulators, cycles per batch, layer stats).
 
     ``accumulators`` are the reference accumulators (``D - K``) of the last layer,
-    shaped like :func:`tritium.sw.reference.run`'s output.
+    shaped like :func:`tritium.sw.reference.run`'s output. The cycles of a batch are
+    those of its program run, or the sum over its segments' runs; the layer stats
+    are those of the last batch's runs.
     """
     from .compiler import pack_input, results_to_accumulators
 
     sim = IsaSim(compiled)
+    runs = compiled.runs()
     entries, cycles = [], []
     o = compiled.io["output"]
     n_entries = o["h"] * o["w"] * o["tiles"]
     for words in pack_input(compiled, values):
-        sim.write_activations(0, words)
-        cycles.append(sim.run_program())
+        total = 0
+        for k, run in enumerate(runs):
+            if len(runs) > 1:
+                sim.load(run.program, run.weight_banks, run.threshold_banks)
+            if run.input_words is not None:
+                sim.write_activations(0, words[slice(*run.input_words)])
+            total += sim.run_program(first=k == 0)
+        cycles.append(total)
         entries.append(sim.results[o["res_base"]:o["res_base"] + n_entries].copy())
     return results_to_accumulators(compiled, entries), cycles, sim.layers

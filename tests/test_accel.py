@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
-from test_compiler import accel_configs, one_bit_hidden, streaming_config
+from test_compiler import accel_configs, one_bit_hidden, segment_config, streaming_config
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
@@ -14,7 +14,7 @@ from tritium.hw.isa import Opcode
 from tritium.sim.accel_sim import run_amaranth
 from tritium.sw import reference
 from tritium.sw.compiler import CompileError, compile_model, lower, unfold_first_layer
-from tritium.sw.ir import ActType, Conv2d, Dense, IntModel
+from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
 
@@ -103,6 +103,53 @@ def test_chained_array_with_one_lane_op_and_no_bit_serial_controls():
                       act_depth=256, res_depth=16)
     assert len(cfg.core.ops) == 1 and not cfg.core.bit_serial
     check(model, cfg, random_inputs(model, 2, seed=3))
+
+
+@pytest.mark.parametrize("chain", [False, True])
+def test_unequal_strides_padding_and_a_3x3_pool(chain):
+    """The window position as running sums ((ox*pool + px)*sw, docs/accelerator.md "Timing"):
+    strides 2 and 3, padding 1 and 2, a 3x3 max-pool after the convolution, bit-exact, with
+    the RTL's cycles equal to the ISA simulator's."""
+    rng = np.random.default_rng(5)
+    # 8 channels (one word a pixel): no unfolding of the first layer, the RUN strides.
+    conv = Conv2d.from_values("conv", rng.choice([-1, 1], (4, 3, 2, 8)), "binary", stride=(2, 3),
+                              padding=(1, 2), pad_value=1,
+                              thresholds=rng.integers(12, 20, (4, 1)), out_act="bipolar")
+    # High thresholds: about half of the 3x3 pools' ORs are 1 (low ones would make all of
+    # them 1, and a wrong window position would go unseen). 13 x 14 input: the convolution gives 7 x 6 pixels, the pool 2 x 2.
+    fc = Dense.from_values("fc", rng.choice([-1, 1], (6, 2 * 2 * 4)), "binary")
+    model = IntModel((13, 14, 8), ActType.parse("bipolar"), [conv, MaxPool2d("pool", 3), fc])
+    extra = CHAIN if chain else {}
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=64, thr_depth=16, **extra),
+                      act_depth=512, res_depth=8)
+    plans = compile_model(model, cfg).plans
+    assert (plans[0].kh, plans[0].kw, plans[0].sh, plans[0].sw, plans[0].pool) == (3, 2, 2, 3, 3)
+    check(model, cfg, random_inputs(model, 2, seed=4))
+
+
+@pytest.mark.parametrize("chain", [False, True])
+def test_segments_on_the_rtl(chain):
+    """A model that runs in segments (docs/accelerator.md "Segments"): its 8-bit input in
+    four bands (the first layer pooled), its weights in three phases; the host's writes
+    between the runs (sim/accel_sim.segment_writes), bit-exact, cycles equal the ISA
+    simulator's."""
+    model = random_model("cnn", (8, 8, 1), "uint8", weight_kind="binary", seed=3)
+    extra = CHAIN if chain else {}
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_kinds=("binary",), act_bits=8,
+                                    weight_depth=256, thr_depth=32, **extra),
+                      act_depth=128, res_depth=16)
+    compiled = compile_model(model, cfg)
+    assert len(compiled.plans[0].bands) == 4 and compiled.plans[-1].phase == 2
+    check(model, cfg, random_inputs(model, 2, seed=1))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_random_segmented_models_on_the_rtl(data):
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw and one_bit_hidden(model))
+    assume(sum(np.prod(i.out_shape) for i in model.check()) < 3000)
+    check(model, segment_config(data, model), x[:1])
 
 
 def test_batched_run():

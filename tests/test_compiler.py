@@ -4,7 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
@@ -14,7 +14,7 @@ from tritium.hw.config import MAX_DEPTH, ConfigError, HwConfig
 from tritium.hw.isa import Opcode
 from tritium.hw.presets import PRESETS
 from tritium.sw import reference
-from tritium.sw.compiler import CompileError, compile_model, lower, unfold_first_layer
+from tritium.sw.compiler import CompileError, bandable, compile_model, lower, unfold_first_layer
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
@@ -52,16 +52,21 @@ def _pow2(n):
     return 1 << max(1, (int(n) - 1).bit_length())
 
 
+def _small_array(draw, model):
+    """(P, S, weight kinds, K-bit input widths, plans) of a small drawn array for ``model``."""
+    pe = draw(st.sampled_from([1, 2, 3, 4]))
+    simd = pe * draw(st.sampled_from([1, 2, 4])) * (2 if pe == 1 else 1)
+    kinds = tuple(sorted({l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}))
+    kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
+    return pe, simd, kinds, kbit, unfold_first_layer(lower(model), simd)
+
+
 def streaming_config(data, model, out_bits=1):
     """A configuration whose weight banks are too small for ``model``: its weights stream
     from a weight store (the banks hold two chunks of at least one neuron fold).
     (A plain function of ``data``: a composite strategy would print the model in its repr.)"""
     draw = data.draw
-    pe = draw(st.sampled_from([1, 2, 3, 4]))
-    simd = pe * draw(st.sampled_from([1, 2, 4])) * (2 if pe == 1 else 1)
-    kinds = tuple(sorted({l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}))
-    kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
-    plans = unfold_first_layer(lower(model), simd)
+    pe, simd, kinds, kbit, plans = _small_array(draw, model)
     wpr = max(p.words_per_row(simd) for p in plans)
     last = plans[-1].tiles(pe) * plans[-1].words_per_row(simd)
     depth = 2 * max(wpr, last) + draw(st.sampled_from([0, 2, 8]))
@@ -74,6 +79,28 @@ def streaming_config(data, model, out_bits=1):
     entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
     return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),
                        prog_depth=1024, store_depth=_pow2(words * pe))
+
+
+def segment_config(data, model, out_bits=1):
+    """A configuration without a weight store whose banks (and, at times, activation
+    buffers) are too small for ``model`` at once: it runs in segments. (A plain function
+    of ``data``, as :func:`streaming_config`.)"""
+    draw = data.draw
+    pe, simd, kinds, kbit, plans = _small_array(draw, model)
+    layer_words = [p.tiles(pe) * p.words_per_row(simd) for p in plans]
+    depth = max(layer_words) + draw(st.sampled_from([0, 1, 4]))
+    assume(sum(layer_words) > depth)
+    first = plans[0]
+    acts = max([p.in_words(simd) for p in plans[1:]] + [p.out_words(simd) for p in plans])
+    if bandable(first, AccelConfig(core=HwConfig(pe=pe, simd=simd))) and draw(st.booleans()):
+        acts = max(acts, first.pool * first.in_row_words(simd))
+    else:
+        acts = max(acts, first.in_words(simd))
+    core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
+                    out_bits=out_bits, weight_depth=depth,
+                    thr_depth=max(p.tiles(pe) for p in plans), **register_options(draw))
+    entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    return AccelConfig(core=core, act_depth=acts, res_depth=_pow2(entries))
 
 
 def one_bit_hidden(model):
@@ -92,6 +119,73 @@ def test_streamed_weights_match_the_reference(data):
     np.testing.assert_array_equal(acc, reference.run(model, x))
     assert cycles == [compiled.io["cycles"]] * len(x)
     assert [l.cycles for l in layers] == [l["cycles"] for l in compiled.io["layers"]]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_segmented_models_match_the_reference(data):
+    """Segments (weight phases, input bands; docs/accelerator.md "Segments"): bit-exact, every
+    segment's weights and thresholds within the memories, cycles the sum of the runs'."""
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw)
+    cfg = segment_config(data, model, out_bits=max(1, max(
+        (i.out_act.bits for i in model.check() if i.out_act is not None), default=1)))
+    compiled = compile_model(model, cfg)
+    plans = compiled.plans
+    assert len(compiled.segments) > 1 and plans[-1].phase > 0
+    event(f"bands: {bool(plans[0].bands)}, phases: {plans[-1].phase + 1}")
+    for k in range(plans[-1].phase + 1):
+        phase = [p for p in plans if p.phase == k]
+        assert sum(p.tiles(cfg.pe) * p.words_per_row(cfg.simd) for p in phase) <= cfg.core.weight_depth
+        assert sum(p.tiles(cfg.pe) for p in phase if not p.raw) <= cfg.core.thr_depth
+    acc, cycles, layers = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert cycles == [compiled.io["cycles"]] * len(x)
+    assert compiled.io["cycles"] == sum(s["cycles"] for s in compiled.io["segments"])
+    assert [l.cycles for l in layers] == [l["cycles"] for l in compiled.io["layers"]]
+
+
+def test_cnv_and_lfc_run_in_segments_on_the_ulx3s():
+    """CNV (its 8-bit input in bands, two weight phases) and LFC (four phases) on the ulx3s
+    preset, which holds neither at once: bit-exact, and the convolutions' utilisation is
+    that of a configuration with memory enough for the whole of CNV."""
+    cfg = PRESETS["ulx3s"]
+    model = random_model("cnv", (32, 32, 3), "uint8", seed=2)
+    compiled = compile_model(model, cfg)
+    assert compiled.plans[0].bands and len(compiled.plans[0].bands) > 1
+    assert compiled.plans[-1].phase == 1 and len(compiled.segments) == len(compiled.plans[0].bands) + 1
+    x = random_inputs(model, 1, seed=3)
+    acc, _, layers = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    roomy = dataclasses.replace(cfg, act_depth=8192,
+                                core=dataclasses.replace(cfg.core, weight_depth=1024))
+    whole = compile_model(model, roomy)
+    assert not whole.segments
+    for l, w in zip(compiled.io["layers"][1:], whole.io["layers"][1:]):
+        assert l["name"] == w["name"] and l["beats"] == w["beats"]
+        assert l["cycles"] <= w["cycles"] + 4      # the first RUN of a segment issues sooner
+    lfc = random_model("lfc", (784,), "bipolar", seed=4)
+    compiled = compile_model(lfc, cfg, batch=8)
+    assert len(compiled.segments) == 4 and all(s.input_words is None for s in compiled.segments[1:])
+    x = random_inputs(lfc, 16, seed=5)
+    acc, cycles, _ = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(lfc, x))
+
+
+def test_segment_refusals():
+    """A layer whose weights or thresholds alone overfill the memories, and a first-layer
+    input row longer than a buffer, are refused with one line naming the layer."""
+    model = random_model("tfc", (8, 8, 1), "bipolar", seed=1)
+    core = dict(pe=2, simd=8, weight_kinds=("binary",))
+    with pytest.raises(CompileError, match=r"layer fc0: its weights take \d+ words per bank"):
+        compile_model(model, AccelConfig(core=HwConfig(**core, weight_depth=8), act_depth=64))
+    with pytest.raises(CompileError, match="layer fc0: its thresholds take 32 sets per PE"):
+        compile_model(model, AccelConfig(core=HwConfig(**core, weight_depth=512, thr_depth=16),
+                                         act_depth=64))
+    wide = random_model("tfc", (16, 16, 1), "bipolar", seed=1)       # 256 inputs, 64 outputs
+    with pytest.raises(CompileError, match="layer fc0: 1 input row.* take 16 words"):
+        compile_model(wide, AccelConfig(core=HwConfig(pe=2, simd=16, weight_depth=512),
+                                        act_depth=8))
 
 
 def test_stream_pass_tiles_layers_into_alternate_halves():

@@ -21,6 +21,7 @@ from tritium.sw.export import export_net
 from tritium.sw.inputs import quantize_input
 from tritium.sw.isasim import simulate
 from tritium.sw.train import TrainConfig, make_net, torch_logits, train_net
+from tritium.sw.zoo import random_inputs, random_model
 
 pytestmark = [
     pytest.mark.slow,
@@ -103,6 +104,20 @@ def test_trained_network_on_the_chained_array_verilator(build_dir, arch, weights
     assert cycles[:8] == isa_cycles
     _, plain_cycles, _ = simulate(compile_model(model, CFG), values[:1])
     assert isa_cycles[0] > plain_cycles[0]
+
+
+def test_cnv_in_segments_on_the_ulx3s_verilator(build_dir):
+    """CNV on the ulx3s preset's Verilog, which holds neither its weights nor its 8-bit input
+    at once: five program runs (the input in four bands, two weight phases) with the host's
+    writes between them; bit-exact, cycles equal the ISA simulator's. Random weights and
+    image (CIFAR-10 does not ship in a package); the shapes are what the schedule depends on."""
+    model = random_model("cnv", (32, 32, 3), "uint8", seed=2)
+    compiled = compile_model(model, PRESETS["ulx3s"])
+    assert len(compiled.segments) == 5
+    values = random_inputs(model, 1, seed=3)
+    acc, cycles = run_accel_cocotb(compiled, values, build_dir / "ulx3s")
+    np.testing.assert_array_equal(acc, reference.run(model, values))
+    assert cycles == simulate(compiled, values)[1] == [compiled.io["cycles"]]
 
 
 def test_cnn_all_images_isa():

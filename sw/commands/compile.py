@@ -5,6 +5,12 @@ Writes into DIR: program.hex, weights_p*.hex, thresholds_p*.hex
 compiled.json (configuration, per-layer cycles and utilisation, disassembly).
 See docs/accelerator.md and docs/images.md.
 
+A model too large for the accelerator's memories at once runs in segments:
+the host writes the next layers' weights (and, for a large first-layer
+input, the next band of it) between program runs. DIR then holds one more
+model image per segment (segment1.tim, ...); 'tritium sim' and 'tritium run'
+use them all.
+
 Examples:
   tritium compile sfc.npz --hw ulx3s -o build/sfc
   tritium compile sfc.npz --hw ulx3s --batch 16 -o build/sfc16 --json
@@ -48,7 +54,7 @@ def run(args):
                "lanes": cfg.core.lanes, "batch": compiled.batch,
                "instructions": len(compiled.program), "cycles_per_run": cycles,
                "cycles_per_image": compiled.cycles_per_image, "seconds": seconds,
-               "layers": layers}
+               "segments": len(compiled.segments) or 1, "layers": layers}
     if args.json:
         print_json(summary)
         return 0
@@ -56,5 +62,7 @@ def run(args):
     rows = [[l["name"] + (f" +{l['pool']}" if l["pool"] else ""), l["beats"], l["cycles"],
              f"{100 * l['utilization']:.1f} %"] for l in layers]
     print(table(rows, ["layer", "beats", "cycles", "utilisation"]))
-    print(f"{cycles} cycles per run of {compiled.batch} image(s); images in {args.out}")
+    runs = (f"{len(compiled.segments)} program runs (segments: the host loads each one's "
+            "image and input between them)" if compiled.segments else "one program run")
+    print(f"{cycles} cycles per batch of {compiled.batch} image(s) in {runs}; images in {args.out}")
     return 0

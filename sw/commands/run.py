@@ -7,6 +7,11 @@ held-out images of the embedded data set and compares the accumulators with
 the golden reference on the integer model given with --model, as
 'tritium sim' does. Without --model only the accuracy is reported.
 
+A model compiled for hardware it does not fit at once runs in segments
+(docs/accelerator.md, "Segments"): before each segment's run the driver loads
+that segment's model image (DIR/segment1.tim, ...) and writes its part of the
+input, every batch. The serial link then sets the pace, not the accelerator.
+
 Examples:
   tritium run --port /dev/ttyUSB1 build/tfc --model tfc.npz --count 200
   tritium run --port /dev/ttyUSB1 build/tfc --baud 1000000 --json
@@ -42,13 +47,13 @@ def run(args):
 
     from ..driver import Device, SerialTransport
     from ..errors import TritiumError
-    from ..image import read_image
+    from ..image import read_compiled
     from .sim import held_out, score
 
     if args.count < 1:
         raise TritiumError("--count must be at least 1")
     path = Path(args.dir) / "model.tim"
-    compiled = read_image(path)
+    compiled = read_compiled(args.dir)
     transport = SerialTransport(args.port, args.baud)
     try:
         if args.model:

@@ -1,6 +1,7 @@
 """Simulate a compiled model on held-out images and compare with the golden reference.
 
-Reads DIR/model.tim (checked: magic, versions, CRC) and the integer model
+Reads DIR/model.tim (checked: magic, versions, CRC; with the images of its
+other segments when the model runs in several) and the integer model
 next to nothing else: the reference runs on the model's IR file given with
 --model (default: the file named in compiled.json's meta, if any). Images
 come from the embedded data set the model was trained on (--dataset).
@@ -84,10 +85,10 @@ def run(args):
     from pathlib import Path
 
     from ..errors import TritiumError
-    from ..image import read_image
+    from ..image import read_compiled
     from ..isasim import simulate
 
-    compiled = read_image(Path(args.dir) / "model.tim")
+    compiled = read_compiled(args.dir)
     model, values, labels = held_out(compiled, args.model, args.dataset, args.count)
     count = len(values)
     t0 = time.perf_counter()
