@@ -24,6 +24,7 @@ Small passes over a typed plan (docs/accelerator.md describes the target):
 :mod:`tritium.sw.image` writes it to files.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -233,6 +234,7 @@ class Compiled:
     plans: list | None = None      # compile-time plans (absent when loaded from an image)
     store_words: list = field(default_factory=list)   # weight-store image (weight streaming)
     segments: list = field(default_factory=list)      # [Segment] when the model runs in several
+    segment_index: int | None = None                  # which one, in a segment's own image
 
     @property
     def batch(self):
@@ -261,7 +263,8 @@ class Compiled:
         seg = self.runs()[k]
         return Compiled(config=self.config, program=seg.program, weight_banks=seg.weight_banks,
                         threshold_banks=seg.threshold_banks, io=self.io, meta=self.meta,
-                        store_words=self.store_words)
+                        store_words=self.store_words,
+                        segment_index=k if self.segments else None)
 
 
 def io_description(plans, cfg, batch, programs):
@@ -784,6 +787,11 @@ def compile_model(model, cfg, batch=1):
     if len(segments) > 1:
         for seg, entry in zip(segments, io["segments"]):
             entry["input_words"] = list(seg.input_words) if seg.input_words else None
+        # Names this set of segments: an image of another compilation (even of a model with
+        # the same shapes) is refused beside them (tritium.sw.image.read_compiled).
+        io["segment_set"] = hashlib.sha256(repr([
+            (seg.program, seg.weight_banks, seg.threshold_banks) for seg in segments
+        ]).encode()).hexdigest()[:16]
     return Compiled(config=cfg, program=first.program, weight_banks=first.weight_banks,
                     threshold_banks=first.threshold_banks, io=io, meta=dict(model.meta),
                     plans=plans, store_words=store, segments=segments if len(segments) > 1 else [])

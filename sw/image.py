@@ -66,7 +66,9 @@ def image_bytes(compiled):
         "WEIGHTS": b"".join(int(w).to_bytes(wbytes, "little")
                             for bank in compiled.weight_banks for w in bank),
         "THRESHOLDS": np.asarray(compiled.threshold_banks, "<i8").tobytes(),
-        "META": json.dumps({"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta},
+        "META": json.dumps({"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta,
+                            **({"segment": compiled.segment_index}
+                               if compiled.segment_index is not None else {})},
                            sort_keys=True).encode(),
     }
     if compiled.store_words:
@@ -143,7 +145,7 @@ def write_images(compiled, out_dir):
     if compiled.store_words:
         paths["wstore"] = out / "wstore.hex"
         atomic_write_text(paths["wstore"], hex_lines(compiled.store_words, core.weight_width))
-    atomic_write_bytes(paths["image"], image_bytes(compiled))
+    atomic_write_bytes(paths["image"], image_bytes(compiled.segment(0)))
     summary = {"config": compiled.config.canonical(), "config_hash": compiled.config.hash,
                "describe": compiled.config.describe(), "io": compiled.io,
                "cycles_per_run": compiled.cycles_per_run,
@@ -158,7 +160,8 @@ def write_images(compiled, out_dir):
 def read_compiled(folder, expect_hash=None):
     """The compiled model in ``folder``: ``model.tim`` and, for a model that runs in
     segments, every ``segment{k}.tim`` (each checked as :func:`read_image` does, and
-    refused unless it belongs to the same compilation: configuration and io)."""
+    refused unless it belongs to the same compilation, at its place: configuration, io,
+    which names the set of segments, and the segment's index)."""
     from .compiler import Segment
 
     folder = Path(folder)
@@ -169,7 +172,8 @@ def read_compiled(folder, expect_hash=None):
     segments = []
     for k, entry in enumerate(described):
         part = first if k == 0 else read_image(folder / segment_image_name(k), expect_hash)
-        if part.config.hash != first.config.hash or part.io != first.io:
+        if (part.config.hash != first.config.hash or part.io != first.io
+                or part.segment_index != k):
             raise FormatError(f"{folder / segment_image_name(k)}: not a segment of "
                               f"{folder / segment_image_name(0)} (compile the model again)")
         words = entry.get("input_words")
@@ -252,7 +256,8 @@ def parse_image(data, path="model image", expect_hash=None):
         raise FormatError(f"{path}: THRESHOLDS section has the wrong size for this configuration")
     thresholds = thr.reshape(core.pe, core.thr_depth, core.n_thresholds).tolist()
     return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
-                    io=meta["io"], meta=meta.get("meta", {}), store_words=_words(raw, wbytes))
+                    io=meta["io"], meta=meta.get("meta", {}), store_words=_words(raw, wbytes),
+                    segment_index=meta.get("segment"))
 
 
 def _words(raw, wbytes):

@@ -63,6 +63,16 @@ def cycles_per_image(compiled):
     return compiled["cycles_per_image"]
 
 
+def _segments_note(compiled):
+    """", in N program runs ..." for a model that runs in segments (compiled.json)."""
+    segments = compiled["io"].get("segments")
+    if not segments:
+        return ""
+    return (f", in {len(segments)} program runs a batch (segments of "
+            + ", ".join(f"{s['cycles']:,}" for s in segments)
+            + " cycles; the host loads each one's model image before it)")
+
+
 def throughput(compiled, build):
     """images/s and images/s per (LUT * MHz) of a compiled model on a build."""
     fmax, luts = build.get("fmax_mhz"), build.get("luts")
@@ -90,7 +100,7 @@ def _plot_layers(rows, title, path):
     ax_u.set_ylabel("PE-array utilisation (%)")
     ax_u.legend(loc="lower right", fontsize=8)
     ax_c.bar(names, [r[2] for r in rows], color="#5aa469")
-    ax_c.set_ylabel("cycles per run")
+    ax_c.set_ylabel("cycles per batch")
     for ax in (ax_u, ax_c):
         ax.tick_params(axis="x", rotation=45, labelsize=8)
     fig.suptitle(textwrap.fill(title, 100), fontsize=9)
@@ -239,7 +249,8 @@ def render(found, out):
         parts += [f"<h2>Compiled model: {html.escape(name)}</h2>",
                   f"<p>{html.escape(compiled.get('describe', ''))}; configuration hash "
                   f"<code>{html.escape(compiled.get('config_hash', ''))}</code>; "
-                  f"{cycles_per_image(compiled):,.1f} cycles per image.</p>",
+                  f"{cycles_per_image(compiled):,.1f} cycles per image"
+                  f"{_segments_note(compiled)}.</p>",
                   f'<img src="{png}" alt="per-layer utilisation and cycles">',
                   _table(["layer", "beats", "cycles", "utilisation"],
                          [(r[0], r[1], r[2], f"{100 * r[3]:.1f} %") for r in rows])]

@@ -122,3 +122,48 @@ def test_compile_and_sim_commands(tmp_path, capsys):
     # A refused model: a one-line error naming the layer.
     assert main(["compile", str(tmp_path / "m.npz"), "--hw", "nope", "-o", str(tmp_path / "x")]) == 1
     assert "preset" in capsys.readouterr().err
+
+
+def test_segmented_model_folder(tmp_path, capsys):
+    """A model that runs in segments: one model image per segment; read_compiled gives them
+    back (tritium sim runs them, bit-exact), and refuses a missing segment image or one of
+    another compilation with one line."""
+    from tritium.sw.image import read_compiled
+
+    from tritium.sw.ir import ActType, Dense, IntModel
+
+    def digits_model(seed):
+        rng = np.random.default_rng(seed)
+        sizes = [64, 16, 16, 10]
+        layers = [Dense.from_values(f"fc{i}", 2 * rng.integers(0, 2, (n, k)) - 1, "binary",
+                                    thresholds=rng.integers(-2, 3, (n, 1)) if i < 2 else None,
+                                    out_act="bipolar" if i < 2 else None)
+                  for i, (k, n) in enumerate(zip(sizes, sizes[1:]))]
+        return IntModel((8, 8, 1), ActType("bipolar"), layers,
+                        meta={"input_quant": {"kind": "binarise", "threshold": 128}})
+
+    model = digits_model(3)
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16), act_depth=8, res_depth=16)
+    compiled = compile_model(model, cfg, batch=4)
+    # 4 images of 4 input words in two bands; fc0 alone fills the banks, fc1 + fc2 the next
+    assert len(compiled.segments) == 3 and compiled.plans[0].bands == [(0, 2), (2, 2)]
+    write_images(compiled, tmp_path / "b")
+    back = read_compiled(tmp_path / "b")
+    assert [s.input_words for s in back.segments] == [s.input_words for s in compiled.segments]
+    assert [s.program for s in back.segments] == [s.program for s in compiled.segments]
+    x = random_inputs(model, 8, seed=1)
+    np.testing.assert_array_equal(simulate(back, x)[0], reference.run(model, x))
+    save_model(model, tmp_path / "m.npz")
+    assert main(["sim", str(tmp_path / "b"), "--model", str(tmp_path / "m.npz"),
+                 "--dataset", "digits", "--count", "8", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["mismatches"] == 0
+    other = compile_model(digits_model(4), cfg, batch=4)
+    (tmp_path / "b" / "segment2.tim").write_bytes(image_bytes(other.segment(2)))
+    with pytest.raises(FormatError, match="segment2.tim: not a segment of"):
+        read_compiled(tmp_path / "b")
+    (tmp_path / "b" / "segment2.tim").write_bytes((tmp_path / "b" / "segment1.tim").read_bytes())
+    with pytest.raises(FormatError, match="segment2.tim: not a segment of"):    # out of place
+        read_compiled(tmp_path / "b")
+    (tmp_path / "b" / "segment2.tim").unlink()
+    with pytest.raises(FormatError, match="segment2.tim: no such file"):
+        read_compiled(tmp_path / "b")

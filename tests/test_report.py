@@ -46,6 +46,20 @@ def test_report_of_a_compiled_model_and_a_build(compiled_dir, tmp_path):
     assert rows[0][1] == "tfc" and rows[0][0].startswith("tritium") and len(rows) == 1 + len(ANCHORS)
 
 
+def test_report_of_a_model_in_segments(tmp_path):
+    """LFC on the ulx3s preset runs in four segments: the report says so, with each run's
+    cycles, and its per-layer rows are the whole batch's."""
+    compiled = compile_model(random_model("lfc", (784,), "bipolar", seed=1), PRESETS["ulx3s"],
+                             batch=4)
+    write_images(compiled, tmp_path / "lfc")
+    assert main(["report", str(tmp_path / "lfc"), "-o", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    runs = ", ".join(f"{s['cycles']:,}" for s in compiled.io["segments"])
+    assert f"in 4 program runs a batch (segments of {runs} cycles" in page
+    assert sorted(p.name for p in (tmp_path / "lfc").glob("segment*.tim")) == \
+        ["segment1.tim", "segment2.tim", "segment3.tim"]
+
+
 def test_report_refuses_folders_without_results(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 1
     assert "nothing to report" in capsys.readouterr().err
