@@ -171,8 +171,22 @@ class Accelerator(wiring.Component):
         # cycle per program run (START_CYCLES; docs/accelerator.md, "Timing").
         fetch = Signal()            # insn <= read data; read the next; pc steps
         m.d.comb += [prog_rd.addr.eq(fetch_addr), prog_rd.en.eq(fetch)]
+        # The instruction's kind, decoded as it enters insn (from the read data) and held
+        # beside it in one-hot flags, and "pc is past the program memory", registered as pc
+        # steps: EXEC's fetch, its stalls and its state changes start from these flip-flops
+        # rather than from a decode of insn (on the ULX3S insn -> opcode decode -> fetch
+        # -> fetch_addr took 10.1 ns, most of it routing).
+        kinds = {"cfg": (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM),
+                 "run": (Opcode.RUN,), "end": (Opcode.END,), "sync": (Opcode.SYNC,),
+                 "load": (Opcode.LOAD_W,) if cfg.store_depth else ()}
+        is_op = {k: Signal(name=f"insn_is_{k}") for k in kinds}
+        next_op = isa.instruction_layout()(prog_rd.data).opcode
+        pc_over = Signal()          # pc >= prog_depth
         with m.If(fetch):
-            m.d.sync += [insn.eq(prog_rd.data), pc.eq(pc + 1), fetch_addr.eq(fetch_addr + 1)]
+            m.d.sync += [insn.eq(prog_rd.data), pc.eq(pc + 1), fetch_addr.eq(fetch_addr + 1),
+                         pc_over.eq(pc + 1 >= cfg.prog_depth)]
+            m.d.sync += [is_op[k].eq(Cat(*(next_op == op for op in ops)).any() if ops else 0)
+                         for k, ops in kinds.items()]
         with m.FSM(name="ctrl") as fsm:
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -183,41 +197,40 @@ class Accelerator(wiring.Component):
             with m.State("FILL"):
                 # Instruction 0 into insn, instruction 1 read.
                 m.d.comb += fetch.eq(1)
-                m.d.sync += pc.eq(0)
+                m.d.sync += [pc.eq(0), pc_over.eq(0)]
                 m.next = "EXEC"
             with m.State("EXEC"):
-                with m.If(pc >= cfg.prog_depth):
+                with m.If(pc_over):
                     m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_PC_OVERFLOW),
                                  fetch_addr.eq(0)]
                     m.next = "IDLE"
-                with m.Else():
+                # RUN (with wait_w), LOAD_W and END stall while a copy runs.
+                with m.Elif(is_op["cfg"]):
                     with m.Switch(insn.opcode):
-                        for op in (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM):
+                        for op in kinds["cfg"]:
                             with m.Case(op):
                                 args = getattr(insn.args, op.name.lower())
                                 for f in specs[op].fields:
                                     m.d.sync += r[f.name].eq(getattr(args, f.name))
-                                m.d.comb += fetch.eq(1)
-                        # RUN (with wait_w), LOAD_W and END stall while a copy runs.
-                        with m.Case(Opcode.RUN):
-                            with m.If(~(insn.args.run.wait_w & load_busy)):
-                                m.d.comb += [fetch.eq(1), run_start.eq(1)]
-                                m.d.sync += running.eq(1)
-                                m.next = "RUN"
-                        with m.Case(Opcode.END):
-                            with m.If(~load_busy):
-                                m.d.sync += [self.done.eq(1), fetch_addr.eq(0)]
-                                m.next = "IDLE"
-                        if cfg.store_depth:
-                            with m.Case(Opcode.LOAD_W):
-                                with m.If(~load_busy):
-                                    m.d.comb += [fetch.eq(1), load_start.eq(1)]
-                        with m.Case(Opcode.SYNC):
-                            m.d.comb += fetch.eq(1)
-                        with m.Default():
-                            m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE),
-                                         fetch_addr.eq(0)]
-                            m.next = "IDLE"
+                    m.d.comb += fetch.eq(1)
+                with m.Elif(is_op["run"]):
+                    with m.If(~(insn.args.run.wait_w & load_busy)):
+                        m.d.comb += [fetch.eq(1), run_start.eq(1)]
+                        m.d.sync += running.eq(1)
+                        m.next = "RUN"
+                with m.Elif(is_op["end"]):
+                    with m.If(~load_busy):
+                        m.d.sync += [self.done.eq(1), fetch_addr.eq(0)]
+                        m.next = "IDLE"
+                with m.Elif(is_op["load"]):
+                    with m.If(~load_busy):
+                        m.d.comb += [fetch.eq(1), load_start.eq(1)]
+                with m.Elif(is_op["sync"]):
+                    m.d.comb += fetch.eq(1)
+                with m.Else():
+                    m.d.sync += [self.error.eq(1), self.error_code.eq(ERR_BAD_OPCODE),
+                                 fetch_addr.eq(0)]
+                    m.next = "IDLE"
             with m.State("RUN"):
                 with m.If(run_done):
                     m.d.sync += running.eq(0)
@@ -276,11 +289,21 @@ class Accelerator(wiring.Component):
             # memories): out_base + pixel * tiles + tile, as the output path counts it.
             i_res_base = Signal(range(cfg.res_depth))
             step_res = [i_res_base.eq(i_res_base + r["tiles"])]
+        # The window's input position without a multiply: running sums of the strided
+        # output position, (ox*pool + px)*sw = ox_s + px_s (ox_s steps by pool*sw, px_s by
+        # sw), likewise for y, beside their counters (docs/accelerator.md, "Timing").
+        cy_end, cx_end = (7 * max(2, lim(Opcode.CFG_OUT, name)) for name in ("out_h", "out_w"))
+        oy_s, py_s = Signal(range(7 * cy_end), name="oy_s"), Signal(range(50), name="py_s")
+        ox_s, px_s = Signal(range(7 * cx_end), name="ox_s"), Signal(range(50), name="px_s")
+        pool_sh, pool_sw = Signal(range(50), name="pool_sh"), Signal(range(50), name="pool_sw")
+        m.d.sync += [pool_sh.eq(r["pool"] * r["sh"]), pool_sw.eq(r["pool"] * r["sw"])]
         outer = [
-            (d_px, [], []), (d_py, [], []),
+            (d_px, [px_s.eq(px_s + r["sw"])], [px_s.eq(0)]),
+            (d_py, [py_s.eq(py_s + r["sh"])], [py_s.eq(0)]),
             # j + 1 = kh*kw*in_cw (words per row) when the tile steps: no multiply.
             (d_tile, [tile_w.eq(tile_w + j + 1)], [tile_w.eq(0)]),
-            (d_ox, step_res, step_res), (d_oy, [], []),
+            (d_ox, [*step_res, ox_s.eq(ox_s + pool_sw)], [*step_res, ox_s.eq(0)]),
+            (d_oy, [oy_s.eq(oy_s + pool_sh)], [oy_s.eq(0)]),
         ]
         last_c = d_c.last
         # The last beat of one accumulation (one PE result): every inner digit at its last
@@ -297,7 +320,8 @@ class Accelerator(wiring.Component):
         # from the instruction's decode into the counters.
         with m.If(~issuing):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
-                         ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0), j.eq(0), tile_w.eq(0)]
+                         ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0), j.eq(0), tile_w.eq(0),
+                         oy_s.eq(0), py_s.eq(0), ox_s.eq(0), px_s.eq(0)]
             if core.chain:
                 m.d.sync += i_res_base.eq(r["out_base"])
             if core.bit_serial:
@@ -315,18 +339,19 @@ class Accelerator(wiring.Component):
             _odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
                       done=[issuing.eq(0)], carries=outer_carries.carries)
 
-        # The activation address, one multiply per stage (docs/accelerator.md, "Timing");
-        # the beat's command and the signals the read needs travel beside it.
-        # Stage A: the window position of the output pixel (below 7 * out_h, 7 * out_w).
-        cy_end, cx_end = (7 * max(2, lim(Opcode.CFG_OUT, name)) for name in ("out_h", "out_w"))
-        cy, cx = Signal(range(cy_end), name="cy"), Signal(range(cx_end), name="cx")
-        m.d.sync += [cy.eq(oy * r["pool"] + py), cx.eq(ox * r["pool"] + px)]
+        # The activation address, at most one multiply per stage (docs/accelerator.md,
+        # "Timing"); the beat's command and the signals the read needs travel beside it.
+        # Stage A: the strided window position of the output pixel, (oy*pool + py)*sh
+        # (below 7 * 7 * out_h), and the kernel offsets ky - ph, kx - pw (one adder each).
+        cy, cx = Signal(range(7 * cy_end), name="cy"), Signal(range(7 * cx_end), name="cx")
+        ky_a, kx_a = Signal(range(-15, 64), name="ky_ph"), Signal(range(-15, 64), name="kx_pw")
+        m.d.sync += [cy.eq(oy_s + py_s), cx.eq(ox_s + px_s),
+                     ky_a.eq(ky - r["ph"]), kx_a.eq(kx - r["pw"])]
         # Stage B: the input pixel's coordinates (negative or past the edge: padding),
         # from -ph >= -15 to 7 * cy + kh - 1 <= 7 * cy + 62.
         iy = Signal(range(-15, 7 * cy_end + 63), name="iy")
         ix = Signal(range(-15, 7 * cx_end + 63), name="ix")
-        ky_a, kx_a = _delayed(m, ky, "a"), _delayed(m, kx, "a")
-        m.d.sync += [iy.eq(cy * r["sh"] + ky_a - r["ph"]), ix.eq(cx * r["sw"] + kx_a - r["pw"])]
+        m.d.sync += [iy.eq(cy + ky_a), ix.eq(cx + kx_a)]
         # Stage C: the padding test and the pixel index. From here on the arithmetic is
         # modulo the read port's width (its address drops the upper bits anyway).
         abits = len(bufs[0][0].addr)

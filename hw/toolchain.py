@@ -8,6 +8,7 @@ not set them.
 """
 
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -41,8 +42,10 @@ def require_tool(command):
 
 #: Environment variables that set nextpnr options of every place and route (benchmarks and
 #: board builds), over the defaults of the family or board: thread count, placer and router.
+#: ``TRITIUM_NEXTPNR_ARGS`` adds arguments of its own (split as a shell would), for
+#: experiments such as ``--tmg-ripup``.
 NEXTPNR_ENV_OPTIONS = {"TRITIUM_NEXTPNR_THREADS": "--threads", "TRITIUM_NEXTPNR_PLACER": "--placer",
-                       "TRITIUM_NEXTPNR_ROUTER": "--router"}
+                       "TRITIUM_NEXTPNR_ROUTER": "--router", "TRITIUM_NEXTPNR_ARGS": None}
 
 #: nextpnr options per FPGA family. ECP5: the electrostatic placer ("static") spreads the
 #: 2048-lane ULX3S design so that router2 converges (HeAP's placement left router2 at
@@ -56,9 +59,10 @@ def nextpnr_options(family):
     defaults = NEXTPNR_FAMILY_OPTIONS[family]
     options = dict(zip(defaults[::2], defaults[1::2]))
     for var, option in NEXTPNR_ENV_OPTIONS.items():
-        if os.environ.get(var):
+        if os.environ.get(var) and option is not None:
             options[option] = os.environ[var]
-    return [a for option, value in options.items() for a in (option, value)]
+    extra = shlex.split(os.environ.get("TRITIUM_NEXTPNR_ARGS", ""))
+    return [a for option, value in options.items() for a in (option, value)] + extra
 
 
 #: The attribute that marks a register as a deliberate copy of another (a fan-out

@@ -10,6 +10,7 @@ from test_compiler import accel_configs, one_bit_hidden, segment_config, streami
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
+from tritium.hw import isa
 from tritium.hw.isa import Opcode
 from tritium.sim.accel_sim import run_amaranth
 from tritium.sw import reference
@@ -168,6 +169,59 @@ def test_weight_store_verilog_has_no_initial_value():
     assert "prog[0] =" in text
     assert drop_memory_init("reg [3:0] m [1:0];\ninitial begin\n  m[0] = 4'h0;\nend\n", "m") \
         == "reg [3:0] m [1:0];\n"
+
+
+@pytest.mark.parametrize("case", ["reserved opcode", "LOAD_W without a store", "no END",
+                                  "a good run after an error"])
+def test_controller_errors(case):
+    """The controller stops with an error code on an instruction it does not implement and
+    on a program counter past the program memory; the next START runs normally."""
+    from amaranth.sim import Simulator
+
+    from tritium.hw.protocol import Err
+
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=16), act_depth=16, prog_depth=8,
+                      res_depth=4)
+    cfg_in = isa.encode(Opcode.CFG_IN, in_buf=0, in_base=0, in_h=1, in_w=1, in_cw=1, in_planes=1,
+                        in_signed=0, in_bipolar=1)
+    programs = {
+        "reserved opcode": ([cfg_in, 9], Err.BAD_OPCODE),
+        "LOAD_W without a store": ([isa.encode(Opcode.LOAD_W, addr=0, count=1, src=0)],
+                                   Err.BAD_OPCODE),
+        "no END": ([cfg_in] * cfg.prog_depth, Err.PC_OVERFLOW),
+        "a good run after an error": ([cfg_in, 9], Err.BAD_OPCODE),
+    }
+    program, code = programs[case]
+    dut = Accelerator(cfg)
+    seen = []
+
+    async def bench(ctx):
+        async def run(words):
+            for a, w in enumerate(words):
+                ctx.set(dut.prog_we, 1)
+                ctx.set(dut.prog_addr, a)
+                ctx.set(dut.prog_data, w)
+                await ctx.tick()
+            ctx.set(dut.prog_we, 0)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.start, 0)
+            for _ in range(100):
+                if ctx.get(dut.done) or ctx.get(dut.error):
+                    break
+                await ctx.tick()
+            seen.append((ctx.get(dut.done), ctx.get(dut.error), ctx.get(dut.error_code)))
+        await run(program)
+        if case == "a good run after an error":
+            await run([cfg_in, isa.encode(Opcode.END)])
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen[0] == (0, 1, code)
+    if case == "a good run after an error":
+        assert seen[1] == (1, 0, Err.NONE)
 
 
 def test_rtl_refuses_k_bit_outputs():

@@ -491,3 +491,6 @@ def test_nextpnr_options_per_family_and_their_overrides(monkeypatch):
     assert source_fingerprint() != plain
     monkeypatch.delenv("TRITIUM_NEXTPNR_PLACER")
     assert source_fingerprint() == plain         # the thread count does not change a build
+    monkeypatch.setenv("TRITIUM_NEXTPNR_ARGS", "--tmg-ripup --seed-note 'a b'")
+    assert nextpnr_options("ice40")[-3:] == ["--tmg-ripup", "--seed-note", "a b"]
+    assert source_fingerprint() != plain
