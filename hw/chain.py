@@ -70,7 +70,7 @@ def chain_output_layout(cfg):
 OP_GROUP_LANES = 16
 
 def _acc_controls(cfg):
-    """The controls a slice's accumulator takes, ``pipeline`` cycles after the lane op:
+    """The controls a slice's accumulator takes, ``pe_latency`` cycles after the lane op:
     ``valid``, ``last``, and those of ``shl``, ``neg``, ``dbl`` its PE implements (only what
     a slice reads travels: the chain's registers are kept, unread ones too)."""
     options = accumulator_options(cfg)
@@ -184,7 +184,7 @@ class PEChain(wiring.Component):
         # Slice 0's stages after the chain's input: its input register, the bank read, the
         # bank's output register, the popcount registers; then the accumulator's output,
         # where the result bus joins.
-        res = self._head(m, pay, 3 + cfg.pipeline, res_layout)
+        res = self._head(m, pay, 3 + cfg.pe_latency, res_layout)
         rst = ResetSignal()
         vector = tail_valid = None
         read = Signal(data.StructLayout({"addr": len(self.res_addr), "sel": len(self.res_sel)}))
@@ -223,7 +223,7 @@ class PEChain(wiring.Component):
                          ctl.last.eq(cmd.last), ctl.shl.eq(cmd.shl), ctl.neg.eq(cmd.neg)]
             x = _delay(m, pay.x, 3, "head_x")
             ctl = _delay(m, ctl, acc_stage, "head_ctl", rst=ResetSignal())
-            m.submodules.xcount = xpop = Popcount(cfg.simd, cfg.pipeline)
+            m.submodules.xcount = xpop = Popcount(cfg.simd, cfg.pipeline, in_reg=cfg.lane_reg)
             m.submodules.qacc = qacc = ShiftAccumulator(cfg.pop_bits, cfg.acc_bits, double=False)
             m.d.comb += [
                 xpop.i.eq(x), xpop.en.eq(1),
@@ -258,7 +258,7 @@ class PEChain(wiring.Component):
         acc_layout = _acc_controls(cfg)
         acc_ctl = Signal(acc_layout)
         m.d.comb += [getattr(acc_ctl, f).eq(getattr(ctl, f)) for f in acc_layout.members]
-        ctl_acc = _delay(m, _reg(m, acc_ctl, f"ctl_{name}_d1", rst=rst), cfg.pipeline,
+        ctl_acc = _delay(m, _reg(m, acc_ctl, f"ctl_{name}_d1", rst=rst), cfg.pe_latency,
                          f"ctl_{name}_pop", rst=rst)
         m.submodules[f"pe{p}"] = pe = PE(cfg, reset=rst, op_groups=groups)
         m.d.comb += [

@@ -104,6 +104,11 @@ class HwConfig:
     pipeline : int or None
         Register stages inside the popcount tree (0 .. tree levels); ``None``
         derives ``max(1, levels // 2)`` (see :func:`tritium.hw.popcount.register_levels`).
+    lane_reg : bool
+        Register the lane word between the lane operation and the popcount tree (one
+        cycle of latency per RUN): the lane op's logic (x, sign, mask and the op code:
+        two LUT levels on a core with several ops) and the tree's first level no longer
+        share a cycle (large ECP5 arrays).
     """
 
     pe: int = 8
@@ -119,6 +124,7 @@ class HwConfig:
     weight_reg: bool = False
     addr_reg: bool = False
     chain: bool = False
+    lane_reg: bool = False
 
     def __post_init__(self):
         kinds = self.weight_kinds
@@ -160,7 +166,7 @@ class HwConfig:
         if not isinstance(self.max_fan_in, int) or isinstance(self.max_fan_in, bool):
             raise ConfigError(f"max_fan_in must be an integer, got {self.max_fan_in!r}")
         _range("max_fan_in", self.max_fan_in, 1, self.weight_depth * self.simd)
-        for name in ("weight_reg", "addr_reg", "chain"):
+        for name in ("weight_reg", "addr_reg", "chain", "lane_reg"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.chain and not (self.weight_reg and self.addr_reg):
@@ -245,11 +251,17 @@ class HwConfig:
         return self.weight_reg
 
     @property
+    def pe_latency(self):
+        """Cycles from a PE's inputs (x, sign, mask) to its popcount at the accumulator: the
+        lane register (``lane_reg``) and the popcount tree's registers (``pipeline``)."""
+        return self.pipeline + int(self.lane_reg)
+
+    @property
     def latency(self):
         """Cycles from an accepted input word to its result leaving the threshold unit
         (no stalls): weight read, popcount registers, accumulate, threshold read and its
         register."""
-        stages = int(self.addr_reg) + 1 + int(self.weight_reg) + self.pipeline + 1 + THRESHOLD_STAGES
+        stages = int(self.addr_reg) + 1 + int(self.weight_reg) + self.pe_latency + 1 + THRESHOLD_STAGES
         # The chain: slice p is p cycles behind slice 0; a compare stage (D and thresholds
         # in fabric registers); the activation vector leaves the last slice's register.
         return stages + (self.pe + CHAIN_COMPARE_STAGES if self.chain else 0)
@@ -279,8 +291,9 @@ class HwConfig:
         """The canonical configuration: a dict of every hardware-relevant field."""
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["weight_kinds"] = sorted(self.weight_kinds)
-        if not self.chain:      # added later: configurations without it keep their hash
-            del d["chain"]
+        for name in ("chain", "lane_reg"):      # added later: configurations without them
+            if not d[name]:                     # keep their hash
+                del d[name]
         d["config_version"] = CONFIG_VERSION
         return d
 

@@ -214,7 +214,7 @@ def accumulator_options(cfg):
 
 
 #: The command fields (and the valid bit) a PE needs: ``op`` with the input word, the
-#: accumulator controls ``cfg.pipeline`` cycles later.
+#: accumulator controls ``cfg.pe_latency`` cycles later.
 PE_CONTROLS = StructLayout({"valid": 1, "op": 2, "last": 1, "shl": 1, "neg": 1, "dbl": 1})
 
 
@@ -267,7 +267,7 @@ def weight_bank(cfg, init, p):
 class PE(wiring.Component):
     """One processing element: lane op, popcount tree, shift-negate accumulator.
 
-    Latency from ``s``/``m``/``x`` to ``acc_next`` is ``cfg.pipeline`` cycles;
+    Latency from ``s``/``m``/``x`` to ``acc_next`` is ``cfg.pe_latency`` cycles;
     the command inputs must be delayed by the same amount (the array does it,
     once for all PEs or, with ``cfg.weight_reg``, per PE).
 
@@ -310,7 +310,8 @@ class PE(wiring.Component):
         cfg = self.cfg
         m = Module()
         m.submodules.lanes = lanes = LaneOps(cfg.simd, cfg.ops, self.op_groups)
-        m.submodules.popcount = pop = Popcount(cfg.simd, cfg.pipeline, self.popcount_style)
+        m.submodules.popcount = pop = Popcount(cfg.simd, cfg.pipeline, self.popcount_style,
+                                               in_reg=cfg.lane_reg)
         m.submodules.accumulator = acc = ShiftAccumulator(
             cfg.pop_bits, cfg.acc_bits, **accumulator_options(cfg), double_default=1,
             max_total=cfg.padded_fan_in, reset=self.reset)
@@ -330,7 +331,7 @@ class PEArray(wiring.Component):
     Pipeline (each stage advances together; a full output register that is
     not taken stalls everything): with ``cfg.addr_reg`` a register copy of the
     weight address per bank (1 cycle), weight-bank read (1 cycle, 2 with
-    ``cfg.weight_reg``), popcount tree (``cfg.pipeline`` cycles), accumulate
+    ``cfg.weight_reg``), lane register and popcount tree (``cfg.pe_latency`` cycles), accumulate
     into the output register (1 cycle).
     One result beat leaves per input word whose command has ``last``.
 
@@ -411,12 +412,12 @@ class PEArray(wiring.Component):
         else:
             xs, ctls = [x1] * cfg.pe, [_pe_controls(cmd1, valid1)] * cfg.pe
 
-        # Stage 2 .. 1+pipeline: popcount trees; the command follows in a delay line (and
+        # Stage 2 .. 1+pe_latency: lane register, popcount trees; the command follows in a delay line (and
         # with weight_reg each PE's controls in its own).
-        cmd2 = _delay(m, cmd1, cfg.pipeline, adv, "cmd", reset_less=True)
-        valid2 = _delay(m, valid1, cfg.pipeline, adv, "valid")
+        cmd2 = _delay(m, cmd1, cfg.pe_latency, adv, "cmd", reset_less=True)
+        valid2 = _delay(m, valid1, cfg.pe_latency, adv, "valid")
         if cfg.weight_reg:
-            ctls2 = [_delay(m, ctl, cfg.pipeline, adv, f"ctl{p}") for p, ctl in enumerate(ctls)]
+            ctls2 = [_delay(m, ctl, cfg.pe_latency, adv, f"ctl{p}") for p, ctl in enumerate(ctls)]
         else:
             ctls2 = [_pe_controls(cmd2, valid2)] * cfg.pe
         results = []
@@ -434,9 +435,9 @@ class PEArray(wiring.Component):
 
         if cfg.bit_serial:
             # popcount(x_b) is the same for every PE: one shared counter.
-            m.submodules.xcount = xpop = Popcount(cfg.simd, cfg.pipeline)
+            m.submodules.xcount = xpop = Popcount(cfg.simd, cfg.pipeline, in_reg=cfg.lane_reg)
             m.submodules.qacc = qacc = ShiftAccumulator(cfg.pop_bits, cfg.acc_bits, double=False)
-            count2 = _delay(m, cmd1.count, cfg.pipeline, adv, "count", reset_less=True)
+            count2 = _delay(m, cmd1.count, cfg.pe_latency, adv, "count", reset_less=True)
             m.d.comb += [
                 xpop.i.eq(x1), xpop.en.eq(adv),
                 qacc.value.eq(Mux(count2, xpop.o, 0)), qacc.en.eq(valid2 & adv),

@@ -80,6 +80,8 @@ class Popcount(wiring.Component):
         levels; the latency is ``stages`` cycles.
     style : str
         ``"tree"`` (default) or ``"chain"``.
+    in_reg : bool
+        Register the lanes before the tree (one more cycle: ``stages + 1`` in all).
 
     Members
     -------
@@ -88,10 +90,10 @@ class Popcount(wiring.Component):
     en : In(1)
         Clock enable of the pipeline registers (hold while 0).
     o : Out(width.bit_length())
-        The count, ``stages`` cycles after ``i``.
+        The count, ``stages`` (+ 1 with ``in_reg``) cycles after ``i``.
     """
 
-    def __init__(self, width, stages=0, style="tree", carry_in=True):
+    def __init__(self, width, stages=0, style="tree", carry_in=True, in_reg=False):
         self._MustUse__silence = True  # no "never used" warning when a check below fails
         if not isinstance(width, int) or width < 2:
             raise TritiumError(f"popcount width must be an integer >= 2, got {width!r}")
@@ -101,6 +103,7 @@ class Popcount(wiring.Component):
         if not 0 <= stages <= levels:
             raise TritiumError(f"popcount of {width} lanes takes 0..{levels} pipeline stages, got {stages}")
         self.width, self.stages, self.style, self.carry_in = width, stages, style, carry_in
+        self.in_reg = in_reg
         self._MustUse__silence = False
         super().__init__({"i": In(width), "en": In(1), "o": Out(width.bit_length())})
 
@@ -112,16 +115,17 @@ class Popcount(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        lanes = self._reg(m, self.i, "lanes_in") if self.in_reg else self.i
         if self.style == "chain":
-            self._chain(m)
+            self._chain(m, lanes)
         else:
-            self._tree(m)
+            self._tree(m, lanes)
         return m
 
-    def _tree(self, m):
+    def _tree(self, m, i):
         levels = tree_levels(self.width, self.carry_in)
         regs_after = set(register_levels(levels, self.stages))
-        lanes = [self.i[k] for k in range(self.width)]
+        lanes = [i[k] for k in range(self.width)]
         # About a third of the lanes enter the tree as carry-ins of the adders
         # (a carry chain adds a third, 1-bit operand for free).
         n_cin = carry_in_lanes(self.width) if self.carry_in else 0
@@ -151,10 +155,10 @@ class Popcount(wiring.Component):
         (total,) = values
         m.d.comb += self.o.eq(total[:len(self.o)])
 
-    def _chain(self, m):
+    def _chain(self, m, i):
         every = -(-self.width // (self.stages + 1)) if self.stages else self.width + 1
-        total = self.i[0]
-        delayed = self.i
+        total = i[0]
+        delayed = i
         for k in range(1, self.width):
             total = (total + delayed[k])[:(k + 1).bit_length()]
             if k % every == 0 and k // every <= self.stages:

@@ -336,7 +336,7 @@ class Device:
 
         cfg = compiled.config
         o = compiled.io["output"]
-        images = self._images_of(compiled)
+        images = self.images_of(compiled)
         entries, cycles = [], []
         for words in pack_input(compiled, values):
             total = 0
@@ -351,7 +351,7 @@ class Device:
                                              cfg.pe, cfg.core.acc_bits))
         return results_to_accumulators(compiled, entries), cycles
 
-    def _images_of(self, compiled):
+    def images_of(self, compiled):
         """The model image of each segment of ``compiled`` (None for a model that runs once:
         the caller loads it), made once per model."""
         from .image import image_bytes

@@ -81,7 +81,8 @@ CHAIN = {"weight_reg": True, "addr_reg": True, "chain": True}
 @pytest.mark.parametrize("arch, shape, act, kind, pe, simd", [
     ("tfc", (5, 5, 1), "bipolar", "ternary", 5, 20), ("tfc", (5, 5, 1), "int4", "ternary", 4, 16),
     ("sfc", (4, 4, 1), "uint8", "binary", 8, 16), ("cnn", (8, 8, 1), "uint8", "binary", 4, 16),
-    ("tfc", (6, 6, 1), "int4", "ternary", 3, 36)])       # two lane-op copies per slice
+    ("tfc", (6, 6, 1), "int4", "ternary", 3, 36),        # two lane-op copies per slice
+    ("cnn", (8, 8, 1), "uint8", "binary", 4, 32)])       # with lane_reg (below)
 def test_chained_array(arch, shape, act, kind, pe, simd):
     """The chained array (hw/chain.py): each slice's bank, thresholds and result memory, the
     counter Q from the head, the activation vector from the tail (convolution, padding,
@@ -91,7 +92,7 @@ def test_chained_array(arch, shape, act, kind, pe, simd):
     depth = sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)
     cfg = AccelConfig(core=HwConfig(pe=pe, simd=simd, weight_kinds=("binary", "ternary"), act_bits=8,
                                     weight_depth=1 << (depth - 1).bit_length(), thr_depth=128,
-                                    **CHAIN), act_depth=512, res_depth=16)
+                                    lane_reg=simd == 32, **CHAIN), act_depth=512, res_depth=16)
     check(model, cfg, random_inputs(model, 2, seed=1))
 
 

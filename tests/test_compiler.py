@@ -42,10 +42,12 @@ def accel_configs(draw, model, out_bits=2):
 
 
 def register_options(draw):
-    """``weight_reg``, ``addr_reg`` and ``chain`` (which needs both) of a drawn core."""
+    """``weight_reg``, ``addr_reg``, ``chain`` (which needs both) and ``lane_reg`` of a drawn
+    core."""
     weight_reg, addr_reg = draw(st.booleans()), draw(st.booleans())
     return {"weight_reg": weight_reg, "addr_reg": addr_reg,
-            "chain": weight_reg and addr_reg and draw(st.booleans())}
+            "chain": weight_reg and addr_reg and draw(st.booleans()),
+            "lane_reg": draw(st.booleans())}
 
 
 def _pow2(n):

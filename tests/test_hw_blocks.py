@@ -26,23 +26,25 @@ def simulate(dut, bench):
     sim.run()
 
 
+@pytest.mark.parametrize("in_reg", [False, True])
 @pytest.mark.parametrize("style", ["tree", "chain"])
 @pytest.mark.parametrize("width", [2, 3, 5, 8, 12, 31, 64])
-def test_popcount_counts_and_latency(width, style):
+def test_popcount_counts_and_latency(width, style, in_reg):
     stages = tree_levels(width, style == "tree") if width > 2 else 1
     for st in sorted({0, stages // 2, stages}):
-        dut = Popcount(width, st, style)
+        dut = Popcount(width, st, style, in_reg=in_reg)
+        latency = st + in_reg
         rng = random.Random(width * 10 + st)
         vectors = [0, (1 << width) - 1] + [rng.getrandbits(width) for _ in range(40)]
 
-        async def bench(ctx, dut=dut, vectors=vectors, st=st):
+        async def bench(ctx, dut=dut, vectors=vectors, latency=latency):
             ctx.set(dut.en, 1)
             seen = []
-            for k in range(len(vectors) + st):
+            for k in range(len(vectors) + latency):
                 ctx.set(dut.i, vectors[k] if k < len(vectors) else 0)
                 seen.append(ctx.get(dut.o))  # combinational output before the edge
                 await ctx.tick()
-            got = seen[st:st + len(vectors)]
+            got = seen[latency:latency + len(vectors)]
             assert got == [bin(v).count("1") for v in vectors]
 
         simulate(dut, bench)

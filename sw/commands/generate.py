@@ -38,6 +38,8 @@ def add_arguments(parser):
                         help="register the weight-bank outputs once more (large ECP5 arrays)")
     parser.add_argument("--addr-reg", action="store_true",
                         help="one registered copy of the weight address per bank (large ECP5 arrays)")
+    parser.add_argument("--lane-reg", action="store_true",
+                        help="register the lane word before the popcount tree (large ECP5 arrays)")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -48,7 +50,7 @@ def config_from_args(args):
     return HwConfig(pe=args.pe, simd=args.simd, weight_kinds=args.weights, act_bits=args.act_bits,
                     out_bits=args.out_bits, weight_depth=args.weight_depth, thr_depth=args.thr_depth,
                     acc_bits=args.acc_bits, pipeline=args.pipeline, weight_reg=args.weight_reg,
-                    addr_reg=args.addr_reg)
+                    addr_reg=args.addr_reg, lane_reg=args.lane_reg)
 
 
 def describe_core(cfg):

@@ -69,11 +69,21 @@ def run(args):
         step(f"model image loaded ({size} bytes, {time.perf_counter() - t0:.1f} s)", args.quiet)
         accs, cycles = [], []
         t0 = time.perf_counter()
+        loads = None
+        if compiled.segments:       # every segment's image crosses the link every batch
+            per_batch = sum(len(image) for image in dev.images_of(compiled))
+            step(f"{len(compiled.segments)} segments: {per_batch:,} bytes of model images a "
+                 f"batch of {compiled.batch}", args.quiet)
+            loads = progress(total=per_batch * (len(values) // compiled.batch),
+                             desc="segment images", enabled=not args.quiet, unit="B")
         for i in progress(range(0, len(values), compiled.batch), desc="images",
                           enabled=not args.quiet, unit="run"):
-            acc, cyc = dev.run_batch(compiled, values[i:i + compiled.batch])
+            acc, cyc = dev.run_batch(compiled, values[i:i + compiled.batch],
+                                     progress=loads.update if loads else None)
             accs.append(acc)
             cycles += cyc
+        if loads:
+            loads.close()
         seconds = time.perf_counter() - t0
     finally:
         transport.close()
