@@ -8,13 +8,20 @@ gone before the data leaves the block RAM's tile. The block RAM's own output reg
 (``REGMODE OUTREG``) is that flip-flop inside the block RAM. yosys' ECP5 memory mapping
 never uses it, so this pass does, between synthesis and place and route:
 
-a DP16KD in the 36-bit pseudo-dual-port mode (``DATA_WIDTH_B = 36``: port A writes,
-port B reads into ``DOA`` and ``DOB``) whose every used output bit drives exactly one
-flip-flop's data input, those flip-flops on the block RAM's clock with no set or reset,
-an initial value of 0 and one clock enable between them, takes the flip-flops in: ``REGMODE_A`` and
-``REGMODE_B`` become ``OUTREG``, ``OCEA`` and ``OCEB`` the flip-flops' clock enable, each
-output pin drives what the flip-flop drove, and the flip-flops are removed. The data
-arrive in the same cycle as before (one register after the read), so nothing else
+a DP16KD whose every used output bit drives exactly one flip-flop's data input, those
+flip-flops on the block RAM's clock with no set or reset, an initial value of 0 and one
+clock enable between them, takes the flip-flops in. Two modes qualify:
+
+* the 36-bit pseudo-dual-port mode (``DATA_WIDTH_B = 36``: port A writes, port B reads
+  into ``DOA`` and ``DOB``): ``REGMODE_A`` and ``REGMODE_B`` become ``OUTREG``, ``OCEA``
+  and ``OCEB`` the flip-flops' clock enable (the weight banks, the threshold memories);
+* a narrower mode (``DATA_WIDTH_B`` 1, 2, 4, 9 or 18) in which port B only reads
+  (``WEB = 0``, its data on ``DOB0 ..``) and nothing reads port A's outputs:
+  ``REGMODE_B`` becomes ``OUTREG`` and ``OCEB`` the clock enable (the activation buffers,
+  2048 x 9 each, with ``AccelConfig.act_reg``).
+
+Each output pin then drives what its flip-flop drove, and the flip-flops are removed. The
+data arrive in the same cycle as before (one register after the read), so nothing else
 changes. Any other block RAM is left as it is.
 """
 
@@ -74,12 +81,32 @@ def _plain_register(cell, clock):
     return _one(cell, "CE")
 
 
+#: Port B's data pins in a mode narrower than 36 bits, by ``DATA_WIDTH_B``.
+NARROW_READ_PINS = {w: tuple(f"DOB{i}" for i in range(w)) for w in (1, 2, 4, 9, 18)}
+
+
+def _read_ports(ram, readers):
+    """``(output pins, ports whose REGMODE and OCE change)`` of a DP16KD in a mode this pass
+    handles (see the module docstring), else None."""
+    width_a, width_b = _param(ram, "DATA_WIDTH_A"), _param(ram, "DATA_WIDTH_B")
+    if width_a == width_b == "36":
+        return OUTPUT_PINS, ("A", "B")
+    if width_b.isdigit() and int(width_b) in NARROW_READ_PINS and _one(ram, "WEB") == "0":
+        port_a_read = any(isinstance(_one(ram, f"DOA{i}"), int) and readers.get(_one(ram, f"DOA{i}"))
+                          for i in range(18))
+        if not port_a_read:
+            return NARROW_READ_PINS[int(width_b)], ("B",)
+    return None
+
+
 def _absorbable(module, name, readers, port_bits):
-    """``(enable, {pin: register cell})`` when the DP16KD ``name`` can take its output
+    """``(enable, {pin: register cell}, ports)`` when the DP16KD ``name`` can take its output
     registers in (see the module docstring), else None."""
     ram = module["cells"][name]
-    if _param(ram, "DATA_WIDTH_B") != "36" or _param(ram, "DATA_WIDTH_A") != "36":
+    found = _read_ports(ram, readers)
+    if found is None:
         return None
+    pins, ports = found
     if _param(ram, "REGMODE_A", "NOREG") != "NOREG" or _param(ram, "REGMODE_B", "NOREG") != "NOREG":
         return None
     clock = _one(ram, "CLKB")
@@ -90,7 +117,7 @@ def _absorbable(module, name, readers, port_bits):
     if _one(ram, "RSTA") != "0" or _one(ram, "RSTB") != "0":
         return None
     enables, registers = set(), {}
-    for pin in OUTPUT_PINS:
+    for pin in pins:
         bit = _one(ram, pin)
         users = readers.get(bit, []) if isinstance(bit, int) else []
         if not users:
@@ -105,11 +132,11 @@ def _absorbable(module, name, readers, port_bits):
         registers[pin] = users[0][0]
     if len(enables) != 1:
         return None
-    return enables.pop(), registers
+    return enables.pop(), registers, ports
 
 
 def absorb_output_registers(netlist):
-    """Move the registers behind 36-bit DP16KD reads into the block RAMs (in place).
+    """Move the registers behind DP16KD reads into the block RAMs (in place).
     Returns ``(block RAMs changed, flip-flops removed)``."""
     rams = ffs = 0
     for module in netlist["modules"].values():
@@ -119,10 +146,11 @@ def absorb_output_registers(netlist):
             found = _absorbable(module, name, readers, port_bits)
             if found is None:
                 continue
-            enable, registers = found
+            enable, registers, ports = found
             ram = cells[name]
-            ram["parameters"]["REGMODE_A"] = ram["parameters"]["REGMODE_B"] = "OUTREG"
-            ram["connections"]["OCEA"] = ram["connections"]["OCEB"] = [enable]
+            for port in ports:
+                ram["parameters"][f"REGMODE_{port}"] = "OUTREG"
+                ram["connections"][f"OCE{port}"] = [enable]
             for pin, register in registers.items():
                 ram["connections"][pin] = list(cells[register]["connections"]["Q"])
                 del cells[register]

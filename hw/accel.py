@@ -437,13 +437,22 @@ class Accelerator(wiring.Component):
             cmd1.t_addr.eq(r["t_base"] + beat1.tile),
         ]
 
+        # With act_reg, the read data into a register of its own (on ECP5 the block RAMs'
+        # output register), the beat and its selection a cycle later beside it.
+        words = [rd.data for rd, _ in bufs]
+        if cfg.act_reg:
+            words = [_delayed(m, w, "q", reset_less=True) for w in words]
+            v1, cmd1, from_buf0, from_buf1, pad_full, pad_masked = (
+                _delayed(m, sig, "q") for sig in (v1, cmd1, from_buf0, from_buf1, pad_full,
+                                                  pad_masked))
+            beat1 = _delayed(m, beat1, "q")
         # Stage 2: the input word (or the pad word) goes to the core.
         last_mask = Signal(s)       # lanes below last_lanes (all from S up); config only
         m.d.sync += last_mask.eq(_thermometer(r["last_lanes"], s))
         m.d.comb += [
             dp.inp.valid.eq(v1),
-            dp.inp.payload.x.eq((bufs[0][0].data & from_buf0.replicate(s)) |
-                                (bufs[1][0].data & from_buf1.replicate(s)) |
+            dp.inp.payload.x.eq((words[0] & from_buf0.replicate(s)) |
+                                (words[1] & from_buf1.replicate(s)) |
                                 pad_full.replicate(s) | (last_mask & pad_masked.replicate(s))),
             dp.inp.payload.cmd.eq(cmd1),
         ]

@@ -54,6 +54,11 @@ class AccelConfig:
         ``LOAD_W`` copies into the weight banks; 0: no store (every weight
         lives in the banks). It has no initial contents (the host fills it),
         so synthesis may map it to single-port RAM (iCE40 SPRAM).
+    act_reg : bool
+        A register right after the activation buffers' read port, before the
+        input word's selection (one more cycle per RUN): on ECP5 boards the
+        block RAMs' own output register (boards/bram_outreg.py), so no logic
+        follows their 5.8 ns clock-to-output time in one cycle.
     """
 
     core: HwConfig = field(default_factory=HwConfig)
@@ -61,6 +66,7 @@ class AccelConfig:
     prog_depth: int = 128
     res_depth: int = 16
     store_depth: int = 0
+    act_reg: bool = False
 
     def __post_init__(self):
         if not isinstance(self.core, HwConfig):
@@ -69,6 +75,8 @@ class AccelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 2 <= value <= 1 << 20:
                 raise ConfigError(f"{name} must be an integer in 2..{1 << 20}, got {value!r}")
+        if not isinstance(self.act_reg, bool):
+            raise ConfigError(f"act_reg must be true or false, got {self.act_reg!r}")
         sd = self.store_depth
         if not isinstance(sd, int) or isinstance(sd, bool) or not (sd == 0 or 2 <= sd <= 1 << 24):
             raise ConfigError(f"store_depth must be 0 (no weight store) or an integer in "
@@ -114,9 +122,15 @@ class AccelConfig:
         }.get(opcode, {})
         return min(field.largest, bounds.get(name, field.largest))
 
+    @property
+    def address_stages(self):
+        """Cycles from a beat's loop counters to the core's input: :data:`ADDRESS_STAGES`,
+        one more with ``act_reg``."""
+        return ADDRESS_STAGES + int(self.act_reg)
+
     def run_drain(self):
         """Cycles from a RUN's last beat to its last write (see docs/accelerator.md)."""
-        return ADDRESS_STAGES + self.core.latency + OUTPUT_STAGES
+        return self.address_stages + self.core.latency + OUTPUT_STAGES
 
     @property
     def res_latency(self):
@@ -134,9 +148,12 @@ class AccelConfig:
     # -- canonical form and hash -------------------------------------------
 
     def canonical(self):
-        return {"core": self.core.canonical(), "act_depth": self.act_depth,
-                "prog_depth": self.prog_depth, "res_depth": self.res_depth,
-                "store_depth": self.store_depth, "accel_config_version": ACCEL_CONFIG_VERSION}
+        d = {"core": self.core.canonical(), "act_depth": self.act_depth,
+             "prog_depth": self.prog_depth, "res_depth": self.res_depth,
+             "store_depth": self.store_depth, "accel_config_version": ACCEL_CONFIG_VERSION}
+        if self.act_reg:            # added later: configurations without it keep their hash
+            d["act_reg"] = True
+        return d
 
     @property
     def hash(self):
@@ -203,7 +220,8 @@ class Timeline:
 def accel_config_from_dict(d):
     """Rebuild an :class:`AccelConfig` from :meth:`AccelConfig.canonical` output (checked)."""
     d = versioned_fields(d, "accel_config_version", ACCEL_CONFIG_VERSION,
-                         {"core", "act_depth", "prog_depth", "res_depth", "store_depth"},
+                         {"core", "act_depth", "prog_depth", "res_depth", "store_depth",
+                          "act_reg"},
                          "accelerator configuration")
     core = config_from_dict(d.pop("core", {}))
     return AccelConfig(core=core, **d)

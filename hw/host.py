@@ -454,6 +454,14 @@ class HostLink(wiring.Component):
         start = Signal()            # the accelerator's start, a pulse (RUN_GO)
         m.d.sync += start.eq(0)
         m.d.comb += accel.start.eq(start)
+        # An INPUT word's write into buffer 0, from registers (it lands a cycle later): the
+        # address range test and the state decode end here, not at the accelerator's write
+        # registers, which also take the RUN's writes (on the ULX3S that path was 10 ns).
+        act_we, act_addr = Signal(), Signal.like(accel.act_addr)
+        act_data = Signal.like(accel.act_data)
+        m.d.sync += act_we.eq(0)
+        m.d.comb += [accel.act_we.eq(act_we), accel.act_addr.eq(act_addr),
+                     accel.act_data.eq(act_data)]
         with m.If(~ser.hold), m.FSM(name="link") as fsm:
             # -------------------------------------------------------- receive
             def consume():
@@ -579,8 +587,8 @@ class HostLink(wiring.Component):
                 with m.If(v.wr_pending):
                     m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
                     with m.If(~range_bad & ~_gt(aaddr, cfg.act_depth - 1)):
-                        m.d.comb += [accel.act_we.eq(1), accel.act_addr.eq(aaddr),
-                                     accel.act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
+                        m.d.sync += [act_we.eq(1), act_addr.eq(aaddr),
+                                     act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
                     with m.Else():
                         m.d.sync += range_bad.eq(1)
                 with m.If(idx_end):

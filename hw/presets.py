@@ -34,12 +34,14 @@ PRESETS = {
     # the broadcast array routed at 59.7 MHz (docs/boards.md, sessions 9 and 10).
     # lane_reg and a fourth popcount register (pipeline=4): the lane op (x, sign, mask, op:
     # two LUT levels) and the tree's first level, and its levels 2-4, each had a cycle of
-    # their own with mostly routing (10.1-12.1 ns; docs/boards.md, session 11).
+    # their own with mostly routing (10.1-12.1 ns; docs/boards.md, session 11). act_reg:
+    # the activation buffers' reads in the block RAMs' output registers (their 5.8 ns
+    # clock-to-output and the input word's selection shared a cycle: 10.2 ns).
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
                       weight_depth=512, thr_depth=256, weight_reg=True, addr_reg=True,
                       chain=True, lane_reg=True, pipeline=4),
-        act_depth=2048, prog_depth=128, res_depth=64),
+        act_depth=2048, prog_depth=128, res_depth=64, act_reg=True),
 }
 
 

@@ -92,7 +92,8 @@ def test_chained_array(arch, shape, act, kind, pe, simd):
     depth = sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)
     cfg = AccelConfig(core=HwConfig(pe=pe, simd=simd, weight_kinds=("binary", "ternary"), act_bits=8,
                                     weight_depth=1 << (depth - 1).bit_length(), thr_depth=128,
-                                    lane_reg=simd == 32, **CHAIN), act_depth=512, res_depth=16)
+                                    lane_reg=simd == 32, **CHAIN), act_depth=512, res_depth=16,
+                      act_reg=simd == 32)
     check(model, cfg, random_inputs(model, 2, seed=1))
 
 
@@ -123,7 +124,7 @@ def test_unequal_strides_padding_and_a_3x3_pool(chain):
     model = IntModel((13, 14, 8), ActType.parse("bipolar"), [conv, MaxPool2d("pool", 3), fc])
     extra = CHAIN if chain else {}
     cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=64, thr_depth=16, **extra),
-                      act_depth=512, res_depth=8)
+                      act_depth=512, res_depth=8, act_reg=chain)
     plans = compile_model(model, cfg).plans
     assert (plans[0].kh, plans[0].kw, plans[0].sh, plans[0].sw, plans[0].pool) == (3, 2, 2, 3, 3)
     check(model, cfg, random_inputs(model, 2, seed=4))

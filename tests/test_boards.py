@@ -396,35 +396,42 @@ def test_ecp5_puts_only_memories_no_image_initialises_in_lut_ram(tmp_path):
 def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
     """The ECP5 board flow moves a register behind a 36-bit block-RAM read into the block
     RAM (REGMODE OUTREG, the register's enable on OCEA/OCEB, the output pins driving what the
-    register drove); a register with a reset, a read bit that also goes elsewhere, or a
-    register whose initial value is not 0 (the output register starts at 0), stays."""
+    register drove), and one behind a narrower read (2048 x 9: port B's REGMODE and OCEB);
+    a register with a reset, a read bit that also goes elsewhere, or a register whose
+    initial value is not 0 (the output register starts at 0), stays."""
     from amaranth.back import rtlil
     from amaranth.hdl import Module, Signal
     from amaranth.lib import wiring
     from amaranth.lib.memory import Memory
     from amaranth.lib.wiring import In, Out
     from tritium.boards.build import YOSYS_OVERRIDES
-    from tritium.boards.bram_outreg import OUTPUT_PINS, absorb_output_registers
+    from tritium.boards.bram_outreg import OUTPUT_PINS, _param, absorb_output_registers
     from tritium.hw.layouts import NO_RW_CHECK
 
     class ThreeReads(wiring.Component):
         """Memory 0 (64 bits: two block RAMs) read into a plain register with the read's
         enable; memory 1 into a register with a reset; memory 2 into a register and an
-        output port; memory 3 into a register starting at 1 (no reset)."""
+        output port; memory 3 into a register starting at 1 (no reset); memory 4 (2048 x
+        16: two block RAMs of 2048 x 9) into a plain register."""
         def __init__(self):
-            super().__init__({"addr": In(9), "data": In(64), "en": In(1), "we": In(4),
+            super().__init__({"addr": In(11), "waddr": In(11), "data": In(64), "en": In(1),
+                              "we": In(5),
                               "out0": Out(64), "out1": Out(36), "out2": Out(36), "raw2": Out(36),
-                              "out3": Out(36)})
+                              "out3": Out(36), "out4": Out(16)})
 
         def elaborate(self, platform):
             m = Module()
-            outs = [self.out0, self.out1, self.out2, self.out3]
-            for k, width in enumerate([64, 36, 36, 36]):
-                m.submodules[f"mem{k}"] = mem = Memory(shape=width, depth=512, init=[],
+            outs = [self.out0, self.out1, self.out2, self.out3, self.out4]
+            for k, (width, depth) in enumerate([(64, 512), (36, 512), (36, 512), (36, 512),
+                                                (16, 2048)]):
+                m.submodules[f"mem{k}"] = mem = Memory(shape=width, depth=depth, init=[],
                                                        attrs=NO_RW_CHECK)
                 rd, wr = mem.read_port(), mem.write_port()
                 reg = Signal(width, name=f"reg{k}", reset_less=k != 1, init=1 if k == 3 else 0)
-                m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en), wr.addr.eq(self.addr),
+                # (Memory 4 has a write address of its own, as the activation buffers do:
+                # yosys then maps it to 2048 x 9 ports, not a 9-bit write beside an 18-bit read.)
+                m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en),
+                             wr.addr.eq(self.waddr if k == 4 else self.addr),
                              wr.data.eq(self.data), wr.en.eq(self.we[k]), outs[k].eq(reg)]
                 with m.If(self.en):
                     m.d.sync += reg.eq(rd.data)
@@ -441,7 +448,10 @@ def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
     netlist = json.loads((tmp_path / "top.json").read_text())
     cells = netlist["modules"]["top"]["cells"]
     rams = {n: c for n, c in cells.items() if c["type"] == "DP16KD"}
-    assert len(rams) == 5
+    assert len(rams) == 7
+    narrow = [n for n in rams if n.startswith("mem4")]
+    assert len(narrow) == 2 and all(_param(rams[n], "DATA_WIDTH_B") == "9"
+                                    for n in narrow)
     before = {n: [c["connections"][p][0] for p in OUTPUT_PINS] for n, c in rams.items()}
     ff_before = sum(c["type"] == "TRELLIS_FF" for c in cells.values())
     readers = {}
@@ -461,9 +471,21 @@ def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
                 expected[(name, pin)] = cells[reg]["connections"]["Q"]
 
     assert len(expected) == 64
-    assert absorb_output_registers(netlist) == (2, 64)
-    assert sum(c["type"] == "TRELLIS_FF" for c in cells.values()) == ff_before - 64
+    for name in narrow:
+        for pin, bit in zip(OUTPUT_PINS, before[name]):
+            if bit in readers and pin.startswith("DOB"):
+                (reg, _), = readers[bit]
+                assert cells[reg]["connections"]["CE"] == en
+                expected[(name, pin)] = cells[reg]["connections"]["Q"]
+    assert len(expected) == 64 + 16
+    assert absorb_output_registers(netlist) == (4, 80)
+    assert sum(c["type"] == "TRELLIS_FF" for c in cells.values()) == ff_before - 80
     for name, ram in rams.items():
+        if name.startswith("mem4"):
+            assert ram["parameters"]["REGMODE_B"] == "OUTREG"
+            assert ram["parameters"]["REGMODE_A"] == "NOREG"
+            assert ram["connections"]["OCEB"] == en
+            continue
         mode = ram["parameters"]["REGMODE_B"]
         assert mode == ram["parameters"]["REGMODE_A"] == ("OUTREG" if name.startswith("mem0") else "NOREG")
         if name.startswith("mem0"):

@@ -38,7 +38,8 @@ def accel_configs(draw, model, out_bits=2):
                     thr_depth=pow2(sum(p.tiles(pe) for p in plans)), **register_options(draw))
     words = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
     entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
-    return AccelConfig(core=core, act_depth=pow2(words), res_depth=pow2(entries))
+    return AccelConfig(core=core, act_depth=pow2(words), res_depth=pow2(entries),
+                       act_reg=draw(st.booleans()))
 
 
 def register_options(draw):
@@ -102,7 +103,8 @@ def segment_config(data, model, out_bits=1):
                     out_bits=out_bits, weight_depth=depth,
                     thr_depth=max(p.tiles(pe) for p in plans), **register_options(draw))
     entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
-    return AccelConfig(core=core, act_depth=acts, res_depth=_pow2(entries))
+    return AccelConfig(core=core, act_depth=acts, res_depth=_pow2(entries),
+                       act_reg=draw(st.booleans()))
 
 
 def one_bit_hidden(model):
