@@ -16,7 +16,10 @@ second, and so on. The first sites of every row (the left edge) stay free for th
 rest of the design (activation buffers, program memory, UART buffer), which the placer
 puts where it likes; the chain's head (slice 0) and tail (the last slice) both end up
 beside that area. The logic of each slice follows its RAMs (the placer pulls cells
-towards what they connect to).
+towards what they connect to), so a row takes slices in proportion to the logic rows
+around it (:func:`row_counts`): on the LFE5U-85F the last two block-RAM rows are 12 tile
+rows apart, the first has 22 rows above it (session 11: a slice of the third row, with
+8 slices a row, spent 5 ns on a 2-tile hop in the congestion there).
 
 The site grid is nextpnr-ecp5's: read off a placement of 208 DP16KDs on an LFE5U-85F
 (nextpnr 0.11), every site named ``X<col>/Y<row>/EBR<k>`` with ``k`` the site's
@@ -30,13 +33,15 @@ from pathlib import Path
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_text
 
-#: DP16KD site grid per ECP5 device: (rows, columns). Every row has a site in every
-#: column; a site's ``EBR<k>`` index is its column's position in the row modulo 4.
+#: DP16KD site grid per ECP5 device: (rows, columns, tile rows of the device). Every row
+#: has a site in every column; a site's ``EBR<k>`` index is its column's position in the
+#: row modulo 4.
 EBR_SITES = {
     "LFE5U-85F": ((22, 46, 70, 82),
                   (4, 6, 8, 10, 13, 15, 17, 19, 22, 24, 26, 28, 31, 33, 35, 37, 40, 42, 44,
                    46, 49, 51, 53, 55, 58, 60, 62, 64, 69, 71, 73, 75, 78, 80, 82, 84, 87,
-                   89, 91, 93, 96, 98, 100, 102, 105, 107, 109, 111, 114, 116, 118, 120)),
+                   89, 91, 93, 96, 98, 100, 102, 105, 107, 109, 111, 114, 116, 118, 120),
+                  95),
 }
 
 #: A chain slice's block RAM in the flattened netlist: ``<path>.chain.bank<p>.<i>.<j>``
@@ -51,25 +56,52 @@ def site_name(columns, x_index, row):
     return f"X{columns[x_index]}/Y{row}/EBR{x_index % 4}"
 
 
+def row_counts(rows, height, slices, capacity):
+    """Slices per block-RAM row: in proportion to each row's logic (the tile rows from
+    half-way to the row before it, or the device's edge, to half-way to the next), at most
+    ``capacity`` a row (largest remainders first, ties to the earlier row); then two rows
+    that meet where the snake turns at the left edge (rows 1 and 2, 3 and 4, ...) differ
+    by at most one slice, so that turn stays short (rows are right-aligned)."""
+    bounds = [0] + [(a + b) / 2 for a, b in zip(rows, rows[1:])] + [height]
+    room = [hi - lo for lo, hi in zip(bounds, bounds[1:])]
+    counts, left, open_rows = [0] * len(rows), slices, set(range(len(rows)))
+    while left and open_rows:
+        total = sum(room[r] for r in open_rows)
+        share = {r: left * room[r] / total for r in open_rows}
+        give = {r: min(capacity - counts[r], int(share[r])) for r in open_rows}
+        if not any(give.values()):          # hand out the remainders one by one
+            for r in sorted(open_rows, key=lambda r: (-(share[r] - int(share[r])), r))[:left]:
+                give[r] = 1
+        for r, n in give.items():
+            counts[r] += n
+            left -= n
+        open_rows = {r for r in open_rows if counts[r] < capacity}
+    for r in range(1, len(rows) - 1, 2):
+        while abs(counts[r] - counts[r + 1]) > 1:
+            big, small = (r, r + 1) if counts[r] > counts[r + 1] else (r + 1, r)
+            counts[big] -= 1
+            counts[small] += 1
+    return counts
+
+
 def chain_sites(device, slices, per_slice):
     """The sites of ``slices`` slices of ``per_slice`` block RAMs each, in chain order
     (see the module docstring), as one list; the first ``per_slice`` entries are slice 0's.
 
-    Each row takes ``ceil(slices / rows)`` slices; the sites left over at the left edge
+    The rows take slices as :func:`row_counts` says; the sites left over at the left edge
     of every row are free for the rest of the design. Raises :class:`TritiumError` when
     the slices do not fit the rows."""
-    rows, columns = EBR_SITES[device]
-    per_row = -(-slices // len(rows))
-    used = per_row * per_slice
-    if used > len(columns):
+    rows, columns, height = EBR_SITES[device]
+    capacity = len(columns) // per_slice
+    if slices > capacity * len(rows):
         raise TritiumError(f"block-RAM floorplan: {slices} slices of {per_slice} block RAMs "
                            f"do not fit {len(rows)} rows of {len(columns)} sites on {device}")
-    first = len(columns) - used
     sites = []
-    for r, row in enumerate(rows):
+    for r, (row, count) in enumerate(zip(rows, row_counts(rows, height, slices, capacity))):
+        first = len(columns) - count * per_slice
         order = range(first, len(columns)) if r % 2 == 0 else range(len(columns) - 1, first - 1, -1)
         sites.extend(site_name(columns, i, row) for i in order)
-    return sites[:slices * per_slice]
+    return sites
 
 
 def slice_rams(module):

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from tritium.boards.floorplan import (EBR_SITES, chain_sites, place_chain_rams,
-                                      place_chain_rams_in_file)
+                                      place_chain_rams_in_file, row_counts)
 from tritium.hw.toolchain import require_tool
 from tritium.sw.errors import TritiumError
 
@@ -21,26 +21,44 @@ def _xy(site):
 
 
 def test_chain_sites_snake_through_the_rows_slice_by_slice():
-    """32 slices of 5 block RAMs (the ULX3S chain): 8 slices per row, every site once,
-    each slice on 5 neighbouring sites of one row, rows alternating direction, the left
-    12 sites of each row free, slice 0 and the last slice both at that free edge."""
-    rows, columns = EBR_SITES[DEVICE]
+    """32 slices of 5 block RAMs (the ULX3S chain): 10, 8, 7, 7 slices on the four rows (about
+    in proportion to the logic rows around each), every site once, each slice on 5
+    neighbouring sites of one row, rows alternating direction, the left sites of each row
+    free, slice 0 and the last slice both at that free edge."""
+    rows, columns, height = EBR_SITES[DEVICE]
+    counts = row_counts(rows, height, 32, len(columns) // 5)
+    assert counts == [10, 8, 7, 7]
     sites = chain_sites(DEVICE, 32, 5)
     assert len(sites) == len(set(sites)) == 160
     xy = [_xy(s) for s in sites]
-    free_edge = columns[11]
-    assert all(x > free_edge for x, _ in xy)
+    row_of = [r for r, n in enumerate(counts) for _ in range(n)]
     for p in range(32):
         own = xy[p * 5:(p + 1) * 5]
-        assert {y for _, y in own} == {rows[p // 8]}
+        r = row_of[p]
+        assert {y for _, y in own} == {rows[r]}
+        free_edge = columns[len(columns) - 5 * counts[r] - 1]
+        assert all(x > free_edge for x, _ in own)
         xs = [x for x, _ in own]
-        assert xs == sorted(xs, reverse=(p // 8) % 2 == 1)
+        assert xs == sorted(xs, reverse=r % 2 == 1)
         assert max(xs) - min(xs) <= 13           # 5 of 52 sites across 117 columns
-    assert xy[0] == (columns[12], rows[0]) and xy[-1] == (columns[12], rows[-1])
-    # Consecutive slices are neighbours (one row down where the snake turns).
+    assert xy[0] == (columns[52 - 50], rows[0]) and xy[-1] == (columns[52 - 35], rows[-1])
+    # Consecutive slices are neighbours (one row down where the snake turns, at most one
+    # slice's width apart).
     for p in range(31):
         (x0, y0), (x1, y1) = xy[p * 5 + 4], xy[(p + 1) * 5]
-        assert (y0 == y1 and abs(x1 - x0) <= 5) or (x0 == x1 and y1 > y0)
+        assert (y0 == y1 and abs(x1 - x0) <= 5) or (abs(x1 - x0) <= 13 and y1 > y0)
+
+
+def test_rows_take_slices_by_their_room():
+    """row_counts: in proportion to the tile rows around each block-RAM row, capped, every
+    slice placed (largest remainders), and a full device fills every row."""
+    assert row_counts((10, 30), 40, 6, 10) == [3, 3]        # 20 and 20 rows
+    assert row_counts((10, 20, 30), 40, 10, 10) == [4, 3, 3]    # 15, 10, 15: remainders
+    assert row_counts((10, 20, 30, 35), 40, 12, 10) == [5, 3, 2, 2]  # rows 1 and 2 meet
+    assert row_counts((10, 20, 30), 40, 9, 3) == [3, 3, 3]
+    rows, columns, height = EBR_SITES[DEVICE]
+    assert row_counts(rows, height, 40, 10) == [10] * 4
+    assert sum(row_counts(rows, height, 17, 10)) == 17
 
 
 def test_chain_sites_refuse_a_chain_that_does_not_fit():
@@ -111,7 +129,7 @@ def test_place_chain_rams_refuses_a_netlist_that_is_not_a_whole_chain(netlist, m
 def test_the_site_grid_is_nextpnrs(tmp_path):
     """Every site of EBR_SITES is a DP16KD site nextpnr-ecp5 knows: 208 block RAMs, each
     pinned to one site, place there (nextpnr refuses a BEL name it does not have)."""
-    rows, columns = EBR_SITES[DEVICE]
+    rows, columns, _ = EBR_SITES[DEVICE]
     count = len(rows) * len(columns)
     assert count == 208                                        # the LFE5U-85F's EBRs
     (tmp_path / "t.v").write_text(f"""
