@@ -35,8 +35,7 @@ class Board:
         UART baud rate.
     seed_tries : int
         nextpnr seeds ``tritium build`` tries, from ``--seed`` on, until one meets
-        timing (placement noise moves Fmax by several MHz on the same netlist); 1 on
-        a board whose place and route takes most of an hour.
+        timing (placement noise moves Fmax by several MHz on the same netlist).
     """
 
     name: str
@@ -59,9 +58,11 @@ BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
                         preset="icebreaker", family="ice40", clk_in_mhz=12, target_mhz=40,
                         loader_board="icebreaker", seed_tries=3),
+    # The ULX3S preset over seeds 1-4: 105.6 / 103.4 / 99.7 / 107.9 MHz, about 10 minutes a
+    # place and route (docs/boards.md, session 11).
     "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
                    preset="ulx3s", family="ecp5", clk_in_mhz=25, target_mhz=100,
-                   loader_board="ulx3s"),
+                   loader_board="ulx3s", seed_tries=2),
 }
 
 

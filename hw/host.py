@@ -57,8 +57,8 @@ class _SerialCrc:
     waits on: 9 cycles a byte; it is a register, set a cycle ahead.
     """
 
-    def __init__(self, m, regs, sources):
-        self.m, self.regs, self.sources = m, regs, sources
+    def __init__(self, m, regs, sources, registered=False):
+        self.m, self.regs, self.sources, self.registered = m, regs, sources, registered
         self.busy = Signal(name="crc_busy")
         self.pending = Signal(name="crc_pending")
         # hold = busy | pending, computed a cycle ahead (see :meth:`apply`): the state
@@ -96,25 +96,36 @@ class _SerialCrc:
 
         ``source_states`` maps each source but the first to the condition
         (the states) under which the state machine feeds from it; any other
-        state feeds from the first source. Registers take the sources and the
-        choice every cycle; the data register takes the request cycle's byte
-        from them while the request is pending.
+        state feeds from the first source. With ``registered``, registers take
+        the sources and the choice every cycle and the data register takes the
+        request cycle's byte from them while the request is pending; without,
+        the data register takes the chosen source whenever the CRC is idle.
         """
         m, names = self.m, list(self.sources)
-        # The request cycle's sources and the choice among them are registered, and the
-        # byte enters the data register in the pending cycle, before its first bit shifts:
-        # nothing but routing lies between the buffer's block RAM (5.8 ns clock-to-output
-        # on the ECP5 without its output register) and a flip-flop. (Before, the choice
-        # took three LUT levels after it: the ULX3S build's worst path, 10.4 ns.)
-        src_q = {name: Signal(8, name=f"crc_src_{name}") for name in names}
-        sel_q = {name: Signal(name=f"crc_sel_{name}") for name in names[1:]}
-        m.d.sync += [src_q[name].eq(self.sources[name]) for name in names]
-        m.d.sync += [sel_q[name].eq(source_states[name]) for name in names[1:]]
-        data = src_q[names[0]]
-        for name in names[1:]:
-            data = Mux(sel_q[name], src_q[name], data)
-        with m.If(self.pending):
-            m.d.sync += self.data.eq(data)
+        if self.registered:
+            # The request cycle's sources and the choice among them are registered, and
+            # the byte enters the data register in the pending cycle, before its first bit
+            # shifts: nothing but routing lies between the buffer's block RAM (5.8 ns
+            # clock-to-output on the ECP5 without its output register) and a flip-flop.
+            # (Without, the choice took three LUT levels after it: the ULX3S build's worst
+            # path, 10.4 ns.)
+            src_q = {name: Signal(8, name=f"crc_src_{name}") for name in names}
+            sel_q = {name: Signal(name=f"crc_sel_{name}") for name in names[1:]}
+            m.d.sync += [src_q[name].eq(self.sources[name]) for name in names]
+            m.d.sync += [sel_q[name].eq(source_states[name]) for name in names[1:]]
+            data = src_q[names[0]]
+            for name in names[1:]:
+                data = Mux(sel_q[name], src_q[name], data)
+            with m.If(self.pending):
+                m.d.sync += self.data.eq(data)
+        else:
+            # The data register takes the chosen source every cycle the CRC is idle, and
+            # so holds the request cycle's byte once a request is pending.
+            data = self.sources[names[0]]
+            for name in names[1:]:
+                data = Mux(source_states[name], self.sources[name], data)
+            with m.If(~self.hold):
+                m.d.sync += self.data.eq(data)
         reqs = {k: Signal(name=f"{r.name}_q") for k, r in self.req.items()}
         m.d.sync += [self.pending.eq(self.go)] + [reqs[k].eq(r) for k, r in self.req.items()]
         # busy | pending of the next cycle: a request now, one pending, or a byte not done
@@ -318,8 +329,12 @@ class HostLink(wiring.Component):
         # rx_full (a flip-flop, not the UART's valid through the state logic) tells the
         # receiving states a byte waits; they consume it (see _link).
         v.rx_byte, v.rx_full = Signal(8, name="rx_byte"), Signal(name="rx_full")
+        # With act_reg (the ECP5 configuration) the CRC's byte and INPUT's writes leave
+        # the state machine through registers (below); on the iCE40 those registers cost
+        # more logic cells than they save.
         v.ser = ser = _SerialCrc(m, {"frm": v.frm_crc, "img": v.img_crc, "sec": v.sec_crc},
-                                 {"rx": v.rx_byte, "ram": rd.data, "tx": v.out})
+                                 {"rx": v.rx_byte, "ram": rd.data, "tx": v.out},
+                                 registered=cfg.act_reg)
         v.feed = ser.feed
 
         # Request.
@@ -454,12 +469,14 @@ class HostLink(wiring.Component):
         start = Signal()            # the accelerator's start, a pulse (RUN_GO)
         m.d.sync += start.eq(0)
         m.d.comb += accel.start.eq(start)
-        # An INPUT word's write into buffer 0, from registers (it lands a cycle later): the
-        # address range test and the state decode end here, not at the accelerator's write
-        # registers, which also take the RUN's writes (on the ULX3S that path was 10 ns).
+        # An INPUT word's write into buffer 0; with act_reg from registers (it lands a cycle
+        # later): the address range test and the state decode end there, not at the
+        # accelerator's write registers, which also take the RUN's writes (on the ULX3S
+        # that path was 10 ns).
         act_we, act_addr = Signal(), Signal.like(accel.act_addr)
         act_data = Signal.like(accel.act_data)
-        m.d.sync += act_we.eq(0)
+        if cfg.act_reg:
+            m.d.sync += act_we.eq(0)
         m.d.comb += [accel.act_we.eq(act_we), accel.act_addr.eq(act_addr),
                      accel.act_data.eq(act_data)]
         with m.If(~ser.hold), m.FSM(name="link") as fsm:
@@ -587,8 +604,12 @@ class HostLink(wiring.Component):
                 with m.If(v.wr_pending):
                     m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
                     with m.If(~range_bad & ~_gt(aaddr, cfg.act_depth - 1)):
-                        m.d.sync += [act_we.eq(1), act_addr.eq(aaddr),
-                                     act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
+                        write = [act_we.eq(1), act_addr.eq(aaddr),
+                                 act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
+                        if cfg.act_reg:
+                            m.d.sync += write
+                        else:
+                            m.d.comb += write
                     with m.Else():
                         m.d.sync += range_bad.eq(1)
                 with m.If(idx_end):

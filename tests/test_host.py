@@ -203,12 +203,13 @@ def _corruptions(image):
 
 
 def test_chained_array_through_the_link():
-    """A chained array (hw/chain.py): the link reads each result
+    """A chained array (hw/chain.py) with the ulx3s preset's registers (lane_reg, act_reg:
+    the link's CRC byte and INPUT writes through registers too): the link reads each result
     gathered back along the slices, res_latency cycles after the address, and the real
     driver gets the reference's results and the ISA simulator's cycles."""
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16, thr_depth=8, weight_reg=True,
-                                    addr_reg=True, chain=True),
-                      act_depth=32, res_depth=8, prog_depth=16)
+                                    addr_reg=True, chain=True, lane_reg=True),
+                      act_depth=32, res_depth=8, prog_depth=16, act_reg=True)
     assert cfg.res_latency == cfg.pe + 2
     model = small_model(seed=4)
     compiled = compile_model(model, cfg)

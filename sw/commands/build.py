@@ -20,8 +20,9 @@ Examples:
 
 Placement noise moves nextpnr's Fmax by a few MHz on the same netlist: when
 a seed misses the clock, the next seeds are tried (--seed-tries, default 3
-on the iCEBreaker, 1 on the ULX3S) and the first that meets timing is kept;
-build.json lists every seed tried with its Fmax.
+on the iCEBreaker, 2 on the ULX3S, whose place and route takes about 10
+minutes) and the first that meets timing is kept; build.json lists every
+seed tried with its Fmax.
 """
 
 from ..console import print_json, step
@@ -39,7 +40,7 @@ def add_arguments(parser):
     parser.add_argument("--seed-tries", type=int, default=None, metavar="K",
                         help="if timing is not met, place and route again with the next seeds, "
                              "up to K in all, and keep the first that meets it (default: 3 on "
-                             "icebreaker, 1 on ulx3s; each try is cached)")
+                             "icebreaker, 2 on ulx3s; each try is cached)")
     parser.add_argument("--hw", help="accelerator configuration instead of the board's preset "
                                      "(a preset name or a JSON file, as for 'tritium compile')")
     parser.add_argument("--pnr-timeout", type=float, default=None, metavar="MIN",
