@@ -66,6 +66,7 @@ def test_trained_network_on_verilator(build_dir, arch, weights, count):
     assert cycles[:8] == isa_cycles
 
 
+@pytest.mark.xdist_group("icebreaker-verilator")    # a model of its own: may run beside the rest
 def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     """SFC does not fit the icebreaker's weight banks: its weights stream from the weight
     store (LOAD_W copies beside the RUNs), 16 images per program run."""
@@ -106,6 +107,7 @@ def test_trained_network_on_the_chained_array_verilator(build_dir, arch, weights
     assert isa_cycles[0] > plain_cycles[0]
 
 
+@pytest.mark.xdist_group("ulx3s-verilator")         # a model of its own: may run beside the rest
 def test_cnv_in_segments_on_the_ulx3s_verilator(build_dir):
     """CNV on the ulx3s preset's Verilog, which holds neither its weights nor its 8-bit input
     at once: five program runs (the input in four bands, two weight phases) with the host's
