@@ -8,6 +8,7 @@ each program and reads the result memory back: what the ISA-level simulator
 
 from amaranth.sim import Simulator
 
+from ..hw import isa
 from ..hw.accel import Accelerator
 from ..hw.layouts import pack, thresholds_layout
 from ..sw.compiler import pack_input, results_to_accumulators
@@ -47,19 +48,23 @@ def segment_writes(compiled):
     words, or None when the program memory already holds them), ``weights`` and
     ``thresholds`` (per bank, the ``(address, word)`` writes that turn the previous
     run's images into this run's: after the last run of a batch comes the first of
-    the next) and ``input`` (``(first, end)`` of the packed input words written into
-    buffer 0 from address 0, or None). A model that runs once needs no writes but its
-    input.
+    the next; every bank word after a run whose LOAD_W copies wrote the banks), ``store`` (the weight-store writes of a run whose weight phase streams
+    from an image of its own: :func:`store_writes`) and ``input`` (``(first, end)`` of
+    the packed input words written into buffer 0 from address 0, or None). A model
+    that runs once needs no writes but its input.
     """
     runs = compiled.runs()
     images = [(run.program, run.weight_banks, threshold_words(compiled.segment(k)))
               for k, run in enumerate(runs)]
+    stores = [compiled.store_words] + [run.store_words for run in runs[1:]]
     out = []
     for k, run in enumerate(runs):
         prev, cur = images[k - 1], images[k]
+        copied = any(isa.decode(w)[0] == isa.Opcode.LOAD_W for w in runs[k - 1].program)
         out.append({
+            "store": store_writes(stores, k),
             "program": None if len(runs) == 1 else list(cur[0]),
-            "weights": [[(a, w) for a, (v, w) in enumerate(zip(old, new)) if v != w]
+            "weights": [[(a, w) for a, (v, w) in enumerate(zip(old, new)) if v != w or copied]
                         for old, new in zip(prev[1], cur[1])],
             "thresholds": [[(a, w) for a, (v, w) in enumerate(zip(old, new)) if v != w]
                            for old, new in zip(prev[2], cur[2])],
@@ -68,8 +73,25 @@ def segment_writes(compiled):
     return out
 
 
+def store_writes(stores, k):
+    """The ``(address, word)`` writes that give the weight store run ``k``'s image.
+
+    ``stores``: each run's image (None or empty: the run reads no store, or the model's
+    image, which stays; run 0's is the model's, written by :func:`load`). The store
+    holds the last image written, over its words; words past it are unknown, so they
+    are written, and so is every word when no earlier run (of this batch, or for run 0
+    the batch before) wrote an image.
+    """
+    target = stores[k]
+    if not target:
+        return []
+    before = [s for s in (stores[:k] if k else stores) if s]
+    prev = before[-1] if before else []
+    return [(a, w) for a, w in enumerate(target) if a >= len(prev) or prev[a] != w]
+
+
 async def write_segment(ctx, dut, writes):
-    """Apply one entry of :func:`segment_writes` (program, banks, thresholds)."""
+    """Apply one entry of :func:`segment_writes` (program, banks, thresholds, store)."""
     if writes["program"] is not None:
         await _write(ctx, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(writes["program"]))
     for p, items in enumerate(writes["weights"]):
@@ -78,6 +100,8 @@ async def write_segment(ctx, dut, writes):
     for p, items in enumerate(writes["thresholds"]):
         ctx.set(dut.tload.bank, p)
         await _write(ctx, dut.tload.en, dut.tload.addr, dut.tload.data.as_value(), items)
+    if writes["store"]:
+        await _write(ctx, dut.sload.en, dut.sload.addr, dut.sload.data, writes["store"])
 
 
 async def run_once(ctx, dut, compiled, words, max_cycles, read=True):

@@ -27,8 +27,8 @@ async def _write(dut, en, addr, data, items):
 
 
 async def _load_memories(dut, seg):
-    """Program, weight-bank and threshold writes: the job's first load, or those before
-    one program run of a segmented model."""
+    """Program, weight-bank, threshold and weight-store writes: the job's first load, or
+    those before one program run of a segmented model."""
     if seg["program"] is not None:
         await _write(dut, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(seg["program"]))
     for bank, writes in enumerate(seg["weights"]):
@@ -37,6 +37,8 @@ async def _load_memories(dut, seg):
     for bank, writes in enumerate(seg["thresholds"]):
         dut.tload__bank.value = bank
         await _write(dut, dut.tload__en, dut.tload__addr, dut.tload__data, writes)
+    if seg.get("store"):
+        await _write(dut, dut.sload__en, dut.sload__addr, dut.sload__data, seg["store"])
 
 
 @cocotb.test()
@@ -55,9 +57,7 @@ async def run_job(dut):
     await FallingEdge(dut.clk)
     dut.rst.value = 0
 
-    await _load_memories(dut, job)
-    if job["store"]:
-        await _write(dut, dut.sload__en, dut.sload__addr, dut.sload__data, job["store"])
+    await _load_memories(dut, job)          # with the weight store's image, if any
 
     results = []
     segments = job["segments"]

@@ -16,10 +16,12 @@ from .zoo import reference_network
 #: run batches of 32: its chained array drains 33 cycles longer per RUN (a RUN per layer
 #: and batch), which batch 16 pays twice as often per image (SFC 88.4 % against 91.5 %).
 #: LFC and CNV do not fit the ULX3S at once: they run in segments (the host writes each
-#: weight phase, and CNV's input in bands, between program runs; docs/accelerator.md).
+#: weight phase, and CNV's input in bands, between program runs; docs/accelerator.md); on
+#: the iCEBreaker LFC streams its weights in four phases from a store that holds one.
 CASES = [
     ("icebreaker", "tfc", 16),
     ("icebreaker", "sfc", 16),
+    ("icebreaker", "lfc", 16),
     ("icebreaker", "cnv", 1),
     ("ulx3s", "tfc", 32),
     ("ulx3s", "sfc", 32),

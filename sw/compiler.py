@@ -202,14 +202,18 @@ class Segment:
     Before the run the host writes the segment's program, weight banks and
     threshold memories (each a whole image, as in a model image) and, when
     ``input_words`` is set, words ``first .. end - 1`` of the packed network
-    input into activation buffer 0 from address 0. The activation buffers
-    keep what earlier segments wrote.
+    input into activation buffer 0 from address 0. On an accelerator with a weight
+    store whose model streams in several weight phases, it writes ``store_words``
+    too (the phase's streamed weights). The activation buffers keep what earlier
+    segments wrote.
     """
 
     program: list
     weight_banks: list
     threshold_banks: list
     input_words: tuple | None      # (first, end) of pack_input's words; None: no input write
+    store_words: list | None = None  # this run's weight-store image ([]: the store keeps its
+                                     # words; None: the model's, ``Compiled.store_words``)
 
 
 @dataclass
@@ -263,7 +267,8 @@ class Compiled:
         seg = self.runs()[k]
         return Compiled(config=self.config, program=seg.program, weight_banks=seg.weight_banks,
                         threshold_banks=seg.threshold_banks, io=self.io, meta=self.meta,
-                        store_words=self.store_words,
+                        store_words=(self.store_words if seg.store_words is None
+                                     else seg.store_words),
                         segment_index=k if self.segments else None)
 
 
@@ -476,10 +481,10 @@ def check(plans, cfg):
                 raise CompileError(f"{where}: its weights take {w_layer} words per bank, the core "
                                    f"has {core.weight_depth} (try --weight-depth {_pow2(w_layer)}, "
                                    f"more PEs, or a weight store to stream them from)")
-            if not p.raw and p.tiles(core.pe) > core.thr_depth:
-                raise CompileError(f"{where}: its thresholds take {p.tiles(core.pe)} sets per PE, "
-                                   f"the core has {core.thr_depth} (try --thr-depth "
-                                   f"{_pow2(p.tiles(core.pe))})")
+        if not p.raw and p.tiles(core.pe) > core.thr_depth:
+            raise CompileError(f"{where}: its thresholds take {p.tiles(core.pe)} sets per PE, "
+                               f"the core has {core.thr_depth} (try --thr-depth "
+                               f"{_pow2(p.tiles(core.pe))})")
     last = plans[-1]
     if not last.raw:
         raise CompileError(f"layer {last.name}: the last layer must output raw accumulators")
@@ -489,10 +494,6 @@ def check(plans, cfg):
     if entries > cfg.res_depth:
         raise CompileError(f"layer {last.name}: {entries} result entries, the result memory holds "
                            f"{cfg.res_depth} (try --res-depth {_pow2(entries)})")
-    t_sets = sum(p.tiles(core.pe) for p in plans if not p.raw)
-    if t_sets > core.thr_depth and cfg.store_depth:
-        raise CompileError(f"the thresholds need {t_sets} sets per PE, the core has "
-                           f"{core.thr_depth} (try --thr-depth {_pow2(t_sets)})")
     return plans
 
 
@@ -526,13 +527,14 @@ def allocate(plans, cfg):
 
 
 def segment(plans, cfg):
-    """Pass: segments, when the model does not fit the accelerator at once and has no weight
-    store to stream from (docs/accelerator.md, "Segments").
+    """Pass: segments, when the model does not fit the accelerator at once
+    (docs/accelerator.md, "Segments").
 
     * **Weight phases.** Consecutive layers are grouped, greedily, into phases whose
-      weights fit the banks and whose thresholds fit the threshold memories
+      weights fit the banks (or, on an accelerator with a weight store, the banks or
+      the store to stream from) and whose thresholds fit the threshold memories
       (``plan.phase``). The host writes a phase's weights and thresholds (with the
-      program) before the phase's first program run.
+      program, and the weight store's image) before the phase's first program run.
     * **Input bands.** A first layer whose input does not fit an activation buffer (a
       1x1 window with stride 1: a dense layer or an unfolded convolution, whose output
       rows each read their own input rows) runs in bands of output rows
@@ -542,20 +544,24 @@ def segment(plans, cfg):
 
     Each band but the last is a segment of its own; the last band's run goes on with the
     rest of the first phase, and every later phase is one segment. The activation
-    buffers keep their contents from run to run.
+    buffers keep their contents from run to run. Input bands need an accelerator
+    without a weight store (:func:`bandable`).
     """
     core = cfg.core
-    if cfg.store_depth:
-        return plans
+
+    def fits(w_words):      # bank words per PE of a phase: resident, or streamed from the store
+        return (w_words <= core.weight_depth
+                or (cfg.store_depth and core.pe * w_words <= cfg.store_depth))
+
     phase = w_words = t_sets = 0
     for i, p in enumerate(plans):
         w = p.tiles(core.pe) * p.words_per_row(core.simd)
         t = 0 if p.raw else p.tiles(core.pe)
-        if i and (w_words + w > core.weight_depth or t_sets + t > core.thr_depth):
+        if i and (not fits(w_words + w) or t_sets + t > core.thr_depth):
             phase, w_words, t_sets = phase + 1, 0, 0
         p.phase, w_words, t_sets = phase, w_words + w, t_sets + t
     first = plans[0]
-    if first.in_words(core.simd) > cfg.act_depth:
+    if not cfg.store_depth and first.in_words(core.simd) > cfg.act_depth:
         in_rows = cfg.act_depth // first.in_row_words(core.simd)      # input rows a buffer holds
         rows = in_rows // first.pool                                   # output rows a band makes
         if rows < 1:
@@ -580,9 +586,18 @@ def stream(plans, cfg):
     cannot hide (fewer positions than P, e.g. batch 1), its chunks are as large
     as half a bank allows.
     """
-    core, s, pe = cfg.core, cfg.simd, cfg.pe
-    if not cfg.store_depth or sum(p.tiles(pe) * p.words_per_row(s) for p in plans) <= core.weight_depth:
+    if not cfg.store_depth:
         return plans            # resident weights, or segments (:func:`segment`)
+    for k in range(plans[-1].phase + 1):     # each weight phase streams from a store of its own
+        _stream_phase([p for p in plans if p.phase == k], cfg)
+    return plans
+
+
+def _stream_phase(plans, cfg):
+    """:func:`stream` of one weight phase (one program run; its store image from word 0)."""
+    core, s, pe = cfg.core, cfg.simd, cfg.pe
+    if sum(p.tiles(pe) * p.words_per_row(s) for p in plans) <= core.weight_depth:
+        return plans            # resident weights
     half = core.weight_depth // 2
     per_word = s // pe
     for p in plans:
@@ -623,8 +638,9 @@ def stream(plans, cfg):
             src += pe * n * wpr
             first, left, index, prev_run = first + n, left - n, index + 1, run(n)
     if src > cfg.store_depth:
-        raise CompileError(f"the weights need {src} words of the weight store, it holds "
-                           f"{cfg.store_depth} (try a store_depth of {_pow2(src)})")
+        names = plans[0].name if len(plans) == 1 else f"{plans[0].name} .. {plans[-1].name}"
+        raise CompileError(f"layer {names}: the weights need {src} words of the weight store, "
+                           f"it holds {cfg.store_depth} (try a store_depth of {_pow2(src)})")
     limits = {f.name: f.largest for f in isa.INSTRUCTIONS[Opcode.LOAD_W].fields}
     for p in plans:
         for c in p.chunks:
@@ -700,7 +716,7 @@ def memories(plans, cfg):
 
 # ---------------------------------------------------------------- 5. emit
 
-def emit(plans, cfg, band=None):
+def emit(plans, cfg, band=None, part=None):
     """The program: per layer CFG_IN, CFG_WIN, CFG_OUT, CFG_MEM, RUN; then END.
 
     A streamed layer has a CFG_OUT, CFG_MEM, RUN per chunk; ``LOAD_W`` of the
@@ -708,11 +724,47 @@ def emit(plans, cfg, band=None):
     the RUN of chunk ``i`` (it waits for the copy of chunk ``i``), and the last
     RUN waits for its own copy (``wait_w``). ``band``: ``(first output row, rows)``
     of the first layer's RUN (a segment's band; its input rows are in buffer 0 from
-    address 0, its output rows go where the whole layer's would).
+    address 0, its output rows go where the whole layer's would). ``part``:
+    ``(first, end)`` of the streamed chunks (counted over ``plans``) this program
+    runs: a phase whose program is longer than the program memory runs in parts
+    (:func:`program_parts`).
     """
+    program = _emit(plans, cfg, band, part)
+    if len(program) > cfg.prog_depth:
+        raise CompileError(f"the program has {len(program)} instructions, the program memory "
+                           f"holds {cfg.prog_depth} (try --prog-depth {_pow2(len(program))})")
+    return program
+
+
+def program_parts(plans, cfg):
+    """The programs of one weight phase: one, or, when a streamed phase's program is longer
+    than the program memory, several runs of consecutive chunks, each as many as fit
+    (the weight store and the banks' halves are the same for all; each part's first
+    copy is waited for)."""
+    program = _emit(plans, cfg)
+    n = sum(len(p.chunks or []) for p in plans)
+    if len(program) <= cfg.prog_depth or not n:
+        return [emit(plans, cfg)]
+    parts, first = [], 0
+    while first < n:
+        end = first + 1
+        if len(_emit(plans, cfg, part=(first, end))) > cfg.prog_depth:
+            emit(plans, cfg, part=(first, end))         # one chunk alone is too long: refuse
+        while end < n and len(_emit(plans, cfg, part=(first, end + 1))) <= cfg.prog_depth:
+            end += 1
+        parts.append(emit(plans, cfg, part=(first, end)))
+        first = end
+    return parts
+
+
+def _emit(plans, cfg, band=None, part=None):
     s, pe = cfg.simd, cfg.pe
     program = []
     chunks = [(p, c) for p in plans for c in (p.chunks or [])]
+    if part is not None:
+        chunks = chunks[part[0]:part[1]]
+        keep = {id(c) for _, c in chunks}
+        plans = [p for p in plans if any(id(c) in keep for c in p.chunks)]
 
     def load(i):
         p, c = chunks[i]
@@ -734,6 +786,8 @@ def emit(plans, cfg, band=None):
                        pad_code=p.pad_code(), last_lanes=p.last_lanes(s)),
         ]
         for c in p.chunks or [Chunk(first=0, tiles=p.tiles(pe), w_base=p.w_base, src=0)]:
+            if part is not None and id(c) not in keep:
+                continue
             wait = 0
             if p.chunks:
                 k += 1
@@ -754,9 +808,6 @@ def emit(plans, cfg, band=None):
                 _encode(cfg, where, Opcode.RUN, wait_w=wait),
             ]
     program.append(isa.encode(Opcode.END))
-    if len(program) > cfg.prog_depth:
-        raise CompileError(f"the program has {len(program)} instructions, the program memory "
-                           f"holds {cfg.prog_depth} (try --prog-depth {_pow2(len(program))})")
     return program
 
 
@@ -790,7 +841,8 @@ def compile_model(model, cfg, batch=1):
         # Names this set of segments: an image of another compilation (even of a model with
         # the same shapes) is refused beside them (tritium.sw.image.read_compiled).
         io["segment_set"] = hashlib.sha256(repr([
-            (seg.program, seg.weight_banks, seg.threshold_banks) for seg in segments
+            (seg.program, seg.weight_banks, seg.threshold_banks, seg.store_words)
+            for seg in segments
         ]).encode()).hexdigest()[:16]
     return Compiled(config=cfg, program=first.program, weight_banks=first.weight_banks,
                     threshold_banks=first.threshold_banks, io=io, meta=dict(model.meta),
@@ -800,14 +852,16 @@ def compile_model(model, cfg, batch=1):
 def segment_runs(plans, cfg):
     """``(segments, store words)``: the :class:`Segment` runs of one batch (each weight
     phase's memories and programs, the first layer's bands first, one run each:
-    :func:`segment`) and the weight store's image (weight streaming: one phase)."""
+    :func:`segment`) and the first run's weight-store image (weight streaming; a later
+    phase's is its segment's ``store_words``)."""
     phases = [[p for p in plans if p.phase == k] for k in range(plans[-1].phase + 1)]
     first = plans[0]
     row_words = first.in_row_words(cfg.simd) * first.pool
-    out, store = [], []
+    out, store = [], None
     for k, phase in enumerate(phases):
         banks, thresholds, words = memories(phase, cfg)
-        store += words
+        if store is None:
+            store = words
         if k == 0 and first.bands:
             for b, band in enumerate(first.bands):
                 words = (band[0] * row_words, (band[0] + band[1]) * row_words)
@@ -815,7 +869,14 @@ def segment_runs(plans, cfg):
                 program = emit(phase if last else phase[:1], cfg, band=band)
                 out.append(Segment(program, banks, thresholds, words))
         else:
-            out.append(Segment(emit(phase, cfg), banks, thresholds, (0, None) if k == 0 else None))
+            for j, program in enumerate(program_parts(phase, cfg)):
+                # A phase's later parts read the store its first part's image wrote: []
+                # (their images carry no WSTORE section; the store keeps its words).
+                store_image = None          # the first run's: Compiled.store_words
+                if cfg.store_depth and (j or k):
+                    store_image = [] if j else words
+                out.append(Segment(program, banks, thresholds,
+                                   (0, None) if k == j == 0 else None, store_image))
     return out, store
 
 

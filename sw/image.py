@@ -178,7 +178,8 @@ def read_compiled(folder, expect_hash=None):
                               f"{folder / segment_image_name(0)} (compile the model again)")
         words = entry.get("input_words")
         segments.append(Segment(part.program, part.weight_banks, part.threshold_banks,
-                                tuple(words) if words is not None else None))
+                                tuple(words) if words is not None else None,
+                                part.store_words if k and first.config.store_depth else None))
     first.segments = segments
     return first
 

@@ -98,13 +98,9 @@ class IsaSim:
         self.simd, self.pe = core.simd, core.pe
         self.n_limbs = _limbs(core.simd)
         self.lane_mask = ints_to_limbs([(1 << core.simd) - 1], core.simd)[0]
-        self.load(compiled.program, compiled.weight_banks, compiled.threshold_banks)
-        store = list(compiled.store_words)
-        if len(store) > cfg.store_depth:
-            raise SimError(f"{len(store)} weight-store words, the store holds {cfg.store_depth}")
-        store += [0] * (cfg.store_depth - len(store))
-        self.s_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in store], core.simd)
-        self.s_mask = ints_to_limbs([w >> core.simd for w in store], core.simd)
+        self.s_sign = self.s_mask = np.zeros((cfg.store_depth, self.n_limbs), np.uint64)
+        self.load(compiled.program, compiled.weight_banks, compiled.threshold_banks,
+                  compiled.store_words)
         self.act = np.zeros((2, cfg.act_depth, self.n_limbs), np.uint64)
         self.results = np.zeros((cfg.res_depth, core.pe), np.int64)
         self.regs = Registers()
@@ -115,10 +111,20 @@ class IsaSim:
 
     # -- host side --------------------------------------------------------
 
-    def load(self, program, weight_banks, threshold_banks):
+    def load(self, program, weight_banks, threshold_banks, store_words=None):
         """Write the program memory, the weight banks and the threshold memories (a model
-        image, or one segment's); the activation buffers keep their contents."""
+        image, or one segment's) and, given a weight-store image (not None or empty), the
+        weight store (the image from word 0, zeros after); the activation buffers (and
+        otherwise the store) keep their contents."""
         core = self.cfg.core
+        if store_words:
+            store = list(store_words)
+            if len(store) > self.cfg.store_depth:
+                raise SimError(f"{len(store)} weight-store words, the store holds "
+                               f"{self.cfg.store_depth}")
+            store += [0] * (self.cfg.store_depth - len(store))
+            self.s_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in store], core.simd)
+            self.s_mask = ints_to_limbs([w >> core.simd for w in store], core.simd)
         self.program = list(program)
         flat = [w for bank in weight_banks for w in bank]
         self.w_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in flat], core.simd) \
@@ -332,7 +338,8 @@ def simulate(compiled, values):
         total = 0
         for k, run in enumerate(runs):
             if len(runs) > 1:
-                sim.load(run.program, run.weight_banks, run.threshold_banks)
+                sim.load(run.program, run.weight_banks, run.threshold_banks,
+                         compiled.segment(k).store_words)       # run 0's: the model's
             if run.input_words is not None:
                 sim.write_activations(0, words[slice(*run.input_words)])
             total += sim.run_program(first=k == 0)

@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
-from test_compiler import accel_configs, one_bit_hidden, segment_config, streaming_config
+from test_compiler import (accel_configs, one_bit_hidden, segment_config, streamed_segment_config,
+                           streaming_config)
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
@@ -154,6 +155,17 @@ def test_random_segmented_models_on_the_rtl(data):
     assume(sum(np.prod(i.out_shape) for i in model.check()) < 3000)
     check(model, segment_config(data, model), x[:1])
 
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_random_streamed_segments_on_the_rtl(data):
+    """Weight phases streamed from a small store, each phase's store image written between
+    the runs (sim/accel_sim.store_writes), programs in parts: bit-exact, the ISA
+    simulator's cycles."""
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw and one_bit_hidden(model))
+    assume(sum(np.prod(i.out_shape) for i in model.check()) < 3000)
+    check(model, streamed_segment_config(data, model), x[:1])
 
 def test_batched_run():
     model = random_model("tfc", (4, 4, 1), "bipolar", seed=8)

@@ -107,6 +107,29 @@ def segment_config(data, model, out_bits=1):
                        act_reg=draw(st.booleans()))
 
 
+def streamed_segment_config(data, model):
+    """A configuration with a weight store too small for ``model``'s streamed weights at
+    once: it streams them in several weight phases, one segment each, and at times its
+    program memory is so small that a phase's program runs in parts. (A plain function
+    of ``data``, as :func:`streaming_config`.)"""
+    draw = data.draw
+    pe, simd, kinds, kbit, plans = _small_array(draw, model)
+    wpr = max(p.words_per_row(simd) for p in plans)
+    last = plans[-1].tiles(pe) * plans[-1].words_per_row(simd)
+    depth = 2 * max(wpr, last) + draw(st.sampled_from([0, 2]))
+    layer_words = [p.tiles(pe) * p.words_per_row(simd) for p in plans]
+    store = pe * max(layer_words) + draw(st.sampled_from([0, pe * wpr]))
+    assume(sum(layer_words) > depth and pe * sum(layer_words) > store)
+    core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
+                    out_bits=1, weight_depth=depth, thr_depth=max(p.tiles(pe) for p in plans),
+                    **register_options(draw))
+    acts = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
+    entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    prog = draw(st.sampled_from([1024, max(16, 5 * len(plans) + 2)]))
+    return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),
+                       prog_depth=prog, store_depth=store)
+
+
 def one_bit_hidden(model):
     return all(i.out_act is None or i.out_act.bits == 1 for i in model.check())
 
@@ -147,6 +170,45 @@ def test_segmented_models_match_the_reference(data):
     assert cycles == [compiled.io["cycles"]] * len(x)
     assert compiled.io["cycles"] == sum(s["cycles"] for s in compiled.io["segments"])
     assert [l.cycles for l in layers] == [l["cycles"] for l in compiled.io["layers"]]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_streamed_segments_match_the_reference(data):
+    """Weights streamed from a store too small for them at once: weight phases, each with
+    its store image, and programs longer than the program memory in parts; bit-exact,
+    every phase's streamed words within the store, cycles the sum of the runs'."""
+    model, x = data.draw(model_case())
+    assume(model.output_is_raw and one_bit_hidden(model))
+    cfg = streamed_segment_config(data, model)
+    compiled = compile_model(model, cfg)
+    plans = compiled.plans
+    assert len(compiled.segments) > 1 and plans[-1].phase > 0
+    event(f"phases: {plans[-1].phase + 1}, runs: {len(compiled.segments)}")
+    acc, cycles, layers = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(model, x))
+    assert cycles == [compiled.io["cycles"]] * len(x)
+    assert compiled.io["cycles"] == sum(s["cycles"] for s in compiled.io["segments"])
+    assert [l.cycles for l in layers] == [l["cycles"] for l in compiled.io["layers"]]
+
+
+def test_lfc_streams_in_segments_on_the_icebreaker():
+    """LFC on the icebreaker preset (its 3 Mbit of weights against a 1 Mbit store, 1,536
+    threshold sets against 512): a weight phase a layer, fc1's and fc2's programs in two
+    parts each; bit-exact, and each layer's utilisation over 90 %."""
+    cfg = PRESETS["icebreaker"]
+    lfc = random_model("lfc", (784,), "bipolar", seed=4)
+    compiled = compile_model(lfc, cfg, batch=16)
+    assert [p.phase for p in compiled.plans] == [0, 1, 2, 3]
+    assert len(compiled.segments) == 6
+    # fc1's and fc2's second parts read the store their first parts wrote
+    stores = [len(compiled.segment(k).store_words) for k in range(len(compiled.segments))]
+    assert stores == [13312, 16384, 0, 16384, 0, 0]
+    assert all(l["utilization"] > 0.9 for l in compiled.io["layers"])
+    x = random_inputs(lfc, 16, seed=5)
+    acc, cycles, _ = simulate(compiled, x)
+    np.testing.assert_array_equal(acc, reference.run(lfc, x))
+    assert cycles == [compiled.io["cycles"]]
 
 
 def test_cnv_and_lfc_run_in_segments_on_the_ulx3s():

@@ -167,3 +167,17 @@ def test_segmented_model_folder(tmp_path, capsys):
     (tmp_path / "b" / "segment2.tim").unlink()
     with pytest.raises(FormatError, match="segment2.tim: no such file"):
         read_compiled(tmp_path / "b")
+    # With a weight store too small for fc0 beside fc1: fc0 streams in a phase of its own
+    # (its image carries the store's words), fc1 + fc2 are resident in the next (no WSTORE).
+    streamed = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=8), act_depth=16,
+                           res_depth=16, store_depth=64)
+    compiled = compile_model(model, streamed, batch=4)
+    stores = [len(compiled.segment(k).store_words) for k in range(len(compiled.segments))]
+    assert stores == [64, 0]
+    write_images(compiled, tmp_path / "s")
+    back = read_compiled(tmp_path / "s")
+    assert [s.store_words for s in back.segments] == [s.store_words for s in compiled.segments]
+    np.testing.assert_array_equal(simulate(back, x)[0], reference.run(model, x))
+    assert main(["sim", str(tmp_path / "s"), "--model", str(tmp_path / "m.npz"),
+                 "--dataset", "digits", "--count", "8", "--json", "-q"]) == 0
+    assert json.loads(capsys.readouterr().out)["mismatches"] == 0

@@ -69,10 +69,11 @@ def test_trained_network_on_verilator(build_dir, arch, weights, count):
 @pytest.mark.xdist_group("icebreaker-verilator")    # a model of its own: may run beside the rest
 def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     """SFC does not fit the icebreaker's weight banks: its weights stream from the weight
-    store (LOAD_W copies beside the RUNs), 16 images per program run."""
+    store (LOAD_W copies beside the RUNs), 16 images per program run. (SFC on every test
+    image: test_trained_network_on_verilator; here 256, to keep the suite short.)"""
     net, model = trained("sfc", "binary")
     data = load_dataset("mnist5k")
-    values = quantize_input(net.input_quant, data.x_test[:1000])
+    values = quantize_input(net.input_quant, data.x_test[:256])
     compiled = compile_model(model, PRESETS["icebreaker"], batch=16)
     assert compiled.store_words
     n = len(values) // 16 * 16
@@ -81,6 +82,22 @@ def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     _, isa_cycles, _ = simulate(compiled, values[:32])
     assert cycles[:2] == isa_cycles == [compiled.io["cycles"]] * 2
 
+
+
+@pytest.mark.xdist_group("icebreaker-verilator")    # after the SFC test: the same Verilog
+def test_lfc_streamed_in_segments_on_icebreaker_verilator(build_dir):
+    """LFC on the icebreaker's Verilog: its weights are three times the weight store, so
+    they stream in four weight phases (six program runs: fc1's and fc2's programs in two
+    parts), the host writing each phase's store image, program, banks and thresholds
+    between the runs; bit-exact, cycles equal the ISA simulator's. Random weights (the
+    shapes are what the schedule depends on)."""
+    model = random_model("lfc", (784,), "bipolar", seed=4)
+    compiled = compile_model(model, PRESETS["icebreaker"], batch=16)
+    assert len(compiled.segments) == 6 and compiled.plans[-1].phase == 3
+    values = random_inputs(model, 16, seed=5)
+    acc, cycles = run_accel_cocotb(compiled, values, build_dir / "icebreaker")
+    np.testing.assert_array_equal(acc, reference.run(model, values))
+    assert cycles == simulate(compiled, values)[1] == [compiled.io["cycles"]]
 
 #: CFG as a chained array (hw/chain.py).
 CHAIN_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "ternary"), act_bits=8,
