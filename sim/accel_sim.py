@@ -48,15 +48,16 @@ def segment_writes(compiled):
     words, or None when the program memory already holds them), ``weights`` and
     ``thresholds`` (per bank, the ``(address, word)`` writes that turn the previous
     run's images into this run's: after the last run of a batch comes the first of
-    the next; every bank word after a run whose LOAD_W copies wrote the banks), ``store`` (the weight-store writes of a run whose weight phase streams
-    from an image of its own: :func:`store_writes`) and ``input`` (``(first, end)`` of
-    the packed input words written into buffer 0 from address 0, or None). A model
-    that runs once needs no writes but its input.
+    the next; every bank word after a run whose LOAD_W copies wrote the banks),
+    ``store`` (the weight-store writes of a run whose weight phase streams from an image
+    of its own: :func:`store_writes`) and ``input`` (``(first, end)`` of the packed input
+    words written into buffer 0 from address 0, or None). A model that runs once needs
+    no writes but its input.
     """
     runs = compiled.runs()
-    images = [(run.program, run.weight_banks, threshold_words(compiled.segment(k)))
-              for k, run in enumerate(runs)]
-    stores = [compiled.store_words] + [run.store_words for run in runs[1:]]
+    parts = [compiled.segment(k) for k in range(len(runs))]
+    images = [(part.program, part.weight_banks, threshold_words(part)) for part in parts]
+    stores = [part.store_words for part in parts]
     out = []
     for k, run in enumerate(runs):
         prev, cur = images[k - 1], images[k]
@@ -76,8 +77,8 @@ def segment_writes(compiled):
 def store_writes(stores, k):
     """The ``(address, word)`` writes that give the weight store run ``k``'s image.
 
-    ``stores``: each run's image (None or empty: the run reads no store, or the model's
-    image, which stays; run 0's is the model's, written by :func:`load`). The store
+    ``stores``: each run's image (empty: the store keeps its words; run 0's is the
+    model's, written by :func:`load`). The store
     holds the last image written, over its words; words past it are unknown, so they
     are written, and so is every word when no earlier run (of this batch, or for run 0
     the batch before) wrote an image.

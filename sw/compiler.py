@@ -729,7 +729,10 @@ def emit(plans, cfg, band=None, part=None):
     runs: a phase whose program is longer than the program memory runs in parts
     (:func:`program_parts`).
     """
-    program = _emit(plans, cfg, band, part)
+    return _fits_program_memory(_emit(plans, cfg, band, part), cfg)
+
+
+def _fits_program_memory(program, cfg):
     if len(program) > cfg.prog_depth:
         raise CompileError(f"the program has {len(program)} instructions, the program memory "
                            f"holds {cfg.prog_depth} (try --prog-depth {_pow2(len(program))})")
@@ -744,15 +747,17 @@ def program_parts(plans, cfg):
     program = _emit(plans, cfg)
     n = sum(len(p.chunks or []) for p in plans)
     if len(program) <= cfg.prog_depth or not n:
-        return [emit(plans, cfg)]
+        return [_fits_program_memory(program, cfg)]
     parts, first = [], 0
     while first < n:
-        end = first + 1
-        if len(_emit(plans, cfg, part=(first, end))) > cfg.prog_depth:
-            emit(plans, cfg, part=(first, end))         # one chunk alone is too long: refuse
-        while end < n and len(_emit(plans, cfg, part=(first, end + 1))) <= cfg.prog_depth:
-            end += 1
-        parts.append(emit(plans, cfg, part=(first, end)))
+        end = first + 1     # one chunk whose program is too long alone is refused
+        program = _fits_program_memory(_emit(plans, cfg, part=(first, end)), cfg)
+        while end < n:
+            longer = _emit(plans, cfg, part=(first, end + 1))
+            if len(longer) > cfg.prog_depth:
+                break
+            program, end = longer, end + 1
+        parts.append(program)
         first = end
     return parts
 
@@ -764,7 +769,7 @@ def _emit(plans, cfg, band=None, part=None):
     if part is not None:
         chunks = chunks[part[0]:part[1]]
         keep = {id(c) for _, c in chunks}
-        plans = [p for p in plans if any(id(c) in keep for c in p.chunks)]
+        plans = [p for p in plans if any(id(c) in keep for c in p.chunks or [])]
 
     def load(i):
         p, c = chunks[i]
@@ -864,10 +869,10 @@ def segment_runs(plans, cfg):
             store = words
         if k == 0 and first.bands:
             for b, band in enumerate(first.bands):
-                words = (band[0] * row_words, (band[0] + band[1]) * row_words)
+                input_words = (band[0] * row_words, (band[0] + band[1]) * row_words)
                 last = b == len(first.bands) - 1
                 program = emit(phase if last else phase[:1], cfg, band=band)
-                out.append(Segment(program, banks, thresholds, words))
+                out.append(Segment(program, banks, thresholds, input_words))
         else:
             for j, program in enumerate(program_parts(phase, cfg)):
                 # A phase's later parts read the store its first part's image wrote: []

@@ -82,6 +82,19 @@ def limbs_to_ints(limbs):
     return [sum(int(w) << (64 * k) for k, w in enumerate(row)) for row in limbs]
 
 
+@dataclass
+class Memories:
+    """One run's memory images as the simulator holds them (:meth:`IsaSim.memories`):
+    made once per image, loaded as often as the run comes (:meth:`IsaSim.apply`)."""
+
+    program: list
+    w_sign: np.ndarray              # (P, weight_depth, limbs); LOAD_W writes a copy of it
+    w_mask: np.ndarray
+    thresholds: np.ndarray          # (P, thr_depth, n_thresholds)
+    s_sign: np.ndarray | None       # (store_depth, limbs); None: the store keeps its words
+    s_mask: np.ndarray | None
+
+
 class IsaSim:
     """A simulated accelerator with a loaded program and memory images.
 
@@ -98,7 +111,8 @@ class IsaSim:
         self.simd, self.pe = core.simd, core.pe
         self.n_limbs = _limbs(core.simd)
         self.lane_mask = ints_to_limbs([(1 << core.simd) - 1], core.simd)[0]
-        self.s_sign = self.s_mask = np.zeros((cfg.store_depth, self.n_limbs), np.uint64)
+        self.s_sign = np.zeros((cfg.store_depth, self.n_limbs), np.uint64)
+        self.s_mask = np.zeros((cfg.store_depth, self.n_limbs), np.uint64)
         self.load(compiled.program, compiled.weight_banks, compiled.threshold_banks,
                   compiled.store_words)
         self.act = np.zeros((2, cfg.act_depth, self.n_limbs), np.uint64)
@@ -116,22 +130,35 @@ class IsaSim:
         image, or one segment's) and, given a weight-store image (not None or empty), the
         weight store (the image from word 0, zeros after); the activation buffers (and
         otherwise the store) keep their contents."""
+        self.apply(self.memories(program, weight_banks, threshold_banks, store_words))
+
+    def memories(self, program, weight_banks, threshold_banks, store_words=None):
+        """The images of :meth:`load` as the simulator's arrays (:class:`Memories`)."""
         core = self.cfg.core
+        sign_bits = (1 << core.simd) - 1
+        s_sign = s_mask = None
         if store_words:
             store = list(store_words)
             if len(store) > self.cfg.store_depth:
                 raise SimError(f"{len(store)} weight-store words, the store holds "
                                f"{self.cfg.store_depth}")
             store += [0] * (self.cfg.store_depth - len(store))
-            self.s_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in store], core.simd)
-            self.s_mask = ints_to_limbs([w >> core.simd for w in store], core.simd)
-        self.program = list(program)
+            s_sign = ints_to_limbs([w & sign_bits for w in store], core.simd)
+            s_mask = ints_to_limbs([w >> core.simd for w in store], core.simd)
         flat = [w for bank in weight_banks for w in bank]
-        self.w_sign = ints_to_limbs([w & ((1 << core.simd) - 1) for w in flat], core.simd) \
-            .reshape(core.pe, core.weight_depth, self.n_limbs)
-        self.w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd) \
-            .reshape(core.pe, core.weight_depth, self.n_limbs)
-        self.thresholds = np.array(threshold_banks, np.int64)   # (P, depth, n_thr)
+        shape = (core.pe, core.weight_depth, self.n_limbs)
+        w_sign = ints_to_limbs([w & sign_bits for w in flat], core.simd).reshape(shape)
+        w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd).reshape(shape)
+        return Memories(list(program), w_sign, w_mask, np.array(threshold_banks, np.int64),
+                        s_sign, s_mask)
+
+    def apply(self, mem):
+        """Load :class:`Memories` (the banks as a copy: LOAD_W writes into them)."""
+        self.program = mem.program
+        self.w_sign, self.w_mask = mem.w_sign.copy(), mem.w_mask.copy()
+        self.thresholds = mem.thresholds
+        if mem.s_sign is not None:
+            self.s_sign, self.s_mask = mem.s_sign, mem.s_mask
 
     def write_activations(self, buf, words, base=0):
         if base + len(words) > self.cfg.act_depth:
@@ -331,15 +358,19 @@ def simulate(compiled, values):
 
     sim = IsaSim(compiled)
     runs = compiled.runs()
+    images = []             # a segmented model's run images, converted once
+    if len(runs) > 1:
+        images = [sim.memories(run.program, run.weight_banks, run.threshold_banks,
+                               compiled.segment(k).store_words)  # run 0's: the model's store
+                  for k, run in enumerate(runs)]
     entries, cycles = [], []
     o = compiled.io["output"]
     n_entries = o["h"] * o["w"] * o["tiles"]
     for words in pack_input(compiled, values):
         total = 0
         for k, run in enumerate(runs):
-            if len(runs) > 1:
-                sim.load(run.program, run.weight_banks, run.threshold_banks,
-                         compiled.segment(k).store_words)       # run 0's: the model's
+            if images:
+                sim.apply(images[k])
             if run.input_words is not None:
                 sim.write_activations(0, words[slice(*run.input_words)])
             total += sim.run_program(first=k == 0)
