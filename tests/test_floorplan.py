@@ -41,7 +41,9 @@ def test_chain_sites_snake_through_the_rows_slice_by_slice():
         xs = [x for x, _ in own]
         assert xs == sorted(xs, reverse=r % 2 == 1)
         assert max(xs) - min(xs) <= 13           # 5 of 52 sites across 117 columns
-    assert xy[0] == (columns[52 - 50], rows[0]) and xy[-1] == (columns[52 - 35], rows[-1])
+    # Each row's slices are right-aligned: its first used site is its leftmost.
+    assert xy[0] == (columns[len(columns) - 5 * counts[0]], rows[0])
+    assert xy[-1] == (columns[len(columns) - 5 * counts[-1]], rows[-1])
     # Consecutive slices are neighbours (one row down where the snake turns, at most one
     # slice's width apart).
     for p in range(31):
