@@ -167,6 +167,7 @@ def test_random_streamed_segments_on_the_rtl(data):
     assume(sum(np.prod(i.out_shape) for i in model.check()) < 3000)
     check(model, streamed_segment_config(data, model), x[:1])
 
+
 def test_batched_run():
     model = random_model("tfc", (4, 4, 1), "bipolar", seed=8)
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=256, thr_depth=64),

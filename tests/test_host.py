@@ -169,6 +169,7 @@ def test_streamed_segments_run_through_the_link():
     np.testing.assert_array_equal(acc, reference.run(model, x))
     assert cycles == simulate(compiled, x)[1] == [compiled.io["cycles"]] * 2
 
+
 # ---------------------------------------------------------------- the hardware's image checks
 
 def _fix_crc(img):
