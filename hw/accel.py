@@ -238,7 +238,8 @@ class Accelerator(wiring.Component):
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
 
         # ---------------------------------------------------------- address generator
-        # Loop counters, outermost first: oy, ox, tile, py, px, plane (down), ky, kx, c, sub.
+        # Loop counters, outermost first: (img,) oy, ox, tile, py, px, plane (down), ky, kx,
+        # c, sub.
         # Every counter and running sum is as wide as this configuration needs
         # (AccelConfig.field_limit, the weight-bank address), not as its ISA field. A core
         # without bit-serial inputs has no plane counter (one plane) and no second beat.
@@ -305,6 +306,26 @@ class Accelerator(wiring.Component):
             (d_ox, [*step_res, ox_s.eq(ox_s + pool_sw)], [*step_res, ox_s.eq(0)]),
             (d_oy, [oy_s.eq(oy_s + pool_sh)], [oy_s.eq(0)]),
         ]
+        # The read port's address width: from the input pixel on, addresses are modulo it.
+        abits = len(bufs[0][0].addr)
+
+        def low(value):
+            return value[:min(abits, len(value))]
+
+        # The image loop (max_images > 1): image i's rows follow image i-1's in the input
+        # tensor, so its input row is i * in_h + iy. oy_abs runs beside oy_s with the image's
+        # first row added (modulo the address width), from img_next (the next image's first
+        # row) when oy wraps; the padding test keeps using the row within the image.
+        if cfg.max_images > 1:
+            img = Signal(range(cfg.max_images), name="img")
+            extra = r["extra_images"]
+            images_m2, images_is1 = Signal.like(extra, name="images_m2"), Signal(name="images_is1")
+            m.d.sync += [images_m2.eq(extra - 1), images_is1.eq(extra == 0)]
+            d_img = _LoopDigit(img, extra + 1, (images_m2, images_is1))
+            oy_abs, img_next = Signal(abits, name="oy_abs"), Signal(abits, name="img_next")
+            outer[-1][1].append(oy_abs.eq(oy_abs + pool_sh))
+            outer[-1][2].append(oy_abs.eq(img_next))
+            outer.append((d_img, [img_next.eq(img_next + low(r["in_h"]))], []))
         last_c = d_c.last
         # The last beat of one accumulation (one PE result): every inner digit at its last
         # value. A register, set a step ahead from the inner digits' next flags, so the outer
@@ -322,6 +343,8 @@ class Accelerator(wiring.Component):
             m.d.sync += [oy.eq(0), ox.eq(0), tile.eq(0), py.eq(0), px.eq(0),
                          ky.eq(0), kx.eq(0), cw.eq(0), sub.eq(0), j.eq(0), tile_w.eq(0),
                          oy_s.eq(0), py_s.eq(0), ox_s.eq(0), px_s.eq(0)]
+            if cfg.max_images > 1:
+                m.d.sync += [img.eq(0), oy_abs.eq(0), img_next.eq(low(r["in_h"]))]
             if core.chain:
                 m.d.sync += i_res_base.eq(r["out_base"])
             if core.bit_serial:
@@ -352,18 +375,18 @@ class Accelerator(wiring.Component):
         iy = Signal(range(-15, 7 * cy_end + 63), name="iy")
         ix = Signal(range(-15, 7 * cx_end + 63), name="ix")
         m.d.sync += [iy.eq(cy + ky_a), ix.eq(cx + kx_a)]
+        # The same rows counted from the tensor's first image (modulo the address width).
+        row = iy
+        if cfg.max_images > 1:
+            cy_abs, row = Signal(abits, name="cy_abs"), Signal(abits, name="iy_abs")
+            m.d.sync += [cy_abs.eq(oy_abs + py_s), row.eq(cy_abs + ky_a)]
         # Stage C: the padding test and the pixel index. From here on the arithmetic is
         # modulo the read port's width (its address drops the upper bits anyway).
-        abits = len(bufs[0][0].addr)
-
-        def low(value):
-            return value[:min(abits, len(value))]
-
         inside = Signal()
         pixel = Signal(abits)
         inside_b = (iy >= 0) & (iy < r["in_h"]) & (ix >= 0) & (ix < r["in_w"])
         m.d.sync += [inside.eq(inside_b),
-                     pixel.eq(Mux(inside_b, _product(m, low(iy), low(r["in_w"])) + low(ix), 0))]
+                     pixel.eq(Mux(inside_b, _product(m, low(row), low(r["in_w"])) + low(ix), 0))]
         # Stage D: the pixel's plane. Stage E: its word; then (combinational, into the
         # read port) the tensor's base.
         pixel_plane = Signal(abits)
@@ -480,7 +503,13 @@ class Accelerator(wiring.Component):
                       _LoopDigit(o_tile, r["tiles"], derived["tiles"]),
                       _LoopDigit(o_ox, r["out_w"], derived["out_w"]),
                       _LoopDigit(o_oy, r["out_h"], derived["out_h"]))
-        o_last_px, o_last_py, o_last_tile, o_last_ox, o_last_oy = (d.last for d in out_digits)
+        o_last_px, o_last_py, o_last_tile = (d.last for d in out_digits[:3])
+        o_starts = [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0)]
+        if cfg.max_images > 1:
+            # The images' output pixels follow each other: only the end of the run moves out.
+            o_img = Signal.like(img, name="o_img")
+            out_digits += (_LoopDigit(o_img, extra + 1, (images_m2, images_is1)),)
+            o_starts.append(o_img.eq(0))
         out_carries = _Carries(out_digits, out_valid, "out")
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
@@ -504,7 +533,7 @@ class Accelerator(wiring.Component):
         m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
                               Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
         with m.If(~running):                # the next RUN's start values (as the counters')
-            m.d.sync += [o_oy.eq(0), o_ox.eq(0), o_tile.eq(0), o_py.eq(0), o_px.eq(0),
+            m.d.sync += [*o_starts,
                          slot.eq(slot0), o_word.eq(0), packer.eq(0),
                          result_done.eq(0), o_act_base.eq(r["out_base"]),
                          o_res_base.eq(r["out_base"])]

@@ -59,6 +59,11 @@ class AccelConfig:
         input word's selection (one more cycle per RUN): on ECP5 boards the
         block RAMs' own output register (boards/bram_outreg.py), so no logic
         follows their 5.8 ns clock-to-output time in one cycle.
+    max_images : int
+        Images one RUN can loop over (``CFG_IN.extra_images`` + 1; 1: no image
+        loop). With more, convolutional networks run in batches: each layer's
+        RUN goes through every image of the batch, so its drain latency is paid
+        once per batch rather than once per image (docs/accelerator.md, "Batches").
     """
 
     core: HwConfig = field(default_factory=HwConfig)
@@ -67,6 +72,7 @@ class AccelConfig:
     res_depth: int = 16
     store_depth: int = 0
     act_reg: bool = False
+    max_images: int = 1
 
     def __post_init__(self):
         if not isinstance(self.core, HwConfig):
@@ -77,6 +83,10 @@ class AccelConfig:
                 raise ConfigError(f"{name} must be an integer in 2..{1 << 20}, got {value!r}")
         if not isinstance(self.act_reg, bool):
             raise ConfigError(f"act_reg must be true or false, got {self.act_reg!r}")
+        mi = self.max_images
+        if not isinstance(mi, int) or isinstance(mi, bool) or not 1 <= mi <= 256:
+            raise ConfigError(f"max_images must be an integer in 1..256 (1: no image loop), "
+                              f"got {mi!r}")
         sd = self.store_depth
         if not isinstance(sd, int) or isinstance(sd, bool) or not (sd == 0 or 2 <= sd <= 1 << 24):
             raise ConfigError(f"store_depth must be 0 (no weight store) or an integer in "
@@ -113,7 +123,7 @@ class AccelConfig:
         core, act, dims = self.core, self.act_depth, max(self.act_depth, self.res_depth)
         bounds = {
             Opcode.CFG_IN: {"in_h": act, "in_w": act, "in_cw": core.weight_depth,
-                            "in_planes": core.act_bits},
+                            "in_planes": core.act_bits, "extra_images": self.max_images - 1},
             Opcode.CFG_WIN: {"kh": core.weight_depth, "kw": core.weight_depth,
                              "last_lanes": core.simd},
             Opcode.CFG_OUT: {"out_h": dims, "out_w": dims},
@@ -153,6 +163,8 @@ class AccelConfig:
              "store_depth": self.store_depth, "accel_config_version": ACCEL_CONFIG_VERSION}
         if self.act_reg:            # added later: configurations without it keep their hash
             d["act_reg"] = True
+        if self.max_images > 1:     # likewise
+            d["max_images"] = self.max_images
         return d
 
     @property
@@ -162,8 +174,9 @@ class AccelConfig:
 
     def describe(self):
         store = f", weight store {self.store_depth} words" if self.store_depth else ""
+        images = f", up to {self.max_images} images a RUN" if self.max_images > 1 else ""
         return (f"{self.core.describe()}; activation buffers 2 x {self.act_depth} words, "
-                f"program {self.prog_depth}, results {self.res_depth}{store}")
+                f"program {self.prog_depth}, results {self.res_depth}{store}{images}")
 
 
 class Timeline:
@@ -221,7 +234,7 @@ def accel_config_from_dict(d):
     """Rebuild an :class:`AccelConfig` from :meth:`AccelConfig.canonical` output (checked)."""
     d = versioned_fields(d, "accel_config_version", ACCEL_CONFIG_VERSION,
                          {"core", "act_depth", "prog_depth", "res_depth", "store_depth",
-                          "act_reg"},
+                          "act_reg", "max_images"},
                          "accelerator configuration")
     core = config_from_dict(d.pop("core", {}))
     return AccelConfig(core=core, **d)

@@ -196,7 +196,9 @@ class SectionRoute:
         ``write(m, accel, en, bank, addr, word)`` drives the memory's write
         port; None for a section that is only checked (META).
     required : bool
-        Every image has this section (WSTORE: only images whose weights stream).
+        Every image has this section (PROGRAM, META). WEIGHTS and THRESHOLDS are absent
+        from a later segment's image that keeps the memories as the run before it left
+        them, WSTORE from images whose weights do not stream (or whose store is kept).
     """
 
     name: str
@@ -228,7 +230,7 @@ def _write_store(m, accel, en, bank, addr, word):
 
 def section_routes(cfg):
     """The sections :class:`HostLink` accepts for ``cfg``, in any order (each once;
-    all but the optional WSTORE required).
+    PROGRAM and META required, the memories' sections written where present).
 
     Adding a section kind is one entry here (and its write function).
     """
@@ -237,9 +239,9 @@ def section_routes(cfg):
     routes = [
         SectionRoute("PROGRAM", 8, 8 * cfg.prog_depth, False, cfg.prog_depth, _write_program),
         SectionRoute("WEIGHTS", wbytes, core.pe * core.weight_depth * wbytes, True,
-                     core.weight_depth, _write_weights),
+                     core.weight_depth, _write_weights, required=False),
         SectionRoute("THRESHOLDS", 8, core.pe * core.thr_depth * 8, True, core.thr_depth,
-                     _write_thresholds),
+                     _write_thresholds, required=False),
         SectionRoute("META", 1, MAX_META, False),
     ]
     if cfg.store_depth:         # the weight store: the words the weights stream from

@@ -13,8 +13,8 @@ definition; from it come
 
 The programming model: configuration instructions (``CFG_*``) set registers
 that describe one layer; ``RUN`` executes the whole layer as a hardware loop
-nest (output pixels x neuron folds x pooling window x bit planes x kernel x
-channel words), one input word per cycle, so the PE array stays busy without
+nest ((images x) output pixels x neuron folds x pooling window x bit planes x
+kernel x channel words), one input word per cycle, so the PE array stays busy without
 an instruction per tile (Gemmini-style CISC loops). ``LOAD_W`` starts the
 weight copy engine, which copies words from the on-chip weight store into a
 region of the weight banks while the following instructions (a ``RUN`` on the
@@ -37,7 +37,9 @@ INSTR_BITS = 64
 OPCODE_BITS = 4
 #: Bits left for an instruction's arguments.
 ARG_BITS = INSTR_BITS - OPCODE_BITS
-#: Bumped whenever an encoding changes; recorded in compiled images.
+#: Bumped whenever an encoding changes incompatibly; recorded in compiled images. Version 2
+#: gained CFG_IN.extra_images in bits that had to be 0 (0 means what those programs meant,
+#: and only an accelerator with an image loop, whose configuration hash differs, runs more).
 ISA_VERSION = 2
 
 
@@ -97,6 +99,10 @@ INSTRUCTIONS = {spec.opcode: spec for spec in (
         Field("in_planes", 5, "bit planes per value: 1 (bipolar) .. 16", 1, 16),
         Field("in_signed", 1, "1: the MSB plane has weight -2^(K-1)"),
         Field("in_bipolar", 1, "1: bipolar inputs (XNOR lanes); 0: K-bit planes (AND lanes)"),
+        Field("extra_images", 8, "images after the first (0: one): the RUN repeats its loop nest "
+              "for each image; the input and output tensors hold the images one after another "
+              "(image i's rows after image i-1's), each padded on its own (0 on a core without "
+              "an image loop)"),
     )),
     InstrSpec(Opcode.CFG_WIN, "Sliding window of the next RUN (a dense layer is a window "
               "covering its whole input).", (
@@ -128,8 +134,8 @@ INSTRUCTIONS = {spec.opcode: spec for spec in (
         Field("tiles", 10, "neuron folds: ceil(M / P)", 1),
         Field("ternary", 1, "1: ternary weights (mask words are used)"),
     )),
-    InstrSpec(Opcode.RUN, "Execute the configured layer: every output pixel, neuron fold, "
-              "pooling-window position, plane, kernel position and channel word; one input word "
+    InstrSpec(Opcode.RUN, "Execute the configured layer: every image, output pixel, neuron "
+              "fold, pooling-window position, plane, kernel position and channel word; one input word "
               "per cycle.", (
         Field("wait_w", 1, "1: first wait until the weight copy engine is idle (the RUN reads "
               "words it is loading)"),

@@ -36,12 +36,14 @@ PRESETS = {
     # two LUT levels) and the tree's first level, and its levels 2-4, each had a cycle of
     # their own with mostly routing (10.1-12.1 ns; docs/boards.md, session 11). act_reg:
     # the activation buffers' reads in the block RAMs' output registers (their 5.8 ns
-    # clock-to-output and the input word's selection shared a cycle: 10.2 ns).
+    # clock-to-output and the input word's selection shared a cycle: 10.2 ns). max_images:
+    # RUNs loop over up to 16 images, so convolutional networks run in batches (CNV: 2, as
+    # many as conv0's 900-word output allows in a 2048-word buffer).
     "ulx3s": AccelConfig(
         core=HwConfig(pe=32, simd=64, weight_kinds=("binary", "ternary"), act_bits=8, out_bits=1,
                       weight_depth=512, thr_depth=256, weight_reg=True, addr_reg=True,
                       chain=True, lane_reg=True, pipeline=4),
-        act_depth=2048, prog_depth=128, res_depth=64, act_reg=True),
+        act_depth=2048, prog_depth=128, res_depth=64, act_reg=True, max_images=16),
 }
 
 

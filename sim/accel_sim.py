@@ -46,29 +46,47 @@ def segment_writes(compiled):
 
     One dict per run (:meth:`~tritium.sw.compiler.Compiled.runs`): ``program`` (the
     words, or None when the program memory already holds them), ``weights`` and
-    ``thresholds`` (per bank, the ``(address, word)`` writes that turn the previous
-    run's images into this run's: after the last run of a batch comes the first of
-    the next; every bank word after a run whose LOAD_W copies wrote the banks),
-    ``store`` (the weight-store writes of a run whose weight phase streams from an image
-    of its own: :func:`store_writes`) and ``input`` (``(first, end)`` of the packed input
-    words written into buffer 0 from address 0, or None). A model that runs once needs
-    no writes but its input.
+    ``thresholds`` (per bank, the ``(address, word)`` writes that turn what the memories
+    hold into this run's images: none for a run that keeps them, the words that differ
+    from the last images written otherwise, and every bank word when LOAD_W copies have
+    written the banks since; after the last run of a batch comes the first of the
+    next), ``store`` (the weight-store writes of a run whose weight phase streams from an
+    image of its own: :func:`store_writes`) and ``input`` (``(first, end)`` of the packed
+    input words written into buffer 0 from address 0, or None). A model that runs once
+    needs no writes but its input.
     """
     runs = compiled.runs()
     parts = [compiled.segment(k) for k in range(len(runs))]
-    images = [(part.program, part.weight_banks, threshold_words(part)) for part in parts]
+    banks = [part.weight_banks for part in parts]
+    thresholds = [None if part.threshold_banks is None else threshold_words(part) for part in parts]
     stores = [part.store_words for part in parts]
+    copies = [any(isa.decode(w)[0] == isa.Opcode.LOAD_W for w in run.program) for run in runs]
+
+    def diff(old, new, every=False):
+        return [[(a, w) for a, (v, w) in enumerate(zip(o, n)) if v != w or every]
+                for o, n in zip(old, new)]
+
+    # What the memories hold at the end of a batch (run 0's images are loaded first): the
+    # last images written, and whether LOAD_W copies have written the banks since.
+    held_w, held_t, copied = banks[0], thresholds[0], False
+    for k in range(len(runs)):
+        if banks[k] is not None:
+            held_w, copied = banks[k], False
+        held_t = held_t if thresholds[k] is None else thresholds[k]
+        copied = copied or copies[k]
     out = []
     for k, run in enumerate(runs):
-        prev, cur = images[k - 1], images[k]
-        copied = any(isa.decode(w)[0] == isa.Opcode.LOAD_W for w in runs[k - 1].program)
+        writes_w, writes_t = [[] for _ in banks[0]], [[] for _ in thresholds[0]]
+        if banks[k] is not None:
+            writes_w, held_w, copied = diff(held_w, banks[k], copied), banks[k], False
+        if thresholds[k] is not None:
+            writes_t, held_t = diff(held_t, thresholds[k]), thresholds[k]
+        copied = copied or copies[k]
         out.append({
             "store": store_writes(stores, k),
-            "program": None if len(runs) == 1 else list(cur[0]),
-            "weights": [[(a, w) for a, (v, w) in enumerate(zip(old, new)) if v != w or copied]
-                        for old, new in zip(prev[1], cur[1])],
-            "thresholds": [[(a, w) for a, (v, w) in enumerate(zip(old, new)) if v != w]
-                           for old, new in zip(prev[2], cur[2])],
+            "program": None if len(runs) == 1 else list(run.program),
+            "weights": writes_w,
+            "thresholds": writes_t,
             "input": run.input_words,
         })
     return out

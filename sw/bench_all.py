@@ -32,8 +32,10 @@ from .errors import TritiumError
 from .image import image_bytes
 from .zoo import reference_network
 
-#: Networks whose throughput is reported, with the batch used for fully connected ones.
-THROUGHPUT_NETWORKS = (("tfc", 16), ("sfc", 16), ("lfc", 16), ("cnv", 1))
+#: Networks whose throughput is reported, with the batch tried first (then 1). CNV: 2, the
+#: most whose 900-word first-layer output a 2048-word ULX3S buffer holds; convolutional
+#: networks need an image loop (AccelConfig.max_images) for more than 1.
+THROUGHPUT_NETWORKS = (("tfc", 16), ("sfc", 16), ("lfc", 16), ("cnv", 2))
 
 
 def machine():
@@ -54,7 +56,7 @@ def _throughput(preset, clock_mhz, luts, log):
                 compiled = compile_model(model, PRESETS[preset], batch=b)
                 break
             except CompileError as e:
-                reason = reason or str(e)
+                reason = str(e)         # batch 1's, the last tried: why it does not fit at all
         if compiled is None:
             out[arch] = {"fits": False, "reason": reason}
             continue

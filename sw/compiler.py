@@ -78,6 +78,10 @@ class LayerPlan:
     res_base: int = 0
     row_constants: np.ndarray | None = None
     batch: int = 1
+    #: Images of the batch this RUN loops over (CFG_IN.extra_images + 1): its input and
+    #: output tensors hold them one after another. 1 where the images are rows of the
+    #: tensors instead (:func:`stack_images`) or the batch is 1.
+    images: int = 1
     #: The host unfolds this first convolution's windows (im2col): the RUN sees
     #: a 1x1 window over pixels holding whole patches. None, or
     #: {"kernel", "stride", "padding", "pad_value", "channels"} of the original.
@@ -144,7 +148,7 @@ class LayerPlan:
         per_word = 2 if (self.ternary and not self.bipolar) else 1
         tiles = self.tiles(cfg.pe) if tiles is None else tiles
         rows = self.out_h if rows is None else rows
-        return (rows * self.out_w * tiles * self.pool ** 2 * self.planes
+        return (self.images * rows * self.out_w * tiles * self.pool ** 2 * self.planes
                 * self.words_per_row(cfg.simd) * per_word)
 
     def runs(self, cfg):
@@ -167,14 +171,16 @@ class LayerPlan:
         return self.beats(cfg) + cfg.run_drain()
 
     def useful_lane_ops(self):
-        return (self.out_h * self.out_w * self.pool ** 2 * self.m * self.kh * self.kw * self.in_c
-                * self.planes)
+        return (self.images * self.out_h * self.out_w * self.pool ** 2 * self.m * self.kh
+                * self.kw * self.in_c * self.planes)
 
     def in_words(self, simd):
-        return self.in_h * self.in_w * self.planes * self.in_cw(simd)
+        """Words of the input tensor (every image of the RUN)."""
+        return self.images * self.in_h * self.in_w * self.planes * self.in_cw(simd)
 
     def out_words(self, simd):
-        return self.out_h * self.out_w * max(1, self.out_bits) * self.out_cw(simd)
+        """Words of the output tensor (every image of the RUN)."""
+        return self.images * self.out_h * self.out_w * max(1, self.out_bits) * self.out_cw(simd)
 
 
 def words_for_lanes(n, simd):
@@ -205,12 +211,15 @@ class Segment:
     input into activation buffer 0 from address 0. On an accelerator with a weight
     store whose model streams in several weight phases, it writes ``store_words``
     too (the phase's streamed weights). The activation buffers keep what earlier
-    segments wrote.
+    segments wrote. A run of the same weight phase as the run before it (a band of
+    the first layer's input after the first, a later part of a streamed phase) has
+    ``weight_banks`` and ``threshold_banks`` None: the memories keep their words
+    (LOAD_W copies included), and its model image has no WEIGHTS or THRESHOLDS.
     """
 
     program: list
-    weight_banks: list
-    threshold_banks: list
+    weight_banks: list | None       # None: the banks keep their words
+    threshold_banks: list | None    # None: the threshold memories keep their words
     input_words: tuple | None      # (first, end) of pack_input's words; None: no input write
     store_words: list | None = None  # this run's weight-store image ([]: the store keeps its
                                      # words; None: the model's, ``Compiled.store_words``)
@@ -292,9 +301,11 @@ def io_description(plans, cfg, batch, programs):
         layer_cycles = [a + b for a, b in zip(layer_cycles, layers)]
     io = {
         "batch": batch,
-        "input": {"h": first.in_h, "w": first.in_w, "c": first.in_c, "act": str(first.in_act),
-                  "unfold": first.unfold},
-        "output": {"h": last.out_h, "w": last.out_w, "m": last.m, "tiles": last.tiles(cfg.pe),
+        # A run's tensors: its images one after another (h: the rows of all of them).
+        "input": {"h": first.images * first.in_h, "w": first.in_w, "c": first.in_c,
+                  "act": str(first.in_act), "unfold": first.unfold},
+        "output": {"h": last.images * last.out_h, "w": last.out_w, "m": last.m,
+                   "tiles": last.tiles(cfg.pe),
                    "res_base": last.res_base, "row_constants": [int(k) for k in last.row_constants]},
         "cycles": total,
         "layers": [{"name": p.name, "pool": p.pool_name, "beats": sum(p.runs(cfg)),
@@ -336,10 +347,10 @@ def program_timing(program, runs, n_layers, cfg):
 def lower(model, batch=1):
     """IR -> list of :class:`LayerPlan` (max-pools fused into the layer before them).
 
-    ``batch`` > 1 runs that many images per program: allowed when every layer is
-    fully connected over a flat input, where the images are simply more
-    pixels of a 1x1 window (the drain latency of each RUN is paid once per
-    batch instead of once per image).
+    ``batch`` > 1 runs that many images per program: every layer's RUN goes
+    through all of them (``plan.images``; :func:`stack_images` turns them into
+    rows where it can), so the drain latency of each RUN is paid once per batch
+    instead of once per image.
     """
     infos = model.check()
     if batch < 1:
@@ -364,15 +375,27 @@ def lower(model, batch=1):
             i += 1
         plans.append(_plan(len(plans), layer, info, pool, pool_name, first=not plans))
         i += 1
-    if batch > 1:
-        spatial = [p.name for p in plans if (p.in_h, p.in_w, p.kh, p.kw) != (1, 1, 1, 1)]
-        if spatial:
-            raise CompileError(f"layer {spatial[0]}: batching needs fully connected layers over "
-                               "flat inputs only; use batch 1 for networks with convolutions")
-        for p in plans:
-            p.in_h = p.conv_h = p.out_h = batch
     for p in plans:
-        p.batch = batch
+        p.batch = p.images = batch
+    return plans
+
+
+def stack_images(plans):
+    """Pass: a batch's images as rows where a layer's window allows it.
+
+    A layer with a 1x1 window, stride 1 and no padding (a fully connected layer
+    over a flat input, an unfolded first convolution) reads each output row's own
+    input row, so the images of its batch can simply be more rows of one tensor
+    (``in_h`` x images, in the order the image loop keeps them): no image loop is
+    needed, and the first layer's input can be written in bands of those rows
+    (:func:`segment`). Pooling must not straddle two images (``in_h`` a multiple of
+    the pool). Other layers keep ``images`` for the accelerator's image loop.
+    """
+    for p in plans:
+        if (p.images > 1 and (p.kh, p.kw, p.sh, p.sw, p.ph, p.pw) == (1, 1, 1, 1, 0, 0)
+                and p.in_h % p.pool == 0):
+            p.in_h, p.conv_h, p.out_h = (p.images * v for v in (p.in_h, p.conv_h, p.out_h))
+            p.images = 1
     return plans
 
 
@@ -436,6 +459,11 @@ def check(plans, cfg):
     core = cfg.core
     for p in plans:
         where = f"layer {p.name}"
+        if p.images > cfg.max_images:
+            raise CompileError(f"{where}: a batch of {p.images} images needs an accelerator whose "
+                               f"RUNs loop over that many images (max_images >= {p.images}; this "
+                               f"one: {cfg.max_images}): use a batch of at most {cfg.max_images} "
+                               f"for networks with convolutions")
         if p.layer.weight_kind not in core.weight_kinds:
             raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
                                f"(this one: {', '.join(core.weight_kinds)}; try --weights "
@@ -490,7 +518,7 @@ def check(plans, cfg):
         raise CompileError(f"layer {last.name}: the last layer must output raw accumulators")
     if any(p.raw for p in plans[:-1]):
         raise CompileError("only the last layer may output raw accumulators")
-    entries = last.out_h * last.out_w * last.tiles(core.pe)
+    entries = last.images * last.out_h * last.out_w * last.tiles(core.pe)
     if entries > cfg.res_depth:
         raise CompileError(f"layer {last.name}: {entries} result entries, the result memory holds "
                            f"{cfg.res_depth} (try --res-depth {_pow2(entries)})")
@@ -562,6 +590,11 @@ def segment(plans, cfg):
         p.phase, w_words, t_sets = phase, w_words + w, t_sets + t
     first = plans[0]
     if not cfg.store_depth and first.in_words(core.simd) > cfg.act_depth:
+        if first.images > 1:
+            raise CompileError(f"layer {first.name}: the input of a batch of {first.images} "
+                               f"takes {first.in_words(core.simd)} words, an activation buffer "
+                               f"holds {cfg.act_depth}, and only rows of one image run in bands "
+                               f"(try a batch of {max(1, cfg.act_depth * first.images // first.in_words(core.simd))})")
         in_rows = cfg.act_depth // first.in_row_words(core.simd)      # input rows a buffer holds
         rows = in_rows // first.pool                                   # output rows a band makes
         if rows < 1:
@@ -786,7 +819,7 @@ def _emit(plans, cfg, band=None, part=None):
         program += [
             _encode(cfg, where, Opcode.CFG_IN, in_buf=p.in_buf, in_base=0, in_h=in_h, in_w=p.in_w,
                        in_cw=p.in_cw(s), in_planes=p.planes, in_signed=int(p.signed),
-                       in_bipolar=int(p.bipolar)),
+                       in_bipolar=int(p.bipolar), extra_images=p.images - 1),
             _encode(cfg, where, Opcode.CFG_WIN, kh=p.kh, kw=p.kw, sh=p.sh, sw=p.sw, ph=p.ph, pw=p.pw,
                        pad_code=p.pad_code(), last_lanes=p.last_lanes(s)),
         ]
@@ -835,7 +868,7 @@ _ISA_FIELDS = {op: {f.name: f for f in spec.fields} for op, spec in isa.INSTRUCT
 
 def compile_model(model, cfg, batch=1):
     """Run every pass; returns a :class:`Compiled` model."""
-    plans = check(unfold_first_layer(lower(model, batch), cfg.simd), cfg)
+    plans = check(stack_images(unfold_first_layer(lower(model, batch), cfg.simd)), cfg)
     plans = stream(allocate(segment(plans, cfg), cfg), cfg)
     segments, store = segment_runs(plans, cfg)
     first = segments[0]
@@ -867,12 +900,14 @@ def segment_runs(plans, cfg):
         banks, thresholds, words = memories(phase, cfg)
         if store is None:
             store = words
+        # A phase's runs after its first keep the banks and thresholds it wrote (None).
         if k == 0 and first.bands:
             for b, band in enumerate(first.bands):
                 input_words = (band[0] * row_words, (band[0] + band[1]) * row_words)
                 last = b == len(first.bands) - 1
                 program = emit(phase if last else phase[:1], cfg, band=band)
-                out.append(Segment(program, banks, thresholds, input_words))
+                out.append(Segment(program, None if b else banks, None if b else thresholds,
+                                   input_words))
         else:
             for j, program in enumerate(program_parts(phase, cfg)):
                 # A phase's later parts read the store its first part's image wrote: []
@@ -880,7 +915,7 @@ def segment_runs(plans, cfg):
                 store_image = None          # the first run's: Compiled.store_words
                 if cfg.store_depth and (j or k):
                     store_image = [] if j else words
-                out.append(Segment(program, banks, thresholds,
+                out.append(Segment(program, None if j else banks, None if j else thresholds,
                                    (0, None) if k == j == 0 else None, store_image))
     return out, store
 
@@ -909,7 +944,7 @@ def pack_input(compiled, values):
     """Network input values (N, *input_shape) -> buffer-0 words per program run.
 
     With a batch of B images per run, N must be a multiple of B; each run's
-    words hold B consecutive images (one pixel each).
+    words hold B consecutive images, image after image (rows of one tensor).
     """
     from .ir import ActType
 
@@ -919,7 +954,7 @@ def pack_input(compiled, values):
         raise CompileError(f"{len(values)} images are not a multiple of the batch {b}")
     if spec.get("unfold"):
         values = _unfold(values, spec["unfold"])
-    grouped = values.reshape(len(values) // b, -1)     # a run's images are its pixels
+    grouped = values.reshape(len(values) // b, -1)     # a run's images are rows of its tensor
     return pack_tensor(grouped, spec["h"], spec["w"], spec["c"], ActType.parse(spec["act"]),
                        compiled.config.simd)
 
@@ -940,18 +975,16 @@ def results_to_accumulators(compiled, entries):
 
     Returns int64 (N, M) for a 1x1 output (N images, batches unrolled), else
     (N, out_h, out_w, M): the hardware results ``D`` minus the row constants ``K``.
+    A run's entries hold its images one after another.
     """
-    o, pe = compiled.io["output"], compiled.config.pe
+    o, pe, b = compiled.io["output"], compiled.config.pe, compiled.batch
     m, k = o["m"], np.array(o["row_constants"], np.int64)
+    rows = o["h"] // b                                  # output rows of one image
     out = []
     for run in entries:
         d = np.array(run, np.int64).reshape(o["h"], o["w"], o["tiles"] * pe)[..., :m]
-        d = d - k
-        if compiled.batch > 1:
-            out.extend(d[:, 0])
-        else:
-            out.append(d)
-    out = np.array(out, np.int64)
-    if compiled.batch > 1 or (o["h"], o["w"]) == (1, 1):
+        out.extend((d - k).reshape(b, rows, o["w"], m))
+    out = np.array(out, np.int64).reshape(-1, rows, o["w"], m)
+    if (rows, o["w"]) == (1, 1):
         return out.reshape(len(out), m)
     return out

@@ -28,7 +28,9 @@ Sections: PROGRAM (u64 per instruction), WEIGHTS (per bank, per word,
 ``ceil(weight_width / 8)`` bytes), THRESHOLDS (per bank, per set, per
 threshold, i64), META (UTF-8 JSON: configuration, io description, model meta),
 WSTORE (only when the weights stream: the weight store's words from address
-0, as WEIGHTS words; at most ``store_depth``).
+0, as WEIGHTS words; at most ``store_depth``). The image of a later segment
+(META ``segment`` >= 1) of the same weight phase as the one before it has no
+WEIGHTS or THRESHOLDS: the memories keep their words.
 :func:`read_image` checks magic, versions, size, every CRC and, when asked,
 the hardware hash before it returns anything.
 """
@@ -61,16 +63,17 @@ def image_bytes(compiled):
     cfg = compiled.config
     core = cfg.core
     wbytes = -(-core.weight_width // 8)
-    sections = {
-        "PROGRAM": b"".join(struct.pack("<Q", w) for w in compiled.program),
-        "WEIGHTS": b"".join(int(w).to_bytes(wbytes, "little")
-                            for bank in compiled.weight_banks for w in bank),
-        "THRESHOLDS": np.asarray(compiled.threshold_banks, "<i8").tobytes(),
-        "META": json.dumps({"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta,
-                            **({"segment": compiled.segment_index}
-                               if compiled.segment_index is not None else {})},
-                           sort_keys=True).encode(),
-    }
+    sections = {"PROGRAM": b"".join(struct.pack("<Q", w) for w in compiled.program)}
+    # A later segment that keeps its predecessor's banks and thresholds has neither.
+    if compiled.weight_banks is not None:
+        sections["WEIGHTS"] = b"".join(int(w).to_bytes(wbytes, "little")
+                                       for bank in compiled.weight_banks for w in bank)
+    if compiled.threshold_banks is not None:
+        sections["THRESHOLDS"] = np.asarray(compiled.threshold_banks, "<i8").tobytes()
+    sections["META"] = json.dumps(
+        {"config": cfg.canonical(), "io": compiled.io, "meta": compiled.meta,
+         **({"segment": compiled.segment_index} if compiled.segment_index is not None else {})},
+        sort_keys=True).encode()
     if compiled.store_words:
         sections["WSTORE"] = b"".join(int(w).to_bytes(wbytes, "little")
                                       for w in compiled.store_words)
@@ -231,7 +234,7 @@ def parse_image(data, path="model image", expect_hash=None):
         if len(body) != size or zlib.crc32(body) != section_crc:
             raise FormatError(f"{path}: section {_NAMES.get(kind, kind)} is corrupt")
         sections[_NAMES.get(kind, kind)] = body
-    missing = [n for n in SECTION_TYPES if n not in sections and n != "WSTORE"]
+    missing = [n for n in ("PROGRAM", "META") if n not in sections]
     if missing:
         raise FormatError(f"{path}: model image lacks section {missing[0]}")
     try:
@@ -239,23 +242,31 @@ def parse_image(data, path="model image", expect_hash=None):
         cfg = accel_config_from_dict(meta["config"])
     except (ValueError, KeyError, TypeError) as e:
         raise FormatError(f"{path}: unreadable META section ({e})") from None
+    # Only a later segment may keep the banks and thresholds of the run before it.
+    kept = [n for n in ("WEIGHTS", "THRESHOLDS") if n not in sections]
+    if kept and not (isinstance(meta.get("segment"), int) and meta["segment"] >= 1):
+        raise FormatError(f"{path}: model image lacks section {kept[0]}")
     if cfg.hash != hw_hash.hex():
         raise FormatError(f"{path}: header hash {hw_hash.hex()} does not match its configuration")
     core = cfg.core
     program = [w for (w,) in struct.iter_unpack("<Q", sections["PROGRAM"])]
     wbytes = -(-core.weight_width // 8)
-    raw = sections["WEIGHTS"]
-    if len(raw) != core.pe * core.weight_depth * wbytes:
-        raise FormatError(f"{path}: WEIGHTS section has the wrong size for this configuration")
-    words = _words(raw, wbytes)
-    banks = [words[p * core.weight_depth:(p + 1) * core.weight_depth] for p in range(core.pe)]
+    banks = thresholds = None
+    if "WEIGHTS" in sections:
+        raw = sections["WEIGHTS"]
+        if len(raw) != core.pe * core.weight_depth * wbytes:
+            raise FormatError(f"{path}: WEIGHTS section has the wrong size for this configuration")
+        words = _words(raw, wbytes)
+        banks = [words[p * core.weight_depth:(p + 1) * core.weight_depth] for p in range(core.pe)]
     raw = sections.get("WSTORE", b"")
     if len(raw) % wbytes or len(raw) > cfg.store_depth * wbytes:
         raise FormatError(f"{path}: WSTORE section has the wrong size for this configuration")
-    thr = np.frombuffer(sections["THRESHOLDS"], "<i8")
-    if thr.size != core.pe * core.thr_depth * core.n_thresholds:
-        raise FormatError(f"{path}: THRESHOLDS section has the wrong size for this configuration")
-    thresholds = thr.reshape(core.pe, core.thr_depth, core.n_thresholds).tolist()
+    if "THRESHOLDS" in sections:
+        thr = np.frombuffer(sections["THRESHOLDS"], "<i8")
+        if thr.size != core.pe * core.thr_depth * core.n_thresholds:
+            raise FormatError(f"{path}: THRESHOLDS section has the wrong size for this "
+                              "configuration")
+        thresholds = thr.reshape(core.pe, core.thr_depth, core.n_thresholds).tolist()
     return Compiled(config=cfg, program=program, weight_banks=banks, threshold_banks=thresholds,
                     io=meta["io"], meta=meta.get("meta", {}), store_words=_words(raw, wbytes),
                     segment_index=meta.get("segment"))

@@ -88,9 +88,9 @@ class Memories:
     made once per image, loaded as often as the run comes (:meth:`IsaSim.apply`)."""
 
     program: list
-    w_sign: np.ndarray              # (P, weight_depth, limbs); LOAD_W writes a copy of it
-    w_mask: np.ndarray
-    thresholds: np.ndarray          # (P, thr_depth, n_thresholds)
+    w_sign: np.ndarray | None       # (P, weight_depth, limbs); LOAD_W writes a copy of it;
+    w_mask: np.ndarray | None       # None: the banks keep their words
+    thresholds: np.ndarray | None   # (P, thr_depth, n_thresholds); None: kept
     s_sign: np.ndarray | None       # (store_depth, limbs); None: the store keeps its words
     s_mask: np.ndarray | None
 
@@ -127,9 +127,10 @@ class IsaSim:
 
     def load(self, program, weight_banks, threshold_banks, store_words=None):
         """Write the program memory, the weight banks and the threshold memories (a model
-        image, or one segment's) and, given a weight-store image (not None or empty), the
-        weight store (the image from word 0, zeros after); the activation buffers (and
-        otherwise the store) keep their contents."""
+        image, or one segment's: banks or thresholds None are kept) and, given a
+        weight-store image (not None or empty), the weight store (the image from word 0,
+        zeros after); the activation buffers (and otherwise the store) keep their
+        contents."""
         self.apply(self.memories(program, weight_banks, threshold_banks, store_words))
 
     def memories(self, program, weight_banks, threshold_banks, store_words=None):
@@ -145,18 +146,22 @@ class IsaSim:
             store += [0] * (self.cfg.store_depth - len(store))
             s_sign = ints_to_limbs([w & sign_bits for w in store], core.simd)
             s_mask = ints_to_limbs([w >> core.simd for w in store], core.simd)
-        flat = [w for bank in weight_banks for w in bank]
-        shape = (core.pe, core.weight_depth, self.n_limbs)
-        w_sign = ints_to_limbs([w & sign_bits for w in flat], core.simd).reshape(shape)
-        w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd).reshape(shape)
-        return Memories(list(program), w_sign, w_mask, np.array(threshold_banks, np.int64),
-                        s_sign, s_mask)
+        w_sign = w_mask = None
+        if weight_banks is not None:
+            flat = [w for bank in weight_banks for w in bank]
+            shape = (core.pe, core.weight_depth, self.n_limbs)
+            w_sign = ints_to_limbs([w & sign_bits for w in flat], core.simd).reshape(shape)
+            w_mask = ints_to_limbs([w >> core.simd for w in flat], core.simd).reshape(shape)
+        thresholds = None if threshold_banks is None else np.array(threshold_banks, np.int64)
+        return Memories(list(program), w_sign, w_mask, thresholds, s_sign, s_mask)
 
     def apply(self, mem):
         """Load :class:`Memories` (the banks as a copy: LOAD_W writes into them)."""
         self.program = mem.program
-        self.w_sign, self.w_mask = mem.w_sign.copy(), mem.w_mask.copy()
-        self.thresholds = mem.thresholds
+        if mem.w_sign is not None:
+            self.w_sign, self.w_mask = mem.w_sign.copy(), mem.w_mask.copy()
+        if mem.thresholds is not None:
+            self.thresholds = mem.thresholds
         if mem.s_sign is not None:
             self.s_sign, self.s_mask = mem.s_sign, mem.s_mask
 
@@ -218,11 +223,20 @@ class IsaSim:
         return [(plane or 0, j, f["op"], f["shl"], f["neg"], f["dbl"], f["count"])
                 for plane, j, f in beats]
 
+    def _images(self, r):
+        """Images the RUN loops over (CFG_IN.extra_images + 1)."""
+        if r.extra_images and self.cfg.max_images == 1:
+            raise SimError("extra_images needs an accelerator with an image loop (max_images > 1)")
+        return r.extra_images + 1
+
     def _gather_inputs(self, r):
-        """Input words of every output position: (NP, planes, words_per_row, L)."""
+        """Input words of every output position: (NP, planes, words_per_row, L); the
+        positions of image i follow image i-1's, whose input rows its rows follow."""
         pool = r.pool
-        oy, ox, py, px = np.meshgrid(np.arange(r.out_h), np.arange(r.out_w), np.arange(pool),
+        rows = np.arange(self._images(r) * r.out_h)
+        oy, ox, py, px = np.meshgrid(rows % r.out_h, np.arange(r.out_w), np.arange(pool),
                                      np.arange(pool), indexing="ij")
+        first_row = np.broadcast_to((rows // r.out_h * r.in_h)[:, None, None, None], oy.shape)
         cy = (oy * pool + py).reshape(-1)
         cx = (ox * pool + px).reshape(-1)
         ky, kx = np.meshgrid(np.arange(r.kh), np.arange(r.kw), indexing="ij")
@@ -230,7 +244,7 @@ class IsaSim:
         ix = cx[:, None] * r.sw + kx.reshape(-1)[None, :] - r.pw
         inside = (iy >= 0) & (iy < r.in_h) & (ix >= 0) & (ix < r.in_w)
         planes, cw = r.in_planes, r.in_cw
-        pixel = np.where(inside, iy * r.in_w + ix, 0)
+        pixel = np.where(inside, (first_row.reshape(-1)[:, None] + iy) * r.in_w + ix, 0)
         b = np.arange(planes)[None, :, None, None]
         c = np.arange(cw)[None, None, None, :]
         addr = r.in_base + ((pixel[:, None, :, None] * planes + b) * cw + c)   # (NP, K, kh*kw, CW)
@@ -305,7 +319,7 @@ class IsaSim:
     def _write_results(self, r, d):
         if r.pool != 1:
             raise SimError("raw results cannot be pooled")
-        entries = d.reshape(r.out_h * r.out_w * r.tiles, self.pe)
+        entries = d.reshape(-1, self.pe)
         base = r.out_base
         if base + len(entries) > self.cfg.res_depth:
             raise SimError("raw results overflow the result memory")
@@ -327,9 +341,10 @@ class IsaSim:
         t = t.transpose(1, 0, 2)[None]                                # (1, T, P, n_thr)
         act = (d[..., None] >= t).sum(axis=-1)                        # (NP, T, P)
         pool = r.pool
-        act = act.reshape(r.out_h, r.out_w, pool * pool, tiles * pe).max(axis=2)
+        out_h = self._images(r) * r.out_h                              # the images' rows
+        act = act.reshape(out_h, r.out_w, pool * pool, tiles * pe).max(axis=2)
         n_words = -(-(slot + tiles) * pe // s)                        # words written per plane
-        pixels = r.out_h * r.out_w
+        pixels = out_h * r.out_w
         addr = (r.out_base + (np.arange(pixels)[:, None, None] * r.out_bits
                               + np.arange(r.out_bits)[None, :, None]) * r.out_cw
                 + np.arange(n_words)[None, None, :]).reshape(-1)
@@ -337,10 +352,10 @@ class IsaSim:
             raise SimError("a RUN writes past the end of its activation buffer")
         old = np.array(limbs_to_ints(self.act[r.out_buf, addr]), object)
         keep = (1 << (slot * pe)) - 1                                 # lanes of earlier folds
-        values = np.zeros((r.out_h, r.out_w, n_words * s), np.int64)
+        values = np.zeros((out_h, r.out_w, n_words * s), np.int64)
         values[..., slot * pe:(slot + tiles) * pe] = act
         bits = np.stack([(values >> b) & 1 for b in range(r.out_bits)], axis=2)   # (OH, OW, B, lanes)
-        ints = lanes_to_int(bits.reshape(r.out_h, r.out_w, r.out_bits, n_words, s)).reshape(-1)
+        ints = lanes_to_int(bits.reshape(out_h, r.out_w, r.out_bits, n_words, s)).reshape(-1)
         first = (np.arange(len(ints)) % n_words) == 0
         ints = np.where(first, ints | (old & keep), ints)
         self.act[r.out_buf, addr] = ints_to_limbs(list(ints), s)

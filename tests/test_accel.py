@@ -29,14 +29,21 @@ def check(model, cfg, x, batch=1):
     assert cycles_rtl == cycles_isa, "the ISA simulator's cycle count must equal the RTL's"
 
 
-@settings(max_examples=12, deadline=None)
-@given(st.data())
-def test_random_models_on_the_rtl(data):
+def _draw_rtl_model(data, values):
+    """A random network the accelerator's output path runs (bipolar hidden outputs, raw
+    last layer) with fewer than ``values`` output values (a short simulation), and inputs."""
     model, x = data.draw(model_case())
     assume(model.output_is_raw)
     infos = model.check()
     assume(all(i.out_act is None or i.out_act.kind == "bipolar" for i in infos))
-    assume(sum(np.prod(i.out_shape) for i in infos) < 3000)        # keep the simulation short
+    assume(sum(np.prod(i.out_shape) for i in infos) < values)
+    return model, x
+
+
+@settings(max_examples=12, deadline=None)
+@given(st.data())
+def test_random_models_on_the_rtl(data):
+    model, x = _draw_rtl_model(data, 3000)
     cfg = data.draw(accel_configs(model, out_bits=1))
     check(model, cfg, x[:1])
 
@@ -109,23 +116,34 @@ def test_chained_array_with_one_lane_op_and_no_bit_serial_controls():
     check(model, cfg, random_inputs(model, 2, seed=3))
 
 
-@pytest.mark.parametrize("chain", [False, True])
-def test_unequal_strides_padding_and_a_3x3_pool(chain):
-    """The window position as running sums ((ox*pool + px)*sw, docs/accelerator.md "Timing"):
-    strides 2 and 3, padding 1 and 2, a 3x3 max-pool after the convolution, bit-exact, with
-    the RTL's cycles equal to the ISA simulator's."""
-    rng = np.random.default_rng(5)
+def _strided_pooled_model(seed):
+    """A convolution with strides 2 and 3, padding 1 and 2 and a 3x3 max-pool, then a dense
+    layer over the pool's 2 x 2 output (13 x 14 input: the convolution gives 7 x 6 pixels)."""
+    rng = np.random.default_rng(seed)
     # 8 channels (one word a pixel): no unfolding of the first layer, the RUN strides.
     conv = Conv2d.from_values("conv", rng.choice([-1, 1], (4, 3, 2, 8)), "binary", stride=(2, 3),
                               padding=(1, 2), pad_value=1,
                               thresholds=rng.integers(12, 20, (4, 1)), out_act="bipolar")
     # High thresholds: about half of the 3x3 pools' ORs are 1 (low ones would make all of
-    # them 1, and a wrong window position would go unseen). 13 x 14 input: the convolution gives 7 x 6 pixels, the pool 2 x 2.
+    # them 1, and a wrong window position would go unseen).
     fc = Dense.from_values("fc", rng.choice([-1, 1], (6, 2 * 2 * 4)), "binary")
-    model = IntModel((13, 14, 8), ActType.parse("bipolar"), [conv, MaxPool2d("pool", 3), fc])
+    return IntModel((13, 14, 8), ActType.parse("bipolar"), [conv, MaxPool2d("pool", 3), fc])
+
+
+def _small_chain_config(chain, **accel):
+    """P = 2, S = 8; with ``chain`` the chained array and ``act_reg``."""
     extra = CHAIN if chain else {}
-    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=64, thr_depth=16, **extra),
-                      act_depth=512, res_depth=8, act_reg=chain)
+    return AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=64, thr_depth=16, **extra),
+                       act_reg=chain, **accel)
+
+
+@pytest.mark.parametrize("chain", [False, True])
+def test_unequal_strides_padding_and_a_3x3_pool(chain):
+    """The window position as running sums ((ox*pool + px)*sw, docs/accelerator.md "Timing"):
+    strides 2 and 3, padding 1 and 2, a 3x3 max-pool after the convolution, bit-exact, with
+    the RTL's cycles equal to the ISA simulator's."""
+    model = _strided_pooled_model(5)
+    cfg = _small_chain_config(chain, act_depth=512, res_depth=8)
     plans = compile_model(model, cfg).plans
     assert (plans[0].kh, plans[0].kw, plans[0].sh, plans[0].sw, plans[0].pool) == (3, 2, 2, 3, 3)
     check(model, cfg, random_inputs(model, 2, seed=4))
@@ -168,6 +186,27 @@ def test_random_streamed_segments_on_the_rtl(data):
     check(model, streamed_segment_config(data, model), x[:1])
 
 
+@pytest.mark.parametrize("chain", [False, True])
+def test_batched_convolutions_on_the_rtl(chain):
+    """The image loop (CFG_IN.extra_images): three images through a strided, padded
+    convolution with a 3x3 pool and a dense layer over its 2x2 output, each image padded on
+    its own; bit-exact, and the RTL's cycles (one drain a RUN) equal the ISA simulator's."""
+    model = _strided_pooled_model(6)
+    cfg = _small_chain_config(chain, act_depth=1024, res_depth=16, max_images=4)
+    assert [p.images for p in compile_model(model, cfg, batch=3).plans] == [3, 3]
+    check(model, cfg, random_inputs(model, 6, seed=7), batch=3)
+
+
+@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(st.data())
+def test_random_batched_models_on_the_rtl(data):
+    """Random networks in batches of 2-3 images (image loop and images as rows)."""
+    model, x = _draw_rtl_model(data, 1500)
+    batch = data.draw(st.integers(2, 3))
+    cfg = data.draw(accel_configs(model, out_bits=1, batch=batch))
+    check(model, cfg, np.resize(x, (batch,) + x.shape[1:]), batch=batch)
+
+
 def test_batched_run():
     model = random_model("tfc", (4, 4, 1), "bipolar", seed=8)
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=256, thr_depth=64),
@@ -198,7 +237,7 @@ def test_controller_errors(case):
     cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=16), act_depth=16, prog_depth=8,
                       res_depth=4)
     cfg_in = isa.encode(Opcode.CFG_IN, in_buf=0, in_base=0, in_h=1, in_w=1, in_cw=1, in_planes=1,
-                        in_signed=0, in_bipolar=1)
+                        in_signed=0, in_bipolar=1, extra_images=0)
     programs = {
         "reserved opcode": ([cfg_in, 9], Err.BAD_OPCODE),
         "LOAD_W without a store": ([isa.encode(Opcode.LOAD_W, addr=0, count=1, src=0)],

@@ -138,12 +138,17 @@ def test_streamed_weights_load_through_the_link():
 def test_segments_run_through_the_link():
     """A model too large for the accelerator at once (docs/accelerator.md "Segments"): per
     batch the driver loads each segment's model image and writes its band of the input; the
-    activation buffers keep the earlier runs' outputs; bit-exact, cycles the ISA simulator's."""
+    activation buffers keep the earlier runs' outputs, and the second band's image, of the
+    same weight phase, has no WEIGHTS or THRESHOLDS (the memories keep theirs); bit-exact,
+    cycles the ISA simulator's."""
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=4, thr_depth=8), act_depth=4,
                       res_depth=8, prog_depth=16)
     model = small_model()
     compiled = compile_model(model, cfg, batch=4)
     assert len(compiled.segments) == 3 and compiled.plans[0].bands == [(0, 2), (2, 2)]
+    kinds = [{k for k, *_ in _sections(image_bytes(compiled.segment(k)))} for k in range(3)]
+    assert [("WEIGHTS" in k, "THRESHOLDS" in k) for k in kinds] == [(True, True), (False, False),
+                                                                   (True, True)]
     transport = SimTransport(HostLink(cfg, idle_timeout=IDLE))
     dev = Device(transport, timeout=1.0, run_timeout=2.0)
     x = (2 * np.random.default_rng(7).integers(0, 2, (8, 20)) - 1).astype(np.int8)
@@ -163,6 +168,7 @@ def test_streamed_segments_run_through_the_link():
     assert [p.phase for p in compiled.plans] == [0, 1]      # fc0 streams in 2 parts, fc1 stays
     stores = [len(compiled.segment(k).store_words) for k in range(len(compiled.segments))]
     assert stores == [24, 0, 0]
+    assert [compiled.segment(k).weight_banks is None for k in range(3)] == [False, True, False]
     dev = Device(SimTransport(HostLink(cfg, idle_timeout=IDLE)), timeout=1.0, run_timeout=2.0)
     x = (2 * np.random.default_rng(8).integers(0, 2, (4, 20)) - 1).astype(np.int8)
     acc, _, cycles = dev.infer(compiled, x)
@@ -179,10 +185,18 @@ def _fix_crc(img):
     return bytes(img)
 
 
+def _sections(img):
+    """``(name, offset, size)`` of each section in an image's table."""
+    names = {v: k for k, v in SECTION_TYPES.items()}
+    return [(names[kind], offset, size) for kind, _, offset, size, _ in
+            (SECTION.unpack_from(img, HEADER.size + i * SECTION.size)
+             for i in range(HEADER.unpack_from(img)[3]))]
+
+
 def _section(img, name):
-    for i in range(HEADER.unpack_from(img)[3]):
-        kind, _, offset, size, _ = SECTION.unpack_from(img, HEADER.size + i * SECTION.size)
-        if kind == SECTION_TYPES[name]:
+    """``(table index, offset, size)`` of section ``name``."""
+    for i, (kind, offset, size) in enumerate(_sections(img)):
+        if kind == name:
             return i, offset, size
     raise KeyError(name)
 

@@ -13,7 +13,7 @@ from tritium.sw import reference
 from tritium.sw.cli import main
 from tritium.sw.compiler import compile_model
 from tritium.sw.errors import FormatError
-from tritium.sw.image import HEADER, image_bytes, read_image, write_images
+from tritium.sw.image import HEADER, image_bytes, parse_image, read_image, write_images
 from tritium.sw.ir import save_model
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
@@ -151,6 +151,12 @@ def test_segmented_model_folder(tmp_path, capsys):
     back = read_compiled(tmp_path / "b")
     assert [s.input_words for s in back.segments] == [s.input_words for s in compiled.segments]
     assert [s.program for s in back.segments] == [s.program for s in compiled.segments]
+    # The second band keeps the first's banks and thresholds: its image has neither.
+    assert [s.weight_banks is None for s in back.segments] == [False, True, False]
+    assert [s.threshold_banks is None for s in back.segments] == [False, True, False]
+    assert back.segments[2].weight_banks == compiled.segments[2].weight_banks
+    first_bytes = (tmp_path / "b" / "model.tim").read_bytes()
+    assert len((tmp_path / "b" / "segment1.tim").read_bytes()) < len(first_bytes) // 2
     x = random_inputs(model, 8, seed=1)
     np.testing.assert_array_equal(simulate(back, x)[0], reference.run(model, x))
     save_model(model, tmp_path / "m.npz")
@@ -167,6 +173,11 @@ def test_segmented_model_folder(tmp_path, capsys):
     (tmp_path / "b" / "segment2.tim").unlink()
     with pytest.raises(FormatError, match="segment2.tim: no such file"):
         read_compiled(tmp_path / "b")
+    # Only a later segment may keep the memories: a first image without them is refused.
+    keeps = dataclasses.replace(compiled.segment(0), weight_banks=None, threshold_banks=None,
+                                segment_index=None)
+    with pytest.raises(FormatError, match="model.tim: model image lacks section WEIGHTS"):
+        parse_image(image_bytes(keeps), "model.tim")
     # With a weight store too small for fc0 beside fc1: fc0 streams in a phase of its own
     # (its image carries the store's words), fc1 + fc2 are resident in the next (no WSTORE).
     streamed = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=8), act_depth=16,

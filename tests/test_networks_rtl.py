@@ -70,10 +70,11 @@ def test_trained_network_on_verilator(build_dir, arch, weights, count):
 def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     """SFC does not fit the icebreaker's weight banks: its weights stream from the weight
     store (LOAD_W copies beside the RUNs), 16 images per program run. (SFC on every test
-    image: test_trained_network_on_verilator; here 256, to keep the suite short.)"""
+    image: test_trained_network_on_verilator; here four batches, to keep the suite short:
+    a batch is 43,846 cycles of Verilator.)"""
     net, model = trained("sfc", "binary")
     data = load_dataset("mnist5k")
-    values = quantize_input(net.input_quant, data.x_test[:256])
+    values = quantize_input(net.input_quant, data.x_test[:64])
     compiled = compile_model(model, PRESETS["icebreaker"], batch=16)
     assert compiled.store_words
     n = len(values) // 16 * 16
@@ -105,7 +106,7 @@ CHAIN_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "te
                                       addr_reg=True, chain=True), act_depth=8192, res_depth=16)
 
 
-@pytest.mark.parametrize("arch, weights, count", [("sfc", "ternary", 500)])
+@pytest.mark.parametrize("arch, weights, count", [("sfc", "ternary", 200)])
 def test_trained_network_on_the_chained_array_verilator(build_dir, arch, weights, count):
     """The chained array's Verilog: slices that write their own result memories, Q from the
     head, the activation vector from the tail; cycles (P more per RUN) equal the ISA
@@ -127,13 +128,15 @@ def test_trained_network_on_the_chained_array_verilator(build_dir, arch, weights
 @pytest.mark.xdist_group("ulx3s-verilator")         # a model of its own: may run beside the rest
 def test_cnv_in_segments_on_the_ulx3s_verilator(build_dir):
     """CNV on the ulx3s preset's Verilog, which holds neither its weights nor its 8-bit input
-    at once: five program runs (the input in four bands, two weight phases) with the host's
-    writes between them; bit-exact, cycles equal the ISA simulator's. Random weights and
-    image (CIFAR-10 does not ship in a package); the shapes are what the schedule depends on."""
+    at once, in a batch of two images: nine program runs (the two images' unfolded input
+    rows in eight bands, two weight phases) with the host's writes between them, every
+    convolution after the first looping over both images; bit-exact, cycles equal the ISA
+    simulator's. Random weights and images (CIFAR-10 does not ship in a package); the
+    shapes are what the schedule depends on."""
     model = random_model("cnv", (32, 32, 3), "uint8", seed=2)
-    compiled = compile_model(model, PRESETS["ulx3s"])
-    assert len(compiled.segments) == 5
-    values = random_inputs(model, 1, seed=3)
+    compiled = compile_model(model, PRESETS["ulx3s"], batch=2)
+    assert len(compiled.segments) == 9 and compiled.plans[1].images == 2
+    values = random_inputs(model, 2, seed=3)
     acc, cycles = run_accel_cocotb(compiled, values, build_dir / "ulx3s")
     np.testing.assert_array_equal(acc, reference.run(model, values))
     assert cycles == simulate(compiled, values)[1] == [compiled.io["cycles"]]

@@ -31,7 +31,9 @@ def add_arguments(parser):
                         help="accelerator: a preset (icebreaker, ulx3s) or a JSON configuration "
                              "file (default: icebreaker)")
     parser.add_argument("--batch", type=int, default=1,
-                        help="images per program run (fully connected networks only; default 1)")
+                        help="images per program run (default 1); networks with convolutions "
+                             "need an accelerator whose RUNs loop over that many images "
+                             "(max_images: 16 on ulx3s, none on icebreaker)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
