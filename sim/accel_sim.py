@@ -66,22 +66,27 @@ def segment_writes(compiled):
         return [[(a, w) for a, (v, w) in enumerate(zip(o, n)) if v != w or every]
                 for o, n in zip(old, new)]
 
-    # What the memories hold at the end of a batch (run 0's images are loaded first): the
-    # last images written, and whether LOAD_W copies have written the banks since.
-    held_w, held_t, copied = banks[0], thresholds[0], False
-    for k in range(len(runs)):
+    # What the memories hold: the last images written, and whether LOAD_W copies have
+    # written the banks since. Run 0's images are loaded first (:func:`load`); one pass
+    # over the batch gives the state its first run starts from in every later batch.
+    held = {"w": banks[0], "t": thresholds[0], "copied": False}
+
+    def writes(k):
+        w, t = [[] for _ in banks[0]], [[] for _ in thresholds[0]]
         if banks[k] is not None:
-            held_w, copied = banks[k], False
-        held_t = held_t if thresholds[k] is None else thresholds[k]
-        copied = copied or copies[k]
+            w = diff(held["w"], banks[k], held["copied"])
+            held.update(w=banks[k], copied=False)
+        if thresholds[k] is not None:
+            t = diff(held["t"], thresholds[k])
+            held["t"] = thresholds[k]
+        held["copied"] = held["copied"] or copies[k]
+        return w, t
+
+    for k in range(len(runs)):
+        writes(k)
     out = []
     for k, run in enumerate(runs):
-        writes_w, writes_t = [[] for _ in banks[0]], [[] for _ in thresholds[0]]
-        if banks[k] is not None:
-            writes_w, held_w, copied = diff(held_w, banks[k], copied), banks[k], False
-        if thresholds[k] is not None:
-            writes_t, held_t = diff(held_t, thresholds[k]), thresholds[k]
-        copied = copied or copies[k]
+        writes_w, writes_t = writes(k)
         out.append({
             "store": store_writes(stores, k),
             "program": None if len(runs) == 1 else list(run.program),

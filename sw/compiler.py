@@ -591,10 +591,12 @@ def segment(plans, cfg):
     first = plans[0]
     if not cfg.store_depth and first.in_words(core.simd) > cfg.act_depth:
         if first.images > 1:
+            words = first.in_words(core.simd)
+            fits = max(1, cfg.act_depth * first.images // words)       # a batch whose input fits
             raise CompileError(f"layer {first.name}: the input of a batch of {first.images} "
-                               f"takes {first.in_words(core.simd)} words, an activation buffer "
-                               f"holds {cfg.act_depth}, and only rows of one image run in bands "
-                               f"(try a batch of {max(1, cfg.act_depth * first.images // first.in_words(core.simd))})")
+                               f"takes {words} words, an activation buffer holds "
+                               f"{cfg.act_depth}, and only rows of one image run in bands "
+                               f"(try a batch of {fits})")
         in_rows = cfg.act_depth // first.in_row_words(core.simd)      # input rows a buffer holds
         rows = in_rows // first.pool                                   # output rows a band makes
         if rows < 1:

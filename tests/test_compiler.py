@@ -418,6 +418,21 @@ def test_batching_convolutions_needs_an_image_loop():
     cfg = AccelConfig(core=HwConfig(pe=2, simd=8), max_images=3)
     with pytest.raises(CompileError, match="a batch of at most 3"):
         compile_model(small(), cfg, batch=4)
+    # A 1x1 first layer whose 2x2 pool would straddle two images (5 rows) loops over them,
+    # and a looped layer's input cannot run in bands: refused with the batch that fits.
+    conv = Conv2d.from_values("conv0", np.ones((4, 1, 1, 8), np.int8), "binary",
+                              thresholds=np.zeros((4, 1), np.int64), out_act="bipolar")
+    fc = Dense.from_values("fc", np.ones((3, 2 * 2 * 4), np.int8), "binary")
+    pooled = IntModel((5, 5, 8), ActType.parse("bipolar"), [conv, MaxPool2d("pool", 2), fc])
+    with pytest.raises(CompileError, match=r"layer conv0: the input of a batch of 3 takes 75 "
+                                           r"words, .* holds 64, .*\(try a batch of 2\)"):
+        compile_model(pooled, AccelConfig(core=HwConfig(pe=2, simd=8), act_depth=64,
+                                          max_images=4), batch=3)
+    looped = compile_model(pooled, AccelConfig(core=HwConfig(pe=2, simd=8), act_depth=64,
+                                               max_images=4), batch=2)
+    assert [p.images for p in looped.plans] == [2, 2]
+    xp = random_inputs(pooled, 4, seed=2)
+    np.testing.assert_array_equal(simulate(looped, xp)[0], reference.run(pooled, xp))
     x = random_inputs(small(), 6, seed=1)
     compiled = compile_model(small(), cfg, batch=3)
     assert [(p.images, p.in_h) for p in compiled.plans] == [(1, 12), (3, 4)]
