@@ -77,7 +77,6 @@ class LayerPlan:
     t_base: int = 0
     res_base: int = 0
     row_constants: np.ndarray | None = None
-    batch: int = 1
     #: Images of the batch this RUN loops over (CFG_IN.extra_images + 1): its input and
     #: output tensors hold them one after another. 1 where the images are rows of the
     #: tensors instead (:func:`stack_images`) or the batch is 1.
@@ -376,7 +375,7 @@ def lower(model, batch=1):
         plans.append(_plan(len(plans), layer, info, pool, pool_name, first=not plans))
         i += 1
     for p in plans:
-        p.batch = p.images = batch
+        p.images = batch
     return plans
 
 
@@ -592,11 +591,11 @@ def segment(plans, cfg):
     if not cfg.store_depth and first.in_words(core.simd) > cfg.act_depth:
         if first.images > 1:
             words = first.in_words(core.simd)
-            fits = max(1, cfg.act_depth * first.images // words)       # a batch whose input fits
+            smaller = max(1, cfg.act_depth * first.images // words)    # a batch whose input fits
             raise CompileError(f"layer {first.name}: the input of a batch of {first.images} "
                                f"takes {words} words, an activation buffer holds "
                                f"{cfg.act_depth}, and only rows of one image run in bands "
-                               f"(try a batch of {fits})")
+                               f"(try a batch of {smaller})")
         in_rows = cfg.act_depth // first.in_row_words(core.simd)      # input rows a buffer holds
         rows = in_rows // first.pool                                   # output rows a band makes
         if rows < 1:
