@@ -867,9 +867,15 @@ _ISA_FIELDS = {op: {f.name: f for f in spec.fields} for op, spec in isa.INSTRUCT
 
 # ---------------------------------------------------------------- driver
 
+def layer_plans(model, simd, batch=1):
+    """The plans of ``model`` before any configuration check: :func:`lower`,
+    :func:`unfold_first_layer` (for S = ``simd``), :func:`stack_images`."""
+    return stack_images(unfold_first_layer(lower(model, batch), simd))
+
+
 def compile_model(model, cfg, batch=1):
     """Run every pass; returns a :class:`Compiled` model."""
-    plans = check(stack_images(unfold_first_layer(lower(model, batch), cfg.simd)), cfg)
+    plans = check(layer_plans(model, cfg.simd, batch), cfg)
     plans = stream(allocate(segment(plans, cfg), cfg), cfg)
     segments, store = segment_runs(plans, cfg)
     first = segments[0]

@@ -15,7 +15,7 @@ from tritium.hw import isa
 from tritium.hw.isa import Opcode
 from tritium.sim.accel_sim import run_amaranth
 from tritium.sw import reference
-from tritium.sw.compiler import CompileError, compile_model, lower, unfold_first_layer
+from tritium.sw.compiler import CompileError, compile_model, layer_plans
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
@@ -96,7 +96,7 @@ def test_chained_array(arch, shape, act, kind, pe, simd):
     counter Q from the head, the activation vector from the tail (convolution, padding,
     pooling; bipolar and bit-serial inputs): bit-exact, cycles equal the ISA simulator's."""
     model = random_model(arch, shape, act, weight_kind=kind, seed=11)
-    plans = unfold_first_layer(lower(model), simd)
+    plans = layer_plans(model, simd)
     depth = sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)
     cfg = AccelConfig(core=HwConfig(pe=pe, simd=simd, weight_kinds=("binary", "ternary"), act_bits=8,
                                     weight_depth=1 << (depth - 1).bit_length(), thr_depth=128,

@@ -14,8 +14,7 @@ from tritium.hw.config import MAX_DEPTH, ConfigError, HwConfig
 from tritium.hw.isa import Opcode
 from tritium.hw.presets import PRESETS
 from tritium.sw import reference
-from tritium.sw.compiler import (CompileError, bandable, compile_model, lower, stack_images,
-                                 unfold_first_layer)
+from tritium.sw.compiler import CompileError, bandable, compile_model, layer_plans
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
@@ -32,7 +31,7 @@ def accel_configs(draw, model, out_bits=2, batch=1):
         kinds |= {"binary", "ternary"}
     kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
     bits = max([2] + kbit) if kbit else 1       # K-bit inputs need a bit-serial core
-    plans = stack_images(unfold_first_layer(lower(model, batch), simd))
+    plans = layer_plans(model, simd, batch)
     pow2 = lambda n: 1 << max(1, (int(n) - 1).bit_length())   # noqa: E731
     assume(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans) <= MAX_DEPTH)
     core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
@@ -66,7 +65,7 @@ def _small_array(draw, model):
     simd = pe * draw(st.sampled_from([1, 2, 4])) * (2 if pe == 1 else 1)
     kinds = tuple(sorted({l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}))
     kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
-    return pe, simd, kinds, kbit, unfold_first_layer(lower(model), simd)
+    return pe, simd, kinds, kbit, layer_plans(model, simd)
 
 
 def streaming_config(data, model, out_bits=1):
@@ -466,7 +465,7 @@ def test_emit_refuses_a_field_past_the_register_limit():
     model = random_model("tfc", (4, 4, 1), "bipolar", seed=1)
     cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=1024, thr_depth=128), act_depth=64,
                       res_depth=16)
-    plans = stream(allocate(check(unfold_first_layer(lower(model), cfg.simd), cfg), cfg), cfg)
+    plans = stream(allocate(check(layer_plans(model, cfg.simd), cfg), cfg), cfg)
     memories(plans, cfg)
     emit(plans, cfg)
     plans[1].in_w = cfg.field_limit(Opcode.CFG_IN, "in_w") + 1
