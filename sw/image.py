@@ -113,6 +113,11 @@ def threshold_words(compiled):
     return out
 
 
+#: The result of the last ``tritium sim`` of a compiled folder (JSON: simulator, images,
+#: mismatches, accuracy, dataset), shown by ``tritium report``.
+SIMULATION_SUMMARY = "simulation.json"
+
+
 def segment_image_name(k):
     """The model image of segment ``k`` in a compiled folder: ``model.tim`` holds the first
     (the memories a bitstream is built with), ``segment{k}.tim`` the others."""
@@ -152,7 +157,7 @@ def write_images(compiled, out_dir):
     summary = {"config": compiled.config.canonical(), "config_hash": compiled.config.hash,
                "describe": compiled.config.describe(), "io": compiled.io,
                "cycles_per_run": compiled.cycles_per_run,
-               "cycles_per_image": compiled.cycles_per_image,
+               "cycles_per_image": compiled.cycles_per_image, "meta": compiled.meta,
                "program": [isa.disassemble(w) for w in compiled.program]}
     atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
     return paths

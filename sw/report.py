@@ -4,7 +4,8 @@
 level of sub-folders):
 
 * ``compiled.json`` of ``tritium compile``: per-layer beats, cycles and
-  utilisation;
+  utilisation, and next to it ``simulation.json``, the result of the last
+  ``tritium sim`` of that folder (images, mismatches, accuracy);
 * ``build.json`` of ``tritium build``: LUTs, block RAMs, Fmax, timing;
 * ``bench.json`` of ``tritium bench --json``: whole-benchmark figures.
 
@@ -22,9 +23,31 @@ from pathlib import Path
 
 from .anchors import ANCHORS
 from .errors import TritiumError
+from .image import SIMULATION_SUMMARY
 
-#: Utilisation target of DESIGN.md section 6 (drawn on the plots).
+#: PE-array utilisation target (docs/benchmarks.md; drawn on the plots).
 UTILIZATION_TARGET = 0.90
+
+#: What the build table calls each field of a build.json, in its order.
+BUILD_FIELDS = (
+    ("board", "board"),
+    ("config_hash", "accelerator configuration hash"),
+    ("luts", "logic cells (LUT4) used"),
+    ("rams", "block RAMs used"),
+    ("sprams", "SPRAMs used"),
+    ("clock_mhz", "clock (PLL), MHz"),
+    ("fmax_mhz", "Fmax after routing, MHz"),
+    ("target_mhz", "target clock, MHz"),
+    ("timing_met", "timing met"),
+    ("seed", "nextpnr seed"),
+    ("patched", "model patched into a cached build"),
+    ("build_seconds", "build time, s"),
+    ("patch_seconds", "patch time, s"),
+    ("bitstream", "bitstream"),
+)
+
+#: Source column of throughput rows that are computed, not measured on a board.
+COMPUTED = "computed: compiled cycles at the build's clock"
 
 
 def _load_json(path):
@@ -45,11 +68,41 @@ def collect(folder):
         for path in sorted([folder / filename, *folder.glob(f"*/{filename}")]):
             if path.is_file():
                 name = path.parent.name if path.parent != folder else folder.name
-                found[kind].append((name, _load_json(path)))
+                data = _load_json(path)
+                if kind == "compiled":
+                    data = dict(data, folder=str(path.parent))
+                    simulation = path.parent / SIMULATION_SUMMARY
+                    if simulation.is_file():
+                        data["simulation"] = _load_json(simulation)
+                found[kind].append((name, data))
     if not any(found.values()):
         raise TritiumError(f"{folder}: nothing to report (no compiled.json, build.json or "
                            f"bench.json here or one folder down)")
     return found
+
+
+def network_name(compiled, folder_name):
+    """What a compiled model is, for a title: its topology and weight kinds as the
+    model's metadata records them (``TFC, binary weights``), else ``folder_name``."""
+    meta = compiled.get("meta") or {}
+    source = meta.get("source") if isinstance(meta.get("source"), dict) else {}
+    arch = source.get("arch") or meta.get("arch")
+    if not arch:
+        return folder_name
+    kinds = sorted(set(source.get("weights") or []) - {"float"})
+    return arch.upper() + (f", {' / '.join(kinds)} weights" if kinds else "")
+
+
+def simulation_text(simulation):
+    """One sentence on a simulation.json: simulator, images, mismatches, accuracy."""
+    parts = [f"Last simulation ({simulation.get('simulator', '?')}): "
+             f"{simulation.get('images', '?')} images, {simulation.get('mismatches', '?')} "
+             "mismatches against the golden reference"]
+    if simulation.get("accuracy") is not None:
+        parts.append(f", accuracy {100 * simulation['accuracy']:.2f} %")
+    if simulation.get("dataset"):
+        parts.append(f" ({simulation['dataset']})")
+    return "".join(parts) + "."
 
 
 def layer_rows(compiled):
@@ -115,7 +168,7 @@ def _plot_resources(name, build, path):
     import matplotlib.pyplot as plt
 
     items = []
-    for key, label in (("luts", "logic cells (LUT4)"), ("rams", "block RAM")):
+    for key, label in (("luts", "logic cells (LUT4)"), ("rams", "block RAM"), ("sprams", "SPRAM")):
         used, total = build.get(key), build.get(f"{key}_available")
         if used is not None and total:
             items.append((label, 100 * used / total, f"{used} / {total}"))
@@ -160,10 +213,10 @@ def comparison_rows(found):
                 continue
             t = throughput(compiled, build)
             if t:
-                rows.append([f"tritium ({compiled.get('describe', '').split(',')[0]})", cname,
-                             build.get("board", bname),
+                rows.append([f"tritium ({compiled.get('describe', '').split(',')[0]})",
+                             network_name(compiled, cname), build.get("board", bname),
                              _fmt(t["images_per_s"]), _fmt(build["luts"]), _fmt(t["mhz"]),
-                             f"{t['images_per_s_per_lut_mhz']:.4f}", "measured (this report)"])
+                             f"{t['images_per_s_per_lut_mhz']:.4f}", COMPUTED])
     for a in ANCHORS:
         rows.append([a.system, a.network.upper(), a.device, _fmt(a.images_per_s), _fmt(a.luts),
                      _fmt(a.mhz), f"{a.images_per_s_per_lut_mhz:.4f}", a.source])
@@ -193,12 +246,12 @@ def _bench_section(name, bench, out):
              "timing met", "patch speedup"],
             [(b, r["lanes"], f"{r['luts']} / {r['luts_available']}",
               f"{r['rams']} / {r['rams_available']}", r["lut4_per_lane"], _fmt(r["fmax_mhz"]),
-              _fmt(r["clock_mhz"]), r["timing_met"], f"{r['patch_speedup']:.0f}x")
+              _fmt(r["clock_mhz"]), _yes_no(r["timing_met"]), f"{r['patch_speedup']:.0f}x")
              for b, r in boards.items()]))
         rows = [(f"tritium {b}", net.upper(), b, _fmt(t.get("images_per_s")), _fmt(r["luts"]),
                  _fmt(min(r["clock_mhz"], r["fmax_mhz"])),
                  f"{t['images_per_s_per_lut_mhz']:.4f}" if t.get("fits") else "does not fit",
-                 "measured")
+                 "computed: ISA-simulator cycles at the routed clock")
                 for b, r in boards.items() for net, t in r["throughput"].items()]
         rows += [(a.system, a.network.upper(), a.device, _fmt(a.images_per_s), _fmt(a.luts),
                   _fmt(a.mhz), f"{a.images_per_s_per_lut_mhz:.4f}", a.source) for a in ANCHORS]
@@ -214,6 +267,10 @@ def _bench_section(name, bench, out):
         else:
             parts.append(f"<p>{html.escape(key)}: does not fit ({html.escape(entry['reason'])})</p>")
     return parts
+
+
+def _yes_no(value):
+    return "yes" if value is True else "no" if value is False else _fmt(value)
 
 
 def _layer_order(item):
@@ -239,28 +296,41 @@ def _plot_utilization(rows, title, path):
     plt.close(fig)
 
 
+def _build_value(build, key):
+    """A build.json field as the build table shows it (used / available, yes / no)."""
+    value = build[key]
+    if build.get(f"{key}_available"):
+        return f"{_fmt(value)} / {_fmt(build[key + '_available'])}"
+    return _yes_no(value) if isinstance(value, bool) else _fmt(value)
+
+
 def render(found, out):
     """Write plots into ``out`` and return the HTML text."""
     parts = ["<h1>tritium report</h1>"]
     for name, compiled in found["compiled"]:
         png = f"layers_{name}.png"
         rows = layer_rows(compiled)
-        _plot_layers(rows, f"{name}: {compiled.get('describe', '')}", out / png)
-        parts += [f"<h2>Compiled model: {html.escape(name)}</h2>",
-                  f"<p>{html.escape(compiled.get('describe', ''))}; configuration hash "
+        network = network_name(compiled, name)
+        _plot_layers(rows, f"{network}: {compiled.get('describe', '')}", out / png)
+        parts += [f"<h2>Compiled model: {html.escape(network)}</h2>",
+                  f"<p>Folder <code>{html.escape(compiled.get('folder', name))}</code>; "
+                  f"accelerator {html.escape(compiled.get('describe', ''))}; configuration hash "
                   f"<code>{html.escape(compiled.get('config_hash', ''))}</code>; "
-                  f"{cycles_per_image(compiled):,.1f} cycles per image"
-                  f"{_segments_note(compiled)}.</p>",
-                  f'<img src="{png}" alt="per-layer utilisation and cycles">',
+                  f"{cycles_per_image(compiled):,.1f} cycles per image (computed by the "
+                  f"compiler, equal to the RTL's){_segments_note(compiled)}.</p>"]
+        if compiled.get("simulation"):
+            parts.append(f"<p>{html.escape(simulation_text(compiled['simulation']))}</p>")
+        else:
+            parts.append("<p>Not simulated yet (<code>tritium sim</code> on this folder "
+                         "records its accuracy and mismatches here).</p>")
+        parts += [f'<img src="{png}" alt="per-layer utilisation and cycles">',
                   _table(["layer", "beats", "cycles", "utilisation"],
                          [(r[0], r[1], r[2], f"{100 * r[3]:.1f} %") for r in rows])]
     for name, build in found["builds"]:
         png = f"resources_{name}.png"
         parts.append(f"<h2>Build: {html.escape(name)}</h2>")
-        keys = ("board", "config_hash", "luts", "luts_available", "rams", "rams_available",
-                "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "patched", "build_seconds",
-                "patch_seconds", "bitstream")
-        parts.append(_table(["field", "value"], [(k, _fmt(build[k])) for k in keys if k in build]))
+        parts.append(_table(["", ""], [(label, _build_value(build, key))
+                                       for key, label in BUILD_FIELDS if key in build]))
         if _plot_resources(name, build, out / png):
             parts.append(f'<img src="{png}" alt="resource use against the device">')
     for name, bench in found["bench"]:

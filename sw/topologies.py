@@ -1,4 +1,4 @@
-"""Reference network topologies (FINN / BNN-PYNQ shapes, DESIGN.md section 5).
+"""Reference network topologies (FINN / BNN-PYNQ shapes, so figures compare).
 
 One definition, used by the PyTorch model builders, the random integer models
 of the benchmarks and the tests. A topology is a list of layer specs; the last

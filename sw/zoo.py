@@ -52,7 +52,7 @@ def random_model(arch, input_shape=None, input_act="bipolar", n_classes=10,
     return IntModel(input_shape, in_act, layers, meta={"arch": arch, "random_seed": seed})
 
 
-#: Input shape and type of the FINN reference networks (DESIGN.md section 5).
+#: Input shape and type of the FINN reference networks (FINN / BNN-PYNQ).
 NETWORK_INPUTS = {
     "tfc": ((784,), "bipolar"), "sfc": ((784,), "bipolar"), "lfc": ((784,), "bipolar"),
     "cnv": ((32, 32, 3), "uint8"),

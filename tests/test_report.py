@@ -24,26 +24,41 @@ def compiled_dir(tmp_path_factory):
 def test_anchor_normalised_throughput_is_derived():
     finn = next(a for a in ANCHORS if a.network == "sfc")
     assert finn.images_per_s_per_lut_mhz == pytest.approx(12.3e6 / (91_000 * 200))
-    assert 0.6 < finn.images_per_s_per_lut_mhz < 0.7      # DESIGN.md: "about 0.68"
+    assert 0.6 < finn.images_per_s_per_lut_mhz < 0.7      # docs/benchmarks.md: "0.68"
 
 
 def test_report_of_a_compiled_model_and_a_build(compiled_dir, tmp_path):
     out, compiled = compiled_dir
     build = {"board": "icebreaker", "luts": 4000, "luts_available": 5280, "rams": 26,
              "rams_available": 30, "fmax_mhz": 48.0, "clock_mhz": 42.0, "target_mhz": 40.0,
+             "sprams": 4, "sprams_available": 4,
              "timing_met": True, "patched": True, "config_hash": compiled.config.hash}
     (out / "build.json").write_text(json.dumps(build))
     assert main(["report", str(out), "-o", str(tmp_path / "r")]) == 0
     page = (tmp_path / "r" / "index.html").read_text()
     for layer in compiled.io["layers"]:
         assert f"<td>{layer['name']}</td>" in page
+    # The network by its name, not its folder's; words, not build.json's keys; SPRAM.
+    assert "<h2>Compiled model: TFC</h2>" in page and "Not simulated yet" in page
+    assert "<td>timing met</td><td>yes</td>" in page and "timing_met" not in page
+    assert "<td>SPRAMs used</td><td>4 / 4</td>" in page
+    assert "measured" not in page.split("Comparison with published")[0]
     assert (tmp_path / "r" / "layers_tfc.png").stat().st_size > 1000
     assert (tmp_path / "r" / "resources_tfc.png").stat().st_size > 1000
     # Our row: images/s at the target clock (lower than Fmax) from the measured cycle count.
     t = throughput(json.loads((out / "compiled.json").read_text()), build)
     assert t["images_per_s"] == pytest.approx(42e6 / compiled.cycles_per_image)
     rows = comparison_rows(collect(out))
-    assert rows[0][1] == "tfc" and rows[0][0].startswith("tritium") and len(rows) == 1 + len(ANCHORS)
+    assert rows[0][1] == "TFC" and rows[0][0].startswith("tritium") and len(rows) == 1 + len(ANCHORS)
+    assert rows[0][-1].startswith("computed")
+    # The last simulation of the folder: images, mismatches and accuracy.
+    (out / "simulation.json").write_text(json.dumps(
+        {"simulator": "verilator", "images": 32, "mismatches": 0, "accuracy": 0.875,
+         "dataset": "mnist5k"}))
+    assert main(["report", str(out), "-o", str(tmp_path / "r")]) == 0
+    page = (tmp_path / "r" / "index.html").read_text()
+    assert ("Last simulation (verilator): 32 images, 0 mismatches against the golden reference, "
+            "accuracy 87.50 % (mnist5k).") in page
 
 
 def test_report_of_a_model_in_segments(tmp_path):

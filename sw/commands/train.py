@@ -32,7 +32,7 @@ def add_arguments(parser):
     from ..topologies import TOPOLOGIES
 
     parser.add_argument("--arch", required=True, choices=sorted(TOPOLOGIES),
-                        help="topology (DESIGN.md section 5; cnn: the small MNIST CNN)")
+                        help="topology (FINN's TFC / SFC / LFC / CNV; cnn: the small MNIST CNN)")
     parser.add_argument("--dataset", default="digits", choices=DATASET_NAMES,
                         help="embedded data set (default: digits)")
     parser.add_argument("--weights", default="binary",
