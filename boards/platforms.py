@@ -43,6 +43,12 @@ class Board:
     seed_tries : int
         nextpnr seeds ``tritium build`` tries, from ``--seed`` on, until one meets
         timing (placement noise moves Fmax by several MHz on the same netlist).
+    cells, block_rams, sprams : int
+        The FPGA's logic cells (nextpnr's ``ICESTORM_LC`` / ``TRELLIS_COMB``), block
+        RAMs (``ICESTORM_RAM`` / ``DP16KD``) and SPRAMs.
+    yosys_seconds, nextpnr_seconds : float
+        Measured synthesis and place-and-route time of the board's preset, one seed
+        (docs/boards.md): the base of the build-time estimate.
     """
 
     name: str
@@ -53,6 +59,11 @@ class Board:
     target_mhz: float
     loader_board: str
     loader_cable: str
+    cells: int
+    block_rams: int
+    sprams: int
+    yosys_seconds: float
+    nextpnr_seconds: float
     baud: int = 115200
     seed_tries: int = 1
 
@@ -65,12 +76,16 @@ class Board:
 BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
                         preset="icebreaker", family="ice40", clk_in_mhz=12, target_mhz=40,
-                        loader_board="ice40_generic", loader_cable="ft2232", seed_tries=3),
+                        loader_board="ice40_generic", loader_cable="ft2232",
+                        cells=5280, block_rams=30, sprams=4, yosys_seconds=184, nextpnr_seconds=56,
+                        seed_tries=3),
     # The ULX3S preset over seeds 1-4: 105.6 / 103.4 / 99.7 / 107.9 MHz, about 10 minutes a
     # place and route (docs/boards.md).
     "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
                    preset="ulx3s", family="ecp5", clk_in_mhz=25, target_mhz=100,
-                   loader_board="ulx3s", loader_cable="ft231X", seed_tries=2),
+                   loader_board="ulx3s", loader_cable="ft231X",
+                   cells=83640, block_rams=208, sprams=0, yosys_seconds=83, nextpnr_seconds=550,
+                   seed_tries=2),
 }
 
 

@@ -91,10 +91,6 @@ class AccelConfig:
         if not isinstance(sd, int) or isinstance(sd, bool) or not (sd == 0 or 2 <= sd <= 1 << 24):
             raise ConfigError(f"store_depth must be 0 (no weight store) or an integer in "
                               f"2..{1 << 24}, got {sd!r}")
-        if self.core.simd % self.core.pe:
-            raise ConfigError(f"the accelerator packs P outputs into words of S lanes and needs "
-                              f"S % P == 0 (got P={self.core.pe}, S={self.core.simd}); try "
-                              f"P={_largest_divisor(self.core.simd, self.core.pe)}")
 
     # -- derived ------------------------------------------------------------
 
@@ -238,7 +234,3 @@ def accel_config_from_dict(d):
                          "accelerator configuration")
     core = config_from_dict(d.pop("core", {}))
     return AccelConfig(core=core, **d)
-
-
-def _largest_divisor(s, p):
-    return max(d for d in range(1, p + 1) if s % d == 0)

@@ -151,6 +151,12 @@ class HwConfig:
                 raise ConfigError(f"{name} must be an integer, got {value!r}")
         _range("pe", self.pe, 1, MAX_PE)
         _range("simd", self.simd, 2, MAX_SIMD)
+        if self.simd % self.pe:
+            lo, hi = self.simd // self.pe * self.pe, -(-self.simd // self.pe) * self.pe
+            lanes = " or ".join(f"simd={s}" for s in (lo, hi) if s >= 2)
+            raise ConfigError(f"simd={self.simd} with pe={self.pe}: the accelerator packs the P "
+                              f"outputs of a step into words of S lanes and needs S % P == 0; "
+                              f"try {lanes}, or pe={largest_divisor(self.simd, self.pe)}")
         _range("act_bits", self.act_bits, 1, MAX_ACT_BITS)
         _range("out_bits", self.out_bits, 1, MAX_OUT_BITS)
         _range("weight_depth", self.weight_depth, 2, MAX_DEPTH)
@@ -336,6 +342,11 @@ def config_from_dict(d):
     d = versioned_fields(d, "config_version", CONFIG_VERSION, {f.name for f in fields(HwConfig)})
     d["weight_kinds"] = tuple(d.get("weight_kinds", ("binary",)))
     return HwConfig(**d)
+
+
+def largest_divisor(s, p):
+    """The largest divisor of ``s`` that is at most ``p`` (a P that S lanes can hold)."""
+    return max(d for d in range(1, p + 1) if s % d == 0)
 
 
 def _range(name, value, lo, hi):

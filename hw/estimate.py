@@ -49,3 +49,50 @@ def _blocks(banks, depth, width, block_bits, max_width):
     cols = -(-width // w)
     rows = -(-depth * w // block_bits)
     return banks * cols * rows
+
+
+#: Block RAMs of each family: (bits, widest port) (iCE40 SB_RAM40_4K, ECP5 DP16KD).
+BLOCK_RAM = {"ice40": (4096, 16), "ecp5": (18432, 36)}
+#: iCE40 SB_SPRAM256KA: 16384 words of 16 bits (the weight store maps onto them).
+SPRAM_WORDS, SPRAM_WIDTH = 16384, 16
+#: Logic cells of a whole board design (ICESTORM_LC: a LUT4 and / or a flip-flop; ECP5
+#: TRELLIS_COMB: a LUT4 slot) per LUT4 of the core's formula (:func:`estimate`), and the
+#: cells of everything around the core (controller, host link, UART, PLL, reset). Calibrated
+#: on the two presets' board builds (``tritium build``): icebreaker 4,099 cells for a
+#: 338-LUT4 core estimate, ulx3s 27,154 for 11,708 (and the ulx3s top with a 120-LUT4 core,
+#: 4,080).
+CELLS_PER_CORE_LUT4 = 2
+AROUND_CORE_CELLS = {"ice40": 3400, "ecp5": 3900}
+
+
+def accel_memories(cfg):
+    """The memories of an accelerator (:class:`~tritium.hw.accel_config.AccelConfig`)
+    and its host link, as ``(name, banks, depth, width, lut_ram_on_ecp5)``."""
+    from .protocol import MAX_PAYLOAD
+    from .isa import INSTR_BITS
+    core = cfg.core
+    mems = [("weights", core.pe, core.weight_depth, core.weight_width, False),
+            ("thresholds", core.pe, core.thr_depth, core.n_thresholds * core.acc_bits, False),
+            ("activations", 2, cfg.act_depth, core.simd, False),
+            ("program", 1, cfg.prog_depth, INSTR_BITS, False),
+            ("results", 1, cfg.res_depth, core.pe * core.acc_bits, True),
+            ("host buffer", 1, 2 * MAX_PAYLOAD, 8, False)]
+    if cfg.store_depth:
+        mems.append(("store", 1, cfg.store_depth, core.weight_width, False))
+    return mems
+
+
+def design_estimate(cfg, family):
+    """Logic cells, block RAMs and SPRAMs of a board design with the accelerator ``cfg``
+    on ``family`` (``"ice40"``, ``"ecp5"``): a formula, not synthesis. The block RAM count
+    is each memory's fewest blocks (yosys maps every memory on its own); the weight store
+    goes to SPRAM on iCE40, the result memory to LUT RAM on ECP5."""
+    bits, widest = BLOCK_RAM[family]
+    rams = sprams = 0
+    for name, banks, depth, width, lut_ram in accel_memories(cfg):
+        if name == "store" and family == "ice40":
+            sprams += -(-width // SPRAM_WIDTH) * -(-depth // SPRAM_WORDS)
+        elif not (lut_ram and family == "ecp5"):
+            rams += _blocks(banks, depth, width, bits, widest)
+    cells = AROUND_CORE_CELLS[family] + CELLS_PER_CORE_LUT4 * estimate(cfg.core)["lut4_estimate"]
+    return {"cells": cells, "block_rams": rams, "sprams": sprams}

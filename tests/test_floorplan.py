@@ -177,7 +177,7 @@ def test_the_chains_slice_registers_survive_synthesis(tmp_path):
     from tritium.boards.build import YOSYS_OVERRIDES
     from tritium.hw.chain import PEChain
     from tritium.hw.config import HwConfig
-    cfg = HwConfig(pe=3, simd=8, weight_kinds=("binary",), act_bits=1, weight_depth=16,
+    cfg = HwConfig(pe=3, simd=12, weight_kinds=("binary",), act_bits=1, weight_depth=16,
                    thr_depth=4, weight_reg=True, addr_reg=True, chain=True)
     (tmp_path / "top.il").write_text(rtlil.convert(PEChain(cfg, 4), name="top"))
     after_read = YOSYS_OVERRIDES["ecp5"]["script_after_read"]

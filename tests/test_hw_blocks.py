@@ -243,7 +243,7 @@ def test_threshold_unit_against_reference_multi_threshold(addr_reg):
     from tritium.sw.ir import ActType
     from tritium.sw.reference import multi_threshold
 
-    cfg = HwConfig(pe=3, simd=8, out_bits=2, weight_depth=4, thr_depth=4, addr_reg=addr_reg)
+    cfg = HwConfig(pe=3, simd=12, out_bits=2, weight_depth=4, thr_depth=4, addr_reg=addr_reg)
     copies = cfg.pe if addr_reg else 1
     dut = ThresholdUnit(cfg)
     rng = np.random.default_rng(4)

@@ -18,6 +18,12 @@ Examples:
   tritium build --board ulx3s --seed 2 -o build/ulx3s
   tritium build --board icebreaker --seed-tries 1 -o build/ib   # seed 1 only
 
+Before any synthesis it prints an estimate of the design's logic cells and
+block RAMs beside the board's, and of the build time per seed (a formula and
+the preset's measured time: an estimate); a design that clearly does not fit
+is refused (--no-fit-check builds it anyway). yosys and nextpnr report their
+phase and elapsed time every 10 s on stderr.
+
 Placement noise moves nextpnr's Fmax by a few MHz on the same netlist: when
 a seed misses the clock, the next seeds are tried (--seed-tries, default 3
 on the iCEBreaker, 2 on the ULX3S, whose place and route takes about 10
@@ -46,6 +52,9 @@ def add_arguments(parser):
     parser.add_argument("--pnr-timeout", type=float, default=None, metavar="MIN",
                         help="stop nextpnr after MIN minutes with an error (default and 0: no limit; "
                              "the ULX3S design places and routes in about 8 minutes on 2 cores)")
+    parser.add_argument("--no-fit-check", action="store_true",
+                        help="build even when the resource estimate says the design does not "
+                             "fit the board (the estimate is a formula, not synthesis)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -53,7 +62,8 @@ def run(args):
     from ...boards.build import build, pnr_timeout_seconds
     result = build(args.board, args.out, model_dir=args.model, seed=args.seed, hw=args.hw,
                    log=lambda message: step(message, quiet=False),
-                   pnr_timeout_s=pnr_timeout_seconds(args.pnr_timeout), seed_tries=args.seed_tries)
+                   pnr_timeout_s=pnr_timeout_seconds(args.pnr_timeout), seed_tries=args.seed_tries,
+                   fit_check=not args.no_fit_check)
     if args.json:
         print_json(result)
         return 0

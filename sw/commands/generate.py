@@ -10,6 +10,7 @@ Writes into the output folder (each file atomically):
 """
 
 import json
+import sys
 from pathlib import Path
 
 from ..console import print_json, step
@@ -78,11 +79,20 @@ def describe_core(cfg):
     }
 
 
+def warn_if_no_board_fits(cfg):
+    """Before the long work: a warning on stderr when no supported board holds ``cfg``."""
+    from ...boards.fit import no_board_warning
+    warning = no_board_warning(cfg)
+    if warning:
+        print(f"tritium: warning: {warning}", file=sys.stderr, flush=True)
+
+
 def run(args):
     from ...hw.core import TOP_NAME, core_verilog
     from ...hw.estimate import estimate
 
     cfg = config_from_args(args)
+    warn_if_no_board_fits(cfg)
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise TritiumError(f"{out} exists and is not a folder")
