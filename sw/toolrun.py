@@ -103,7 +103,7 @@ def run_tool(cmd, cwd, log_path, *, name=None, progress=None, every_s=PROGRESS_E
     naming the log. ``stdin``: a file for the tool's standard input."""
     name = name or Path(cmd[0]).name
     parse = phase_parser(name)
-    state = {"phase": "starting", "last": time.monotonic()}
+    state = {"phase": "running", "last": time.monotonic()}
     lock = threading.Lock()
     t0 = time.monotonic()
 
