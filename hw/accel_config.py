@@ -227,10 +227,16 @@ class Timeline:
 
 
 def accel_config_from_dict(d):
-    """Rebuild an :class:`AccelConfig` from :meth:`AccelConfig.canonical` output (checked)."""
+    """An :class:`AccelConfig` from the configuration format (docs/config.md): ``core``
+    (with ``pe`` and ``simd``) is required, every other field has its default;
+    :meth:`AccelConfig.canonical` output is one such dict. Checked; a missing or
+    unknown field is an error that names it."""
     d = versioned_fields(d, "accel_config_version", ACCEL_CONFIG_VERSION,
                          {"core", "act_depth", "prog_depth", "res_depth", "store_depth",
                           "act_reg", "max_images"},
                          "accelerator configuration")
-    core = config_from_dict(d.pop("core", {}))
+    if "core" not in d:
+        raise ConfigError("configuration field core is missing (the PE array; it needs at "
+                          "least pe and simd; docs/config.md)")
+    core = config_from_dict(d.pop("core"), prefix="core.")
     return AccelConfig(core=core, **d)

@@ -323,9 +323,16 @@ def config_hash(config):
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def versioned_fields(d, version_key, version, known, what="configuration"):
-    """Copy of a canonical dict without its version key; refuses another version
-    or a field outside ``known`` (one line each)."""
+#: Core fields a configuration must give; every other field has a default (docs/config.md).
+REQUIRED_FIELDS = ("pe", "simd")
+
+
+def versioned_fields(d, version_key, version, known, what="configuration", prefix=""):
+    """Copy of a configuration dict without its version key (optional; it must equal
+    ``version`` when given); refuses anything but a dict, and a field outside ``known``,
+    named with ``prefix`` as in the configuration file (one line each)."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{what} must be a JSON object of fields, got {d!r}")
     d = dict(d)
     found = d.pop(version_key, version)
     if found != version:
@@ -333,14 +340,29 @@ def versioned_fields(d, version_key, version, known, what="configuration"):
                           f"(this tritium reads version {version})")
     unknown = sorted(set(d) - set(known))
     if unknown:
-        raise ConfigError(f"unknown {what} field(s): {', '.join(unknown)}")
+        raise ConfigError(f"unknown configuration field {prefix}{unknown[0]} (the {what} has "
+                          f"{', '.join(sorted(known))}; docs/config.md)")
     return d
 
 
-def config_from_dict(d):
-    """Rebuild a :class:`HwConfig` from :meth:`HwConfig.canonical` output (checked)."""
-    d = versioned_fields(d, "config_version", CONFIG_VERSION, {f.name for f in fields(HwConfig)})
-    d["weight_kinds"] = tuple(d.get("weight_kinds", ("binary",)))
+def config_from_dict(d, prefix=""):
+    """A :class:`HwConfig` from its fields as a configuration file gives them
+    (:meth:`HwConfig.canonical` output is one such dict): ``pe`` and ``simd`` are
+    required, every other field has its default; checked, one-line errors that name
+    the field (with ``prefix``, e.g. ``"core."``)."""
+    d = versioned_fields(d, "config_version", CONFIG_VERSION, {f.name for f in fields(HwConfig)},
+                         "core configuration", prefix)
+    for name in REQUIRED_FIELDS:
+        if name not in d:
+            raise ConfigError(f"configuration field {prefix}{name} is missing (required: "
+                              f"{', '.join(prefix + n for n in REQUIRED_FIELDS)}; docs/config.md)")
+    kinds = d.get("weight_kinds", ["binary"])
+    if isinstance(kinds, list) and all(isinstance(k, str) for k in kinds):
+        kinds = tuple(kinds)
+    elif not isinstance(kinds, str):
+        raise ConfigError(f"{prefix}weight_kinds must be a list of binary, ternary, "
+                          f"got {kinds!r}")
+    d["weight_kinds"] = kinds
     return HwConfig(**d)
 
 
@@ -355,4 +377,5 @@ def _range(name, value, lo, hi):
 
 
 __all__ = ["HwConfig", "ConfigError", "config_hash", "config_from_dict", "CONFIG_VERSION",
+           "REQUIRED_FIELDS",
            "OP_XNOR", "OP_MXNOR", "OP_AND_S", "OP_AND_M", "OP_NAMES", "WEIGHT_KINDS"]

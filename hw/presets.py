@@ -1,7 +1,11 @@
-"""Named accelerator configurations: the defaults of each supported board.
+"""Named accelerator configurations (the defaults of each supported board), and the
+one way a command reads a configuration: :func:`load_accel_config`.
 
-``tritium compile --hw NAME`` takes one of these names or a JSON file holding
-an :meth:`AccelConfig.canonical` dict (as written in compiled.json).
+Every option that takes a configuration (``--hw`` of generate, compile, build and
+bench) takes one of these names or a JSON file in the configuration format
+(docs/config.md): the configuration itself, or a file tritium wrote that holds it
+under ``config`` (``tritium generate``'s tritium_accel.json, ``tritium compile``'s
+compiled.json).
 """
 
 import json
@@ -48,18 +52,26 @@ PRESETS = {
 
 
 def load_accel_config(spec):
-    """A preset name or a JSON file -> :class:`AccelConfig` (one-line errors)."""
+    """A preset name or a JSON configuration file -> :class:`AccelConfig` (one-line errors)."""
     if spec in PRESETS:
         return PRESETS[spec]
     path = Path(spec)
-    if not path.exists():
-        raise TritiumError(f"--hw {spec}: neither a preset ({', '.join(PRESETS)}) nor a file")
+    if not path.is_file():
+        raise TritiumError(f"--hw {spec}: neither a preset ({', '.join(PRESETS)}) nor a "
+                           "configuration file (docs/config.md)")
     try:
         d = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise TritiumError(f"--hw {spec}: not a JSON configuration ({e})") from None
-    if isinstance(d, dict) and "config" in d:      # compiled.json
-        d = d["config"]
-    if not isinstance(d, dict):
-        raise ConfigError(f"--hw {spec}: expected a JSON object")
-    return accel_config_from_dict(d)
+    recorded = None
+    if isinstance(d, dict) and "config" in d:      # written by generate or compile
+        recorded, d = d.get("config_hash"), d["config"]
+    try:
+        cfg = accel_config_from_dict(d)
+    except ConfigError as e:
+        raise ConfigError(f"--hw {spec}: {e}") from None
+    if recorded is not None and recorded != cfg.hash:
+        raise ConfigError(f"--hw {spec}: its config_hash {recorded} is not the hash of its "
+                          f"configuration ({cfg.hash}): the configuration was edited after it "
+                          "was written; remove config_hash to use it as it is")
+    return cfg

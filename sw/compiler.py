@@ -464,13 +464,15 @@ def check(plans, cfg):
                                f"one: {cfg.max_images}): use a batch of at most {cfg.max_images} "
                                f"for networks with convolutions")
         if p.layer.weight_kind not in core.weight_kinds:
+            kinds = ",".join(sorted(set(core.weight_kinds) | {p.layer.weight_kind}))
             raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
-                               f"(this one: {', '.join(core.weight_kinds)}; try --weights "
-                               f"{','.join(sorted(set(core.weight_kinds) | {p.layer.weight_kind}))})")
+                               f"(this one: {', '.join(core.weight_kinds)}; a configuration with "
+                               f"weight_kinds {kinds} runs it)")
         if not p.bipolar and (p.planes > core.act_bits or not core.bit_serial):
             need = max(2, p.planes)
             raise CompileError(f"{where}: {p.in_act} inputs need a bit-serial core with act_bits "
-                               f">= {need} (this core: {core.act_bits}; try --act-bits {need})")
+                               f">= {need} (this core: {core.act_bits}; a configuration with "
+                               f"act_bits {need} runs it)")
         if p.out_bits > core.out_bits:
             raise CompileError(f"{where}: {p.out_act} outputs need out_bits >= {p.out_bits} "
                                f"(this core: {core.out_bits})")
@@ -488,7 +490,8 @@ def check(plans, cfg):
         row_lanes = p.words_per_row(core.simd) * core.simd
         if p.words_per_row(core.simd) > core.weight_depth:
             raise CompileError(f"{where}: a weight row takes {p.words_per_row(core.simd)} words, "
-                               f"a bank holds {core.weight_depth} (try --weight-depth "
+                               f"a bank holds {core.weight_depth} (try a configuration with "
+                               f"weight_depth "
                                f"{_pow2(p.words_per_row(core.simd))})")
         if row_lanes > core.padded_fan_in:
             raise CompileError(f"{where}: a weight row takes {row_lanes} lanes, this core's "
@@ -500,17 +503,19 @@ def check(plans, cfg):
             if not p.raw or label == "input":
                 if words > cfg.act_depth:
                     raise CompileError(f"{where}: the {label} tensor takes {words} words, an "
-                                       f"activation buffer holds {cfg.act_depth} (try --act-depth "
+                                       f"activation buffer holds {cfg.act_depth} (try a "
+                                       f"configuration with act_depth "
                                        f"{_pow2(words)})")
         if not cfg.store_depth:
             w_layer = p.tiles(core.pe) * p.words_per_row(core.simd)
             if w_layer > core.weight_depth:
                 raise CompileError(f"{where}: its weights take {w_layer} words per bank, the core "
-                                   f"has {core.weight_depth} (try --weight-depth {_pow2(w_layer)}, "
+                                   f"has {core.weight_depth} (try a configuration with "
+                                   f"weight_depth {_pow2(w_layer)}, "
                                    f"more PEs, or a weight store to stream them from)")
         if not p.raw and p.tiles(core.pe) > core.thr_depth:
             raise CompileError(f"{where}: its thresholds take {p.tiles(core.pe)} sets per PE, "
-                               f"the core has {core.thr_depth} (try --thr-depth "
+                               f"the core has {core.thr_depth} (try a configuration with thr_depth "
                                f"{_pow2(p.tiles(core.pe))})")
     last = plans[-1]
     if not last.raw:
@@ -520,7 +525,7 @@ def check(plans, cfg):
     entries = last.images * last.out_h * last.out_w * last.tiles(core.pe)
     if entries > cfg.res_depth:
         raise CompileError(f"layer {last.name}: {entries} result entries, the result memory holds "
-                           f"{cfg.res_depth} (try --res-depth {_pow2(entries)})")
+                           f"{cfg.res_depth} (try a configuration with res_depth {_pow2(entries)})")
     return plans
 
 
@@ -601,7 +606,7 @@ def segment(plans, cfg):
         if rows < 1:
             raise CompileError(f"layer {first.name}: {first.pool} input row(s) take "
                                f"{first.pool * first.in_row_words(core.simd)} words, an activation "
-                               f"buffer holds {cfg.act_depth} (try --act-depth "
+                               f"buffer holds {cfg.act_depth} (try a configuration with act_depth "
                                f"{_pow2(first.pool * first.in_row_words(core.simd))})")
         first.bands = [(r, min(rows, first.out_h - r)) for r in range(0, first.out_h, rows)]
     return plans
@@ -638,7 +643,8 @@ def _stream_phase(plans, cfg):
         wpr = p.words_per_row(s)
         if wpr > half:
             raise CompileError(f"layer {p.name}: weight streaming needs a weight row ({wpr} words) "
-                               f"to fit half a bank ({half} words) (try --weight-depth "
+                               f"to fit half a bank ({half} words) (try a configuration with "
+                               f"weight_depth "
                                f"{_pow2(2 * wpr)})")
         if p.out_bits > 1:
             raise CompileError(f"layer {p.name}: weight streaming needs 1-bit outputs "
@@ -646,7 +652,8 @@ def _stream_phase(plans, cfg):
         if p.raw and p.tiles(pe) * wpr > half:
             raise CompileError(f"layer {p.name}: the last layer (raw outputs) must fit half a bank "
                                f"when weights stream: {p.tiles(pe) * wpr} words, half a bank is "
-                               f"{half} (try --weight-depth {_pow2(2 * p.tiles(pe) * wpr)})")
+                               f"{half} (try a configuration with weight_depth "
+                               f"{_pow2(2 * p.tiles(pe) * wpr)})")
     if per_word - 1 > _ISA_LIMITS["out_slot"].largest:
         raise CompileError(f"weight streaming needs S / P <= {_ISA_LIMITS['out_slot'].largest + 1}")
     src, index, prev_run = 0, 0, None
@@ -769,7 +776,8 @@ def emit(plans, cfg, band=None, part=None):
 def _fits_program_memory(program, cfg):
     if len(program) > cfg.prog_depth:
         raise CompileError(f"the program has {len(program)} instructions, the program memory "
-                           f"holds {cfg.prog_depth} (try --prog-depth {_pow2(len(program))})")
+                           f"holds {cfg.prog_depth} (try a configuration with prog_depth "
+                           f"{_pow2(len(program))})")
     return program
 
 

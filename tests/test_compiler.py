@@ -388,7 +388,7 @@ def small(kind="binary", act="bipolar", pool=None):
     (small("ternary"), HwConfig(pe=2, simd=8), "ternary weights need a core built with them"),
     (small(act="uint8"), HwConfig(pe=2, simd=8), "act_bits >= 8"),
     (small(act="uint1"), HwConfig(pe=2, simd=8), "bit-serial core with act_bits >= 2"),
-    (small(), HwConfig(pe=2, simd=8, weight_depth=4), "weight-depth"),
+    (small(), HwConfig(pe=2, simd=8, weight_depth=4), "configuration with weight_depth"),
     (small(), HwConfig(pe=2, simd=8, weight_depth=64, max_fan_in=8), "max_fan_in 8"),
     (small(pool=MaxPool2d("p", 2, 1)), HwConfig(pe=2, simd=8), "stride = kernel"),
 ])
@@ -401,7 +401,7 @@ def test_small_buffers_are_refused_with_a_suggestion():
     model = random_model("cnv", (32, 32, 3), "uint8", seed=2)
     cfg = AccelConfig(core=HwConfig(pe=8, simd=64, act_bits=8, weight_depth=8192, thr_depth=256),
                       act_depth=256)
-    with pytest.raises(CompileError, match="act-depth"):
+    with pytest.raises(CompileError, match="configuration with act_depth"):
         compile_model(model, cfg)
 
 

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import (CHAIN_COMPARE_STAGES, ConfigError, HwConfig, config_from_dict,
                                config_hash)
 from tritium.sw.cli import main
@@ -81,12 +82,12 @@ def test_generate_writes_verilog_config_and_estimate(tmp_path, capsys):
                "--act-bits", "8", "-o", str(out), "--json"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
-    cfg = HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary"), act_bits=8)
+    cfg = AccelConfig(core=HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary"), act_bits=8))
     assert result["lanes"] == 36 and result["config_hash"] == cfg.hash
-    text = (out / "tritium_core.v").read_text()
-    assert "module tritium_core" in text and cfg.hash in text
+    text = (out / "tritium_accel.v").read_text()
+    assert "module tritium_accel" in text and cfg.hash in text
     assert "SB_" not in text and "DP16KD" not in text  # no vendor primitives
-    described = json.loads((out / "tritium_core.json").read_text())
+    described = json.loads((out / "tritium_accel.json").read_text())
     assert described["config_hash"] == cfg.hash and described["config"] == cfg.canonical()
     assert json.loads((out / "resources.json").read_text())["lanes"] == 36
     assert not list(out.glob(".*.tmp"))
