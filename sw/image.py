@@ -124,8 +124,12 @@ def segment_image_name(k):
     return "model.tim" if k == 0 else f"segment{k}.tim"
 
 
-def write_images(compiled, out_dir):
+def write_images(compiled, out_dir, source=None):
     """Write every memory image and the model image into ``out_dir``; returns the paths.
+
+    ``source``: the integer model file compiled (``{"path", "sha256"}``), recorded in
+    ``compiled.json`` as ``model``: 'tritium sim' and 'tritium run' take it as their
+    default model and refuse another file.
 
     The ``.hex`` files and ``model.tim`` hold the first program run's memories; a model
     that runs in segments has one more model image per further segment
@@ -159,6 +163,8 @@ def write_images(compiled, out_dir):
                "cycles_per_run": compiled.cycles_per_run,
                "cycles_per_image": compiled.cycles_per_image, "meta": compiled.meta,
                "program": [isa.disassemble(w) for w in compiled.program]}
+    if source is not None:
+        summary["model"] = dict(source)
     atomic_write_text(paths["summary"], json.dumps(summary, indent=2) + "\n")
     return paths
 

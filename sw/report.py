@@ -17,12 +17,12 @@ import html
 import json
 import os
 import shutil
-import tempfile
 import textwrap
 from pathlib import Path
 
 from .anchors import ANCHORS
 from .errors import TritiumError
+from .fileio import temp_dir
 from .image import SIMULATION_SUMMARY
 
 #: PE-array utilisation target (docs/benchmarks.md; drawn on the plots).
@@ -349,8 +349,7 @@ def write_report(folder, out=None):
     """Write the report of ``folder`` into ``out`` (default ``folder/report``); its index path."""
     found = collect(folder)
     out = Path(out) if out else Path(folder) / "report"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp = temp_dir(f".{out.name}.", out.parent)
     try:
         (tmp / "index.html").write_text(render(found, tmp), encoding="utf-8")
         if out.exists():

@@ -40,7 +40,7 @@
 
 import platform
 
-from ..console import print_json, step, table
+from ..console import at_least, print_json, step, table
 
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
@@ -53,15 +53,15 @@ def add_arguments(parser):
                         help="what to measure (default: all)")
     parser.add_argument("--boards", default="icebreaker,ulx3s",
                         help="all: boards to build and measure (default: icebreaker,ulx3s)")
-    parser.add_argument("--seed", type=int, default=1,
+    parser.add_argument("--seed", type=at_least(1), default=1,
                         help="all, accel: nextpnr placement seed (default 1)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--pnr-timeout", type=float, default=60, metavar="MIN",
                         help="all: a board whose nextpnr runs longer than MIN minutes is reported "
                              "as not built (default 60; 0: no limit)")
-    parser.add_argument("--images", type=int, default=None,
+    parser.add_argument("--images", type=at_least(1), default=None,
                         help="images per measurement (default: 2000 for SFC, 64 for CNV)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats; the best counts (default 3)")
+    parser.add_argument("--repeats", type=at_least(1), default=3, help="timed repeats; the best counts (default 3)")
     parser.add_argument("--sweep", default=None,
                         help="synth: (P, S) pairs as PxS,PxS (default 4x32,8x32,4x64,16x64,32x64)")
     parser.add_argument("--families", default="ice40,ecp5", help="synth: ice40, ecp5 or both")
@@ -79,6 +79,12 @@ def add_arguments(parser):
 
 
 def run(args):
+    from ..fileio import check_work_folder
+
+    if args.workdir is not None:
+        check_work_folder(args.workdir, "--workdir")
+    elif args.suite == "all":
+        check_work_folder("tritium-bench", "--workdir")
     suite = {"all": _run_all, "patch": _run_patch, "utilization": _run_utilization,
              "synth": _run_synth, "fit": _run_fit, "host": _run_host, "accel": _run_accel,
              "reference": _run_reference}[args.suite]
@@ -88,9 +94,6 @@ def run(args):
 def _run_reference(args):
     from ..bench_reference import measure_reference
 
-    if args.repeats < 1 or (args.images is not None and args.images < 1):
-        from ..errors import TritiumError
-        raise TritiumError("--images and --repeats must be at least 1")
     result = measure_reference(images=args.images, repeats=args.repeats,
                                log=lambda m: step(m, quiet=False))
     result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform(),

@@ -11,15 +11,20 @@ input, the next band of it) between program runs. DIR then holds one more
 model image per segment (segment1.tim, ...); 'tritium sim' and 'tritium run'
 use them all.
 
+--hw takes a preset or a configuration file (docs/config.md), e.g. the
+tritium_accel.json 'tritium generate' writes. compiled.json records the model
+file (its path and SHA-256): 'tritium sim DIR' and 'tritium run DIR' use it
+when --model is not given, and refuse a different file.
+
 Examples:
   tritium compile sfc.npz --hw ulx3s -o build/sfc
   tritium compile sfc.npz --hw ulx3s --batch 16 -o build/sfc16 --json
-  tritium compile cnn.npz --hw build/other/compiled.json -o build/cnn
+  tritium compile cnn.npz --hw build/core/tritium_accel.json -o build/cnn
 """
 
 import time
 
-from ..console import print_json, step, table
+from ..console import at_least, print_json, step, table
 
 NAME = "compile"
 HELP = "compile an integer model (.npz) into a program and memory images"
@@ -28,27 +33,33 @@ HELP = "compile an integer model (.npz) into a program and memory images"
 def add_arguments(parser):
     parser.add_argument("model", help="integer model file written by 'tritium export' (.npz)")
     parser.add_argument("--hw", default="icebreaker",
-                        help="accelerator: a preset (icebreaker, ulx3s) or a JSON configuration "
-                             "file (default: icebreaker)")
-    parser.add_argument("--batch", type=int, default=1,
+                        help="accelerator: a preset (icebreaker, ulx3s) or a configuration file "
+                             "(docs/config.md; e.g. written by 'tritium generate') "
+                             "(default: icebreaker)")
+    parser.add_argument("--batch", type=at_least(1), default=1,
                         help="images per program run (default 1); networks with convolutions "
                              "need an accelerator whose RUNs loop over that many images "
                              "(max_images: 16 on ulx3s, none on icebreaker)")
     parser.add_argument("-o", "--out", required=True, help="output folder")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an output folder that already holds files")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def run(args):
     from ...hw.presets import load_accel_config
     from ..compiler import compile_model
+    from ..fileio import check_output_folder
     from ..image import write_images
     from ..ir import load_model
+    from .sim import model_source
 
     t0 = time.perf_counter()
+    check_output_folder(args.out, args.force)
     model = load_model(args.model)
     cfg = load_accel_config(args.hw)
     compiled = compile_model(model, cfg, batch=args.batch)
-    paths = write_images(compiled, args.out)
+    paths = write_images(compiled, args.out, source=model_source(args.model))
     seconds = time.perf_counter() - t0
     layers = compiled.io["layers"]
     cycles = compiled.cycles_per_run

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import print_json, step, table
+from ..console import at_least, print_json, step, table
 from ..fileio import atomic_write_text
 
 NAME = "demo"
@@ -55,17 +55,17 @@ def add_arguments(parser):
                         help="network topology (default: tfc)")
     parser.add_argument("--weights", choices=("binary", "ternary"), default="binary",
                         help="weight kind of every layer (default: binary)")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default: 10)")
+    parser.add_argument("--epochs", type=at_least(1), default=10, help="training epochs (default: 10)")
     parser.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     parser.add_argument("--retrain", action="store_true",
                         help="train even when the folder holds a matching checkpoint")
     parser.add_argument("--board", choices=("icebreaker", "ulx3s"), default="icebreaker",
                         help="board whose default accelerator configuration the model is compiled "
                              "for (default: icebreaker)")
-    parser.add_argument("--batch", type=int, default=None,
+    parser.add_argument("--batch", type=at_least(1), default=None,
                         help="images per accelerator run (default: 16 for fully connected "
                              "networks, 1 for the CNN)")
-    parser.add_argument("--sim-count", type=int, default=None,
+    parser.add_argument("--sim-count", type=at_least(1), default=None,
                         help="held-out images simulated on Verilator (default: all)")
     parser.add_argument("--no-rtl", action="store_true",
                         help="stop after generating the Verilog: no simulation and no bitstream")
@@ -94,8 +94,8 @@ def _train_or_reuse(args, checkpoint, log):
 
 def run(args):
     from ..data import load_dataset
-    from ..errors import TritiumError
     from ..export import export_net
+    from ..fileio import check_work_folder
     from ..inputs import quantize_input
     from ..ir import save_model
     from ..reference import predict, run as run_reference
@@ -103,9 +103,8 @@ def run(args):
 
     if args.batch is None:
         args.batch = 1 if args.arch == "cnn" else 16
-    if args.epochs < 1 or args.batch < 1 or (args.sim_count is not None and args.sim_count < 1):
-        raise TritiumError("--epochs, --batch and --sim-count must be at least 1")
     quiet, out = args.quiet, args.out
+    check_work_folder(out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     log = (lambda m: None) if quiet else (lambda m: step(f"   {m}"))
@@ -123,9 +122,9 @@ def run(args):
         step(f"   reusing {out / 'model.pt'} (same settings; --retrain to train again)", quiet)
 
     say(f"export: integer model -> {out / 'model.npz'}")
-    model = export_net(net, meta={"source": "tritium demo"})
+    model = export_net(net, meta={"source": "tritium demo", "dataset": args.dataset})
     save_model(model, out / "model.npz")
-    if not quiet:
+    if not quiet and not args.json:
         print(model.summary(), flush=True)
 
     values = quantize_input(net.input_quant, data.x_test)
@@ -189,12 +188,13 @@ def _compile(model, args, out, say, summary):
     from ...hw.presets import PRESETS
     from ..compiler import compile_model
     from ..image import write_images
+    from .sim import model_source
 
     cfg = PRESETS[args.board]
     say(f"compile: for the {args.board} configuration ({cfg.describe()}) -> {out / 'compiled'}")
     t0 = time.perf_counter()
     compiled = compile_model(model, cfg, batch=args.batch)
-    write_images(compiled, out / "compiled")
+    write_images(compiled, out / "compiled", source=model_source(out / "model.npz"))
     summary.update({"board": args.board, "config_hash": cfg.hash, "lanes": cfg.core.lanes,
                     "batch": compiled.batch,
                     "compile_seconds": time.perf_counter() - t0,

@@ -25,6 +25,7 @@ HELP = "export a trained checkpoint to the integer model file"
 def add_arguments(parser):
     parser.add_argument("checkpoint", help="checkpoint written by 'tritium train'")
     parser.add_argument("-o", "--output", required=True, help="integer model file to write")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
     parser.add_argument("--verify", action="store_true",
                         help="compare PyTorch and the integer model on the held-out images")
     parser.add_argument("--dataset", default=None,
@@ -36,9 +37,11 @@ def add_arguments(parser):
 def run(args):
     from ..errors import TritiumError
     from ..export import export_net
+    from ..fileio import check_output_file
     from ..ir import save_model
     from ..models import load_checkpoint
 
+    check_output_file(args.output, args.force)
     net, extra = load_checkpoint(args.checkpoint)
     dataset = args.dataset or extra.get("dataset")
     model = export_net(net, meta={"dataset": extra.get("dataset")})

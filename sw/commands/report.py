@@ -20,13 +20,24 @@ HELP = "write an HTML report with plots for a compiled model, build or benchmark
 def add_arguments(parser):
     parser.add_argument("dir", help="folder with compiled.json / build.json / bench.json")
     parser.add_argument("-o", "--out", default=None, help="output folder (default: DIR/report)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing report folder (one holding index.html)")
     parser.add_argument("--json", action="store_true", help="print the report's path as JSON")
 
 
 def run(args):
+    from pathlib import Path
+
+    from ..errors import TritiumError
+    from ..fileio import check_output_folder
     from ..report import write_report
 
-    index = write_report(args.dir, args.out)
+    out = Path(args.out) if args.out else Path(args.dir) / "report"
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
+        raise TritiumError(f"-o {out} holds files and no report (index.html): the report "
+                           "replaces its folder; give a new one")
+    check_output_folder(out, args.force)
+    index = write_report(args.dir, out)
     if args.json:
         print_json({"report": str(index)})
     else:

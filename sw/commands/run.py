@@ -3,9 +3,13 @@
 Opens the serial port of a board running tritium gateware (HostLink,
 docs/host.md), loads DIR/model.tim (checked in software against the board's
 hardware hash, then again by the board as it streams in), classifies
-held-out images of the embedded data set and compares the accumulators with
-the golden reference on the integer model given with --model, as
-'tritium sim' does. Without --model only the accuracy is reported.
+images and compares the accumulators with the golden reference on the
+integer model file, as 'tritium sim' does: --model, by default the file DIR
+was compiled from (named in DIR/compiled.json; a different file is refused).
+When neither names one, only the accuracy is reported. Images: the held-out
+images of the data set the model was trained on (--dataset picks another), or
+your own with --images FILE (.npy / .npz of uint8 pixels, or a folder of .png
+files). The verdict goes to stdout.
 
 A model compiled for hardware it does not fit at once runs in segments
 (docs/accelerator.md, "Segments"): before each segment's run the driver loads
@@ -13,27 +17,29 @@ that segment's model image (DIR/segment1.tim, ...) and writes its part of the
 input, every batch. The serial link then sets the pace, not the accelerator.
 
 Examples:
-  tritium run --port /dev/ttyUSB1 build/tfc --model tfc.npz --count 200
+  tritium run --port /dev/ttyUSB1 build/tfc --count 200
   tritium run --port /dev/ttyUSB1 build/tfc --baud 1000000 --json
+  tritium run --port /dev/ttyUSB1 build/tfc --images my_digits/
 """
 
 import time
+from pathlib import Path
 
-from ..console import print_json, progress, step
+from ..console import at_least, print_json, progress, step
 
 NAME = "run"
 HELP = "run a compiled model on a board over its serial port"
 
 
 def add_arguments(parser):
-    parser.add_argument("dir", help="folder written by 'tritium compile'")
+    from .sim import add_input_arguments
+
+    add_input_arguments(parser, model_help="the integer model file (.npz) DIR was compiled from, "
+                                           "to compare every result with the golden reference "
+                                           "(default: the one named in DIR/compiled.json)")
     parser.add_argument("--port", required=True, help="serial port of the board, e.g. /dev/ttyUSB1")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default: 115200)")
-    parser.add_argument("--model", help="the integer model file (.npz) it was compiled from: "
-                                        "compare every result with the golden reference")
-    parser.add_argument("--dataset", choices=("mnist5k", "digits"), default="mnist5k",
-                        help="embedded data set for the held-out images (default: mnist5k)")
-    parser.add_argument("--count", type=int, default=100, help="held-out images (default: 100)")
+    parser.add_argument("--baud", type=at_least(1), default=115200,
+                        help="baud rate (default: 115200)")
     parser.add_argument("--timeout", type=float, default=2.0,
                         help="seconds to wait for each response (default: 2)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -41,30 +47,26 @@ def add_arguments(parser):
 
 
 def run(args):
-    from pathlib import Path
-
     import numpy as np
 
     from ..driver import Device, SerialTransport
     from ..errors import TritiumError
-    from ..image import read_compiled
-    from .sim import held_out, score
+    from .sim import run_sources, score, select_inputs, verdict
 
-    if args.count < 1:
-        raise TritiumError("--count must be at least 1")
-    path = Path(args.dir) / "model.tim"
-    compiled = read_compiled(args.dir)
+    if not args.timeout > 0:
+        raise TritiumError("--timeout must be above 0 seconds")
+    compiled, model, path = run_sources(args, required=False)
+    image_path = Path(args.dir) / "model.tim"
     transport = SerialTransport(args.port, args.baud)
     try:
-        if args.model:
-            model, values, labels = held_out(compiled, args.model, args.dataset, args.count)
-        else:
-            model, values, labels = None, *_inputs_from_meta(compiled, args.dataset, args.count)
+        meta = model.meta if model is not None else compiled.meta
+        values, labels, count = select_inputs(compiled, model, meta, args,
+                                              path or f"{image_path} (its model's metadata)")
         dev = Device(transport, timeout=args.timeout)
-        size = path.stat().st_size
+        size = image_path.stat().st_size
         bar = progress(total=size, desc="model image", enabled=not args.quiet, unit="B")
         t0 = time.perf_counter()
-        dev.load_image(path, progress=bar.update)
+        dev.load_image(image_path, progress=bar.update)
         bar.close()
         step(f"model image loaded ({size} bytes, {time.perf_counter() - t0:.1f} s)", args.quiet)
         accs, cycles = [], []
@@ -87,42 +89,15 @@ def run(args):
         seconds = time.perf_counter() - t0
     finally:
         transport.close()
-    acc = np.concatenate(accs)
-    if model is not None:
-        result = score(model, values, labels, acc)
-    else:
-        from ..reference import predicted_classes
-
-        result = {"images": len(values), "mismatches": None,
-                  "accuracy": float((predicted_classes(compiled.meta, acc) == labels).mean())}
+    result = score(model, meta, values, labels, np.concatenate(accs), count, args.images)
     result.update({"port": args.port, "baud": args.baud, "seconds": seconds,
-                   "images_per_s": len(values) / seconds,
+                   "model": None if path is None else str(path),
+                   "images_per_s": count / seconds,
                    "cycles_per_image": float(np.mean(cycles)) / compiled.batch,
                    "resent": dev.resent})
     if args.json:
         print_json(result)
     else:
-        checked = "not checked (no --model)" if model is None else \
-            f"{result['mismatches']} mismatches"
-        step(f"{result['images']} images: {checked}, accuracy {result['accuracy']:.4f}, "
-             f"{result['images_per_s']:.1f} images/s, {result['cycles_per_image']:.0f} "
-             "cycles/image on the device")
+        print(f"{verdict(result)}\n{result['images_per_s']:.1f} images/s, "
+              f"{result['cycles_per_image']:.0f} cycles/image on the device")
     return 0 if not result["mismatches"] else 1
-
-
-def _inputs_from_meta(compiled, dataset, count):
-    """(values, labels) quantised as the model's metadata (kept in the image) says."""
-    from ..data import load_dataset
-    from ..errors import TritiumError
-    from ..inputs import quantize_input
-
-    spec = compiled.meta.get("input_quant")
-    if spec is None:
-        raise TritiumError("the model image has no input quantisation in its metadata: "
-                           "pass --model")
-    data = load_dataset(dataset)
-    count = min(count, len(data.y_test))
-    count -= count % compiled.batch
-    if count == 0:
-        raise TritiumError(f"--count must be at least the batch ({compiled.batch})")
-    return quantize_input(spec, data.x_test[:count]), data.y_test[:count]

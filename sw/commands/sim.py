@@ -1,10 +1,14 @@
-"""Simulate a compiled model on held-out images and compare with the golden reference.
+"""Simulate a compiled model and compare it with the golden reference, image by image.
 
 Reads DIR/model.tim (checked: magic, versions, CRC; with the images of its
-other segments when the model runs in several) and the integer model
-next to nothing else: the reference runs on the model's IR file given with
---model (default: the file named in compiled.json's meta, if any). Images
-come from the embedded data set the model was trained on (--dataset).
+other segments when the model runs in several) and runs the reference on the
+integer model file: --model, by default the file DIR was compiled from (named
+in DIR/compiled.json, with its SHA-256; a different file is refused before
+anything runs). Images: the held-out images of the data set the model was
+trained on (named in its metadata; --dataset picks another), or your own with
+--images FILE (a .npy / .npz of uint8 pixels, or a folder of .png files; no
+labels: mismatches only, unless the .npz has a 'labels' array). A batch the
+last images do not fill is padded with copies of the last image (not counted).
 
 Simulators:
   isa        the ISA-level simulator (bit-exact, counts cycles; fast)
@@ -12,90 +16,195 @@ Simulators:
              (PyPI wheel); the first run for a configuration builds the model
   icarus     the same testbench on Icarus Verilog, where iverilog is installed
 
+Prints the per-layer cycles and the verdict (images, mismatches, accuracy) on
+stdout; exits 1 when any image mismatches.
+
 Examples:
-  tritium sim build/sfc --model sfc.npz --count 100
-  tritium sim build/sfc --model sfc.npz --simulator verilator --count 1000 --json
+  tritium sim build/sfc --count 100
+  tritium sim build/sfc --simulator verilator --count 1000 --json
   tritium sim build/sfc --model sfc.npz --dataset digits --json
+  tritium sim build/sfc --images my_digits/          # a folder of PNG files
 """
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
-from ..console import print_json, progress, step, table
+from ..console import at_least, print_json, progress, step, table
+from ..errors import TritiumError
 
 NAME = "sim"
 HELP = "simulate a compiled model and check it against the golden reference"
 
+#: Held-out images when neither --count nor --images says how many.
+DEFAULT_COUNT = 100
+
 
 def add_arguments(parser):
-    parser.add_argument("dir", help="folder written by 'tritium compile'")
-    parser.add_argument("--model", required=True, help="the integer model file (.npz) it was compiled from")
+    add_input_arguments(parser, model_help="the integer model file (.npz) DIR was compiled "
+                                           "from (default: the one named in DIR/compiled.json)")
     parser.add_argument("--simulator", choices=("isa", "verilator", "icarus"), default="isa",
                         help="simulator (default: isa)")
     parser.add_argument("--waves", action="store_true",
                         help="RTL simulators: dump waveforms into DIR/sim_<simulator>/")
-    parser.add_argument("--dataset", choices=("mnist5k", "digits"), default="mnist5k",
-                        help="embedded data set for the held-out images (default: mnist5k)")
-    parser.add_argument("--count", type=int, default=100, help="held-out images (default: 100)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
-def held_out(compiled, model_path, dataset, count):
-    """(model, input values, labels) of ``count`` held-out images, a multiple of the batch.
+def add_input_arguments(parser, model_help):
+    """The arguments 'tritium sim' and 'tritium run' share: the folder, model and images."""
+    from ..data import DATASET_NAMES
 
-    Shared by ``tritium sim`` and ``tritium run``.
-    """
-    from ..data import load_dataset
-    from ..errors import TritiumError
-    from ..inputs import quantize_input
+    parser.add_argument("dir", help="folder written by 'tritium compile'")
+    parser.add_argument("--model", default=None, help=model_help)
+    parser.add_argument("--dataset", choices=DATASET_NAMES, default=None,
+                        help="embedded data set whose held-out images run (default: the one "
+                             "the model was trained on, from its metadata)")
+    parser.add_argument("--images", default=None, metavar="FILE",
+                        help="your own images instead: a .npy / .npz file of uint8 pixels "
+                             "(N, H, W[, C]) or a folder of .png files")
+    parser.add_argument("--count", type=at_least(1), default=None,
+                        help=f"images to run (default: {DEFAULT_COUNT} held-out images, or "
+                             "every image of --images)")
+
+
+def model_source(path):
+    """How compiled.json records the model file compiled: its path and SHA-256."""
+    from ..fileio import sha256_file
+
+    return {"path": str(Path(path).resolve()), "sha256": sha256_file(path)}
+
+
+def model_file(folder, given, required=True):
+    """The integer model file for compiled ``folder``: ``given``, else the one its
+    compiled.json names (None when it names none and ``required`` is false). Refused
+    with one line, before anything runs, when compiled.json records another file's
+    SHA-256 (a folder compiled before the record existed takes any file)."""
+    from ..fileio import sha256_file
+
+    try:
+        record = json.loads((Path(folder) / "compiled.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        record = None
+    if given is None:
+        if record is None:
+            if not required:
+                return None
+            raise TritiumError(f"{Path(folder) / 'compiled.json'} names no model file: pass "
+                               "--model (the integer model file it was compiled from)")
+        given = record["path"]
+        if not Path(given).is_file():
+            raise TritiumError(f"{given}, the model {folder} was compiled from, is gone: pass "
+                               "--model")
+    elif not Path(given).is_file():
+        raise TritiumError(f"--model {given}: no such file")
+    if record is not None and sha256_file(given) != record["sha256"]:
+        raise TritiumError(f"{given} is not the model {folder} was compiled from ({record['path']}, "
+                           "whose SHA-256 compiled.json records): pass that file, or compile "
+                           "this one")
+    return given
+
+
+def select_inputs(compiled, model, meta, args, what):
+    """``(values, labels, count)`` for 'tritium sim' and 'tritium run': the images the
+    arguments name, quantised as ``meta`` (the model's metadata) says, for ``model``
+    (None: checked against the compiled input's size only); ``values`` are padded to
+    whole batches with copies of the last image, ``labels`` (None without them) and
+    ``count`` are the images asked for. ``what`` names the model in errors."""
+    from ..data import DATASET_NAMES, load_dataset
+    from ..inputs import load_images, quantize_input
+
+    spec = meta.get("input_quant")
+    if spec is None:
+        raise TritiumError(f"{what}: no input quantisation in its metadata")
+    shape = None if model is None else tuple(model.input_shape)
+    if args.images is not None:
+        if args.dataset is not None:
+            raise TritiumError("give --images or --dataset, not both")
+        if shape is None:
+            raise TritiumError("--images needs the model DIR was compiled from: pass --model")
+        images, labels = load_images(args.images, shape)
+        count = min(args.count or len(images), len(images))
+    else:
+        name = args.dataset or meta.get("dataset")
+        if name is None:
+            raise TritiumError(f"{what} does not name the data set it was trained on: pass "
+                               f"--dataset ({', '.join(DATASET_NAMES)}) or --images FILE")
+        data = load_dataset(name)
+        if shape is None:       # the compiled input's values per image
+            io = compiled.io["input"]
+            u = io.get("unfold") or {"height": io["h"] // compiled.batch, "width": io["w"],
+                                     "channels": io["c"]}
+            size = u["height"] * u["width"] * u["channels"]
+            wrong, takes = int(np.prod(data.image_shape)) != size, f"{size}-value"
+        else:
+            wrong, takes = tuple(data.image_shape) != shape, str(shape)
+        if wrong:
+            raise TritiumError(f"{what} takes {takes} inputs, {name} images are "
+                               f"{tuple(data.image_shape)}")
+        images, labels = data.x_test, data.y_test
+        count = min(args.count or DEFAULT_COUNT, len(labels))
+    images = images[:count]
+    labels = None if labels is None else labels[:count]
+    pad = -count % compiled.batch
+    values = quantize_input(spec, np.concatenate([images, images[-1:].repeat(pad, axis=0)]))
+    return values, labels, count
+
+
+def run_sources(args, required):
+    """``(compiled, model or None, model path or None)`` of 'tritium sim' / 'tritium run'."""
+    from ..image import read_compiled
     from ..ir import load_model
 
-    if count < 1:
-        raise TritiumError("--count must be at least 1")
-    model = load_model(model_path)
-    data = load_dataset(dataset)
-    spec = model.meta.get("input_quant")
-    if spec is None:
-        raise TritiumError(f"{model_path}: no input quantisation in its metadata")
-    if tuple(data.image_shape) != tuple(model.input_shape):
-        raise TritiumError(f"{model_path} takes {tuple(model.input_shape)} inputs, "
-                           f"{dataset} images are {tuple(data.image_shape)}")
-    count = min(count, len(data.y_test))
-    count -= count % compiled.batch
-    if count == 0:
-        raise TritiumError(f"--count must be at least the batch ({compiled.batch})")
-    return model, quantize_input(spec, data.x_test[:count]), data.y_test[:count]
+    compiled = read_compiled(args.dir)
+    path = model_file(args.dir, args.model, required=required)
+    return compiled, (load_model(path) if path is not None else None), path
 
 
-def score(model, values, labels, acc):
-    """Mismatches against the golden reference and accuracy of accumulators ``acc``."""
+def score(model, meta, values, labels, acc, count, images=None):
+    """The verdict on accumulators ``acc`` of the first ``count`` images: mismatches
+    against the golden reference on ``model`` (None without a model), accuracy (None
+    without labels); with ``images`` (the user's file) each image's predicted class."""
     from .. import reference
 
-    count = len(values)
-    want = reference.run(model, values)
-    mismatches = int(np.any(acc.reshape(count, -1) != want.reshape(count, -1), axis=1).sum())
-    predictions = reference.predicted_classes(model.meta, acc)
-    return {"images": count, "mismatches": mismatches,
-            "accuracy": float((predictions == labels).mean())}
+    acc = np.asarray(acc)[:count]
+    mismatches = None
+    if model is not None:
+        want = reference.run(model, values[:count])
+        mismatches = int(np.any(acc.reshape(count, -1) != want.reshape(count, -1), axis=1).sum())
+    predictions = reference.predicted_classes(meta, acc)
+    result = {"images": count, "mismatches": mismatches,
+              "accuracy": None if labels is None else float((predictions == labels).mean())}
+    if images is not None:
+        result.update(source=str(images), predictions=[int(p) for p in predictions])
+    return result
+
+
+def verdict(result):
+    """The one line a person reads: images, mismatches, accuracy."""
+    checked = ("not checked against the reference (no model)" if result["mismatches"] is None
+               else f"{result['mismatches']} mismatches against the golden reference")
+    accuracy = ("no labels, no accuracy" if result["accuracy"] is None
+                else f"accuracy {result['accuracy']:.4f}")
+    line = f"{result['images']} images: {checked}, {accuracy}"
+    if "predictions" in result:
+        line += "\npredicted classes: " + " ".join(map(str, result["predictions"]))
+    return line
 
 
 def run(args):
-    from pathlib import Path
-
-    from ..errors import TritiumError
-    from ..image import read_compiled
     from ..isasim import simulate
 
-    compiled = read_compiled(args.dir)
-    model, values, labels = held_out(compiled, args.model, args.dataset, args.count)
-    count = len(values)
+    compiled, model, path = run_sources(args, required=True)
+    values, labels, count = select_inputs(compiled, model, model.meta, args, path)
+    total = len(values)
     t0 = time.perf_counter()
     if args.simulator == "isa":
         accs, cycles = [], []
         step_n = compiled.batch * max(1, 16 // compiled.batch)
-        bar = progress(range(0, count, step_n), desc="isa sim", enabled=not args.quiet, unit="batch")
+        bar = progress(range(0, total, step_n), desc="isa sim", enabled=not args.quiet, unit="batch")
         for i in bar:
             acc, cyc, layers = simulate(compiled, values[i:i + step_n])
             accs.append(acc)
@@ -113,25 +222,23 @@ def run(args):
                                        sim=args.simulator, waves=args.waves)
         _, _, layers = simulate(compiled, values[:compiled.batch])
     seconds = time.perf_counter() - t0
-    scored = score(model, values, labels, acc)
-    mismatches = scored["mismatches"]
+    result = score(model, model.meta, values, labels, acc, count, args.images)
     useful = sum(l.useful_lane_ops for l in layers)
     lanes_cycles = compiled.config.core.lanes * sum(l.cycles for l in layers)
-    result = {
-        "simulator": args.simulator, **scored,
+    result.update({
+        "simulator": args.simulator, "model": str(path),
         "cycles_per_image": float(np.mean(cycles)) / compiled.batch,
         "cycles_per_s": float(np.sum(cycles)) / seconds,
         "utilization": useful / lanes_cycles,
         "layers": [{"name": info["name"], "cycles": l.cycles, "utilization": l.utilization}
                    for info, l in zip(compiled.io["layers"], layers)],
         "seconds": seconds,
-    }
+    })
     if args.json:
         print_json(result)
     else:
         print(table([[l["name"], l["cycles"], f"{100 * l['utilization']:.1f} %"]
                      for l in result["layers"]], ["layer", "cycles", "utilisation"]))
-        step(f"{count} images: {mismatches} mismatches, accuracy {result['accuracy']:.4f}, "
-             f"{result['cycles_per_image']:.0f} cycles/image, utilisation "
-             f"{100 * result['utilization']:.1f} %")
-    return 0 if mismatches == 0 else 1
+        print(f"{verdict(result)}\n{result['cycles_per_image']:.0f} cycles/image, utilisation "
+              f"{100 * result['utilization']:.1f} % ({args.simulator} simulator)")
+    return 0 if result["mismatches"] == 0 else 1

@@ -21,7 +21,7 @@ no integer model: those three keys are null.
 
 import time
 
-from ..console import print_json, step, table
+from ..console import at_least, print_json, step, table
 
 NAME = "train"
 HELP = "train a binary / ternary network on embedded data and check its export"
@@ -38,16 +38,17 @@ def add_arguments(parser):
     parser.add_argument("--weights", default="binary",
                         help="binary, ternary or float (baseline), or one per weight layer, "
                              "comma-separated (default: binary)")
-    parser.add_argument("--epochs", type=int, default=10, help="training epochs (default 10)")
+    parser.add_argument("--epochs", type=at_least(1), default=10, help="training epochs (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default 0)")
-    parser.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--batch-size", type=at_least(1), default=64, help="batch size (default 64)")
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=at_least(1), default=1,
                         help="torch threads for training (default 1; results are reproducible "
                              "for a fixed thread count)")
     parser.add_argument("--no-alpha", action="store_true",
                         help="binary layers without the XNOR-Net per-channel scale")
     parser.add_argument("-o", "--output", required=True, help="checkpoint file to write (.pt)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress output on stderr")
 
@@ -55,11 +56,13 @@ def add_arguments(parser):
 def run(args):
     from ..errors import TritiumError
     from ..export import export_net
+    from ..fileio import check_output_file
     from ..models import save_checkpoint
     from ..train import TrainConfig, evaluate, make_net, train_net, verify
 
-    if args.epochs < 0 or args.batch_size < 1 or args.threads < 1 or not args.lr > 0:
-        raise TritiumError("--epochs must be >= 0, --batch-size and --threads >= 1 and --lr > 0")
+    if not args.lr > 0:
+        raise TritiumError(f"--lr must be above 0, got {args.lr}")
+    check_output_file(args.output, args.force)
     quiet = args.quiet
     net = make_net(args.arch, args.dataset, args.weights, seed=args.seed, alpha=not args.no_alpha)
     config = TrainConfig(epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
