@@ -182,3 +182,48 @@ def test_every_command_prints_only_json_with_json(tour, tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["sim", str(folder), "--count", "zero", "--json"])
     assert e.value.code == 2 and "invalid int value" in json.loads(capsys.readouterr().out)["error"]
+
+
+class _Board:
+    """A board that runs programs in the ISA-level simulator (the serial link and the
+    host interface are tests/test_host.py's)."""
+
+    resent = 0
+
+    def __init__(self, transport, timeout):
+        pass
+
+    def load_image(self, path, progress=None):
+        pass
+
+    def run_batch(self, compiled, values, progress=None):
+        from tritium.sw.isasim import simulate
+        acc, cycles, _ = simulate(compiled, values)
+        return acc, cycles
+
+
+def test_run_takes_the_compiled_model_and_the_users_images(tour, tmp_path, monkeypatch, capsys):
+    """'tritium run': no --model (compiled.json's), the user's images, the verdict on
+    stdout; another model file is refused before any image crosses the link."""
+    from tritium.sw import driver
+    from tritium.sw.ir import load_model, save_model
+
+    folder, _ = tour
+    opened = []
+    monkeypatch.setattr(driver, "SerialTransport", lambda port, baud: opened.append(port) or
+                        type("Port", (), {"close": lambda self: None})())
+    monkeypatch.setattr(driver, "Device", _Board)
+    x, _ = _digits(3)
+    np.save(tmp_path / "x.npy", x)
+    build = str(folder / "build" / "m")
+    assert main(["run", "--port", "p", build, "--images", str(tmp_path / "x.npy"), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "3 images: 0 mismatches against the golden reference, no labels, no accuracy" in out
+    assert main(["run", "--port", "p", build, "--count", "5", "--json", "-q"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["images"] == 5 and result["mismatches"] == 0 and result["accuracy"] is not None
+    other = load_model(folder / "m.npz")
+    other.meta["note"] = "another model"
+    save_model(other, tmp_path / "other.npz")
+    assert main(["run", "--port", "p", build, "--model", str(tmp_path / "other.npz")]) == 1
+    assert "is not the model" in capsys.readouterr().err and opened == ["p", "p"]
