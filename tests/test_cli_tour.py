@@ -60,7 +60,9 @@ def test_the_tour_in_the_help_works_as_typed(tour, capsys):
     # demo --json (not quiet): its stdout is the summary alone, no layer table before it.
     demo = next(out for argv, _, out in done if argv[0] == "demo")
     assert json.loads(demo)["mismatches"] == 0
-    assert (folder / "build" / "m" / "report" / "index.html").is_file()
+    # sim keeps its verdict beside the compiled model, and the report shows it.
+    page = (folder / "build" / "m" / "report" / "index.html").read_text()
+    assert "Last simulation (isa): 8 images, 0 mismatches against the golden reference" in page
     assert {s[0] for s in tour_steps()} == set(COMMAND_MODULES)      # the tour shows them all
 
 
@@ -71,6 +73,8 @@ def test_sim_takes_the_model_and_data_set_the_folder_was_compiled_from(tour, cap
     assert main(["sim", str(folder / "build" / "m"), "--count", "20", "-q"]) == 0
     out = capsys.readouterr().out
     assert "20 images: 0 mismatches against the golden reference, accuracy" in out
+    kept = json.loads((folder / "build" / "m" / "simulation.json").read_text())
+    assert kept["images"] == 20 and kept["dataset"] == "digits" and kept["mismatches"] == 0
     record = json.loads((folder / "build" / "m" / "compiled.json").read_text())["model"]
     assert record["path"] == str(folder / "m.npz") and len(record["sha256"]) == 64
 

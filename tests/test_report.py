@@ -55,7 +55,7 @@ def test_report_of_a_compiled_model_and_a_build(compiled_dir, tmp_path):
     (out / "simulation.json").write_text(json.dumps(
         {"simulator": "verilator", "images": 32, "mismatches": 0, "accuracy": 0.875,
          "dataset": "mnist5k"}))
-    assert main(["report", str(out), "-o", str(tmp_path / "r")]) == 0
+    assert main(["report", str(out), "-o", str(tmp_path / "r"), "--force"]) == 0
     page = (tmp_path / "r" / "index.html").read_text()
     assert ("Last simulation (verilator): 32 images, 0 mismatches against the golden reference, "
             "accuracy 87.50 % (mnist5k).") in page

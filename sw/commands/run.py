@@ -60,7 +60,7 @@ def run(args):
     transport = SerialTransport(args.port, args.baud)
     try:
         meta = model.meta if model is not None else compiled.meta
-        values, labels, count = select_inputs(compiled, model, meta, args,
+        values, labels, count, dataset = select_inputs(compiled, model, meta, args,
                                               path or f"{image_path} (its model's metadata)")
         dev = Device(transport, timeout=args.timeout)
         size = image_path.stat().st_size
@@ -89,7 +89,7 @@ def run(args):
         seconds = time.perf_counter() - t0
     finally:
         transport.close()
-    result = score(model, meta, values, labels, np.concatenate(accs), count, args.images)
+    result = score(model, meta, values, labels, np.concatenate(accs), count, dataset, args.images)
     result.update({"port": args.port, "baud": args.baud, "seconds": seconds,
                    "model": None if path is None else str(path),
                    "images_per_s": count / seconds,

@@ -17,7 +17,8 @@ Simulators:
   icarus     the same testbench on Icarus Verilog, where iverilog is installed
 
 Prints the per-layer cycles and the verdict (images, mismatches, accuracy) on
-stdout; exits 1 when any image mismatches.
+stdout, and keeps the verdict in DIR/simulation.json for 'tritium report';
+exits 1 when any image mismatches.
 
 Examples:
   tritium sim build/sfc --count 100
@@ -108,11 +109,12 @@ def model_file(folder, given, required=True):
 
 
 def select_inputs(compiled, model, meta, args, what):
-    """``(values, labels, count)`` for 'tritium sim' and 'tritium run': the images the
-    arguments name, quantised as ``meta`` (the model's metadata) says, for ``model``
+    """``(values, labels, count, dataset)`` for 'tritium sim' and 'tritium run': the images
+    the arguments name, quantised as ``meta`` (the model's metadata) says, for ``model``
     (None: checked against the compiled input's size only); ``values`` are padded to
     whole batches with copies of the last image, ``labels`` (None without them) and
-    ``count`` are the images asked for. ``what`` names the model in errors."""
+    ``count`` are the images asked for, ``dataset`` the embedded data set's name (None for
+    --images). ``what`` names the model in errors."""
     from ..data import DATASET_NAMES, load_dataset
     from ..inputs import load_images, quantize_input
 
@@ -126,7 +128,7 @@ def select_inputs(compiled, model, meta, args, what):
         if shape is None:
             raise TritiumError("--images needs the model DIR was compiled from: pass --model")
         images, labels = load_images(args.images, shape)
-        count = min(args.count or len(images), len(images))
+        count, name = min(args.count or len(images), len(images)), None
     else:
         name = args.dataset or meta.get("dataset")
         if name is None:
@@ -150,7 +152,7 @@ def select_inputs(compiled, model, meta, args, what):
     labels = None if labels is None else labels[:count]
     pad = -count % compiled.batch
     values = quantize_input(spec, np.concatenate([images, images[-1:].repeat(pad, axis=0)]))
-    return values, labels, count
+    return values, labels, count, name
 
 
 def run_sources(args, required):
@@ -163,10 +165,11 @@ def run_sources(args, required):
     return compiled, (load_model(path) if path is not None else None), path
 
 
-def score(model, meta, values, labels, acc, count, images=None):
-    """The verdict on accumulators ``acc`` of the first ``count`` images: mismatches
-    against the golden reference on ``model`` (None without a model), accuracy (None
-    without labels); with ``images`` (the user's file) each image's predicted class."""
+def score(model, meta, values, labels, acc, count, dataset, images=None):
+    """The verdict on accumulators ``acc`` of the first ``count`` images (of ``dataset``,
+    or the user's file ``images``): mismatches against the golden reference on ``model``
+    (None without a model), accuracy (None without labels); with ``images``, each
+    image's predicted class."""
     from .. import reference
 
     acc = np.asarray(acc)[:count]
@@ -175,7 +178,7 @@ def score(model, meta, values, labels, acc, count, images=None):
         want = reference.run(model, values[:count])
         mismatches = int(np.any(acc.reshape(count, -1) != want.reshape(count, -1), axis=1).sum())
     predictions = reference.predicted_classes(meta, acc)
-    result = {"images": count, "mismatches": mismatches,
+    result = {"images": count, "dataset": dataset, "mismatches": mismatches,
               "accuracy": None if labels is None else float((predictions == labels).mean())}
     if images is not None:
         result.update(source=str(images), predictions=[int(p) for p in predictions])
@@ -195,10 +198,13 @@ def verdict(result):
 
 
 def run(args):
+    from ..fileio import atomic_write_text, check_work_folder
+    from ..image import SIMULATION_SUMMARY
     from ..isasim import simulate
 
     compiled, model, path = run_sources(args, required=True)
-    values, labels, count = select_inputs(compiled, model, model.meta, args, path)
+    check_work_folder(args.dir, "DIR")      # simulation.json (and the RTL builds) go there
+    values, labels, count, dataset = select_inputs(compiled, model, model.meta, args, path)
     total = len(values)
     t0 = time.perf_counter()
     if args.simulator == "isa":
@@ -222,7 +228,7 @@ def run(args):
                                        sim=args.simulator, waves=args.waves)
         _, _, layers = simulate(compiled, values[:compiled.batch])
     seconds = time.perf_counter() - t0
-    result = score(model, model.meta, values, labels, acc, count, args.images)
+    result = score(model, model.meta, values, labels, acc, count, dataset, args.images)
     useful = sum(l.useful_lane_ops for l in layers)
     lanes_cycles = compiled.config.core.lanes * sum(l.cycles for l in layers)
     result.update({
@@ -234,6 +240,10 @@ def run(args):
                    for info, l in zip(compiled.io["layers"], layers)],
         "seconds": seconds,
     })
+    atomic_write_text(Path(args.dir) / SIMULATION_SUMMARY,
+                      json.dumps({k: result[k] for k in ("simulator", "images", "dataset", "source",
+                                                         "mismatches", "accuracy", "model")
+                                  if k in result}, indent=2) + "\n")
     if args.json:
         print_json(result)
     else:
