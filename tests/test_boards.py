@@ -204,6 +204,29 @@ def test_program_command_lines(stand_in, capsys):
     assert "programmed" in capsys.readouterr().out
 
 
+def test_program_json_names_the_command_that_ran(stand_in, capsys):
+    log, bit, ecp = stand_in
+    assert main(["program", "--board", "ulx3s", str(ecp), "--flash", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["board"] == "ulx3s" and out["memory"] == "flash"
+    assert out["command"][1:] == json.loads(log.read_text())
+
+
+def test_build_refuses_its_output_and_seed_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TRITIUM_BUILD_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "ib"
+    out.mkdir()
+    (out / "icebreaker.bin").write_bytes(b"\xff")
+    assert main(["build", "--board", "icebreaker", "-o", str(out), "--json"]) == 1
+    captured = capsys.readouterr()
+    assert "exists and is not empty (--force writes into it)" in json.loads(captured.out)["error"]
+    assert not (tmp_path / "cache").exists()
+    for seed in (["--seed", "0"], ["--seed-tries", "0"]):
+        with pytest.raises(SystemExit) as e:
+            main(["build", "--board", "icebreaker", "-o", str(tmp_path / "x"), *seed])
+        assert e.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
 def test_program_errors_are_one_line(stand_in, monkeypatch, tmp_path, capsys):
     log, bit, ecp = stand_in
     monkeypatch.setenv("FAKE_LOADER", "nocable")

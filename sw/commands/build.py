@@ -31,7 +31,7 @@ minutes) and the first that meets timing is kept; build.json lists every
 seed tried with its Fmax.
 """
 
-from ..console import print_json, step
+from ..console import at_least, print_json, step
 
 NAME = "build"
 HELP = "build a board bitstream (cached by hardware hash) with a model patched in"
@@ -42,8 +42,11 @@ def add_arguments(parser):
     parser.add_argument("--board", required=True, help=f"board: {', '.join(BOARDS)}")
     parser.add_argument("--model", help="folder written by 'tritium compile' for the board's preset")
     parser.add_argument("-o", "--out", required=True, help="output folder")
-    parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
-    parser.add_argument("--seed-tries", type=int, default=None, metavar="K",
+    parser.add_argument("--force", action="store_true",
+                        help="write into an output folder that already holds files")
+    parser.add_argument("--seed", type=at_least(1), default=1,
+                        help="nextpnr placement seed, 1 or more (default 1)")
+    parser.add_argument("--seed-tries", type=at_least(1), default=None, metavar="K",
                         help="if timing is not met, place and route again with the next seeds, "
                              "up to K in all, and keep the first that meets it (default: 3 on "
                              "icebreaker, 2 on ulx3s; each try is cached)")
@@ -60,6 +63,9 @@ def add_arguments(parser):
 
 def run(args):
     from ...boards.build import build, pnr_timeout_seconds
+    from ..fileio import check_output_folder
+
+    check_output_folder(args.out, args.force)
     result = build(args.board, args.out, model_dir=args.model, seed=args.seed, hw=args.hw,
                    log=lambda message: step(message, quiet=False),
                    pnr_timeout_s=pnr_timeout_seconds(args.pnr_timeout), seed_tries=args.seed_tries,

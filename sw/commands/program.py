@@ -13,6 +13,8 @@ Examples:
   tritium program --board ulx3s build/ulx3s/ulx3s.bit --flash
 """
 
+from ..console import print_json
+
 NAME = "program"
 HELP = "load a bitstream into a board (openFPGALoader)"
 
@@ -23,11 +25,17 @@ def add_arguments(parser):
     parser.add_argument("bitstream", help="bitstream written by 'tritium build'")
     parser.add_argument("--flash", action="store_true",
                         help="write the SPI flash (kept over power cycles) instead of SRAM")
+    parser.add_argument("--json", action="store_true",
+                        help="print the board, target memory and the command that ran as JSON")
 
 
 def run(args):
     from ...boards.program import program
     cmd = program(args.board, args.bitstream, flash=args.flash)
     where = "flash" if args.flash else "SRAM"
+    if args.json:
+        print_json({"board": args.board, "bitstream": args.bitstream, "memory": where,
+                    "command": cmd})
+        return 0
     print(f"programmed {args.bitstream} into the {args.board}'s {where} ({' '.join(cmd[1:])})")
     return 0
