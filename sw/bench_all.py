@@ -123,7 +123,7 @@ def measure_board(board_name, workdir, seed=1, log=print, pnr_timeout_s=None):
     }
 
 
-def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=64, log=print,
+def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=1024, log=print,
                 pnr_timeout_s=None):
     """The whole benchmark; a JSON-ready dict (keys listed in docs/benchmarks.md)."""
     t0 = time.monotonic()

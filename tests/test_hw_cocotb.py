@@ -80,3 +80,112 @@ def test_generated_verilog_passes_verilator_lint(tmp_path, cfg):
     path.write_text(core_verilog(cfg))
     rc, out = lint_verilog(path)
     assert rc == 0, out[:2000]
+
+
+def _tiny_accel_job():
+    """A random dense model on a small accelerator (P = 2, S = 8, with a weight store)."""
+    from tritium.hw.accel_config import AccelConfig
+    from tritium.sw.compiler import compile_model
+    from tritium.sw.zoo import random_inputs, random_model
+
+    model = random_model("tfc", (6, 6, 1), "bipolar", seed=3)
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128), act_depth=64,
+                      res_depth=32, store_depth=2048)
+    return model, compile_model(model, cfg, batch=4), random_inputs(model, 8, seed=1)
+
+
+def test_harness_makes_only_the_ports_public():
+    from tritium.hw.accel import accel_verilog
+    from tritium.sim.harness import (HARNESS_TOP, accel_harness_verilog, harness_ports,
+                                     public_ports_vlt, verilog_ports)
+
+    _, compiled, _ = _tiny_accel_job()
+    cfg = compiled.config
+    text = accel_verilog(cfg)
+    ports = verilog_ports(text, "tritium_accel")
+    assert ports["res_data"] == ("output", cfg.core.pe * cfg.core.acc_bits)
+    assert ports["clk"] == ("input", 1) and "sload__data" in ports
+    harness = accel_harness_verilog(text, cfg)
+    own = harness_ports(text, cfg)
+    assert verilog_ports(harness, HARNESS_TOP) == {**own, "clk": ("input", 1)}
+    assert own["results"] == ("output", cfg.res_depth * ports["res_data"][1])
+    vlt = public_ports_vlt(HARNESS_TOP, ["clk", "cmd_go"]).splitlines()
+    assert vlt == ["`verilator_config", f'public_flat_rw -module "{HARNESS_TOP}" -var "clk"',
+                   f'public_flat_rw -module "{HARNESS_TOP}" -var "cmd_go"']
+
+
+def test_job_file_holds_every_host_write(tmp_path):
+    """The model load, then one command per batch (this model runs once), each with its
+    input words, the last reading every result entry."""
+    from tritium.sim.runner import write_job
+
+    _, compiled, values = _tiny_accel_job()
+    commands, per_batch = write_job(compiled, values, tmp_path)
+    lines = (tmp_path / "writes.txt").read_text().splitlines()
+    assert per_batch == 1 and len(commands) == 1 + len(values) // compiled.batch
+    assert sum(c[0] for c in commands) == len(lines)
+    load = lines[:commands[0][0]]
+    # program, thresholds and the weight store (the banks: LOAD_W copies from the store)
+    assert {line.split()[0] for line in load} == {"0", "2", "3"}
+    assert [int(line.split()[2], 16) for line in load[:len(compiled.program)]] == \
+        list(range(len(compiled.program)))
+    o = compiled.io["output"]
+    for count, start, entries, base in commands[1:]:
+        assert (start, entries, base) == (1, o["h"] * o["w"] * o["tiles"], o["res_base"])
+    assert all(line.split()[0] == "4" for line in lines[commands[0][0]:])  # the inputs
+    assert (tmp_path / "commands.txt").read_text().splitlines()[1] == " ".join(
+        map(str, commands[1]))
+
+
+def test_build_progress_reports_phase_and_time(tmp_path):
+    """A line when a build starts, one every few seconds while it runs (its phase and the
+    seconds so far), one when it ends."""
+    import time
+
+    from tritium.sim.runner import _build_progress
+
+    lines = []
+    with _build_progress("verilator", "tritium_accel_tb", tmp_path, lines.append, every=0.05):
+        time.sleep(0.3)
+        (tmp_path / "Vtop.mk").write_text("")
+        time.sleep(0.3)
+    assert lines[0] == "verilator: building tritium_accel_tb"
+    assert any("(verilating)" in line for line in lines[1:-1])
+    assert any("(C++ compile, 0 objects done)" in line for line in lines[1:-1])
+    assert all(line.endswith(" s") for line in lines[1:])
+    assert lines[-1].startswith("verilator: built tritium_accel_tb in ")
+
+
+@pytest.mark.slow
+def test_waves_are_an_fst_with_the_clock_and_the_cycle_count(tmp_path):
+    """--waves: a trace-enabled Verilator build (only the top's ports public, the clock in
+    the Verilog) writes an FST that holds the harness's clock, toggling every 5 ns, and
+    the accelerator's cycle count of the last run, as the testbench read it."""
+    if not simulator_available("verilator"):
+        pytest.skip("verilator is not installed")
+    pywellen = pytest.importorskip("pywellen")
+    import numpy as np
+
+    from tritium.sim.runner import run_accel_cocotb
+    from tritium.sw import reference
+
+    model, compiled, values = _tiny_accel_job()
+    fst = tmp_path / "out" / "waves.fst"
+    acc, cycles = run_accel_cocotb(compiled, values, tmp_path, waves=fst, log=None)
+    np.testing.assert_array_equal(acc, reference.run(model, values))
+    command = next((tmp_path).glob("harness_*_verilator_waves/build/Vtop__verFiles.dat")).read_text()
+    assert "--timing" in command and "--trace-fst" in command and "public-flat-rw" not in command
+
+    wave = pywellen.Waveform(str(fst))
+    signals = {v.full_name: v for v in wave.all_vars()}
+    clk, done = signals["tritium_accel_tb.clk"], signals["tritium_accel_tb.done"]
+    count = signals["tritium_accel_tb.cycles"]
+    changes = []
+    wave.stream_changes(lambda t, _, value: changes.append((t, value)), [clk])
+    assert str(wave.timescale) == "1ps"
+    assert [v for _, v in changes[:5]] == [0, 1, 0, 1, 0]
+    assert {b[0] - a[0] for a, b in zip(changes[1:], changes[2:200])} == {5000}
+    rising = sum(1 for _, v in changes if v == 1)
+    end = changes[-1][0]
+    assert rising > sum(cycles)
+    assert count.signal.value_at(end) == cycles[-1] and done.signal.value_at(end) == 1

@@ -32,6 +32,14 @@
   tritium bench host [--hw icebreaker] [--json]
       yosys synth_ice40 of the accelerator with and without its framed host
       interface (HostLink): the host interface's own LUT4 / FF / block RAMs.
+  tritium bench rtl [--json] [--hw ulx3s] [--images 1024] [--workdir DIR]
+      RTL simulation speed: SFC images through the accelerator's Verilog under
+      cocotb on Verilator (and Icarus where installed): build seconds, start-up,
+      model load and run phase, cycles/s end to end and in the run phase, beside
+      the same Verilog replaying the same job from a C++ main (the ceiling,
+      built and run in the same call) and the ratios; the results are checked
+      against the golden reference. Builds are kept in --workdir (default: a
+      temporary folder) and reused.
   tritium bench patch [--json] [--board icebreaker|ulx3s]
       seconds of a hardware build, of patching a model into it and of a full
       rebuild with the model as memory init; whether both hold the same
@@ -45,7 +53,7 @@ from ..console import at_least, print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("all", "reference", "synth", "utilization", "fit", "host", "patch", "accel")
+SUITES = ("all", "reference", "synth", "utilization", "fit", "host", "patch", "accel", "rtl")
 
 
 def add_arguments(parser):
@@ -68,11 +76,12 @@ def add_arguments(parser):
     parser.add_argument("--no-fmax", action="store_true", help="synth: skip nextpnr")
     parser.add_argument("--no-baseline", action="store_true", help="synth: skip the adder-chain baseline")
     parser.add_argument("--workdir", default=None,
-                        help="all, synth, fit, host, accel: keep tool outputs in this folder "
+                        help="all, synth, fit, host, accel, rtl: keep tool outputs in this folder "
                              "(all: default ./tritium-bench)")
     parser.add_argument("--presets", default="icebreaker", help="fit: presets, comma-separated")
-    parser.add_argument("--hw", default="icebreaker",
-                        help="host, accel: preset name or configuration JSON (default: icebreaker)")
+    parser.add_argument("--hw", default=None,
+                        help="host, accel: preset name or configuration JSON (default: icebreaker); "
+                             "rtl: preset (default: ulx3s)")
     parser.add_argument("--board", default="icebreaker", help="patch: the board (default icebreaker)")
     parser.add_argument("--family", default=None, choices=("ice40", "ecp5"),
                         help="accel: device family (default: the preset's; ice40 for a JSON file)")
@@ -87,7 +96,7 @@ def run(args):
         check_work_folder("tritium-bench", "--workdir")
     suite = {"all": _run_all, "patch": _run_patch, "utilization": _run_utilization,
              "synth": _run_synth, "fit": _run_fit, "host": _run_host, "accel": _run_accel,
-             "reference": _run_reference}[args.suite]
+             "reference": _run_reference, "rtl": _run_rtl}[args.suite]
     return suite(args)
 
 
@@ -96,8 +105,7 @@ def _run_reference(args):
 
     result = measure_reference(images=args.images, repeats=args.repeats,
                                log=lambda m: step(m, quiet=False))
-    result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform(),
-                         "python": platform.python_version()}
+    result["machine"] = _machine()
     if args.json:
         print_json(result)
         return 0
@@ -107,6 +115,54 @@ def _run_reference(args):
         rows.append([net.upper(), f"{ref:,.0f}", f"{torch_:,.0f}", f"{ref / torch_:.2f}x"])
     print(table(rows, ["network", "reference img/s", "torch float img/s", "ratio"]))
     return 0
+
+
+def _run_rtl(args):
+    from ...hw.presets import PRESETS
+    from ..bench_rtl import measure_rtl_speed
+    from ..errors import TritiumError
+
+    preset = args.hw or "ulx3s"
+    if preset not in PRESETS:
+        raise TritiumError(f"--hw takes a preset for rtl: {', '.join(PRESETS)}")
+    images = 1024 if args.images is None else args.images
+    if images < 16:
+        raise TritiumError("--images must be at least the batch (16)")
+    result = {sim: measure_rtl_speed(sim, "sfc", preset, images=images, batch=16,
+                                     workdir=args.workdir, log=lambda m: step(m, quiet=args.json))
+              for sim in ("verilator", "icarus")}
+    result["machine"] = _machine()
+    if args.json:
+        print_json(result)
+        return 0
+    rows = []
+    for sim in ("verilator", "icarus"):
+        r = result[sim]
+        if not r["available"]:
+            rows.append([sim, "not installed"] + ["-"] * 7)
+            continue
+        rows.append([f"{sim} (cocotb)", f"{r['build_s']:.0f}", f"{r['seconds']:.2f}",
+                     f"{r['startup_s']:.2f}", f"{r['load_s']:.2f}", f"{r['run_s']:.2f}",
+                     f"{r['cycles_per_s']:,.0f}", f"{r['run_cycles_per_s']:,.0f}", r["mismatches"]])
+        if "replay" in r:
+            c = r["replay"]
+            rows.append(["verilator C++ replay", f"{c['build_s']:.0f}", f"{c['seconds']:.2f}",
+                         f"{c['startup_s']:.2f}", "-", f"{c['run_s']:.2f}",
+                         f"{c['cycles_per_s']:,.0f}", f"{c['run_cycles_per_s']:,.0f}",
+                         c["mismatches"]])
+    print(table(rows, ["simulator", "build s", "total s", "start-up s", "load s", "run s",
+                       "cycles/s", "run cycles/s", "mismatches"]))
+    v = result["verilator"]
+    if v.get("replay"):
+        print(f"\n{v['images']} SFC images on {preset}, {v['cycles']:,} cycles: cocotb harness "
+              f"{v['ceiling_ratio']:.2f}x the C++ replay's time end to end, "
+              f"{v['ceiling_ratio_run']:.2f}x in the run phase")
+    return 0
+
+
+def _machine():
+    return {"cpu_count": _cpus(), "platform": platform.platform(),
+            "python": platform.python_version()}
 
 
 def _cpus():
@@ -125,8 +181,7 @@ def _run_synth(args):
     result = measure_synth(sweep, families=families, fmax=not args.no_fmax,
                            baseline=not args.no_baseline, workdir=args.workdir,
                            log=lambda m: step(m, quiet=args.json))
-    result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform(),
-                         "python": platform.python_version()}
+    result["machine"] = _machine()
     if args.json:
         print_json(result)
         return 0
@@ -187,6 +242,7 @@ def _run_host(args):
     from ...hw.presets import load_accel_config
     from ..bench_synth import measure_host_link
 
+    args.hw = args.hw or "icebreaker"
     cfg = load_accel_config(args.hw)
     with tempfile.TemporaryDirectory(prefix="tritium-host-") as tmp:
         result = measure_host_link(cfg, args.workdir or tmp, log=lambda m: step(m, quiet=args.json))
@@ -265,8 +321,7 @@ def _board_row(name, r):
 def _run_patch(args):
     from ...boards.bench_patch import measure_patch
     result = measure_patch(args.board, log=lambda m: step(m, quiet=args.json))
-    result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform(),
-                         "python": platform.python_version()}
+    result["machine"] = _machine()
     if args.json:
         print_json(result)
         return 0
@@ -279,6 +334,7 @@ def _run_accel(args):
     from ...hw.presets import load_accel_config
     from ..bench_synth import ACCEL_FMAX_FAMILY, accel_fmax
 
+    args.hw = args.hw or "icebreaker"
     cfg = load_accel_config(args.hw)
     family = args.family or ACCEL_FMAX_FAMILY.get(args.hw, "ice40")
     with tempfile.TemporaryDirectory(prefix="tritium-accel-") as tmp:

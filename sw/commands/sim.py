@@ -49,7 +49,8 @@ def add_arguments(parser):
     parser.add_argument("--simulator", choices=("isa", "verilator", "icarus"), default="isa",
                         help="simulator (default: isa)")
     parser.add_argument("--waves", action="store_true",
-                        help="RTL simulators: dump waveforms into DIR/sim_<simulator>/")
+                        help="RTL simulators: write the waveforms (FST) to "
+                             "DIR/sim_<simulator>/waves.fst")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
@@ -224,8 +225,12 @@ def run(args):
                                "the project's environment; Icarus needs the iverilog package)")
         step(f"{args.simulator}: {count} images through the accelerator's Verilog "
              "(the first run for a configuration builds the simulation model)", args.quiet)
-        acc, cycles = run_accel_cocotb(compiled, values, Path(args.dir) / f"sim_{args.simulator}",
-                                       sim=args.simulator, waves=args.waves)
+        work = Path(args.dir) / f"sim_{args.simulator}"
+        acc, cycles = run_accel_cocotb(compiled, values, work, sim=args.simulator,
+                                       waves=work / "waves.fst" if args.waves else None,
+                                       log=None if args.quiet else step)
+        if args.waves:
+            step(f"waveforms: {work / 'waves.fst'}")
         _, _, layers = simulate(compiled, values[:compiled.batch])
     seconds = time.perf_counter() - t0
     result = score(model, model.meta, values, labels, acc, count, dataset, args.images)
