@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..hw.presets import PRESETS
 from .anchors import ANCHORS
-from .bench_rtl import measure_compile_time, measure_rtl_speed
+from .bench_rtl import RTL_IMAGES, measure_compile_time, measure_rtl_speed
 from .bench_utilization import measure_utilization
 from .compiler import CompileError, compile_model
 from .errors import TritiumError
@@ -123,7 +123,7 @@ def measure_board(board_name, workdir, seed=1, log=print, pnr_timeout_s=None):
     }
 
 
-def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=1024, log=print,
+def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, log=print,
                 pnr_timeout_s=None):
     """The whole benchmark; a JSON-ready dict (keys listed in docs/benchmarks.md)."""
     t0 = time.monotonic()
@@ -137,7 +137,7 @@ def measure_all(workdir, boards=("icebreaker", "ulx3s"), seed=1, rtl_images=1024
     rtl = {}
     for sim in ("verilator", "icarus"):
         log(f"RTL simulation speed on {sim}")
-        rtl[sim] = measure_rtl_speed(sim, "sfc", "ulx3s", images=rtl_images, batch=16,
+        rtl[sim] = measure_rtl_speed(sim, "sfc", "ulx3s", images=RTL_IMAGES[sim], batch=16,
                                      workdir=Path(workdir) / "rtl", log=log)
     result = {
         "machine": machine(),

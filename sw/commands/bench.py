@@ -32,9 +32,10 @@
   tritium bench host [--hw icebreaker] [--json]
       yosys synth_ice40 of the accelerator with and without its framed host
       interface (HostLink): the host interface's own LUT4 / FF / block RAMs.
-  tritium bench rtl [--json] [--hw ulx3s] [--images 1024] [--workdir DIR]
-      RTL simulation speed: SFC images through the accelerator's Verilog under
-      cocotb on Verilator (and Icarus where installed): build seconds, start-up,
+  tritium bench rtl [--json] [--hw ulx3s] [--images N] [--workdir DIR]
+      RTL simulation speed: SFC images (default 1,024 on Verilator, 64 on Icarus)
+      through the accelerator's Verilog under cocotb on Verilator (and Icarus
+      where installed): build seconds, start-up,
       model load and run phase, cycles/s end to end and in the run phase, beside
       the same Verilog replaying the same job from a C++ main (the ceiling,
       built and run in the same call) and the ratios; the results are checked
@@ -119,18 +120,18 @@ def _run_reference(args):
 
 def _run_rtl(args):
     from ...hw.presets import PRESETS
-    from ..bench_rtl import measure_rtl_speed
+    from ..bench_rtl import RTL_IMAGES, measure_rtl_speed
     from ..errors import TritiumError
 
     preset = args.hw or "ulx3s"
     if preset not in PRESETS:
         raise TritiumError(f"--hw takes a preset for rtl: {', '.join(PRESETS)}")
-    images = 1024 if args.images is None else args.images
-    if images < 16:
+    if args.images is not None and args.images < 16:
         raise TritiumError("--images must be at least the batch (16)")
-    result = {sim: measure_rtl_speed(sim, "sfc", preset, images=images, batch=16,
-                                     workdir=args.workdir, log=lambda m: step(m, quiet=args.json))
-              for sim in ("verilator", "icarus")}
+    result = {sim: measure_rtl_speed(sim, "sfc", preset, images=args.images or RTL_IMAGES[sim],
+                                     batch=16, workdir=args.workdir,
+                                     log=lambda m: step(m, quiet=args.json))
+              for sim in RTL_IMAGES}
     result["machine"] = _machine()
     if args.json:
         print_json(result)
