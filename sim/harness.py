@@ -27,8 +27,7 @@ import re
 #: Name of the harness module.
 HARNESS_TOP = "tritium_accel_tb"
 
-#: Write-file port codes: the accelerator's write ports (prefix of their signals) and
-#: whether the port has a bank select.
+#: Write-file port codes of the accelerator's write ports.
 WRITE_PORTS = {"prog": 0, "wload": 1, "tload": 2, "sload": 3, "act": 4}
 
 #: The accelerator's signals of each write port: (enable, bank, address, data).
@@ -65,8 +64,8 @@ def public_ports_vlt(module, names):
     return "\n".join(lines) + "\n"
 
 
-#: The harness's own ports: (direction, width or a key of the widths dict).
 def _harness_ports(res_addr_bits, results_bits):
+    """The harness's own ports: ``{name: (direction, width)}``."""
     return {"cmd_go": ("input", 1), "cmd_count": ("input", 32), "cmd_start": ("input", 1),
             "cmd_entries": ("input", 16), "cmd_res_base": ("input", res_addr_bits),
             "cmd_ack": ("output", 1), "job_error": ("output", 1), "done": ("output", 1),

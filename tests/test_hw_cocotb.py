@@ -189,3 +189,10 @@ def test_waves_are_an_fst_with_the_clock_and_the_cycle_count(tmp_path):
     end = changes[-1][0]
     assert rising > sum(cycles)
     assert count.signal.value_at(end) == cycles[-1] and done.signal.value_at(end) == 1
+
+
+def test_sim_refuses_waves_without_an_rtl_simulator(tmp_path, capsys):
+    from tritium.sw.cli import main
+
+    assert main(["sim", str(tmp_path), "--model", str(tmp_path / "m.npz"), "--waves"]) == 1
+    assert "--waves needs an RTL simulator" in capsys.readouterr().err

@@ -203,6 +203,8 @@ def run(args):
     from ..image import SIMULATION_SUMMARY
     from ..isasim import simulate
 
+    if args.waves and args.simulator == "isa":
+        raise TritiumError("--waves needs an RTL simulator (--simulator verilator or icarus)")
     compiled, model, path = run_sources(args, required=True)
     check_work_folder(args.dir, "DIR")      # simulation.json (and the RTL builds) go there
     values, labels, count, dataset = select_inputs(compiled, model, model.meta, args, path)
