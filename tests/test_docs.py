@@ -52,3 +52,13 @@ def test_readme_figures_are_the_latest_benchmark():
     cells = {f"{b['luts']:,}" for b in bench["boards"].values()}
     for quoted in re.findall(r"(\d[\d,]*) (?:of [\d,]+ )?logic cells", readme):
         assert quoted in cells
+
+
+def test_readme_rtl_simulation_figures_are_the_latest_rtl_benchmark():
+    runs = sorted((ROOT / "docs" / "bench").glob("*/bench_rtl.json"), key=lambda p: p.parent.name)
+    verilator = json.loads(runs[-1].read_text())["verilator"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"runs {verilator['cycles_per_s']:,.0f} cycles/s end to end "
+            f"({verilator['run_cycles_per_s']:,.0f} in the run phase), "
+            f"{verilator['ceiling_ratio']:.2f}x the time") in readme
+    assert f"({verilator['replay']['cycles_per_s']:,.0f} cycles/s)" in readme

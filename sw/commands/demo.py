@@ -222,7 +222,8 @@ def _rtl_sim(compiled, values, accumulators, out, args, say, summary):
     say(f"rtl sim: {count} held-out images through the Verilog on Verilator "
         "(the first run builds the simulation model, about half a minute)")
     t0 = time.perf_counter()
-    acc, cycles = run_accel_cocotb(compiled, values[:count], out / "sim_verilator")
+    acc, cycles = run_accel_cocotb(compiled, values[:count], out / "sim_verilator",
+                                   log=(lambda message: None) if args.quiet else step)
     seconds = time.perf_counter() - t0
     got = acc.reshape(count, -1)
     summary.update({
