@@ -58,17 +58,17 @@ ECP5_LUT_MAPPING = ("techmap -map +/lattice/latches_map.v; abc -lut 4 -dress; cl
 #: Every memory of the design is declared ``no_rw_check`` (:data:`tritium.hw.layouts.NO_RW_CHECK`:
 #: no port reads the word written in the same cycle). yosys honours the attribute only when
 #: it merges a read register into a port itself (memory_dff, the Verilog flow); Amaranth's
-#: RTLIL has synchronous read ports already, so yosys emulated old-data collisions with a
-#: register of the write data and address and a bypass mux on every read bit (about 600 FF
-#: and 300 LUT4 in the iCEBreaker accelerator). After memory_collect this marks the
+#: RTLIL has synchronous read ports already, so otherwise yosys emulates old-data collisions
+#: with a register of the write data and address and a bypass mux on every read bit (about
+#: 600 FF and 300 LUT4 in the iCEBreaker accelerator). After memory_collect this marks the
 #: collision as don't-care on those memories (one read and one write port: a one-bit mask).
 HONOUR_NO_RW_CHECK = ("setparam -set RD_COLLISION_X_MASK 1'1 a:no_rw_check t:$mem_v2 %i "
                       "r:RD_PORTS=1 %i r:WR_PORTS=1 %i")
 #: Amaranth encodes a state machine's state in binary (``<name>_state``) and yosys leaves a
-#: register with an initial value alone. On the iCEBreaker board every state test then took
-#: a LUT level of its own on the host link's longest paths; one-hot, a state is a flip-flop
-#: (measured: 33.6 -> 36.2 MHz, mean of seeds 1-3). The initial value is the reset state and
-#: the board's reset synchroniser holds every FSM in reset until the PLL locks.
+#: register with an initial value alone, so every state test takes a LUT level of its own
+#: on the host link's longest paths; one-hot, a state is a flip-flop (docs/timing.md). The
+#: initial value is the reset state and the board's reset synchroniser holds every FSM in
+#: reset until the PLL locks.
 ONE_HOT_FSMS = 'setattr -set fsm_encoding "one-hot" w:*_state'
 YOSYS_OVERRIDES = {
     "ice40": {"script_after_read": f"proc; memory_collect; {HONOUR_NO_RW_CHECK}; {ONE_HOT_FSMS}; "

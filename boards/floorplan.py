@@ -1,12 +1,11 @@
 """A block-RAM floorplan for the chained PE array on an ECP5: a pass over yosys' JSON netlist.
 
 The chain (:class:`tritium.hw.chain.PEChain`) keeps every net between neighbouring
-slices, but "neighbouring" is up to the placer. Left alone, nextpnr's placer spread each
+slices, but "neighbouring" is up to the placer. Left alone, nextpnr's placer spreads each
 slice's block RAMs (four weight-bank DP16KDs and one threshold DP16KD on the ULX3S)
-across the device: slice 27's weight RAMs sat from column 32 to column 76, so the slice's
-own lane-op, popcount and accumulator nets (fan-out 1-2) took 10-13 ns of routing, and
-the router needed anything from 25 minutes to "not in 50" depending on the seed
-(docs/boards.md, session 9).
+across the device, and the slice's logic with them, so its own lane-op, popcount and
+accumulator nets (fan-out 1-2) take 10-13 ns of routing and whether the design routes
+at all depends on the seed (docs/timing.md).
 
 This pass pins the block RAMs instead (nextpnr's ``BEL`` cell attribute, a user
 constraint): the slices' RAMs fill the device's block-RAM rows as a snake, slice after
@@ -18,8 +17,8 @@ puts where it likes; the chain's head (slice 0) and tail (the last slice) both e
 beside that area. The logic of each slice follows its RAMs (the placer pulls cells
 towards what they connect to), so a row takes slices in proportion to the logic rows
 around it (:func:`row_counts`): on the LFE5U-85F the last two block-RAM rows are 12 tile
-rows apart, the first has 22 rows above it (session 11: a slice of the third row, with
-8 slices a row, spent 5 ns on a 2-tile hop in the congestion there).
+rows apart, the first has 22 rows above it, and equal rows leave the slices of the
+crowded rows detours around congestion (docs/timing.md).
 
 The site grid is nextpnr-ecp5's: read off a placement of 208 DP16KDs on an LFE5U-85F
 (nextpnr 0.11), every site named ``X<col>/Y<row>/EBR<k>`` with ``k`` the site's

@@ -79,8 +79,8 @@ BOARDS = {
                         loader_board="ice40_generic", loader_cable="ft2232",
                         cells=5280, block_rams=30, sprams=4, yosys_seconds=184, nextpnr_seconds=56,
                         seed_tries=3),
-    # The ULX3S preset over seeds 1-4: 105.6 / 103.4 / 99.7 / 107.9 MHz, about 10 minutes a
-    # place and route (docs/boards.md).
+    # Two seeds: the ULX3S preset's Fmax moves by several MHz around the 100 MHz clock from
+    # seed to seed, and a place and route takes about 10 minutes (docs/timing.md).
     "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
                    preset="ulx3s", family="ecp5", clk_in_mhz=25, target_mhz=100,
                    loader_board="ulx3s", loader_cable="ft231X",

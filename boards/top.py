@@ -162,9 +162,9 @@ class BoardCore(wiring.Component):
         wiring.connect(m, uart.rx, link.rx)
         wiring.connect(m, link.tx, uart.tx)
         # The heartbeat is the top bit of a free-running counter (about 1 Hz): a plain
-        # incrementer is one unbroken carry chain. Reloading a counter (a zero test or a
-        # prescaler's carry out into a second counter) made nextpnr split the chains and
-        # was the board's longest path (38.6-58 ns at 40.5 MHz).
+        # incrementer is one unbroken carry chain. A reloaded counter (a zero test, or a
+        # prescaler's carry out into a second counter) is not: nextpnr splits its chains
+        # into a path far longer than the PLL clock's period (docs/timing.md).
         beat = Signal(max(1, round(math.log2(self.clk_hz))))
         m.d.sync += beat.eq(beat + 1)
         heartbeat = beat[-1]

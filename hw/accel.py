@@ -128,8 +128,8 @@ class Accelerator(wiring.Component):
             mem = Memory(shape=s, depth=cfg.act_depth, init=[], attrs=NO_RW_CHECK)
             m.submodules[f"act{k}"] = mem
             bufs.append((mem.read_port(), mem.write_port(granularity=granularity)))
-        # Results: written by RUNs, read by the host; no image initialises them (LUT RAM
-        # on ECP5 boards: 64 x 800 bits took 23 block RAMs on the ulx3s preset).
+        # Results: written by RUNs, read by the host; no image initialises them, so ECP5
+        # boards may put them in LUT RAM and leave the block RAMs to the model's memories.
         if core.chain:
             m.d.comb += [dp.res_addr.eq(self.res_addr), self.res_data.eq(dp.res_data),
                          dp.res_sel.eq(self.res_sel), self.res_word.eq(dp.res_word)]
@@ -174,8 +174,8 @@ class Accelerator(wiring.Component):
         # The instruction's kind, decoded as it enters insn (from the read data) and held
         # beside it in one-hot flags, and "pc is past the program memory", registered as pc
         # steps: EXEC's fetch, its stalls and its state changes start from these flip-flops
-        # rather than from a decode of insn (on the ULX3S insn -> opcode decode -> fetch
-        # -> fetch_addr took 10.1 ns, most of it routing).
+        # rather than from a decode of insn: no decode between insn and fetch_addr
+        # (docs/timing.md).
         kinds = {"cfg": (Opcode.CFG_IN, Opcode.CFG_WIN, Opcode.CFG_OUT, Opcode.CFG_MEM),
                  "run": (Opcode.RUN,), "end": (Opcode.END,), "sync": (Opcode.SYNC,),
                  "load": (Opcode.LOAD_W,) if cfg.store_depth else ()}

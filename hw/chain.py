@@ -4,8 +4,8 @@ A broadcast array (:class:`tritium.hw.pe.PEArray` with :class:`tritium.hw.thresh
 sends every input word, command and load word from one place to all P PEs and
 gathers all P results back into one place. On an ECP5-85F the weight block RAMs,
 and so the PEs, spread over the whole device, and those nets (fan-out P, or
-P * acc_bits into one register) took 13-16 ns of routing each: no register-copy
-tree brought the ULX3S array near 100 MHz (docs/boards.md, sessions 5-8).
+P * acc_bits into one register) cross the device: register-copy trees do not
+bring them within a 100 MHz cycle (docs/timing.md).
 
 Here (``HwConfig.chain``) every PE is a *slice* that takes what it needs from the
 slice before it, one register stage later, and passes it on:
@@ -65,8 +65,8 @@ def chain_output_layout(cfg):
     return data.StructLayout({"act": data.ArrayLayout(unsigned(cfg.out_bits), cfg.pe)})
 
 
-#: Lanes per copy of a slice's lane-op register (a single register drove all 64 lanes'
-#: lane-op LUTs of a ULX3S slice: 7.95 ns of routing, the critical path).
+#: Lanes per copy of a slice's lane-op register: keeps the lane op's fan-out into the
+#: lane LUTs short (docs/timing.md).
 OP_GROUP_LANES = 16
 
 def _acc_controls(cfg):
@@ -285,8 +285,8 @@ class PEChain(wiring.Component):
         write = _delay(m, Cat(res.en, res.addr), 2, f"rw_{name}")
         valid = _delay(m, result, 2, f"valid_{name}", rst=rst)
         # Compare stage: D and the thresholds once more in fabric registers beside the
-        # compare (on ECP5 the thresholds' register is the block RAM's output register,
-        # whose output took 7.8 ns of routing to the compare's carry chain).
+        # compare, so the compare's carry chain starts from flip-flops next to it (on ECP5
+        # the thresholds' register is the block RAM's output register; docs/timing.md).
         d_cmp, thr_cmp = _reg(m, d, f"d_cmp_{name}"), _reg(m, thr, f"thr_cmp_{name}")
         # The slice's result memory: the raw results of RUNs without output activations,
         # read by the host.

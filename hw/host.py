@@ -106,9 +106,8 @@ class _SerialCrc:
             # The request cycle's sources and the choice among them are registered, and
             # the byte enters the data register in the pending cycle, before its first bit
             # shifts: nothing but routing lies between the buffer's block RAM (5.8 ns
-            # clock-to-output on the ECP5 without its output register) and a flip-flop.
-            # (Without, the choice took three LUT levels after it: the ULX3S build's worst
-            # path, 10.4 ns.)
+            # clock-to-output on the ECP5 without its output register) and a flip-flop
+            # (docs/timing.md).
             src_q = {name: Signal(8, name=f"crc_src_{name}") for name in names}
             sel_q = {name: Signal(name=f"crc_sel_{name}") for name in names[1:]}
             m.d.sync += [src_q[name].eq(self.sources[name]) for name in names]
@@ -434,9 +433,9 @@ class HostLink(wiring.Component):
         # response registers, so no OR over every state that responds reaches them. A NAK
         # with a fixed reason goes to a state of its own (TX_NAK_CRC, ...), which writes
         # the reason: its register takes it from one state flip-flop, not from an OR of
-        # every test that NAKs (on the iCE40 that OR into the register's enable was the
-        # board's longest path, 7 LUT levels). EXEC's NAK (d.reason, a register that holds
-        # through the next cycle) goes to TX_NAK.
+        # every test that NAKs (an OR 7 LUT levels deep on the iCE40; docs/timing.md).
+        # EXEC's NAK (d.reason, a register that holds through the next cycle) goes to
+        # TX_NAK.
         tx_states = {_STATUS: "TX_STATUS", _NAK: "TX_NAK", _RESULTS: "TX_RESULTS"}
         nak_states = {}             # state name -> the reason it writes (a constant or d.reason)
 
@@ -473,8 +472,7 @@ class HostLink(wiring.Component):
         m.d.comb += accel.start.eq(start)
         # An INPUT word's write into buffer 0; with act_reg from registers (it lands a cycle
         # later): the address range test and the state decode end there, not at the
-        # accelerator's write registers, which also take the RUN's writes (on the ULX3S
-        # that path was 10 ns).
+        # accelerator's write registers, which also take the RUN's writes.
         act_we, act_addr = Signal(), Signal.like(accel.act_addr)
         act_data = Signal.like(accel.act_data)
         if cfg.act_reg:
@@ -676,8 +674,8 @@ class HostLink(wiring.Component):
 
         EXEC follows CRC_CHK, which waits out the last CRC byte's 8 serial cycles: the
         request registers, the tests ``t`` and these decisions are all settled by then,
-        so EXEC's branches start from flip-flops instead of a chain of priority tests
-        (that chain into the response registers was the board's longest path). Exactly
+        so EXEC's branches start from flip-flops, not from a chain of priority tests into
+        the response registers (docs/timing.md). Exactly
         one of ``nak`` (with ``reason``), ``status``, ``new_image``, ``next_chunk``,
         ``input``, ``start`` or none of them (RESULTS) holds.
         """

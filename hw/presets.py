@@ -27,20 +27,19 @@ PRESETS = {
     # ECP5-85F: 2048 lanes, binary and ternary weights, every memory in the 208 block RAMs
     # (18 kbit): weight banks 32 x 512 x 128 bits take 128 of them, the activation
     # buffers 16, thresholds 32 (yosys: 179 DP16KD in all; each chain slice keeps its raw
-    # results in LUT RAM); TFC / SFC (binary or
-    # ternary) fit, LFC and CNV do not (the 2048-word banks they need took 8.4 Mbit).
-    # weight_reg: a register after the weight banks (one cycle per RUN) takes the block
-    # RAMs' clock-to-output time off the lane-op / popcount path (100 MHz target).
-    # addr_reg: a register copy of the weight address per bank (one cycle per RUN): one
-    # flip-flop drove all 128 weight block RAMs' addresses (24.7 ns of routing).
+    # results in LUT RAM); TFC / SFC (binary or ternary) fit, LFC and CNV run in segments.
+    # Each register option below costs cycles per RUN and keeps a path within the 100 MHz
+    # cycle (measured in docs/timing.md):
+    # weight_reg: a register after the weight banks (one cycle per RUN): the block RAMs'
+    # clock-to-output time and the lane-op / popcount path never share a cycle.
+    # addr_reg: a register copy of the weight address per bank (one cycle per RUN): no
+    # flip-flop drives more than one bank's block RAMs.
     # chain (hw/chain.py): the PEs in a systolic chain, every net between neighbouring
-    # slices, each slice's block RAMs pinned beside its neighbours' (boards/floorplan.py);
-    # the broadcast array routed at 59.7 MHz (docs/boards.md, sessions 9 and 10).
+    # slices, each slice's block RAMs pinned beside its neighbours' (boards/floorplan.py).
     # lane_reg and a fourth popcount register (pipeline=4): the lane op (x, sign, mask, op:
-    # two LUT levels) and the tree's first level, and its levels 2-4, each had a cycle of
-    # their own with mostly routing (10.1-12.1 ns; docs/boards.md, session 11). act_reg:
-    # the activation buffers' reads in the block RAMs' output registers (their 5.8 ns
-    # clock-to-output and the input word's selection shared a cycle: 10.2 ns). max_images:
+    # two LUT levels) and the tree's first level get a cycle each, and so do levels 2-4.
+    # act_reg: the activation buffers' reads in the block RAMs' output registers, so their
+    # clock-to-output time and the input word's selection never share a cycle. max_images:
     # RUNs loop over up to 16 images, so convolutional networks run in batches (CNV: 2, as
     # many as conv0's 900-word output allows in a 2048-word buffer).
     "ulx3s": AccelConfig(
