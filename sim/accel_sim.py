@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 from ..hw import isa
 from ..hw.accel import Accelerator
 from ..hw.layouts import pack, thresholds_layout
-from ..sw.compiler import pack_input, results_to_accumulators
+from ..sw.layout import pack_input, results_to_accumulators
 from ..sw.image import threshold_words
 
 

@@ -265,7 +265,7 @@ def write_job(compiled, values, folder):
 
     Returns ``(commands, runs per batch)``.
     """
-    from ..sw.compiler import pack_input
+    from ..sw.layout import pack_input
     from ..sw.image import threshold_words
     from .accel_sim import segment_writes
 
@@ -373,7 +373,7 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
 
 def decode_entries(compiled, raw):
     """Accumulators of raw result-memory entries (per batch, a list of entries)."""
-    from ..sw.compiler import results_to_accumulators
+    from ..sw.layout import results_to_accumulators
 
     bits, pe = compiled.config.core.acc_bits, compiled.config.core.pe
     entries = [[[_signed((e >> (p * bits)) & ((1 << bits) - 1), bits) for p in range(pe)]

@@ -324,15 +324,15 @@ class Device:
         """Input values (N, *input_shape) -> (accumulators, cycles per batch).
 
         Packs the inputs exactly as the simulators do
-        (:func:`~tritium.sw.compiler.pack_input`) and returns what
-        :func:`~tritium.sw.compiler.results_to_accumulators` makes of the
+        (:func:`~tritium.sw.layout.pack_input`) and returns what
+        :func:`~tritium.sw.layout.results_to_accumulators` makes of the
         result memory. A model that runs in segments (docs/accelerator.md,
         "Segments") has each segment's model image loaded before its run
         (skipped where the device holds it already) and its part of the
         input written; a batch's cycles are the sum of its runs'.
         ``progress(n)``: called with the image bytes sent.
         """
-        from .compiler import pack_input, results_to_accumulators
+        from .layout import pack_input, results_to_accumulators
 
         cfg = compiled.config
         o = compiled.io["output"]

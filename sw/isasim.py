@@ -27,7 +27,7 @@ from ..hw.accel_config import Timeline
 from ..hw.config import OP_AND_S, OP_MXNOR, OP_XNOR
 from ..hw.contract import beat_commands
 from ..hw.isa import Opcode
-from .compiler import lanes_to_int
+from .layout import lanes_to_int
 from .errors import TritiumError
 
 
@@ -369,7 +369,7 @@ def simulate(compiled, values):
     those of its program run, or the sum over its segments' runs; the layer stats
     are those of the last batch's runs.
     """
-    from .compiler import pack_input, results_to_accumulators
+    from .layout import pack_input, results_to_accumulators
 
     sim = IsaSim(compiled)
     runs = compiled.runs()

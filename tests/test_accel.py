@@ -145,7 +145,7 @@ def test_unequal_strides_padding_and_a_3x3_pool(chain):
     model = _strided_pooled_model(5)
     cfg = _small_chain_config(chain, act_depth=512, res_depth=8)
     plans = compile_model(model, cfg).plans
-    assert (plans[0].kh, plans[0].kw, plans[0].sh, plans[0].sw, plans[0].pool) == (3, 2, 2, 3, 3)
+    assert (*plans[0].kernel, *plans[0].stride, plans[0].pool) == (3, 2, 2, 3, 3)
     check(model, cfg, random_inputs(model, 2, seed=4))
 
 

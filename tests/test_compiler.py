@@ -14,7 +14,8 @@ from tritium.hw.config import MAX_DEPTH, ConfigError, HwConfig
 from tritium.hw.isa import Opcode
 from tritium.hw.presets import PRESETS
 from tritium.sw import reference
-from tritium.sw.compiler import CompileError, bandable, compile_model, layer_plans
+from tritium.sw.compiler import (PASSES, CompileError, ModelPlan, attach_row_constants, bandable,
+                                 compile_model, emit, layer_plans, run_passes)
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model
@@ -39,7 +40,7 @@ def accel_configs(draw, model, out_bits=2, batch=1):
                     weight_depth=pow2(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)),
                     thr_depth=pow2(sum(p.tiles(pe) for p in plans)), **register_options(draw))
     words = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
-    entries = plans[-1].images * plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    entries = plans[-1].images * plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
     images = max(p.images for p in plans)
     max_images = draw(st.integers(images, images + 2)) if images > 1 else 1
     return AccelConfig(core=core, act_depth=pow2(words), res_depth=pow2(entries),
@@ -83,7 +84,7 @@ def streaming_config(data, model, out_bits=1):
                     out_bits=out_bits, weight_depth=depth,
                     thr_depth=_pow2(sum(p.tiles(pe) for p in plans)), **register_options(draw))
     acts = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
-    entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    entries = plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
     return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),
                        prog_depth=1024, store_depth=_pow2(words * pe))
 
@@ -106,7 +107,7 @@ def segment_config(data, model, out_bits=1):
     core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
                     out_bits=out_bits, weight_depth=depth,
                     thr_depth=max(p.tiles(pe) for p in plans), **register_options(draw))
-    entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    entries = plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
     return AccelConfig(core=core, act_depth=acts, res_depth=_pow2(entries),
                        act_reg=draw(st.booleans()))
 
@@ -128,7 +129,7 @@ def streamed_segment_config(data, model):
                     out_bits=1, weight_depth=depth, thr_depth=max(p.tiles(pe) for p in plans),
                     **register_options(draw))
     acts = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
-    entries = plans[-1].out_h * plans[-1].out_w * plans[-1].tiles(pe)
+    entries = plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
     prog = draw(st.sampled_from([1024, max(16, 5 * len(plans) + 2)]))
     return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),
                        prog_depth=prog, store_depth=store)
@@ -277,7 +278,7 @@ def test_stream_pass_tiles_layers_into_alternate_halves():
         wpr, first = p.words_per_row(s), 0
         for c in p.chunks:
             assert c.first == first and c.tiles * wpr <= half      # folds in order, half a bank
-            assert c.w_base == (index % 2) * half and c.src == src   # alternate halves
+            assert c.weight_base == (index % 2) * half and c.src == src   # alternate halves
             first, src, index = first + c.tiles, src + pe * c.tiles * wpr, index + 1
         assert first == p.tiles(pe)
     assert len(compiled.store_words) == src <= cfg.store_depth
@@ -434,7 +435,7 @@ def test_batching_convolutions_needs_an_image_loop():
     np.testing.assert_array_equal(simulate(looped, xp)[0], reference.run(pooled, xp))
     x = random_inputs(small(), 6, seed=1)
     compiled = compile_model(small(), cfg, batch=3)
-    assert [(p.images, p.in_h) for p in compiled.plans] == [(1, 12), (3, 4)]
+    assert [(p.images, p.in_height) for p in compiled.plans] == [(1, 12), (3, 4)]
     acc, cycles, _ = simulate(compiled, x)
     np.testing.assert_array_equal(acc, reference.run(small(), x))
     assert cycles == [compiled.io["cycles"]] * 2
@@ -461,13 +462,12 @@ def test_field_limits_follow_the_memories():
 def test_emit_refuses_a_field_past_the_register_limit():
     """The last line of defence (emit): a field the hardware's register cannot hold is refused
     with the layer's name, even where no earlier check caught it."""
-    from tritium.sw.compiler import allocate, check, emit, memories, stream
     model = random_model("tfc", (4, 4, 1), "bipolar", seed=1)
     cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=1024, thr_depth=128), act_depth=64,
                       res_depth=16)
-    plans = stream(allocate(check(layer_plans(model, cfg.simd), cfg), cfg), cfg)
-    memories(plans, cfg)
-    emit(plans, cfg)
-    plans[1].in_w = cfg.field_limit(Opcode.CFG_IN, "in_w") + 1
-    with pytest.raises(CompileError, match=f"layer {plans[1].name}: CFG_IN in_w = 65 exceeds 64"):
-        emit(plans, cfg)
+    codegen = PASSES.index(attach_row_constants)             # every pass before code generation
+    layers = list(run_passes(ModelPlan(model, 1, cfg.simd, cfg), PASSES[:codegen]).layers)
+    emit(layers, cfg)
+    layers[1] = dataclasses.replace(layers[1], in_width=cfg.field_limit(Opcode.CFG_IN, "in_w") + 1)
+    with pytest.raises(CompileError, match=f"layer {layers[1].name}: CFG_IN in_w = 65 exceeds 64"):
+        emit(layers, cfg)

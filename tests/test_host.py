@@ -145,7 +145,7 @@ def test_segments_run_through_the_link():
                       res_depth=8, prog_depth=16)
     model = small_model()
     compiled = compile_model(model, cfg, batch=4)
-    assert len(compiled.segments) == 3 and compiled.plans[0].bands == [(0, 2), (2, 2)]
+    assert len(compiled.segments) == 3 and compiled.plans[0].bands == ((0, 2), (2, 2))
     kinds = [{k for k, *_ in _sections(image_bytes(compiled.segment(k)))} for k in range(3)]
     assert [("WEIGHTS" in k, "THRESHOLDS" in k) for k in kinds] == [(True, True), (False, False),
                                                                    (True, True)]

@@ -146,7 +146,7 @@ def test_segmented_model_folder(tmp_path, capsys):
     cfg = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16), act_depth=8, res_depth=16)
     compiled = compile_model(model, cfg, batch=4)
     # 4 images of 4 input words in two bands; fc0 alone fills the banks, fc1 + fc2 the next
-    assert len(compiled.segments) == 3 and compiled.plans[0].bands == [(0, 2), (2, 2)]
+    assert len(compiled.segments) == 3 and compiled.plans[0].bands == ((0, 2), (2, 2))
     write_images(compiled, tmp_path / "b")
     back = read_compiled(tmp_path / "b")
     assert [s.input_words for s in back.segments] == [s.input_words for s in compiled.segments]
