@@ -32,10 +32,10 @@ import numpy as np
 from ..hw import isa
 from ..hw.accel_config import Timeline
 from ..hw.contract import folded_thresholds, never, row_offsets
+from ..hw.errors import TritiumError
 from ..hw.isa import Opcode
-from .errors import TritiumError
+from ..hw.packing import to_planes
 from .ir import Conv2d, Dense, MaxPool2d
-from .packing import to_planes
 
 
 class CompileError(TritiumError):
