@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..sw.errors import TritiumError
+from ..hw.errors import TritiumError
 
 CHUNK = {"ice40": 256, "ecp5": 512}
 _ICE40_SUBIDX = {0: [0], 1: [0, 1], 2: [0, 2, 1, 3], 3: [0, 4, 2, 6, 1, 5, 3, 7]}

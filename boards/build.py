@@ -34,10 +34,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..hw.errors import TritiumError
 from ..hw.meminit import MemoryInit, model_memories
 from ..hw.toolchain import (KEEP_COPIES, LUTRAM_OK_ATTR, NEXTPNR_ENV_OPTIONS, nextpnr_options,
                             require_tool, setup_yowasp_env)
-from ..sw.errors import TritiumError
 from ..sw.fileio import atomic_write_bytes, atomic_write_text
 from ..sw.toolrun import run_tool
 from . import bram

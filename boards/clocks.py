@@ -19,7 +19,7 @@ ECP5 (``EHXPLLL``, feedback from CLKOP; the VCO nearest 600 MHz)::
 
 from dataclasses import dataclass
 
-from ..sw.errors import TritiumError
+from ..hw.errors import TritiumError
 
 
 @dataclass(frozen=True)

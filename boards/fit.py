@@ -9,8 +9,8 @@ its logic cells); ``--no-fit-check`` builds anyway. ``tritium generate`` warns
 when no supported board holds the design and names the closest.
 """
 
+from ..hw.errors import TritiumError
 from ..hw.estimate import design_estimate
-from ..sw.errors import TritiumError
 from ..sw.toolrun import elapsed_text
 from .platforms import BOARDS
 

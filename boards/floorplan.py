@@ -29,7 +29,7 @@ import json
 import re
 from pathlib import Path
 
-from ..sw.errors import TritiumError
+from ..hw.errors import TritiumError
 from ..sw.fileio import atomic_write_text
 
 #: DP16KD site grid per ECP5 device: (rows, columns, tile rows of the device). Every row

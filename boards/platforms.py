@@ -10,7 +10,7 @@ openFPGALoader's own vocabulary (``openFPGALoader --list-boards``,
 
 from dataclasses import dataclass
 
-from ..sw.errors import TritiumError
+from ..hw.errors import TritiumError
 
 
 @dataclass(frozen=True)

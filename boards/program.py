@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from ..sw.errors import TritiumError
+from ..hw.errors import TritiumError
 from .platforms import get_board
 
 #: Output of openFPGALoader that means no board / cable answered.

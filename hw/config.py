@@ -3,7 +3,7 @@
 :class:`HwConfig` is the one description of a generated core. It is checked
 completely (:meth:`HwConfig.check`) before any Amaranth code is elaborated, so
 an illegal combination is refused with one clear line
-(:class:`~tritium.sw.errors.TritiumError`), never an elaboration traceback.
+(:class:`~tritium.hw.errors.TritiumError`), never an elaboration traceback.
 
 The configuration hash (:func:`config_hash`) is a stable function of the
 canonical configuration (:meth:`HwConfig.canonical`): a sorted-key JSON text of
@@ -16,7 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 
-from ..sw.errors import TritiumError
+from .errors import TritiumError
 
 #: Bumped whenever the meaning of a configuration field (or the hardware that
 #: a given configuration generates, as seen by the compiler) changes.
@@ -49,6 +49,21 @@ class ConfigError(TritiumError):
 
 def _ceil_log2(n):
     return max(0, (int(n) - 1).bit_length())
+
+
+def carry_in_lanes(width):
+    """Lanes that enter the tree as adder carry-ins rather than through the first level."""
+    return max(0, (width - 2) // 3)
+
+
+def tree_levels(width, carry_in=True):
+    """Levels of the popcount tree of ``width`` lanes (the first level included)."""
+    items = width - (carry_in_lanes(width) if carry_in else 0)
+    levels = 0
+    while items > 1:
+        items = (items + 1) // 2
+        levels += 1
+    return levels
 
 
 @dataclass(frozen=True)
@@ -230,7 +245,6 @@ class HwConfig:
     @property
     def tree_levels(self):
         """Levels of the popcount tree of S lanes (the pipeline can register each)."""
-        from .popcount import tree_levels
         return tree_levels(self.simd)
 
     @property

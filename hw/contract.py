@@ -27,8 +27,8 @@ of the plane's ``neg``). Thresholds fold as ``T' = T + K``.
 
 import numpy as np
 
-from ..sw.errors import TritiumError
-from ..sw.packing import pack_planes, unpack_bits
+from .errors import TritiumError
+from .packing import pack_planes, unpack_bits
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
 
 

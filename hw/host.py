@@ -18,11 +18,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..sw.image import HEADER as IMAGE_HEADER
-from ..sw.image import IMAGE_VERSION, MAGIC, SECTION, SECTION_TYPES
 from .accel import Accelerator
 from .accel_config import AccelConfig
 from .config import ConfigError
+from .image_format import HEADER as IMAGE_HEADER
+from .image_format import IMAGE_VERSION, MAGIC, SECTION, SECTION_TYPES
 from .isa import ISA_VERSION
 from .layouts import NO_RW_CHECK
 from .protocol import (ERR_BITS, FLAG_IMAGE_FAILED, FLAG_IMAGE_VALID, IDLE_TIMEOUT_S, MAX_META, MAX_PAYLOAD,
@@ -181,7 +181,7 @@ class SectionRoute:
     Parameters
     ----------
     name : str
-        Section name (a key of :data:`tritium.sw.image.SECTION_TYPES`).
+        Section name (a key of :data:`tritium.hw.image_format.SECTION_TYPES`).
     word_bytes : int
         Bytes per memory word in the section.
     max_size : int

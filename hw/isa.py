@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from amaranth.hdl import unsigned
 from amaranth.lib import data, enum
 
-from ..sw.errors import TritiumError
+from .errors import TritiumError
 
 #: Bits in one instruction word.
 INSTR_BITS = 64

@@ -4,24 +4,10 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.errors import TritiumError
+from .config import carry_in_lanes, tree_levels
+from .errors import TritiumError
 
 STYLES = ("tree", "chain")
-
-
-def carry_in_lanes(width):
-    """Lanes that enter the tree as adder carry-ins rather than through the first level."""
-    return max(0, (width - 2) // 3)
-
-
-def tree_levels(width, carry_in=True):
-    """Levels of the popcount tree of ``width`` lanes (the first level included)."""
-    items = width - (carry_in_lanes(width) if carry_in else 0)
-    levels = 0
-    while items > 1:
-        items = (items + 1) // 2
-        levels += 1
-    return levels
 
 
 def adder_widths(width, carry_in=True):

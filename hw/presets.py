@@ -11,7 +11,7 @@ compiled.json).
 import json
 from pathlib import Path
 
-from ..sw.errors import TritiumError
+from .errors import TritiumError
 from .accel_config import AccelConfig, accel_config_from_dict
 from .config import ConfigError, HwConfig
 

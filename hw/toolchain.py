@@ -13,7 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from ..sw.errors import TritiumError
+from .errors import TritiumError
 
 #: Amaranth's tool variables and the YoWASP commands that provide them.
 YOWASP_TOOLS = {

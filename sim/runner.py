@@ -164,7 +164,7 @@ def _fst_build_args(folder):
     ``lz4.h`` and links ``-llz4``, which need LZ4's development files. Where they are
     missing, a header of the two functions it calls and a link to the LZ4 runtime
     library (present wherever apt or systemd is) stand in for them."""
-    from ..sw.errors import TritiumError
+    from ..hw.errors import TritiumError
 
     if any(Path(d, "lz4.h").exists() for d in ("/usr/include", "/usr/local/include")):
         return []

@@ -23,12 +23,12 @@ import platform
 import time
 from pathlib import Path
 
+from ..hw.errors import TritiumError
 from ..hw.presets import PRESETS
 from .anchors import ANCHORS
 from .bench_rtl import RTL_IMAGES, measure_compile_time, measure_rtl_speed
 from .bench_utilization import measure_utilization
 from .compiler import CompileError, compile_model
-from .errors import TritiumError
 from .image import image_bytes
 from .zoo import reference_network
 

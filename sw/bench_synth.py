@@ -26,115 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
-
+from ..hw.bench_tops import AccelBenchTop, BenchTop, HostLinkAlone
 from ..hw.config import HwConfig
 from ..hw.core import to_verilog
+from ..hw.errors import TritiumError
 from ..hw.pe import PEArray
 from ..hw.toolchain import KEEP_COPIES, nextpnr_options, require_tool
-from .errors import TritiumError
 from .toolrun import run_tool
 
 #: The default sweep: (P, S) pairs. 256 lanes is the iCEBreaker target, 2048 the ULX3S one.
 DEFAULT_SWEEP = ((4, 32), (8, 32), (4, 64), (16, 64), (32, 64))
 #: Larger arrays do not fit the iCE40UP5K's 30 block RAMs with 256-word banks.
 ICE40_FMAX_MAX_LANES = 256
-
-
-class BenchTop(wiring.Component):
-    """A PE array driven by an LFSR, its results folded into one output pin.
-
-    Members
-    -------
-    o : Out(1)
-    """
-
-    def __init__(self, cfg):
-        self.cfg = cfg
-        super().__init__({"o": Out(1)})
-
-    def elaborate(self, platform):
-        cfg = self.cfg
-        m = Module()
-        m.submodules.array = array = PEArray(cfg)
-        lfsr, bits = _lfsr_bits(m)
-        m.d.comb += [
-            array.i.valid.eq(lfsr[0]),
-            array.i.payload.as_value().eq(bits(len(array.i.payload.as_value()), 1)),
-            array.o.ready.eq(lfsr[5]),
-            array.wload.en.eq(lfsr[9] & lfsr[10]),
-            array.wload.bank.eq(bits(len(array.wload.bank), 2)),
-            array.wload.addr.eq(bits(len(array.wload.addr), 3)),
-            array.wload.data.eq(bits(len(array.wload.data), 4)),
-        ]
-        m.d.comb += self.o.eq(_fold(m, list(array.o.payload.as_value())))
-        return m
-
-
-def _lfsr_bits(m, width=64):
-    """A free-running LFSR in ``m``; returns it and ``bits(n, salt)``: n pseudo-random bits."""
-    lfsr = Signal(width, init=1)
-    m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[1] ^ lfsr[3] ^ lfsr[4]))
-
-    # Every bit is the XOR of a distinct pair of taps: no bit of a port is constant or a
-    # copy of another (synthesis would drop or merge the logic and memory columns behind it).
-    pairs = [(a, b) for a in range(width) for b in range(a + 1, width)]
-
-    def bits(n, salt):
-        assert n <= len(pairs)
-        return Cat(*(lfsr[a] ^ lfsr[b] for a, b in
-                     (pairs[(salt * 97 + k) % len(pairs)] for k in range(n))))
-    return lfsr, bits
-
-
-def _fold(m, values):
-    """XOR-fold ``values`` (1-bit) into one: 4 bits per LUT, a register per level."""
-    while len(values) > 1:
-        nxt = []
-        for k in range(0, len(values), 4):
-            reg = Signal()
-            x = values[k]
-            for v in values[k + 1:k + 4]:
-                x = x ^ v
-            m.d.sync += reg.eq(x)
-            nxt.append(reg)
-        values = nxt
-    return values[0]
-
-
-class AccelBenchTop(BenchTop):
-    """An accelerator (``cfg``: AccelConfig) whose host ports an LFSR drives, its
-    outputs folded into one pin ``o``.
-
-    Every input port (start, program / activation / weight / threshold / store
-    writes, result address) takes LFSR bits, so synthesis keeps every path;
-    every output bit goes through :func:`_fold`.
-    """
-
-    def elaborate(self, platform):
-        from amaranth.lib.wiring import In
-
-        from ..hw.accel import Accelerator
-
-        m = Module()
-        m.submodules.accel = acc = Accelerator(self.cfg)
-        _, bits = _lfsr_bits(m)
-        outs = []
-        for salt, (path, member) in enumerate(acc.signature.members.flatten()):
-            if member.is_signature:
-                continue
-            port = acc
-            for name in path:
-                port = getattr(port, name)
-            value = port.as_value() if hasattr(port, "as_value") else port
-            if member.flow == In:
-                m.d.comb += value.eq(bits(len(value), salt + 1))
-            else:
-                outs += list(value)
-        m.d.comb += self.o.eq(_fold(m, outs))
-        return m
 
 
 #: Preset -> the device family :func:`accel_fmax` places it on.
@@ -390,56 +293,6 @@ def results_markdown(result):
                      f"{g('ecp5_tree_lut4_per_lane')} | {g('ecp5_chain_lut4_per_lane')} | "
                      f"{g('ecp5_fmax_mhz')} |")
     return "\n".join(lines)
-
-
-class HostLinkAlone(wiring.Component):
-    """A HostLink whose accelerator is replaced by top-level ports (for synthesis counts).
-
-    The accelerator's host ports become this component's ``acc`` ports, so
-    synthesis keeps every path through them and counts the host interface
-    alone.
-
-    Members
-    -------
-    rx, tx, status
-        As :class:`~tritium.hw.host.HostLink`.
-    acc
-        The accelerator's host ports, flipped.
-    """
-
-    class _Ports(wiring.Component):
-        def elaborate(self, platform):
-            return Module()
-
-    def __init__(self, cfg):
-        from amaranth.lib import stream
-        from amaranth.lib.wiring import In
-
-        from ..hw.host import HostLink, HostLinkStatus
-
-        self.link = HostLink(cfg)
-        self._accel_sig = self.link.accel.signature
-        self.link.accel._MustUse__silence = True        # replaced, never elaborated
-        self.link.accel = self._Ports(self._accel_sig)
-        super().__init__({"rx": In(stream.Signature(8)), "tx": Out(stream.Signature(8)),
-                          "status": Out(HostLinkStatus()), "acc": Out(self._accel_sig.flip())})
-
-    def elaborate(self, platform):
-        from amaranth.lib.wiring import In
-
-        m = Module()
-        m.submodules.link = link = self.link
-        wiring.connect(m, wiring.flipped(self.rx), link.rx)
-        wiring.connect(m, link.tx, wiring.flipped(self.tx))
-        wiring.connect(m, link.status, wiring.flipped(self.status))
-        for path, member in self._accel_sig.members.flatten():
-            if member.is_signature:
-                continue
-            inner, outer = link.accel, self.acc
-            for name in path:
-                inner, outer = getattr(inner, name), getattr(outer, name)
-            m.d.comb += outer.eq(inner) if member.flow == In else inner.eq(outer)
-        return m
 
 
 def measure_host_link(cfg, workdir, family="ice40", log=print):

@@ -2,7 +2,7 @@
 
 Each module in :mod:`tritium.sw.commands` defines ``NAME``, ``HELP``,
 ``add_arguments(parser)`` and ``run(args) -> int``. Errors a user can cause are
-:class:`~tritium.sw.errors.TritiumError` (or an operating-system error on a named
+:class:`~tritium.hw.errors.TritiumError` (or an operating-system error on a named
 file) and print as one line; anything else is an internal error, also one line
 (set ``TRITIUM_DEBUG=1`` for the traceback).
 
@@ -17,8 +17,8 @@ import json
 import os
 import sys
 
+from ..hw.errors import TritiumError
 from .console import json_only_stdout, print_json
-from .errors import TritiumError
 
 #: Subcommands in the order ``tritium --help`` lists them.
 COMMAND_MODULES = [

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 
 DATASET_NAMES = ("digits", "mnist5k")
 #: Fraction of each class held out for evaluation.

@@ -19,11 +19,11 @@ simulated transport controls time.
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..hw.errors import FormatError, TritiumError
 from ..hw.protocol import (ERR_TEXT, HEADER, FLAG_IMAGE_FAILED, FLAG_IMAGE_VALID, IDLE_TIMEOUT_S,
                            MAX_PAYLOAD, NAK, NAK_TEXT, OFFSET_ARG, REQUEST_START, RESPONSE_FLAG,
                            RESPONSE_START, RESULTS_ARG, STATUS_PAYLOAD, TRAILER, Cmd, Err, Nak,
                            State, acc_bytes, frame_crc, input_word_bytes)
-from .errors import FormatError, TritiumError
 
 #: Bytes of stale frames or noise a response may come after.
 _MAX_STALE = 4 * (HEADER.size + 0xFFFF + TRAILER.size)

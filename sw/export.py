@@ -25,7 +25,7 @@ PyTorch's logits exactly (see docs/ir.md, "Metadata written by the exporter").
 
 import numpy as np
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 from .inputs import check_spec, input_act
 from .ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
 from .layers import QuantConv2d, parse_blocks

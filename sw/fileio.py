@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 
 
 def _umask():

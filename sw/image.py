@@ -44,15 +44,11 @@ import numpy as np
 
 from ..hw import isa
 from ..hw.accel_config import accel_config_from_dict
+from ..hw.errors import FormatError
+from ..hw.image_format import HEADER, IMAGE_VERSION, MAGIC, SECTION, SECTION_TYPES
 from .compiler import Compiled
-from .errors import FormatError
 from .fileio import atomic_write_bytes, atomic_write_text
 
-MAGIC = b"TRITIUM\0"
-IMAGE_VERSION = 2
-HEADER = struct.Struct("<8sHHHH8sII")
-SECTION = struct.Struct("<HHIII")
-SECTION_TYPES = {"PROGRAM": 1, "WEIGHTS": 2, "THRESHOLDS": 3, "META": 4, "WSTORE": 5}
 _NAMES = {v: k for k, v in SECTION_TYPES.items()}
 
 

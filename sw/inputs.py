@@ -14,7 +14,7 @@ checkpoints and in the exported model's ``meta["input_quant"]``:
 
 import numpy as np
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 from .ir import ActType
 
 #: Default spec for networks with bipolar inputs.

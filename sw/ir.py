@@ -17,7 +17,7 @@ Weight layers end in either a multi-threshold activation (``thresholds`` is an
 (``thresholds is None``): the raw signed accumulators, allowed on the last
 layer only.
 
-Weights are stored packed (:mod:`tritium.sw.packing`): the fan-in of output
+Weights are stored packed (:mod:`tritium.hw.packing`): the fan-in of output
 channel ``m`` is flattened in (kernel row, kernel column, input channel) order
 and packed into uint64 words. Binary weights: one bit per weight (1 -> +1,
 0 -> -1) in ``w_sign``. Ternary weights: ``w_mask`` (1 -> non-zero) and
@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import FormatError, ModelError
+from ..hw.errors import FormatError, ModelError
+from ..hw.packing import pack_bits, unpack_bits, words_for
 from .fileio import atomic_write_bytes
-from .packing import pack_bits, unpack_bits, words_for
 
 #: Identifies an IR file; checked on load.
 IR_FORMAT = "tritium-ir"

@@ -26,9 +26,9 @@ from ..hw import isa
 from ..hw.accel_config import Timeline
 from ..hw.config import OP_AND_S, OP_MXNOR, OP_XNOR
 from ..hw.contract import beat_commands
+from ..hw.errors import TritiumError
 from ..hw.isa import Opcode
 from .layout import lanes_to_int
-from .errors import TritiumError
 
 
 class SimError(TritiumError):

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 
 WEIGHT_CHOICES = ("binary", "ternary", "float")
 #: TWN's threshold factor: delta = TWN_DELTA * mean|W|.

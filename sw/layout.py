@@ -9,9 +9,9 @@ word; lane ``i`` of a word is bit ``i``.
 
 import numpy as np
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 from .ir import ActType
-from .packing import to_planes
+from ..hw.packing import to_planes
 
 
 class LayoutError(TritiumError):

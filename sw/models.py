@@ -17,8 +17,8 @@ import re
 import warnings
 import zipfile
 
+from ..hw.errors import FormatError, TritiumError
 from . import topologies as topo
-from .errors import FormatError, TritiumError
 from .fileio import atomic_write_bytes
 from .inputs import BINARISE, UINT8, check_spec, input_bits
 from .layers import WEIGHT_CHOICES, Net, QuantConv2d, QuantLinear, SignAct

@@ -1,6 +1,6 @@
 """The golden reference: the bit-exact integer meaning of every IR layer.
 
-Everything here works on packed 64-bit words (:mod:`tritium.sw.packing`) with
+Everything here works on packed 64-bit words (:mod:`tritium.hw.packing`) with
 vectorised popcount (``numpy.bitwise_count``), exactly as docs/numerics.md
 writes the arithmetic:
 
@@ -26,10 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .errors import ModelError
+from ..hw.errors import ModelError
+from ..hw.packing import pack_bits, pack_planes, plane_weights, words_for
 from .ir import Conv2d, Dense, MaxPool2d
 from . import popcount_kernel
-from .packing import pack_bits, pack_planes, plane_weights, words_for
 
 # Elements (rows x outputs) processed per work item by the popcount kernel:
 # keeps the scratch arrays inside the CPU caches.
@@ -158,7 +158,7 @@ def activation_planes(values, act):
     """Pack activation values (..., C) into planes: uint64 (B, ..., ceil(C/64)).
 
     Bipolar: one plane of sign bits. k-bit: B = k planes of the two's-complement
-    code (see :mod:`tritium.sw.packing`).
+    code (see :mod:`tritium.hw.packing`).
     """
     if act.kind == "bipolar":
         return pack_bits(np.asarray(values) > 0)[None]

@@ -20,8 +20,8 @@ import shutil
 import textwrap
 from pathlib import Path
 
+from ..hw.errors import TritiumError
 from .anchors import ANCHORS
-from .errors import TritiumError
 from .fileio import temp_dir
 from .image import SIMULATION_SUMMARY
 

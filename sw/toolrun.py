@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 
 #: Seconds between progress lines of one tool.
 PROGRESS_EVERY_S = 10.0

@@ -7,7 +7,7 @@ dense layer's width is the number of classes and it outputs raw accumulators.
 
 from dataclasses import dataclass
 
-from .errors import TritiumError
+from ..hw.errors import TritiumError
 
 
 @dataclass(frozen=True)

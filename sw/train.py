@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..hw.errors import TritiumError
 from . import reference
 from .console import progress
 from .data import load_dataset
-from .errors import TritiumError
 from .inputs import quantize_input, to_torch
 from .layers import clip_latent
 from .models import build_net

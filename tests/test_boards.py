@@ -15,9 +15,9 @@ import pytest
 
 from tritium.boards import bram
 from tritium.boards.clocks import ecp5_pll, ice40_pll
+from tritium.hw.errors import TritiumError
 from tritium.hw.toolchain import require_tool
 from tritium.sw.cli import main
-from tritium.sw.errors import TritiumError
 
 from tritium.boards.bench_patch import SMALL  # a small accelerator: about a minute to build
 

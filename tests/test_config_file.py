@@ -10,9 +10,9 @@ import pytest
 
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
+from tritium.hw.errors import TritiumError
 from tritium.hw.presets import PRESETS, load_accel_config
 from tritium.sw.cli import COMMAND_MODULES, build_parser, main
-from tritium.sw.errors import TritiumError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--pe", "2", "--simd", "16", "--weight-depth", "64", "--thr-depth", "32",

@@ -14,9 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
+from tritium.hw.errors import ModelError, TritiumError
 from tritium.sw import reference
 from tritium.sw import topologies as topo
-from tritium.sw.errors import ModelError, TritiumError
 from tritium.sw.export import export_net
 from tritium.sw.inputs import quantize_input, to_torch
 from tritium.sw.ir import ActType, Dense, IntModel, MaxPool2d, accumulator_range, load_model, save_model

@@ -8,8 +8,8 @@ import pytest
 
 from tritium.boards.floorplan import (EBR_SITES, chain_sites, place_chain_rams,
                                       place_chain_rams_in_file, row_counts)
+from tritium.hw.errors import TritiumError
 from tritium.hw.toolchain import require_tool
-from tritium.sw.errors import TritiumError
 
 DEVICE = "LFE5U-85F"
 SITE = re.compile(r"X(\d+)/Y(\d+)/EBR([0-3])$")

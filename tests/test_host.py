@@ -19,13 +19,14 @@ from tritium.hw import protocol
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.host import HostLink
+from tritium.hw.image_format import HEADER, SECTION, SECTION_TYPES
 from tritium.hw.protocol import MAX_PAYLOAD, Cmd, Err, Nak
 from tritium.sim.host_sim import SimTransport
 from tritium.sw import reference
 from tritium.sw.compiler import compile_model
 from tritium.sw.driver import (Device, DeviceError, FrameDecoder, Status, encode_request,
                                encode_response)
-from tritium.sw.image import HEADER, SECTION, SECTION_TYPES, image_bytes
+from tritium.sw.image import image_bytes
 from tritium.sw.ir import ActType, Dense, IntModel
 from tritium.sw.isasim import simulate
 

@@ -47,7 +47,7 @@ def _tiny_accel():
 def test_accel_bench_top_drives_every_port():
     """The Fmax top has one pin; every accelerator port is an LFSR bit or folded into it."""
     from tritium.hw.core import to_verilog
-    from tritium.sw.bench_synth import AccelBenchTop
+    from tritium.hw.bench_tops import AccelBenchTop
     text = to_verilog(AccelBenchTop(_tiny_accel()), name="top")
     head = text[text.index("module top("):]
     ports = head[len("module top("):head.index(");")].replace(",", " ").split()
@@ -96,7 +96,7 @@ def test_a_failing_tool_reports_the_error_from_its_own_log(tmp_path):
     one-line error with the log's path (sw/toolrun.py, the runner of the benchmarks)."""
     import sys
 
-    from tritium.sw.errors import TritiumError
+    from tritium.hw.errors import TritiumError
     from tritium.sw.toolrun import run_tool
 
     script = ("print('2.43. Executing ABC9.'); "

@@ -7,9 +7,9 @@ import pytest
 from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
-from tritium.hw.config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR, HwConfig
+from tritium.hw.config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR, HwConfig, tree_levels
 from tritium.hw.pe import LaneOps, ShiftAccumulator, lane_function
-from tritium.hw.popcount import Popcount, tree_levels
+from tritium.hw.popcount import Popcount
 from tritium.sim.amaranth_sim import run_case
 from tritium.sim.vectors import make_case
 
@@ -71,7 +71,7 @@ def test_popcount_holds_while_disabled():
 
 
 def test_popcount_rejects_bad_parameters():
-    from tritium.sw.errors import TritiumError
+    from tritium.hw.errors import TritiumError
     with pytest.raises(TritiumError):
         Popcount(1)
     with pytest.raises(TritiumError):
@@ -313,8 +313,8 @@ def test_max_fan_in_narrows_the_accumulator_and_refuses_longer_layers():
     assert HwConfig(simd=64, max_fan_in=100).padded_fan_in == 128
     assert NARROW_BINARY.acc_bits == 7 and NARROW_SERIAL.acc_bits == 14
     from tritium.hw.contract import check_layer
+    from tritium.hw.errors import TritiumError
     from tritium.sim.vectors import random_layer
-    from tritium.sw.errors import TritiumError
     from tritium.sw.ir import ActType
     layer = random_layer(NARROW_BINARY, "binary", ActType("bipolar"), np.random.default_rng(0),
                          fan_in=21, out_channels=2)

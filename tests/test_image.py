@@ -9,11 +9,12 @@ import pytest
 
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
+from tritium.hw.errors import FormatError
+from tritium.hw.image_format import HEADER
 from tritium.sw import reference
 from tritium.sw.cli import main
 from tritium.sw.compiler import compile_model
-from tritium.sw.errors import FormatError
-from tritium.sw.image import HEADER, image_bytes, parse_image, read_image, write_images
+from tritium.sw.image import image_bytes, parse_image, read_image, write_images
 from tritium.sw.ir import save_model
 from tritium.sw.isasim import simulate
 from tritium.sw.zoo import random_inputs, random_model

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 
 from strategies import model_case
+from tritium.hw.errors import FormatError, ModelError
 from tritium.sw import reference
-from tritium.sw.errors import FormatError, ModelError
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, load_model, save_model
 
 

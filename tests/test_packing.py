@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tritium.sw.packing import pack_bits, pack_planes, plane_weights, to_planes, unpack_bits, words_for
+from tritium.hw.packing import pack_bits, pack_planes, plane_weights, to_planes, unpack_bits, words_for
 
 
 def test_element_i_is_bit_i_mod_64_of_word_i_div_64():

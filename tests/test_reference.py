@@ -6,8 +6,8 @@ from hypothesis import given
 
 import naive
 from strategies import conv_case, dense_case, model_case
+from tritium.hw.errors import ModelError
 from tritium.sw import reference
-from tritium.sw.errors import ModelError
 from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 
 

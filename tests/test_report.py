@@ -111,8 +111,8 @@ def test_report_of_a_benchmark(tmp_path):
 def test_bench_reports_a_board_that_does_not_build(monkeypatch, tmp_path):
     """A failed hardware build is one entry with its reason; the benchmark goes on."""
     from tritium.boards import build as build_module
+    from tritium.hw.errors import TritiumError
     from tritium.sw import bench_all
-    from tritium.sw.errors import TritiumError
 
     def refuse(board, out, **kwargs):
         raise TritiumError("the design does not fit the icebreaker's FPGA: ICESTORM_LC 6858/5280")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from tritium.hw.errors import FormatError, TritiumError
 from tritium.sw import cli, reference
 from tritium.sw.data import load_dataset
-from tritium.sw.errors import FormatError, TritiumError
 from tritium.sw.export import export_net
 from tritium.sw.inputs import quantize_input, to_torch
 from tritium.sw.ir import load_model

@@ -119,9 +119,9 @@ def _run_reference(args):
 
 
 def _run_rtl(args):
+    from ...hw.errors import TritiumError
     from ...hw.presets import PRESETS
     from ..bench_rtl import RTL_IMAGES, measure_rtl_speed
-    from ..errors import TritiumError
 
     preset = args.hw or "ulx3s"
     if preset not in PRESETS:
@@ -172,8 +172,8 @@ def _cpus():
 
 
 def _run_synth(args):
+    from ...hw.errors import TritiumError
     from ..bench_synth import DEFAULT_SWEEP, measure_synth, parse_sweep
-    from ..errors import TritiumError
 
     sweep = parse_sweep(args.sweep) if args.sweep else DEFAULT_SWEEP
     families = tuple(f.strip() for f in args.families.split(",") if f.strip())
@@ -201,9 +201,9 @@ def _run_synth(args):
 
 
 def _run_fit(args):
+    from ...hw.errors import TritiumError
     from ...hw.presets import PRESETS
     from ..bench_synth import FIT_TARGETS, measure_accel_fit
-    from ..errors import TritiumError
 
     presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     if not presets or any(p not in FIT_TARGETS or p not in PRESETS for p in presets):
@@ -261,8 +261,8 @@ def _run_all(args):
     import json
     from pathlib import Path
 
+    from ...hw.errors import TritiumError
     from ..bench_all import measure_all
-    from ..errors import TritiumError
     from ..fileio import atomic_write_text
 
     boards = tuple(b.strip() for b in args.boards.split(",") if b.strip())

@@ -237,7 +237,7 @@ def _rtl_sim(compiled, values, accumulators, out, args, say, summary):
 
 def _bitstream(args, out, say, log, summary):
     from ...boards.build import build
-    from ..errors import TritiumError
+    from ...hw.errors import TritiumError
 
     say(f"bitstream: {args.board} with the model patched in (hardware build cached by "
         "configuration; the first takes a few minutes)")

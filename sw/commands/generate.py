@@ -23,8 +23,8 @@ holds files needs --force):
 import json
 import sys
 
+from ...hw.errors import TritiumError
 from ..console import print_json, step
-from ..errors import TritiumError
 from ..fileio import atomic_write_text, check_output_folder
 
 NAME = "generate"

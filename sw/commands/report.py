@@ -28,7 +28,7 @@ def add_arguments(parser):
 def run(args):
     from pathlib import Path
 
-    from ..errors import TritiumError
+    from ...hw.errors import TritiumError
     from ..fileio import check_output_folder
     from ..report import write_report
 

@@ -49,8 +49,8 @@ def add_arguments(parser):
 def run(args):
     import numpy as np
 
+    from ...hw.errors import TritiumError
     from ..driver import Device, SerialTransport
-    from ..errors import TritiumError
     from .sim import run_sources, score, select_inputs, verdict
 
     if not args.timeout > 0:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ...hw.errors import TritiumError
 from ..console import at_least, print_json, progress, step, table
-from ..errors import TritiumError
 
 NAME = "sim"
 HELP = "simulate a compiled model and check it against the golden reference"

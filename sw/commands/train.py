@@ -54,7 +54,7 @@ def add_arguments(parser):
 
 
 def run(args):
-    from ..errors import TritiumError
+    from ...hw.errors import TritiumError
     from ..export import export_net
     from ..fileio import check_output_file
     from ..models import save_checkpoint

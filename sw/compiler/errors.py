@@ -1,6 +1,6 @@
 """The compiler's refusal and the sizes it suggests."""
 
-from ..errors import TritiumError
+from ...hw.errors import TritiumError
 
 
 class CompileError(TritiumError):
