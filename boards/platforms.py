@@ -77,7 +77,7 @@ BOARDS = {
     "icebreaker": Board("icebreaker", "amaranth_boards.icebreaker:ICEBreakerPlatform",
                         preset="icebreaker", family="ice40", clk_in_mhz=12, target_mhz=40,
                         loader_board="ice40_generic", loader_cable="ft2232",
-                        cells=5280, block_rams=30, sprams=4, yosys_seconds=184, nextpnr_seconds=56,
+                        cells=5280, block_rams=30, sprams=4, yosys_seconds=35, nextpnr_seconds=65,
                         seed_tries=3),
     # Two seeds: the ULX3S preset's Fmax moves by several MHz around the 100 MHz clock from
     # seed to seed, and a place and route takes about 10 minutes (docs/timing.md).
