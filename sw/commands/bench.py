@@ -105,7 +105,7 @@ def _run_reference(args):
     from ..bench_reference import measure_reference
 
     result = measure_reference(images=args.images, repeats=args.repeats,
-                               log=lambda m: step(m, quiet=False))
+                               log=step)
     result["machine"] = _machine()
     if args.json:
         print_json(result)
@@ -130,7 +130,7 @@ def _run_rtl(args):
         raise TritiumError("--images must be at least the batch (16)")
     result = {sim: measure_rtl_speed(sim, "sfc", preset, images=args.images or RTL_IMAGES[sim],
                                      batch=16, workdir=args.workdir,
-                                     log=lambda m: step(m, quiet=args.json))
+                                     log=step)
               for sim in RTL_IMAGES}
     result["machine"] = _machine()
     if args.json:
@@ -181,7 +181,7 @@ def _run_synth(args):
         raise TritiumError("--families takes ice40, ecp5 or ice40,ecp5")
     result = measure_synth(sweep, families=families, fmax=not args.no_fmax,
                            baseline=not args.no_baseline, workdir=args.workdir,
-                           log=lambda m: step(m, quiet=args.json))
+                           log=step)
     result["machine"] = _machine()
     if args.json:
         print_json(result)
@@ -208,7 +208,7 @@ def _run_fit(args):
     presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
     if not presets or any(p not in FIT_TARGETS or p not in PRESETS for p in presets):
         raise TritiumError(f"--presets takes {', '.join(FIT_TARGETS)} (comma-separated)")
-    result = measure_accel_fit(presets, workdir=args.workdir, log=lambda m: step(m, quiet=args.json))
+    result = measure_accel_fit(presets, workdir=args.workdir, log=step)
     if args.json:
         print_json(result)
         return 0
@@ -222,7 +222,7 @@ def _run_fit(args):
 def _run_utilization(args):
     from ..bench_utilization import measure_utilization
 
-    result = measure_utilization(log=lambda m: step(m, quiet=args.json))
+    result = measure_utilization(log=step)
     if args.json:
         print_json(result)
         return 0
@@ -246,7 +246,7 @@ def _run_host(args):
     args.hw = args.hw or "icebreaker"
     cfg = load_accel_config(args.hw)
     with tempfile.TemporaryDirectory(prefix="tritium-host-") as tmp:
-        result = measure_host_link(cfg, args.workdir or tmp, log=lambda m: step(m, quiet=args.json))
+        result = measure_host_link(cfg, args.workdir or tmp, log=step)
     result["hw"], result["config_hash"] = args.hw, cfg.hash
     if args.json:
         print_json(result)
@@ -274,7 +274,7 @@ def _run_all(args):
         get_board(b)        # an unknown board is refused before anything is measured
     pnr_timeout_s = pnr_timeout_seconds(args.pnr_timeout)      # and a bad limit
     work = Path(args.workdir or "tritium-bench")
-    result = measure_all(work, boards=boards, seed=args.seed, log=lambda m: step(m, quiet=args.json),
+    result = measure_all(work, boards=boards, seed=args.seed, log=step,
                          pnr_timeout_s=pnr_timeout_s)
     atomic_write_text(work / "bench.json", json.dumps(result, indent=2, sort_keys=True) + "\n")
     if args.json:
@@ -321,7 +321,7 @@ def _board_row(name, r):
 
 def _run_patch(args):
     from ...boards.bench_patch import measure_patch
-    result = measure_patch(args.board, log=lambda m: step(m, quiet=args.json))
+    result = measure_patch(args.board, log=step)
     result["machine"] = _machine()
     if args.json:
         print_json(result)
@@ -340,7 +340,7 @@ def _run_accel(args):
     family = args.family or ACCEL_FMAX_FAMILY.get(args.hw, "ice40")
     with tempfile.TemporaryDirectory(prefix="tritium-accel-") as tmp:
         result = accel_fmax(cfg, family, args.workdir or tmp, seed=args.seed,
-                            log=lambda m: step(m, quiet=args.json))
+                            log=step)
     result["hw"], result["config_hash"] = args.hw, cfg.hash
     result["machine"] = {"cpu_count": _cpus(), "platform": platform.platform()}
     if args.json:
