@@ -1,7 +1,7 @@
 """The package list of tritium, found from the source tree.
 
 The import package ``tritium`` maps onto the repository's top-level folders
-(``tritium.hw`` is ``hw/``, ``tritium.sw.commands`` is ``sw/commands/``, ...).
+(``tritium.hw`` is ``hw/``, ``tritium.sw.cli.commands`` is ``sw/cli/commands/``, ...).
 Every folder with an ``__init__.py`` below them is a package of the wheel, so a
 new subpackage is never left out. Everything else is in pyproject.toml.
 """

@@ -24,7 +24,7 @@ SMALL = AccelConfig(core=HwConfig(pe=2, simd=16, weight_depth=128, thr_depth=32,
 
 def small_dense_model(seed=0):
     """A 64-32-10 binary dense model on 8x8 bipolar inputs (fits :data:`SMALL`)."""
-    from ..sw.ir import ActType, Dense, IntModel
+    from ..sw.model.ir import ActType, Dense, IntModel
     rng = np.random.default_rng(seed)
     w0 = 2 * rng.integers(0, 2, (32, 64)) - 1
     w1 = 2 * rng.integers(0, 2, (10, 32)) - 1
@@ -39,10 +39,10 @@ def measure_patch(board_name="icebreaker", cfg=SMALL, seed=1, log=print):
     """Seconds of a hardware build, a patch and a rebuild; whether the RAMs agree."""
     import os
     from . import bram
+    from ..sw.compiler import compile_model
+    from ..sw.compiler.image import write_images
     from .build import build, load_model_init, rebuild_rams, unpack_rams
     from .platforms import get_board
-    from ..sw.compiler import compile_model
-    from ..sw.image import write_images
 
     board = get_board(board_name)
     with tempfile.TemporaryDirectory(prefix="tritium-bench-patch-") as tmp:

@@ -28,7 +28,7 @@ changes. Any other block RAM is left as it is.
 import json
 from pathlib import Path
 
-from ..sw.fileio import atomic_write_text
+from ..sw.util.fileio import atomic_write_text
 
 #: The DP16KD output pins, in the order of its 36-bit word (``{DOB, DOA}``).
 OUTPUT_PINS = tuple(f"DOA{i}" for i in range(18)) + tuple(f"DOB{i}" for i in range(18))

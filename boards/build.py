@@ -38,9 +38,9 @@ from ..hw.errors import TritiumError
 from ..hw.meminit import MemoryInit, model_memories
 from ..hw.toolchain import (KEEP_COPIES, LUTRAM_OK_ATTR, NEXTPNR_ENV_OPTIONS, nextpnr_options,
                             require_tool, setup_yowasp_env)
-from ..sw.fileio import atomic_write_bytes, atomic_write_text
-from ..sw.toolrun import run_tool
 from . import bram
+from ..sw.util.fileio import atomic_write_bytes, atomic_write_text
+from ..sw.util.toolrun import run_tool
 from .bram_outreg import absorb_in_file
 from .floorplan import place_chain_rams_in_file
 from .platforms import get_board
@@ -148,7 +148,7 @@ def zero_init(cfg):
 
 def model_init(compiled):
     """:class:`MemoryInit` of a compiled model (the words of its ``.hex`` images)."""
-    from ..sw.image import threshold_words
+    from ..sw.compiler.image import threshold_words
     cfg = compiled.config
     words = {"program": tuple(compiled.program)}
     for p, bank in enumerate(compiled.weight_banks):
@@ -160,7 +160,7 @@ def model_init(compiled):
 
 def load_model_init(model_dir, cfg):
     """:class:`MemoryInit` of the compiled model in ``model_dir`` (checked against ``cfg``)."""
-    from ..sw.image import read_image
+    from ..sw.compiler.image import read_image
     return model_init(read_image(Path(model_dir) / "model.tim", expect_hash=cfg.hash))
 
 
@@ -171,7 +171,7 @@ def _images(cfg, init):
 def load_model_dir(path, board, cfg, hw=None):
     """The compiled model in folder ``path`` (its model.tim), checked against the hash of
     ``cfg`` (the board's preset, or ``hw`` when given)."""
-    from ..sw.image import read_image
+    from ..sw.compiler.image import read_image
     path = Path(path)
     if not path.is_dir():
         raise TritiumError(f"--model {path}: no such folder (compile the model first: "
@@ -197,7 +197,7 @@ def pnr_timeout_seconds(minutes):
 
 def _run(cmd, cwd, log_name, stdin=None, stdout=None, timeout_s=None, progress=None):
     """Run a tool in ``cwd`` (output into ``cwd/log_name``) through the shared runner
-    (:func:`tritium.sw.toolrun.run_tool`: phase and elapsed time to ``progress``);
+    (:func:`tritium.sw.util.toolrun.run_tool`: phase and elapsed time to ``progress``);
     returns its seconds."""
     return run_tool(cmd, cwd, Path(cwd) / log_name, stdin=stdin, stdout=stdout,
                     timeout_s=timeout_s, progress=progress,
@@ -517,8 +517,8 @@ def build(board_name, out, model_dir=None, seed=1, hw=None, log=print, pnr_timeo
     seeds tried from ``seed`` on until one meets timing (None: the board's default).
     First the estimate of fit and time is logged; a design that clearly does not fit is
     refused unless ``fit_check`` is false (:func:`tritium.boards.fit.check_board_fit`)."""
-    from .fit import check_board_fit
     from ..hw.presets import load_accel_config
+    from .fit import check_board_fit
     t0 = time.monotonic()
     board = get_board(board_name)
     cfg = load_accel_config(hw or board.preset)

@@ -11,7 +11,7 @@ when no supported board holds the design and names the closest.
 
 from ..hw.errors import TritiumError
 from ..hw.estimate import design_estimate
-from ..sw.toolrun import elapsed_text
+from ..sw.util.toolrun import elapsed_text
 from .platforms import BOARDS
 
 #: Logic cells over the device's times this refuse a build (the cell formula's error on the

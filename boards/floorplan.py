@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 
 from ..hw.errors import TritiumError
-from ..sw.fileio import atomic_write_text
+from ..sw.util.fileio import atomic_write_text
 
 #: DP16KD site grid per ECP5 device: (rows, columns, tile rows of the device). Every row
 #: has a site in every column; a site's ``EBR<k>`` index is its column's position in the

@@ -1,7 +1,7 @@
 """Benchmark tops for synthesis counts and Fmax: a PE array, an accelerator or a
 host interface whose input ports an LFSR drives and whose outputs fold into one
 pin, so synthesis keeps every path and the I/O count fits any package
-(:mod:`tritium.sw.bench_synth` measures them).
+(:mod:`tritium.sw.bench.synth` measures them).
 """
 
 from amaranth.hdl import Cat, Module, Signal

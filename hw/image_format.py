@@ -1,6 +1,6 @@
 """The model-image format: magic, version, header and section-table layouts.
 
-The driver and the image writer (:mod:`tritium.sw.image`) and the board's image
+The driver and the image writer (:mod:`tritium.sw.compiler.image`) and the board's image
 loader (:mod:`tritium.hw.host`) read these constants; docs/images.md describes
 the format field by field.
 """

@@ -18,7 +18,7 @@ then updates its accumulator ``A_p`` and the array's shared input counter ``Q``:
 
 and with ``c.last`` emits ``D_p = A_p - Q`` (after this word's update), then
 clears ``A_p`` and ``Q`` to 0 (they are 0 after reset too). The
-relation to :func:`tritium.sw.reference.accumulate` is exact:
+relation to :func:`tritium.sw.model.reference.accumulate` is exact:
 ``reference_acc = D_p - K_p`` with a per-row constant ``K_p`` that the compiler
 folds into the thresholds (see :mod:`tritium.hw.contract`, which also builds
 the command sequence of each mode).

@@ -1,7 +1,7 @@
 """The host protocol, defined once: frames, commands, responses, codes and limits.
 
 The gateware (:class:`tritium.hw.host.HostLink`) and the host driver
-(:mod:`tritium.sw.driver`) both import this module; docs/host.md describes
+(:mod:`tritium.sw.run.driver`) both import this module; docs/host.md describes
 the protocol and a test keeps its code tables equal to the enums here.
 
 Frames (all integers little-endian)::

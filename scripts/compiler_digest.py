@@ -26,7 +26,7 @@ from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.presets import PRESETS
 from tritium.sw.compiler import CompileError, compile_model, pack_input, results_to_accumulators
-from tritium.sw.zoo import random_inputs, random_model, reference_network
+from tritium.sw.model.zoo import random_inputs, random_model, reference_network
 
 BATCHES = (1, 2, 16, 32)
 NETWORKS = ("tfc", "sfc", "lfc", "cnv", "cnn")

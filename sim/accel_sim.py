@@ -3,7 +3,7 @@
 :func:`run_amaranth` loads a compiled model through the accelerator's host
 ports (program, weight banks, threshold memories, activation buffer 0), runs
 each program and reads the result memory back: what the ISA-level simulator
-(:func:`tritium.sw.isasim.simulate`) returns, from the RTL.
+(:func:`tritium.sw.run.isasim.simulate`) returns, from the RTL.
 """
 
 from amaranth.sim import Simulator
@@ -11,8 +11,8 @@ from amaranth.sim import Simulator
 from ..hw import isa
 from ..hw.accel import Accelerator
 from ..hw.layouts import pack, thresholds_layout
-from ..sw.layout import pack_input, results_to_accumulators
-from ..sw.image import threshold_words
+from ..sw.compiler.image import threshold_words
+from ..sw.model.layout import pack_input, results_to_accumulators
 
 
 async def _write(ctx, en, addr, data, items, extra=None):

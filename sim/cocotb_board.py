@@ -4,7 +4,7 @@ The device under test is :class:`tritium.boards.top.BoardCore` (UART, host
 link, accelerator, LED logic: the board top minus PLL and I/O buffers) as
 Verilog on Verilator. :class:`UartTransport` is a driver transport whose
 ``write`` / ``read`` run cocotb coroutines that drive and sample the serial
-pins bit by bit (8N1); the unmodified :class:`tritium.sw.driver.Device` runs
+pins bit by bit (8N1); the unmodified :class:`tritium.sw.run.driver.Device` runs
 in a thread (``cocotb.task.bridge``) and reaches the simulation through
 ``cocotb.task.resume``. One driver second is one simulated second.
 
@@ -90,8 +90,8 @@ class UartTransport:
 def _driver_session(transport, job, report):
     """The host side, in a thread: classify, damage frames, reload, classify again."""
     from tritium.hw import protocol
-    from tritium.sw.driver import Device, DeviceError, FrameDecoder, encode_request
-    from tritium.sw.image import read_compiled
+    from tritium.sw.compiler.image import read_compiled
+    from tritium.sw.run.driver import Device, DeviceError, FrameDecoder, encode_request
 
     model_dir = Path(job["model_dir"])
     compiled = read_compiled(model_dir)

@@ -1,6 +1,6 @@
 """A :class:`~tritium.hw.host.HostLink` in the Amaranth simulator, as a driver transport.
 
-:class:`SimTransport` has the transport interface of :mod:`tritium.sw.driver`
+:class:`SimTransport` has the transport interface of :mod:`tritium.sw.run.driver`
 (``write(bytes)``, ``read(n, timeout)``): written bytes go into the link's
 ``rx`` stream one per cycle, ``tx`` bytes are collected, and ``read`` advances
 the simulation until it has ``n`` bytes or ``timeout`` (driver seconds,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..hw.core import TOP_NAME, core_verilog
 from ..hw.toolchain import setup_verilator_env
-from ..sw.console import step
+from ..sw.util.console import step
 from .harness import (HARNESS_TOP, WRITE_PORTS, accel_harness_verilog, harness_ports,
                       public_ports_vlt, replay_main_cpp, verilog_ports)
 
@@ -265,8 +265,8 @@ def write_job(compiled, values, folder):
 
     Returns ``(commands, runs per batch)``.
     """
-    from ..sw.layout import pack_input
-    from ..sw.image import threshold_words
+    from ..sw.compiler.image import threshold_words
+    from ..sw.model.layout import pack_input
     from .accel_sim import segment_writes
 
     o = compiled.io["output"]
@@ -364,7 +364,7 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
     """Run inputs through the accelerator's generated Verilog under cocotb
     (:func:`run_accel_job`; ``waves``: None, or the FST file to write).
 
-    Returns ``(accumulators, cycles per batch)``, like :func:`tritium.sw.isasim.simulate`
+    Returns ``(accumulators, cycles per batch)``, like :func:`tritium.sw.run.isasim.simulate`
     (a segmented model's batch: the sum over its program runs).
     """
     job = run_accel_job(compiled, values, workdir, sim, timeout_cycles, waves, log)
@@ -373,7 +373,7 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
 
 def decode_entries(compiled, raw):
     """Accumulators of raw result-memory entries (per batch, a list of entries)."""
-    from ..sw.layout import results_to_accumulators
+    from ..sw.model.layout import results_to_accumulators
 
     bits, pe = compiled.config.core.acc_bits, compiled.config.core.pe
     entries = [[[_signed((e >> (p * bits)) & ((1 << bits) - 1), bits) for p in range(pe)]

@@ -3,7 +3,7 @@
 A :class:`Case` is what a testbench needs: the memory writes (weights,
 folded thresholds), the input beats (packed with the layouts of
 :mod:`tritium.hw.layouts`) and, per output beat, the expected integers from
-:func:`tritium.sw.reference.accumulate` and :func:`~tritium.sw.reference.multi_threshold`.
+:func:`tritium.sw.model.reference.accumulate` and :func:`~tritium.sw.model.reference.multi_threshold`.
 The same case drives the Amaranth simulation and the cocotb testbenches.
 """
 
@@ -16,8 +16,8 @@ from ..hw.config import config_from_dict
 from ..hw.contract import (bank_images, check_layer, folded_thresholds, input_words,
                            row_offsets, schedule)
 from ..hw.layouts import input_layout, output_layout, pack, thresholds_layout, unpack_signed
-from ..sw import reference
-from ..sw.ir import ActType, Dense, accumulator_range
+from ..sw.model import reference
+from ..sw.model.ir import ActType, Dense, accumulator_range
 
 #: Modes the testbenches exercise: (weight kind, input activation type).
 MODES = {

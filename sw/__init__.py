@@ -1,3 +1,3 @@
-"""tritium.sw: training layers, export, the golden reference, the compiler, the CLI."""
+"""tritium.sw, by stage: model (integer IR, golden reference), train, compiler, run, bench, cli; util."""
 
 __version__ = "0.1.0"

@@ -7,7 +7,7 @@ hypothesis still shrinks (towards seed 0 and the smallest shapes).
 import numpy as np
 from hypothesis import strategies as st
 
-from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
+from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
 
 ACT_TYPES = st.one_of(
     st.just(ActType("bipolar")),

@@ -8,17 +8,17 @@ from hypothesis import strategies as st
 from strategies import model_case
 from test_compiler import (accel_configs, one_bit_hidden, segment_config, streamed_segment_config,
                            streaming_config)
+from tritium.hw import isa
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
-from tritium.hw import isa
 from tritium.hw.isa import Opcode
 from tritium.sim.accel_sim import run_amaranth
-from tritium.sw import reference
 from tritium.sw.compiler import CompileError, compile_model, layer_plans
-from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
-from tritium.sw.isasim import simulate
-from tritium.sw.zoo import random_inputs, random_model
+from tritium.sw.model import reference
+from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
+from tritium.sw.model.zoo import random_inputs, random_model
+from tritium.sw.run.isasim import simulate
 
 
 def check(model, cfg, x, batch=1):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from tritium.sim.runner import run_board_cocotb, simulator_available
-from tritium.sw import reference
-from tritium.sw.ir import load_model
-from tritium.sw.zoo import random_inputs
+from tritium.sw.model import reference
+from tritium.sw.model.ir import load_model
+from tritium.sw.model.zoo import random_inputs
 
 from test_boards import SMALL, small_model  # noqa: F401  (fixture)
 

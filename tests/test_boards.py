@@ -17,7 +17,7 @@ from tritium.boards import bram
 from tritium.boards.clocks import ecp5_pll, ice40_pll
 from tritium.hw.errors import TritiumError
 from tritium.hw.toolchain import require_tool
-from tritium.sw.cli import main
+from tritium.sw.cli.main import main
 
 from tritium.boards.bench_patch import SMALL  # a small accelerator: about a minute to build
 
@@ -108,7 +108,7 @@ def test_locate_refuses_a_memory_not_in_block_ram():
 def small_model(tmp_path_factory):
     """A 64-32-10 binary dense model compiled for SMALL (folder) and its config file."""
     from tritium.boards.bench_patch import small_dense_model
-    from tritium.sw.ir import save_model
+    from tritium.sw.model.ir import save_model
     tmp = tmp_path_factory.mktemp("small")
     save_model(small_dense_model(), tmp / "m.npz")
     hw = tmp / "small.json"
@@ -354,7 +354,7 @@ def test_ulx3s_build_with_block_ram_output_registers_patches_and_verifies(tmp_pa
     from tritium.boards.bench_patch import small_dense_model
     from tritium.hw.accel_config import AccelConfig
     from tritium.hw.config import HwConfig
-    from tritium.sw.ir import save_model
+    from tritium.sw.model.ir import save_model
     cfg = AccelConfig(core=HwConfig(pe=2, simd=16, weight_kinds=("binary", "ternary"),
                                     weight_depth=128, thr_depth=32, act_bits=1,
                                     weight_reg=True, addr_reg=True, chain=True, lane_reg=True),
@@ -520,8 +520,8 @@ def test_ecp5_block_rams_take_the_registers_behind_their_reads(tmp_path):
     from amaranth.lib import wiring
     from amaranth.lib.memory import Memory
     from amaranth.lib.wiring import In, Out
-    from tritium.boards.build import YOSYS_OVERRIDES
     from tritium.boards.bram_outreg import OUTPUT_PINS, _param, absorb_output_registers
+    from tritium.boards.build import YOSYS_OVERRIDES
     from tritium.hw.layouts import NO_RW_CHECK
 
     class ThreeReads(wiring.Component):
@@ -639,7 +639,7 @@ def test_nextpnr_options_per_family_and_their_overrides(monkeypatch):
 def test_yosys_and_nextpnr_phases_are_read_from_their_own_lines():
     """Lines in the tools' formats (yosys 0.70, nextpnr 0.11: HeAP and annealing placers,
     router1's table, the static placer and router2): the phase each starts."""
-    from tritium.sw.toolrun import YosysPhase, nextpnr_phase
+    from tritium.sw.util.toolrun import YosysPhase, nextpnr_phase
     yosys = YosysPhase()
     seen = [yosys(line) for line in ("1. Executing RTLIL frontend.", "Using template x",
                                      "4. Executing SYNTH_ICE40 pass.",
@@ -686,7 +686,7 @@ def test_a_long_tool_reports_its_phase_and_elapsed_time_and_logs_everything(tmp_
     """The one runner of yosys / nextpnr / the pack tools: "<tool>: <phase> <elapsed>" lines
     as the tool's output streams (every_s=0: each phase), the whole output in its log, a
     failure in one line with the tool's ERROR and the log's path."""
-    from tritium.sw.toolrun import run_tool
+    from tritium.sw.util.toolrun import run_tool
     (tmp_path / "tool.py").write_text(STAND_IN_NEXTPNR)
     lines = []
     seconds = run_tool([sys.executable, "tool.py"], tmp_path, tmp_path / "pnr.log",
@@ -810,7 +810,7 @@ def test_a_build_prints_its_estimate_of_fit_and_time_first(tmp_path, monkeypatch
                      text), text
     board = get_board("ulx3s")
     per = board.yosys_seconds + board.nextpnr_seconds
-    from tritium.sw.toolrun import elapsed_text
+    from tritium.sw.util.toolrun import elapsed_text
     assert f"about {elapsed_text(per)} per seed, up to 2 seeds ({elapsed_text(2 * per)})" in text
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tritium.sw.cli import COMMAND_MODULES, main
+from tritium.sw.cli.main import COMMAND_MODULES, main
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -46,7 +46,7 @@ def test_user_errors_are_one_line_not_a_traceback(capsys):
 
 
 def test_console_script_entry_point():
-    result = subprocess.run([sys.executable, "-m", "tritium.sw.cli", "bogus"],
+    result = subprocess.run([sys.executable, "-m", "tritium.sw.cli.main", "bogus"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -81,7 +81,7 @@ def test_bench_reference_json_keys(capsys):
 
 def test_demo_summary_gives_images_per_second_at_the_clock_it_was_computed_for():
     """Timing not met: images/s are at the Fmax, and the row says so next to the PLL clock."""
-    from tritium.sw.commands.demo import _headline
+    from tritium.sw.cli.commands.demo import _headline
     summary = {"weights": "binary", "arch": "tfc", "dataset": "mnist5k", "images": 1000,
                "accuracy": 0.895, "accuracy_pytorch": 0.895, "mismatches": 0,
                "cycles_per_image": 500.0, "board": "icebreaker", "lanes": 128,
@@ -98,7 +98,7 @@ def test_demo_summary_gives_images_per_second_at_the_clock_it_was_computed_for()
 @pytest.fixture
 def no_training(monkeypatch):
     """Fail the test if training starts: output checks must come first."""
-    from tritium.sw import train
+    from tritium.sw.train import train
 
     def refuse(*args, **kwargs):
         raise AssertionError("trained before the output was checked")
@@ -139,7 +139,7 @@ def test_outputs_need_force_to_be_overwritten(tmp_path, capsys):
     """export, compile, generate and report refuse an existing output (one line, exit 1,
     nothing written) and overwrite it with --force."""
     from tritium.boards.bench_patch import small_dense_model
-    from tritium.sw.ir import save_model
+    from tritium.sw.model.ir import save_model
     save_model(small_dense_model(), tmp_path / "m.npz")
     compile_ = ["compile", str(tmp_path / "m.npz"), "-o", str(tmp_path / "c")]
     assert main(compile_) == 0
@@ -169,7 +169,7 @@ def test_outputs_need_force_to_be_overwritten(tmp_path, capsys):
 
 @pytest.mark.parametrize("umask", [0o022, 0o027])
 def test_written_files_and_folders_follow_the_umask(tmp_path, umask):
-    from tritium.sw.fileio import atomic_write_text, temp_dir
+    from tritium.sw.util.fileio import atomic_write_text, temp_dir
     old = os.umask(umask)
     try:
         atomic_write_text(tmp_path / "f.txt", "x")
@@ -187,7 +187,7 @@ def test_json_stdout_holds_nothing_else_not_even_a_child_process_output():
     yosys) go to stderr: stdout is the JSON document alone."""
     script = (
         "import subprocess, sys\n"
-        "from tritium.sw.console import json_only_stdout, print_json\n"
+        "from tritium.sw.util.console import json_only_stdout, print_json\n"
         "with json_only_stdout():\n"
         "    print('a table')\n"
         "    subprocess.run([sys.executable, '-c', 'print(\"child output\")'])\n"
@@ -200,7 +200,7 @@ def test_json_stdout_holds_nothing_else_not_even_a_child_process_output():
 
 
 def test_a_command_without_a_result_of_its_own_reports_its_exit_status(capsys, monkeypatch):
-    from tritium.sw.commands import report
+    from tritium.sw.cli.commands import report
     monkeypatch.setattr(report, "run", lambda args: print("human words") or 0)
     assert main(["report", "x", "--json"]) == 0
     out = capsys.readouterr()
@@ -208,7 +208,7 @@ def test_a_command_without_a_result_of_its_own_reports_its_exit_status(capsys, m
 
 
 def test_an_os_error_on_a_named_file_is_one_line(capsys, monkeypatch):
-    from tritium.sw.commands import report
+    from tritium.sw.cli.commands import report
 
     def denied(args):
         raise PermissionError(13, "Permission denied", "/some/file")

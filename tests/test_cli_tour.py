@@ -11,7 +11,7 @@ import shlex
 import numpy as np
 import pytest
 
-from tritium.sw.cli import COMMAND_MODULES, DESCRIPTION, main
+from tritium.sw.cli.main import COMMAND_MODULES, DESCRIPTION, main
 
 #: Options added to a tour step to keep it fast (few epochs, few images); the steps
 #: themselves are typed as the help shows them.
@@ -80,7 +80,7 @@ def test_sim_takes_the_model_and_data_set_the_folder_was_compiled_from(tour, cap
 
 
 def test_sim_refuses_a_model_the_folder_was_not_compiled_from(tour, tmp_path, capsys):
-    from tritium.sw.ir import load_model, save_model
+    from tritium.sw.model.ir import load_model, save_model
     folder, _ = tour
     other = load_model(folder / "m.npz")
     other.meta["note"] = "another model"
@@ -102,7 +102,7 @@ def test_sim_refuses_a_model_the_folder_was_not_compiled_from(tour, tmp_path, ca
 
 
 def _digits(n):
-    from tritium.sw.data import load_dataset
+    from tritium.sw.train.data import load_dataset
     d = load_dataset("digits")
     return d.x_test[:n], d.y_test[:n]
 
@@ -201,7 +201,7 @@ class _Board:
         pass
 
     def run_batch(self, compiled, values, progress=None):
-        from tritium.sw.isasim import simulate
+        from tritium.sw.run.isasim import simulate
         acc, cycles, _ = simulate(compiled, values)
         return acc, cycles
 
@@ -209,8 +209,8 @@ class _Board:
 def test_run_takes_the_compiled_model_and_the_users_images(tour, tmp_path, monkeypatch, capsys):
     """'tritium run': no --model (compiled.json's), the user's images, the verdict on
     stdout; another model file is refused before any image crosses the link."""
-    from tritium.sw import driver
-    from tritium.sw.ir import load_model, save_model
+    from tritium.sw.model.ir import load_model, save_model
+    from tritium.sw.run import driver
 
     folder, _ = tour
     opened = []

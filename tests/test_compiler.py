@@ -8,17 +8,17 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from strategies import model_case
-from tritium.hw.accel_config import START_CYCLES, AccelConfig
 from tritium.hw import isa
+from tritium.hw.accel_config import START_CYCLES, AccelConfig
 from tritium.hw.config import MAX_DEPTH, ConfigError, HwConfig
 from tritium.hw.isa import Opcode
 from tritium.hw.presets import PRESETS
-from tritium.sw import reference
+from tritium.sw.model import reference
 from tritium.sw.compiler import (PASSES, CompileError, ModelPlan, attach_row_constants, bandable,
                                  compile_model, emit, layer_plans, run_passes)
-from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
-from tritium.sw.isasim import simulate
-from tritium.sw.zoo import random_inputs, random_model
+from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
+from tritium.sw.model.zoo import random_inputs, random_model
+from tritium.sw.run.isasim import simulate
 
 
 @st.composite

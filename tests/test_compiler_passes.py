@@ -13,8 +13,8 @@ from tritium.hw.presets import PRESETS
 from tritium.sw.compiler import (PASSES, CompileError, ModelPlan, allocate, attach_row_constants,
                                  band_input, check, compile_model, emit_runs, group_phases,
                                  lower, run_passes, stack_images, stream, unfold_first_layer)
-from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
-from tritium.sw.zoo import random_model
+from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
+from tritium.sw.model.zoo import random_model
 
 
 def conv_then_dense(pool=None):

@@ -12,7 +12,7 @@ from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.errors import TritiumError
 from tritium.hw.presets import PRESETS, load_accel_config
-from tritium.sw.cli import COMMAND_MODULES, build_parser, main
+from tritium.sw.cli.main import COMMAND_MODULES, build_parser, main
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--pe", "2", "--simd", "16", "--weight-depth", "64", "--thr-depth", "32",
@@ -22,7 +22,7 @@ SMALL = ["--pe", "2", "--simd", "16", "--weight-depth", "64", "--thr-depth", "32
 @pytest.fixture(scope="module")
 def small_model(tmp_path_factory):
     from tritium.boards.bench_patch import small_dense_model
-    from tritium.sw.ir import save_model
+    from tritium.sw.model.ir import save_model
     path = tmp_path_factory.mktemp("model") / "m.npz"
     save_model(small_dense_model(), path)
     return path
@@ -50,7 +50,7 @@ def test_generate_takes_a_preset_and_the_field_options_give_the_same_configurati
                                                                                   capsys):
     """--hw PRESET and the field options are two spellings of one configuration format;
     giving both is refused."""
-    from tritium.sw.commands.generate import ACCEL_OPTIONS, CORE_OPTIONS, config_from_args
+    from tritium.sw.cli.commands.generate import ACCEL_OPTIONS, CORE_OPTIONS, config_from_args
     parser = build_parser()
     preset = PRESETS["icebreaker"]
     options = []
@@ -122,7 +122,7 @@ def test_docs_describe_every_field_with_its_option():
     that sets it; the README and 'tritium --help' point to it."""
     from dataclasses import fields
 
-    from tritium.sw.commands.generate import ACCEL_OPTIONS, CORE_OPTIONS
+    from tritium.sw.cli.commands.generate import ACCEL_OPTIONS, CORE_OPTIONS
     text = (ROOT / "docs" / "config.md").read_text()
     core_rows = _table_fields(text, "## Fields of `core`")
     accel_rows = _table_fields(text, "## Fields of the accelerator")
@@ -135,14 +135,14 @@ def test_docs_describe_every_field_with_its_option():
     assert "docs/config.md" in build_parser().format_help()
 
 
-# Modules outside sw/commands whose error messages reach users, and the commands that
+# Modules outside sw/cli/commands whose error messages reach users, and the commands that
 # print them: every option such a message suggests must exist on each of those commands.
 PRINTED_BY = {
     "hw/presets.py": {"generate", "compile", "build", "bench"},
-    "sw/fileio.py": {"train", "export", "generate", "compile", "report"},
-    "sw/inputs.py": {"sim", "run"},
-    "sw/models.py": {"train", "demo"},
-    "sw/bench_synth.py": {"bench"},
+    "sw/util/fileio.py": {"train", "export", "generate", "compile", "report"},
+    "sw/train/inputs.py": {"sim", "run"},
+    "sw/train/models.py": {"train", "demo"},
+    "sw/bench/synth.py": {"bench"},
     "boards/build.py": {"build"},
     "boards/fit.py": {"build"},
     "boards/program.py": {"program"},
@@ -153,7 +153,7 @@ OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
 #: Top-level functions of a shared file that only one command runs: (file, function) -> printers.
-RUN_BY_ONE = {("sw/commands/sim.py", "run"): {"sim"}}
+RUN_BY_ONE = {("sw/cli/commands/sim.py", "run"): {"sim"}}
 
 
 def _raised_options(path):
@@ -172,12 +172,12 @@ def test_every_suggested_option_exists_on_the_commands_that_print_it():
     parser = build_parser()
     sub = next(a for a in parser._actions if hasattr(a, "choices") and a.choices)
     options = {name: set(p._option_string_actions) for name, p in sub.choices.items()}
-    shared = {"sw/commands/sim.py": {"sim", "run"}}     # run uses sim's input selection
+    shared = {"sw/cli/commands/sim.py": {"sim", "run"}}     # run uses sim's input selection
     bad = []
     for root in ("sw", "hw", "boards", "sim"):
         for path in sorted((ROOT / root).rglob("*.py")):
             rel = path.relative_to(ROOT).as_posix()
-            name = path.stem if rel.startswith("sw/commands/") else None
+            name = path.stem if rel.startswith("sw/cli/commands/") else None
             printers = shared.get(rel) or ({name} if name in COMMAND_MODULES else
                                            PRINTED_BY.get(rel, set()))
             for line, option, function in _raised_options(path):

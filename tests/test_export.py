@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tritium.hw.errors import ModelError, TritiumError
-from tritium.sw import reference
-from tritium.sw import topologies as topo
-from tritium.sw.export import export_net
-from tritium.sw.inputs import quantize_input, to_torch
-from tritium.sw.ir import ActType, Dense, IntModel, MaxPool2d, accumulator_range, load_model, save_model
-from tritium.sw.layers import Net, QuantLinear, SignAct
-from tritium.sw.models import build_net
+from tritium.sw.model import reference
+from tritium.sw.model import topologies as topo
+from tritium.sw.model.ir import ActType, Dense, IntModel, MaxPool2d, accumulator_range, load_model, save_model
+from tritium.sw.train.export import export_net
+from tritium.sw.train.inputs import quantize_input, to_torch
+from tritium.sw.train.layers import Net, QuantLinear, SignAct
+from tritium.sw.train.models import build_net
 
 
 def randomize_batchnorm(net, rng, tie_mode=False):

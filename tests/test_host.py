@@ -22,13 +22,13 @@ from tritium.hw.host import HostLink
 from tritium.hw.image_format import HEADER, SECTION, SECTION_TYPES
 from tritium.hw.protocol import MAX_PAYLOAD, Cmd, Err, Nak
 from tritium.sim.host_sim import SimTransport
-from tritium.sw import reference
 from tritium.sw.compiler import compile_model
-from tritium.sw.driver import (Device, DeviceError, FrameDecoder, Status, encode_request,
+from tritium.sw.model import reference
+from tritium.sw.run.driver import (Device, DeviceError, FrameDecoder, Status, encode_request,
                                encode_response)
-from tritium.sw.image import image_bytes
-from tritium.sw.ir import ActType, Dense, IntModel
-from tritium.sw.isasim import simulate
+from tritium.sw.compiler.image import image_bytes
+from tritium.sw.model.ir import ActType, Dense, IntModel
+from tritium.sw.run.isasim import simulate
 
 pytestmark = pytest.mark.xdist_group("host_link")
 
@@ -411,8 +411,8 @@ def test_docs_tables_match_the_protocol():
 
 
 def test_cli_run_reports_a_missing_port(tmp_path, capsys, case):
-    from tritium.sw.cli import main
-    from tritium.sw.image import write_images
+    from tritium.sw.cli.main import main
+    from tritium.sw.compiler.image import write_images
 
     _, compiled, _ = case
     write_images(compiled, tmp_path)
@@ -425,10 +425,10 @@ def test_cli_run_on_a_simulated_board(tmp_path, monkeypatch, capsys):
     """``tritium run`` end to end, its serial port replaced by a simulated HostLink."""
     import json
 
-    from tritium.sw import driver
-    from tritium.sw.cli import main
-    from tritium.sw.image import write_images
-    from tritium.sw.ir import save_model
+    from tritium.sw.cli.main import main
+    from tritium.sw.compiler.image import write_images
+    from tritium.sw.model.ir import save_model
+    from tritium.sw.run import driver
 
     rng = np.random.default_rng(3)
     bip = ActType("bipolar")

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tritium.sw.cli import main
+from tritium.sw.cli.main import main
 
 
 @pytest.mark.slow
@@ -46,8 +46,8 @@ def _tiny_accel():
 
 def test_accel_bench_top_drives_every_port():
     """The Fmax top has one pin; every accelerator port is an LFSR bit or folded into it."""
-    from tritium.hw.core import to_verilog
     from tritium.hw.bench_tops import AccelBenchTop
+    from tritium.hw.core import to_verilog
     text = to_verilog(AccelBenchTop(_tiny_accel()), name="top")
     head = text[text.index("module top("):]
     ports = head[len("module top("):head.index(");")].replace(",", " ").split()
@@ -55,7 +55,7 @@ def test_accel_bench_top_drives_every_port():
 
 
 def test_critical_path_reads_the_worst_nextpnr_path(tmp_path):
-    from tritium.sw.bench_synth import critical_path
+    from tritium.sw.bench.synth import critical_path
     step = lambda a, b, d: {"from": {"cell": a}, "to": {"cell": b}, "net": f"{a}.{b}", "delay": d}
     report = {"critical_paths": [{"path": [step("x", "y", 1.0)]},
                                  {"path": [step("a", "b", 2.0), step("b", "c", 3.0)]}]}
@@ -80,8 +80,8 @@ def test_bench_accel_refuses_an_unknown_preset(capsys):
 def test_cnv_is_benchmarked_on_the_ulx3s_preset():
     """bench all measures CNV's compile time on the ulx3s preset, where it runs in segments;
     the convolutions after the RGB layer keep their utilisation there."""
-    from tritium.sw.bench_rtl import measure_compile_time
-    from tritium.sw.bench_utilization import measure_utilization
+    from tritium.sw.bench.rtl import measure_compile_time
+    from tritium.sw.bench.utilization import measure_utilization
 
     assert measure_compile_time(repeats=1)["seconds"] > 0
     entry = measure_utilization([("ulx3s", "cnv", 1)], log=lambda m: None)["ulx3s/cnv"]
@@ -93,11 +93,11 @@ def test_cnv_is_benchmarked_on_the_ulx3s_preset():
 
 def test_a_failing_tool_reports_the_error_from_its_own_log(tmp_path):
     """A tool that fails an assertion and prints more after it: its ERROR line is in the
-    one-line error with the log's path (sw/toolrun.py, the runner of the benchmarks)."""
+    one-line error with the log's path (sw/util/toolrun.py, the runner of the benchmarks)."""
     import sys
 
     from tritium.hw.errors import TritiumError
-    from tritium.sw.toolrun import run_tool
+    from tritium.sw.util.toolrun import run_tool
 
     script = ("print('2.43. Executing ABC9.'); "
               "print(\"ERROR: Assert `count_id(wire->name) == 0' failed.\"); "

@@ -224,7 +224,7 @@ def test_contract_offsets_reconstruct_reference():
     """D - K from the contract equals the reference for a ternary layer (pure software)."""
     from tritium.hw.contract import row_offsets
     from tritium.sim.vectors import random_layer
-    from tritium.sw.ir import ActType
+    from tritium.sw.model.ir import ActType
     rng = np.random.default_rng(0)
     layer = random_layer(SMALL, "ternary", ActType("bipolar"), rng, fan_in=30, out_channels=3)
     assert list(row_offsets(layer, ActType("bipolar"), SMALL)) == \
@@ -240,8 +240,8 @@ def test_threshold_unit_against_reference_multi_threshold(addr_reg):
     from tritium.hw.threshold import ThresholdUnit
     from tritium.sim.amaranth_sim import receive, send, write_port
     from tritium.sim.vectors import decode_output
-    from tritium.sw.ir import ActType
-    from tritium.sw.reference import multi_threshold
+    from tritium.sw.model.ir import ActType
+    from tritium.sw.model.reference import multi_threshold
 
     cfg = HwConfig(pe=3, simd=12, out_bits=2, weight_depth=4, thr_depth=4, addr_reg=addr_reg)
     copies = cfg.pe if addr_reg else 1
@@ -315,7 +315,7 @@ def test_max_fan_in_narrows_the_accumulator_and_refuses_longer_layers():
     from tritium.hw.contract import check_layer
     from tritium.hw.errors import TritiumError
     from tritium.sim.vectors import random_layer
-    from tritium.sw.ir import ActType
+    from tritium.sw.model.ir import ActType
     layer = random_layer(NARROW_BINARY, "binary", ActType("bipolar"), np.random.default_rng(0),
                          fan_in=21, out_channels=2)
     with pytest.raises(TritiumError, match="max_fan_in 20"):

@@ -86,7 +86,7 @@ def _tiny_accel_job():
     """A random dense model on a small accelerator (P = 2, S = 8, with a weight store)."""
     from tritium.hw.accel_config import AccelConfig
     from tritium.sw.compiler import compile_model
-    from tritium.sw.zoo import random_inputs, random_model
+    from tritium.sw.model.zoo import random_inputs, random_model
 
     model = random_model("tfc", (6, 6, 1), "bipolar", seed=3)
     cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_depth=128, thr_depth=128), act_depth=64,
@@ -167,7 +167,7 @@ def test_waves_are_an_fst_with_the_clock_and_the_cycle_count(tmp_path):
     import numpy as np
 
     from tritium.sim.runner import run_accel_cocotb
-    from tritium.sw import reference
+    from tritium.sw.model import reference
 
     model, compiled, values = _tiny_accel_job()
     fst = tmp_path / "out" / "waves.fst"
@@ -192,7 +192,7 @@ def test_waves_are_an_fst_with_the_clock_and_the_cycle_count(tmp_path):
 
 
 def test_sim_refuses_waves_without_an_rtl_simulator(tmp_path, capsys):
-    from tritium.sw.cli import main
+    from tritium.sw.cli.main import main
 
     assert main(["sim", str(tmp_path), "--model", str(tmp_path / "m.npz"), "--waves"]) == 1
     assert "--waves needs an RTL simulator" in capsys.readouterr().err

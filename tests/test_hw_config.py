@@ -7,7 +7,7 @@ import pytest
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import (CHAIN_COMPARE_STAGES, ConfigError, HwConfig, config_from_dict,
                                config_hash)
-from tritium.sw.cli import main
+from tritium.sw.cli.main import main
 
 
 def test_hash_is_stable_and_canonical():

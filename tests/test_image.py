@@ -11,13 +11,13 @@ from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.errors import FormatError
 from tritium.hw.image_format import HEADER
-from tritium.sw import reference
-from tritium.sw.cli import main
+from tritium.sw.cli.main import main
 from tritium.sw.compiler import compile_model
-from tritium.sw.image import image_bytes, parse_image, read_image, write_images
-from tritium.sw.ir import save_model
-from tritium.sw.isasim import simulate
-from tritium.sw.zoo import random_inputs, random_model
+from tritium.sw.compiler.image import image_bytes, parse_image, read_image, write_images
+from tritium.sw.model import reference
+from tritium.sw.model.ir import save_model
+from tritium.sw.model.zoo import random_inputs, random_model
+from tritium.sw.run.isasim import simulate
 
 CFG = AccelConfig(core=HwConfig(pe=4, simd=16, weight_kinds=("binary", "ternary"), act_bits=8,
                                 weight_depth=1024, thr_depth=64), res_depth=32)
@@ -98,8 +98,8 @@ def test_streamed_image_carries_the_weight_store(tmp_path):
 
 
 def test_compile_and_sim_commands(tmp_path, capsys):
-    from tritium.sw.ir import ActType, Dense, IntModel
-    from tritium.sw.data import load_dataset
+    from tritium.sw.model.ir import ActType, Dense, IntModel
+    from tritium.sw.train.data import load_dataset
 
     data = load_dataset("digits")
     rng = np.random.default_rng(0)
@@ -129,9 +129,9 @@ def test_segmented_model_folder(tmp_path, capsys):
     """A model that runs in segments: one model image per segment; read_compiled gives them
     back (tritium sim runs them, bit-exact), and refuses a missing segment image or one of
     another compilation with one line."""
-    from tritium.sw.image import read_compiled
+    from tritium.sw.compiler.image import read_compiled
 
-    from tritium.sw.ir import ActType, Dense, IntModel
+    from tritium.sw.model.ir import ActType, Dense, IntModel
 
     def digits_model(seed):
         rng = np.random.default_rng(seed)

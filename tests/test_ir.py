@@ -11,8 +11,8 @@ from hypothesis import given, settings
 
 from strategies import model_case
 from tritium.hw.errors import FormatError, ModelError
-from tritium.sw import reference
-from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, load_model, save_model
+from tritium.sw.model import reference
+from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, load_model, save_model
 
 
 def small_model():

@@ -26,13 +26,14 @@ LAYERS = (
      {"contract"}),
     # Gateware: the Amaranth components and their Verilog generation.
     ("gateware", ("tritium.hw", "tritium.hw.*"), {"contract", "gateware"}),
-    # Software: IR, golden reference, training, export, compiler, image writer and
-    # reader, ISA simulator, host driver.
+    # Software, by stage: the integer model (IR, golden reference, kernels, layout),
+    # training and export, the compiler and image writer/reader, the run loop with
+    # the ISA simulator and the host driver, and shared helpers (util).
     ("software", ("tritium.sw", "tritium.sw.*"), {"contract", "software"}),
-    # Tools on top: simulation harnesses, board builds, the benchmarks, the report, the CLI.
+    # Tools on top: simulation harnesses, board builds, the benchmarks with the anchors
+    # and the report, the CLI.
     ("tools", ("tritium.sim", "tritium.sim.*", "tritium.boards", "tritium.boards.*",
-               "tritium.sw.cli", "tritium.sw.commands", "tritium.sw.commands.*",
-               "tritium.sw.bench_*", "tritium.sw.anchors", "tritium.sw.report"),
+               "tritium.sw.cli", "tritium.sw.cli.*", "tritium.sw.bench", "tritium.sw.bench.*"),
      {"contract", "gateware", "software", "tools"}),
 )
 
@@ -102,16 +103,16 @@ def test_a_wrong_import_fails():
     top = violations("tritium.hw.pe", "from ..sw.compiler import compile_model\n")
     assert top == ["tritium.hw.pe line 1: imports tritium.sw.compiler (software); "
                    "rule: gateware imports only contract, gateware"]
-    nested = violations("tritium.hw.accel", "import json\n\ndef f():\n    from ..sw import reference\n")
-    assert len(nested) == 1 and "line 4: imports tritium.sw.reference (software)" in nested[0]
-    assert violations("tritium.hw.uart", "import tritium.sw.driver\n") != []
+    nested = violations("tritium.hw.accel", "import json\n\ndef f():\n    from ..sw.model import reference\n")
+    assert len(nested) == 1 and "line 4: imports tritium.sw.model.reference (software)" in nested[0]
+    assert violations("tritium.hw.uart", "import tritium.sw.run.driver\n") != []
     # The contract imports nothing above it; software does not reach into gateware.
     assert violations("tritium.hw.isa", "from .pe import PE\n") != []
-    assert violations("tritium.sw.compiler", "from ..hw.accel import Accelerator\n") != []
-    assert violations("tritium.sw.driver", "from .cli import main\n") != []
+    assert violations("tritium.sw.compiler.codegen", "from ...hw.accel import Accelerator\n") != []
+    assert violations("tritium.sw.run.driver", "from ..cli.main import main\n") != []
     # Imports along the layering pass.
     allowed = ("from .isa import Opcode\nfrom .errors import TritiumError\nfrom amaranth.hdl import Module\n")
     assert violations("tritium.hw.pe", allowed) == []
-    assert violations("tritium.sw.compiler", "from ..hw import isa\nfrom .ir import Dense\n") == []
+    assert violations("tritium.sw.compiler.codegen", "from ...hw import isa\nfrom ..model.ir import Dense\n") == []
     tools = "from ..sw.compiler import Compiled\nfrom ..hw.accel import ACCEL_TOP\n"
     assert violations("tritium.sim.runner", tools) == []

@@ -14,14 +14,14 @@ from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.presets import PRESETS
 from tritium.sim.runner import run_accel_cocotb, simulator_available
-from tritium.sw import reference
 from tritium.sw.compiler import compile_model
-from tritium.sw.data import load_dataset
-from tritium.sw.export import export_net
-from tritium.sw.inputs import quantize_input
-from tritium.sw.isasim import simulate
-from tritium.sw.train import TrainConfig, make_net, torch_logits, train_net
-from tritium.sw.zoo import random_inputs, random_model
+from tritium.sw.model import reference
+from tritium.sw.model.zoo import random_inputs, random_model
+from tritium.sw.run.isasim import simulate
+from tritium.sw.train.data import load_dataset
+from tritium.sw.train.export import export_net
+from tritium.sw.train.inputs import quantize_input
+from tritium.sw.train.train import TrainConfig, make_net, torch_logits, train_net
 
 pytestmark = [
     pytest.mark.slow,

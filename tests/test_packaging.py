@@ -59,7 +59,7 @@ def test_tritium_runs_from_the_installed_wheel(wheel, tmp_path):
                                          "print(sysconfig.get_paths()['purelib'])"], text=True).strip())
     (site / "deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
 
-    where = subprocess.run([str(python), "-c", "import tritium.sw.commands.sim as m; print(m.__file__)"],
+    where = subprocess.run([str(python), "-c", "import tritium.sw.cli.commands.sim as m; print(m.__file__)"],
                            capture_output=True, text=True)
     assert where.returncode == 0, where.stderr
     assert Path(where.stdout.strip()).is_relative_to(site)

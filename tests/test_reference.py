@@ -7,8 +7,8 @@ from hypothesis import given
 import naive
 from strategies import conv_case, dense_case, model_case
 from tritium.hw.errors import ModelError
-from tritium.sw import reference
-from tritium.sw.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
+from tritium.sw.model import reference
+from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 
 
 def naive_output(layer, acc):

@@ -5,12 +5,12 @@ import json
 import pytest
 
 from tritium.hw.presets import PRESETS
-from tritium.sw.anchors import ANCHORS
-from tritium.sw.cli import main
+from tritium.sw.bench.anchors import ANCHORS
+from tritium.sw.bench.report import collect, comparison_rows, throughput
+from tritium.sw.cli.main import main
 from tritium.sw.compiler import compile_model
-from tritium.sw.image import write_images
-from tritium.sw.report import collect, comparison_rows, throughput
-from tritium.sw.zoo import random_model
+from tritium.sw.compiler.image import write_images
+from tritium.sw.model.zoo import random_model
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_bench_reports_a_board_that_does_not_build(monkeypatch, tmp_path):
     """A failed hardware build is one entry with its reason; the benchmark goes on."""
     from tritium.boards import build as build_module
     from tritium.hw.errors import TritiumError
-    from tritium.sw import bench_all
+    from tritium.sw.bench import all as bench_all
 
     def refuse(board, out, **kwargs):
         raise TritiumError("the design does not fit the icebreaker's FPGA: ICESTORM_LC 6858/5280")
@@ -126,7 +126,7 @@ def test_bench_reports_a_board_that_does_not_build(monkeypatch, tmp_path):
 def test_bench_reports_how_far_an_unfinished_board_got(monkeypatch, tmp_path):
     """A build stopped in routing: the entry carries what its kept nextpnr log says."""
     from tritium.boards import build as build_module
-    from tritium.sw import bench_all
+    from tritium.sw.bench import all as bench_all
 
     failed = tmp_path / "ulx3s-x-seed1-y.failed"
     failed.mkdir()

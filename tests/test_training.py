@@ -14,14 +14,15 @@ import pytest
 import torch
 
 from tritium.hw.errors import FormatError, TritiumError
-from tritium.sw import cli, reference
-from tritium.sw.data import load_dataset
-from tritium.sw.export import export_net
-from tritium.sw.inputs import quantize_input, to_torch
-from tritium.sw.ir import load_model
-from tritium.sw.layers import QuantConv2d, SignAct, bipolar, quantize_weights
-from tritium.sw.models import build_net, load_checkpoint, save_checkpoint
-from tritium.sw.train import TrainConfig, make_net, torch_accumulators, torch_logits, train_net, verify
+from tritium.sw.cli.main import main
+from tritium.sw.model import reference
+from tritium.sw.model.ir import load_model
+from tritium.sw.train.data import load_dataset
+from tritium.sw.train.export import export_net
+from tritium.sw.train.inputs import quantize_input, to_torch
+from tritium.sw.train.layers import QuantConv2d, SignAct, bipolar, quantize_weights
+from tritium.sw.train.models import build_net, load_checkpoint, save_checkpoint
+from tritium.sw.train.train import TrainConfig, make_net, torch_accumulators, torch_logits, train_net, verify
 
 # ------------------------------------------------------------------ layers
 
@@ -220,13 +221,13 @@ def test_checkpoint_with_wrong_shapes(trained, tmp_path):
 
 def test_cli_train_and_export(tmp_path, capsys):
     ckpt, out = tmp_path / "m.pt", tmp_path / "m.npz"
-    rc = cli.main(["train", "--arch", "tfc", "--dataset", "digits", "--epochs", "1", "--seed", "2",
+    rc = main(["train", "--arch", "tfc", "--dataset", "digits", "--epochs", "1", "--seed", "2",
                    "-o", str(ckpt), "--json", "-q"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["agreement"] == 1.0 and result["logits_exact"] is True
     assert {"accuracy", "accuracy_integer", "agreement"} <= set(result)
-    rc = cli.main(["export", str(ckpt), "-o", str(out), "--verify", "--json", "-q"])
+    rc = main(["export", str(ckpt), "-o", str(out), "--verify", "--json", "-q"])
     assert rc == 0
     exported = json.loads(capsys.readouterr().out)
     assert exported["accuracy_integer"] == result["accuracy_integer"]
@@ -236,12 +237,12 @@ def test_cli_train_and_export(tmp_path, capsys):
 
 
 def test_cli_float_baseline_has_no_integer_model(tmp_path, capsys):
-    rc = cli.main(["train", "--arch", "tfc", "--dataset", "digits", "--weights", "float", "--epochs", "1",
+    rc = main(["train", "--arch", "tfc", "--dataset", "digits", "--weights", "float", "--epochs", "1",
                    "-o", str(tmp_path / "f.pt"), "--json", "-q"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out)
     assert result["accuracy"] > 0.5 and result["agreement"] is None
-    rc = cli.main(["export", str(tmp_path / "f.pt"), "-o", str(tmp_path / "f.npz")])
+    rc = main(["export", str(tmp_path / "f.pt"), "-o", str(tmp_path / "f.npz")])
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert err == "tritium: error: layer fc0: float weights; the hardware runs binary or ternary weights"
@@ -257,7 +258,7 @@ def test_cli_float_baseline_has_no_integer_model(tmp_path, capsys):
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, words):
     argv = [a.format(tmp=tmp_path) for a in argv]
     try:
-        rc = cli.main(argv)
+        rc = main(argv)
     except SystemExit as e:  # argparse usage errors
         rc = e.code
     assert rc != 0
@@ -268,7 +269,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, words):
 def test_cli_export_verify_on_the_wrong_dataset_writes_nothing(trained, tmp_path, capsys):
     _, ckpt = trained
     out = tmp_path / "m.npz"
-    rc = cli.main(["export", str(ckpt), "-o", str(out), "--verify", "--dataset", "mnist5k", "-q"])
+    rc = main(["export", str(ckpt), "-o", str(out), "--verify", "--dataset", "mnist5k", "-q"])
     assert rc == 1
     err = capsys.readouterr().err.strip()
     assert err == "tritium: error: the model takes (8, 8, 1) inputs but mnist5k images are (28, 28, 1)"

@@ -14,20 +14,20 @@ plans (:mod:`.plan`); docs/accelerator.md describes the target:
 * :mod:`.analysis`  the io description and the program timing (read-only).
 
 :func:`compile_model` runs them all and returns a :class:`Compiled` model;
-:mod:`tritium.sw.image` writes it to files. The host-side tensor layout
+:mod:`tritium.sw.compiler.image` writes it to files. The host-side tensor layout
 (:func:`pack_input`, :func:`results_to_accumulators`) lives in
-:mod:`tritium.sw.layout`.
+:mod:`tritium.sw.model.layout`.
 """
 
-from ..layout import lanes_to_int, pack_input, pack_tensor, results_to_accumulators
+from ..model.layout import lanes_to_int, pack_input, pack_tensor, results_to_accumulators
 from .analysis import io_description, program_timing
 from .checks import bandable, check
-from .compiled import Compiled, Segment
 from .codegen import attach_row_constants, emit, emit_runs, memories, program_parts
+from .compiled import Compiled, Segment
 from .errors import CompileError
-from .planning import lower, stack_images, unfold_first_layer
 from .pipeline import PASSES, PLANNING, compile_model, layer_plans, run_passes
 from .plan import Chunk, LayerPlan, ModelPlan, Unfold
+from .planning import lower, stack_images, unfold_first_layer
 from .schedule import allocate, band_input, group_phases, stream
 
 __all__ = [

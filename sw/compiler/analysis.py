@@ -50,7 +50,7 @@ def io_description(plan):
 
 def segment_set(runs):
     """Names a set of segments: an image of another compilation (even of a model with the
-    same shapes) is refused beside them (tritium.sw.image.read_compiled)."""
+    same shapes) is refused beside them (tritium.sw.compiler.image.read_compiled)."""
     return hashlib.sha256(repr([
         (run.program, run.weight_banks, run.threshold_banks, run.store_words) for run in runs
     ]).encode()).hexdigest()[:16]

@@ -12,9 +12,9 @@ import numpy as np
 from ...hw import isa
 from ...hw.contract import folded_thresholds, never, row_offsets
 from ...hw.isa import Opcode
-from ..layout import lanes_to_int, window_rows
-from .errors import CompileError, pow2
+from ..model.layout import lanes_to_int, window_rows
 from .compiled import Segment
+from .errors import CompileError, pow2
 from .plan import Chunk
 
 

@@ -8,7 +8,7 @@ and never changes the ones it was given.
 
 from dataclasses import dataclass, replace
 
-from ..layout import words_for_lanes
+from ..model.layout import words_for_lanes
 
 
 @dataclass(frozen=True)

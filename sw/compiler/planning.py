@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..ir import Conv2d, MaxPool2d
-from ..layout import words_for_lanes
+from ..model.ir import Conv2d, MaxPool2d
+from ..model.layout import words_for_lanes
 from .errors import CompileError
 from .plan import LayerPlan, Unfold
 

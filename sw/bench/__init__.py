@@ -1,0 +1,1 @@
+"""Benchmarks, the published anchors and the report."""

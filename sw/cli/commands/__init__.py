@@ -1,0 +1,1 @@
+"""One module per ``tritium`` subcommand (see :mod:`tritium.sw.cli.main`)."""

@@ -1,1 +1,0 @@
-"""One module per ``tritium`` subcommand (see :mod:`tritium.sw.cli`)."""

@@ -1,0 +1,1 @@
+"""Running compiled models: the run loop, the ISA simulator, the board driver."""

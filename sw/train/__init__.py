@@ -1,0 +1,1 @@
+"""Training: quantised layers, network builders, data sets, input quantisation, export to the integer IR."""

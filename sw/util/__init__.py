@@ -1,0 +1,1 @@
+"""Small helpers shared across the stages: console output, file writing, tool subprocesses."""
