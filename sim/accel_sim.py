@@ -3,46 +3,42 @@
 :func:`run_amaranth` loads a compiled model through the accelerator's host
 ports (program, weight banks, threshold memories, activation buffer 0), runs
 each program and reads the result memory back: what the ISA-level simulator
-(:func:`tritium.sw.run.isasim.simulate`) returns, from the RTL.
+(:func:`tritium.sw.run.isasim.simulate`) returns, from the RTL. The host's side is
+:class:`HostWrites`, a deferred backend of the run loop
+(:func:`tritium.sw.run.loop.run_batches`) that records the port writes, starts and
+reads; :class:`AmaranthBackend` plays them in the simulator, the Verilog harness
+(:class:`tritium.sim.runner.HarnessBackend`) from a file.
 """
 
 from amaranth.sim import Simulator
 
 from ..hw import isa
 from ..hw.accel import Accelerator
-from ..hw.layouts import pack, thresholds_layout
 from ..sw.compiler.image import threshold_words
-from ..sw.model.layout import pack_input, results_to_accumulators
+from ..sw.run.loop import Backend, Pending, run_batches
 
 
-async def _write(ctx, en, addr, data, items, extra=None):
+async def _write(ctx, en, addr, data, items):
     for a, d in items:
         ctx.set(en, 1)
         ctx.set(addr, a)
         ctx.set(data, d)
-        if extra:
-            extra(a)
         await ctx.tick()
     ctx.set(en, 0)
 
 
-async def load(ctx, dut, compiled):
-    """Write program, weights, thresholds and the weight store through the host ports."""
-    await _write(ctx, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(compiled.program))
-    for p, bank in enumerate(compiled.weight_banks):
-        ctx.set(dut.wload.bank, p)
-        await _write(ctx, dut.wload.en, dut.wload.addr, dut.wload.data,
-                     [(a, w) for a, w in enumerate(bank) if w])
-    for p, words in enumerate(threshold_words(compiled)):
-        ctx.set(dut.tload.bank, p)
-        await _write(ctx, dut.tload.en, dut.tload.addr, dut.tload.data.as_value(), enumerate(words))
-    if compiled.store_words:
-        await _write(ctx, dut.sload.en, dut.sload.addr, dut.sload.data,
-                     [(a, w) for a, w in enumerate(compiled.store_words) if w])
+def model_writes(compiled):
+    """The host's writes that load a model, in the form of a :func:`segment_writes`
+    entry: the program, the banks' and the store's nonzero words (they start at 0), every
+    threshold word."""
+    return {"program": list(compiled.program),
+            "weights": [[(a, w) for a, w in enumerate(bank) if w] for bank in compiled.weight_banks],
+            "thresholds": [list(enumerate(words)) for words in threshold_words(compiled)],
+            "store": [(a, w) for a, w in enumerate(compiled.store_words) if w]}
 
 
 def segment_writes(compiled):
-    """The host's writes before each program run of a batch, after :func:`load`.
+    """The host's writes before each program run of a batch, after :func:`model_writes`.
 
     One dict per run (:meth:`~tritium.sw.compiler.Compiled.runs`): ``program`` (the
     words, or None when the program memory already holds them), ``weights`` and
@@ -51,9 +47,8 @@ def segment_writes(compiled):
     from the last images written otherwise, and every bank word when LOAD_W copies have
     written the banks since; after the last run of a batch comes the first of the
     next), ``store`` (the weight-store writes of a run whose weight phase streams from an
-    image of its own: :func:`store_writes`) and ``input`` (``(first, end)`` of the packed
-    input words written into buffer 0 from address 0, or None). A model that runs once
-    needs no writes but its input.
+    image of its own: :func:`store_writes`). A model that runs once needs no writes but
+    its input.
     """
     runs = compiled.runs()
     parts = [compiled.segment(k) for k in range(len(runs))]
@@ -92,7 +87,6 @@ def segment_writes(compiled):
             "program": None if len(runs) == 1 else list(run.program),
             "weights": writes_w,
             "thresholds": writes_t,
-            "input": run.input_words,
         })
     return out
 
@@ -114,24 +108,90 @@ def store_writes(stores, k):
     return [(a, w) for a, w in enumerate(target) if a >= len(prev) or prev[a] != w]
 
 
-async def write_segment(ctx, dut, writes):
-    """Apply one entry of :func:`segment_writes` (program, banks, thresholds, store)."""
-    if writes["program"] is not None:
-        await _write(ctx, dut.prog_we, dut.prog_addr, dut.prog_data, enumerate(writes["program"]))
-    for p, items in enumerate(writes["weights"]):
-        ctx.set(dut.wload.bank, p)
-        await _write(ctx, dut.wload.en, dut.wload.addr, dut.wload.data, items)
-    for p, items in enumerate(writes["thresholds"]):
-        ctx.set(dut.tload.bank, p)
-        await _write(ctx, dut.tload.en, dut.tload.addr, dut.tload.data.as_value(), items)
-    if writes["store"]:
-        await _write(ctx, dut.sload.en, dut.sload.addr, dut.sload.data, writes["store"])
+class HostWrites(Backend):
+    """A deferred backend that records what the host does through the accelerator's
+    ports, in order, in :attr:`ops`: ``("write", port, bank, [(address, word)])``
+    (port: ``prog``, ``wload``, ``tload``, ``sload``, ``act``), ``("start", pending
+    cycles)``, ``("read", base, count, pending entries)``. The model load
+    (:func:`model_writes`) comes first; a segment's writes are those of
+    :func:`segment_writes` (none for the segment the memories hold)."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+        self.ops = []
+        self.segments = segment_writes(compiled)
+        self.held = 0               # the segment whose images the memories hold
+        self._memories(model_writes(compiled))
+
+    def _memories(self, writes):
+        if writes["program"] is not None:
+            self.ops.append(("write", "prog", 0, list(enumerate(writes["program"]))))
+        self.ops += [("write", "wload", p, items) for p, items in enumerate(writes["weights"])]
+        self.ops += [("write", "tload", p, items) for p, items in enumerate(writes["thresholds"])]
+        if writes["store"]:
+            self.ops.append(("write", "sload", 0, writes["store"]))
+
+    def load_segment(self, k):
+        if k != self.held:
+            self._memories(self.segments[k])
+            self.held = k
+
+    def write_input(self, words):
+        self.ops.append(("write", "act", 0, [(a, int(w)) for a, w in enumerate(words)]))
+
+    def start(self):
+        cycles = Pending()
+        self.ops.append(("start", cycles))
+        return cycles
+
+    def read_results(self, base, count):
+        entries = Pending()
+        self.ops.append(("read", base, count, entries))
+        return entries
+
+    def finish(self):
+        """Play :attr:`ops` and fill the pending values (a subclass's)."""
+        raise NotImplementedError
 
 
-async def run_once(ctx, dut, compiled, words, max_cycles, read=True):
-    """Write one program run's input, start, wait for done; returns (entries, cycles)
-    (entries: the result memory's, none without ``read``)."""
-    await _write(ctx, dut.act_we, dut.act_addr, dut.act_data, enumerate(words))
+class AmaranthBackend(HostWrites):
+    """:class:`HostWrites` played on :class:`~tritium.hw.accel.Accelerator` in the
+    Amaranth simulator; a run not done after ``max_cycles`` cycles fails."""
+
+    def __init__(self, compiled, max_cycles):
+        super().__init__(compiled)
+        self.max_cycles = max_cycles
+
+    def finish(self):
+        dut = Accelerator(self.compiled.config)
+        ports = {"prog": (None, dut.prog_we, dut.prog_addr, dut.prog_data),
+                 "wload": (dut.wload.bank, dut.wload.en, dut.wload.addr, dut.wload.data),
+                 "tload": (dut.tload.bank, dut.tload.en, dut.tload.addr, dut.tload.data.as_value()),
+                 "act": (None, dut.act_we, dut.act_addr, dut.act_data)}
+        if self.compiled.config.store_depth:
+            ports["sload"] = (None, dut.sload.en, dut.sload.addr, dut.sload.data)
+
+        async def bench(ctx):
+            for op in self.ops:
+                if op[0] == "write":
+                    bank, *port = ports[op[1]]
+                    if bank is not None:
+                        ctx.set(bank, op[2])
+                    await _write(ctx, *port, op[3])
+                elif op[0] == "start":
+                    op[1].value = await _start(ctx, dut, self.max_cycles)
+                else:
+                    op[3].value = await _read(ctx, dut, op[1], op[2],
+                                              self.compiled.config.res_latency)
+
+        sim = Simulator(dut)
+        sim.add_clock(1e-8)
+        sim.add_testbench(bench)
+        sim.run()
+
+
+async def _start(ctx, dut, max_cycles):
+    """Start the program, wait for done; returns the cycle count."""
     ctx.set(dut.start, 1)
     await ctx.tick()
     ctx.set(dut.start, 0)
@@ -143,13 +203,17 @@ async def run_once(ctx, dut, compiled, words, max_cycles, read=True):
         raise RuntimeError(f"accelerator error code {ctx.get(dut.error_code)}")
     if not ctx.get(dut.done):
         raise RuntimeError(f"accelerator not done after {max_cycles} cycles")
-    o = compiled.io["output"]
+    return ctx.get(dut.cycles)
+
+
+async def _read(ctx, dut, base, count, latency):
+    """``count`` result-memory entries from ``base``."""
     entries = []
-    for e in range(o["h"] * o["w"] * o["tiles"] if read else 0):
-        ctx.set(dut.res_addr, o["res_base"] + e)
-        await ctx.tick().repeat(compiled.config.res_latency)
+    for e in range(count):
+        ctx.set(dut.res_addr, base + e)
+        await ctx.tick().repeat(latency)
         entries.append([int(v) for v in ctx.get(dut.res_data)])
-    return entries, ctx.get(dut.cycles)
+    return entries
 
 
 def run_amaranth(compiled, values, max_cycles=None):
@@ -163,27 +227,5 @@ def run_amaranth(compiled, values, max_cycles=None):
         expected = compiled.io.get("cycles") or (sum(l["cycles"] for l in compiled.io["layers"])
                                                  + len(compiled.program))
         max_cycles = 2 * expected + 100
-    dut = Accelerator(compiled.config)
-    batches = pack_input(compiled, values)
-    segments = segment_writes(compiled)
-    results, cycles = [], []
-
-    async def bench(ctx):
-        await load(ctx, dut, compiled)
-        for i, words in enumerate(batches):
-            total = 0
-            for k, writes in enumerate(segments):
-                if len(segments) > 1 and (i or k):
-                    await write_segment(ctx, dut, writes)
-                part = [] if writes["input"] is None else words[slice(*writes["input"])]
-                entries, n = await run_once(ctx, dut, compiled, part, max_cycles,
-                                            read=k == len(segments) - 1)
-                total += n
-            results.append(entries)
-            cycles.append(total)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    return results_to_accumulators(compiled, results), cycles
+    result = run_batches(compiled, values, AmaranthBackend(compiled, max_cycles))
+    return result.accumulators, result.cycles

@@ -1,15 +1,15 @@
 """cocotb 2.x testbench of the whole accelerator, through its harness (``tritium_accel_tb``).
 
 Run by :func:`tritium.sim.runner.run_accel_job`, never imported by pytest directly.
-The job (JSON file named by ``TRITIUM_JOB``, from :func:`tritium.sim.runner.write_job`)
+The job (JSON file named by ``TRITIUM_JOB``, from :class:`tritium.sim.runner.HarnessBackend`)
 lists the harness's commands (:mod:`tritium.sim.harness`): the model load, then per
 batch one command per program run, the last one reading the results. The harness
 plays each command's host writes from the write file and runs the accelerator, its
 clock generated in the Verilog; the testbench issues the commands, waits for each
 answer (the simulator runs freely in between, no Python per cycle or per write),
-checks ``error`` and the write file, and writes the result-memory entries and the
-cycle count of each batch, with the seconds of the load and of the batches, to
-``TRITIUM_RESULT``.
+checks ``error`` and the write file, and writes the cycle count of each started
+command and the raw result-memory entries of each reading one, with the seconds of
+the load and of the batches, to ``TRITIUM_RESULT``.
 """
 
 import json
@@ -45,16 +45,14 @@ async def run_job(dut):
     first, *runs = job["commands"]
     await command(*first)
     t1 = time.perf_counter()
-    batches = []
-    per_batch = job["per_batch"]
-    for i in range(0, len(runs), per_batch):
-        cycles = 0
-        for count, start, entries, base in runs[i:i + per_batch]:
-            await command(count, start, entries, base)
-            cycles += dut.cycles.value.to_unsigned()
-        raw = dut.results.value.to_unsigned()
-        batches.append({"entries": [(raw >> (e * bits)) & mask for e in range(entries)],
-                        "cycles": cycles})
+    cycles, results = [], []
+    for count, start, entries, base in runs:
+        await command(count, start, entries, base)
+        if start:
+            cycles.append(dut.cycles.value.to_unsigned())
+        if entries:
+            raw = dut.results.value.to_unsigned()
+            results.append([(raw >> (e * bits)) & mask for e in range(entries)])
     t2 = time.perf_counter()
     with open(os.environ["TRITIUM_RESULT"], "w") as f:
-        json.dump({"batches": batches, "load_s": t1 - t0, "run_s": t2 - t1}, f)
+        json.dump({"cycles": cycles, "results": results, "load_s": t1 - t0, "run_s": t2 - t1}, f)

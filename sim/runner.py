@@ -18,7 +18,9 @@ from pathlib import Path
 
 from ..hw.core import TOP_NAME, core_verilog
 from ..hw.toolchain import setup_verilator_env
+from ..sw.run.loop import issue, run_batches
 from ..sw.util.console import step
+from .accel_sim import HostWrites
 from .harness import (HARNESS_TOP, WRITE_PORTS, accel_harness_verilog, harness_ports,
                       loop_zero_memory_inits, public_ports_vlt, replay_main_cpp, verilog_ports)
 
@@ -268,58 +270,82 @@ def build_seconds(build):
     return json.loads((Path(build) / "built").read_text())["seconds"]
 
 
-def write_job(compiled, values, folder):
-    """The job of running ``values`` on ``compiled``, as the harness runs it: the write file
-    (every host write, in order: one line of port, bank, address, data in hex) and the
-    commands (count of writes, start or not, result entries to read, first entry),
-    written to ``folder`` as ``writes.txt`` and ``commands.txt``. The first command
-    loads the model (program, weight banks, thresholds, weight store); then each batch
-    runs one command per program run (with the writes of a segmented model's run
-    before its input), the last one reading the results.
+class HarnessBackend(HostWrites):
+    """:class:`~tritium.sim.accel_sim.HostWrites` played by the accelerator's Verilog
+    harness (:mod:`tritium.sim.harness`) in one file-driven run.
 
-    Returns ``(commands, runs per batch)``.
+    :meth:`finish` writes the job into ``folder``: ``writes.txt`` (every host write, in
+    order: one line of port, bank, address, data in hex) and ``commands.txt`` (one line
+    per command: count of writes, start or not, result entries to read, first entry).
+    The first command loads the model; then each program run is one command (a
+    segment's writes, the input, start), the last of a batch reading the results. Then
+    ``play(commands)`` runs it and returns ``(cycles of each start, the raw entries of
+    each read, figures)``; :attr:`figures` keeps the figures, with ``job_s`` (recording
+    the job and writing its files).
     """
-    from ..sw.compiler.image import threshold_words
-    from ..sw.model.layout import pack_input
-    from .accel_sim import segment_writes
 
-    o = compiled.io["output"]
-    entries, base = o["h"] * o["w"] * o["tiles"], o["res_base"]
-    lines, commands = [], []
+    def __init__(self, compiled, folder, play=None):
+        self.t0 = time.perf_counter()
+        super().__init__(compiled)
+        self.load_ops = len(self.ops)
+        self.folder, self.play, self.figures = Path(folder), play, {}
 
-    def add(port, items, bank=0):
-        code = WRITE_PORTS[port]
-        lines.extend(f"{code:x} {bank:x} {a:x} {d:x}\n" for a, d in items)
-        return len(items)
+    def write_job(self):
+        """Write the job files; returns the commands."""
+        base = self.compiled.io["output"]["res_base"]
+        lines = []
 
-    def load(seg):
-        n = 0
-        if seg["program"] is not None:
-            n += add("prog", list(enumerate(seg["program"])))
-        for bank, writes in enumerate(seg["weights"]):
-            n += add("wload", writes, bank)
-        for bank, writes in enumerate(seg["thresholds"]):
-            n += add("tload", writes, bank)
-        if seg.get("store"):
-            n += add("sload", seg["store"])
-        return n
+        def add(op):
+            code, bank = WRITE_PORTS[op[1]], op[2]
+            lines.extend(f"{code:x} {bank:x} {a:x} {d:x}\n" for a, d in op[3])
+            return len(op[3])
 
-    commands.append((load({
-        "program": compiled.program,
-        "weights": [[(a, w) for a, w in enumerate(bank) if w] for bank in compiled.weight_banks],
-        "thresholds": [list(enumerate(words)) for words in threshold_words(compiled)],
-        "store": [(a, w) for a, w in enumerate(compiled.store_words) if w]}), 0, 0, base))
-    segments = segment_writes(compiled)
-    for i, words in enumerate(pack_input(compiled, values)):
-        for k, seg in enumerate(segments):
-            n = load(seg) if len(segments) > 1 and (i or k) else 0
-            part = [] if seg["input"] is None else words[slice(*seg["input"])]
-            n += add("act", [(a, int(w)) for a, w in enumerate(part)])
-            commands.append((n, 1, entries if k == len(segments) - 1 else 0, base))
-    folder = Path(folder)
-    (folder / "writes.txt").write_text("".join(lines))
-    (folder / "commands.txt").write_text("".join(f"{n} {s} {e} {b}\n" for n, s, e, b in commands))
-    return commands, len(segments)
+        commands = [(sum(add(op) for op in self.ops[:self.load_ops]), 0, 0, base)]
+        count = 0
+        for op in self.ops[self.load_ops:]:
+            if op[0] == "write":
+                count += add(op)
+            elif op[0] == "start":
+                commands.append((count, 1, 0, base))
+                count = 0
+            else:                                   # the reads of the last start's command
+                commands[-1] = commands[-1][:2] + (op[2], op[1])
+        (self.folder / "writes.txt").write_text("".join(lines))
+        (self.folder / "commands.txt").write_text("".join(f"{n} {s} {e} {b}\n"
+                                                          for n, s, e, b in commands))
+        return commands
+
+    def finish(self):
+        commands = self.write_job()
+        self.figures["job_s"] = time.perf_counter() - self.t0
+        cycles, reads, figures = self.play(commands)
+        self.figures.update(figures)
+        starts = [op[1] for op in self.ops if op[0] == "start"]
+        pending = [op[3] for op in self.ops if op[0] == "read"]
+        if len(cycles) != len(starts) or len(reads) != len(pending):
+            raise RuntimeError(f"the harness answered {len(cycles)} runs and {len(reads)} "
+                               f"reads, the job has {len(starts)} and {len(pending)}")
+        for p, c in zip(starts, cycles):
+            p.value = c
+        cfg = self.compiled.config
+        for p, raw in zip(pending, reads):
+            p.value = decode_entries(raw, cfg.core.pe, cfg.core.acc_bits)
+
+
+def write_job(compiled, values, folder):
+    """Write the job of running ``values`` on ``compiled`` (:class:`HarnessBackend`) to
+    ``folder``; returns ``(commands, runs per batch)``."""
+    backend = HarnessBackend(compiled, folder)
+    issue(compiled, values, backend)
+    return backend.write_job(), len(compiled.runs())
+
+
+def _harness_run(compiled, values, folder, play):
+    """:func:`~tritium.sw.run.loop.run_batches` on the harness: a dict of ``accumulators``,
+    ``cycles`` (per batch) and the figures of :class:`HarnessBackend`."""
+    backend = HarnessBackend(compiled, folder, play)
+    result = run_batches(compiled, values, backend)
+    return {"accumulators": result.accumulators, "cycles": result.cycles, **backend.figures}
 
 
 def run_accel_job(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26, waves=None,
@@ -327,50 +353,52 @@ def run_accel_job(compiled, values, workdir, sim="verilator", timeout_cycles=1 <
     """Run inputs through the accelerator's harness under cocotb
     (:mod:`tritium.sim.cocotb_accel`); ``waves``: None, or the FST file to write.
 
-    Returns a dict: ``entries`` (per batch, the raw result-memory entries), ``cycles``
-    (per batch: the sum over a segmented model's program runs), ``build`` (the build
-    folder), ``build_s`` (the build's seconds, whenever it was made), ``job_s`` (writing
-    the job files), ``seconds`` (the simulator process, start to end), ``load_s`` and
-    ``run_s`` (the testbench's model load, and its batches).
+    Returns a dict: ``accumulators``, ``cycles`` (per batch: the sum over a segmented
+    model's program runs), ``build`` (the build folder), ``build_s`` (the build's
+    seconds, whenever it was made), ``job_s`` (recording the job and writing its files),
+    ``seconds`` (the simulator process, start to end), ``load_s`` and ``run_s`` (the
+    testbench's model load, and its batches).
     """
     from cocotb_tools.runner import get_results, get_runner
 
     build = build_accel(compiled.config, workdir, sim, waves=bool(waves), log=log)
-    t0 = time.perf_counter()
-    commands, per_batch = write_job(compiled, values, build)
     entry_bits = compiled.config.core.pe * compiled.config.core.acc_bits
-    job_file, result_file = build / "job.json", build / "result.json"
-    job_file.write_text(json.dumps({"commands": commands, "per_batch": per_batch,
-                                    "entry_bits": entry_bits, "timeout_ns": 10 * timeout_cycles}))
-    if result_file.exists():
-        result_file.unlink()
-    job_s = time.perf_counter() - t0
-    plusargs = [f"+tritium_writes={build / 'writes.txt'}"]
-    test_args = []
-    if waves:
-        waves = Path(waves).resolve()
-        waves.parent.mkdir(parents=True, exist_ok=True)
-        if sim == "verilator":
-            test_args = ["--trace-file", str(waves)]
-        else:
-            plusargs.append(f"+dumpfile_path={waves}")
-    runner = _verilator_runner() if sim == "verilator" else get_runner(sim)
-    t0 = time.perf_counter()
-    results = runner.test(
-        test_module="tritium.sim.cocotb_accel", hdl_toplevel=HARNESS_TOP, hdl_toplevel_lang="verilog",
-        build_dir=build / "build", test_dir=build, timescale=("1ns", "1ps"),
-        extra_env={"TRITIUM_JOB": str(job_file), "TRITIUM_RESULT": str(result_file)},
-        plusargs=plusargs, test_args=test_args, waves=bool(waves), log_file=build / "test.log")
-    seconds = time.perf_counter() - t0
-    _, failed = get_results(results)
-    if failed or not result_file.exists():
-        raise RuntimeError(f"the cocotb accelerator testbench failed ({failed} failed tests; "
-                           f"log: {build / 'test.log'})")
-    out = json.loads(result_file.read_text())
-    return {"entries": [b["entries"] for b in out["batches"]],
-            "cycles": [b["cycles"] for b in out["batches"]], "build": build,
-            "build_s": build_seconds(build), "job_s": job_s, "seconds": seconds,
-            "load_s": out["load_s"], "run_s": out["run_s"]}
+
+    def play(commands):
+        job_file, result_file = build / "job.json", build / "result.json"
+        job_file.write_text(json.dumps({"commands": commands, "entry_bits": entry_bits,
+                                        "timeout_ns": 10 * timeout_cycles}))
+        if result_file.exists():
+            result_file.unlink()
+        plusargs = [f"+tritium_writes={build / 'writes.txt'}"]
+        test_args = []
+        wave_file = None
+        if waves:
+            wave_file = Path(waves).resolve()
+            wave_file.parent.mkdir(parents=True, exist_ok=True)
+            if sim == "verilator":
+                test_args = ["--trace-file", str(wave_file)]
+            else:
+                plusargs.append(f"+dumpfile_path={wave_file}")
+        runner = _verilator_runner() if sim == "verilator" else get_runner(sim)
+        t0 = time.perf_counter()
+        results = runner.test(
+            test_module="tritium.sim.cocotb_accel", hdl_toplevel=HARNESS_TOP,
+            hdl_toplevel_lang="verilog", build_dir=build / "build", test_dir=build,
+            timescale=("1ns", "1ps"),
+            extra_env={"TRITIUM_JOB": str(job_file), "TRITIUM_RESULT": str(result_file)},
+            plusargs=plusargs, test_args=test_args, waves=bool(waves), log_file=build / "test.log")
+        seconds = time.perf_counter() - t0
+        _, failed = get_results(results)
+        if failed or not result_file.exists():
+            raise RuntimeError(f"the cocotb accelerator testbench failed ({failed} failed tests; "
+                               f"log: {build / 'test.log'})")
+        out = json.loads(result_file.read_text())
+        return out["cycles"], out["results"], {"seconds": seconds, "load_s": out["load_s"],
+                                               "run_s": out["run_s"]}
+
+    return {**_harness_run(compiled, values, build, play), "build": build,
+            "build_s": build_seconds(build)}
 
 
 def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=1 << 26, waves=None,
@@ -382,17 +410,14 @@ def run_accel_cocotb(compiled, values, workdir, sim="verilator", timeout_cycles=
     (a segmented model's batch: the sum over its program runs).
     """
     job = run_accel_job(compiled, values, workdir, sim, timeout_cycles, waves, log)
-    return decode_entries(compiled, job["entries"]), job["cycles"]
+    return job["accumulators"], job["cycles"]
 
 
-def decode_entries(compiled, raw):
-    """Accumulators of raw result-memory entries (per batch, a list of entries)."""
-    from ..sw.model.layout import results_to_accumulators
-
-    bits, pe = compiled.config.core.acc_bits, compiled.config.core.pe
-    entries = [[[_signed((e >> (p * bits)) & ((1 << bits) - 1), bits) for p in range(pe)]
-                for e in batch] for batch in raw]
-    return results_to_accumulators(compiled, entries)
+def decode_entries(raw, pe, acc_bits):
+    """Result-memory entries of ``pe`` signed ``acc_bits``-bit accumulators, from raw
+    entries (ints, PE 0 in the low bits)."""
+    mask = (1 << acc_bits) - 1
+    return [[_signed((e >> (p * acc_bits)) & mask, acc_bits) for p in range(pe)] for e in raw]
 
 
 def _signed(v, bits):
@@ -430,31 +455,31 @@ def build_replay(cfg, workdir, log=_stderr_progress):
 def run_replay(compiled, values, workdir, log=_stderr_progress):
     """Run the job of ``values`` on the standalone replay (:func:`build_replay`).
 
-    Returns a dict as :func:`run_accel_job`'s: ``entries``, ``cycles``, ``build``,
+    Returns a dict as :func:`run_accel_job`'s: ``accumulators``, ``cycles``, ``build``,
     ``build_s``, ``job_s``, ``seconds`` (the process), ``startup_s`` and ``run_s``
     (measured inside it: constructing the model and reading the commands, and the
     commands' replay).
     """
     build = build_replay(compiled.config, workdir, log=log)
-    t0 = time.perf_counter()
-    _, per_batch = write_job(compiled, values, build)
-    job_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    proc = subprocess.run([str(build / "build" / "replay"), str(build / "commands.txt"),
-                           f"+tritium_writes={build / 'writes.txt'}"],
-                          capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(f"the replay failed: {proc.stderr.strip()[-500:]}")
-    out = json.loads(proc.stdout)
     entry_bits = compiled.config.core.pe * compiled.config.core.acc_bits
-    o = compiled.io["output"]
-    n = o["h"] * o["w"] * o["tiles"]
-    entries = [[(int(h, 16) >> (e * entry_bits)) & ((1 << entry_bits) - 1) for e in range(n)]
-               for h in out["results"]]
-    cycles = [sum(out["cycles"][i:i + per_batch]) for i in range(0, len(out["cycles"]), per_batch)]
-    return {"entries": entries, "cycles": cycles, "build": build, "build_s": build_seconds(build),
-            "job_s": job_s, "seconds": seconds, "startup_s": out["startup_s"], "run_s": out["run_s"]}
+
+    def play(commands):
+        t0 = time.perf_counter()
+        proc = subprocess.run([str(build / "build" / "replay"), str(build / "commands.txt"),
+                               f"+tritium_writes={build / 'writes.txt'}"],
+                              capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise RuntimeError(f"the replay failed: {proc.stderr.strip()[-500:]}")
+        out = json.loads(proc.stdout)
+        counts = [entries for _, _, entries, _ in commands if entries]
+        reads = [[(int(h, 16) >> (e * entry_bits)) & ((1 << entry_bits) - 1) for e in range(n)]
+                 for h, n in zip(out["results"], counts)]
+        return out["cycles"], reads, {"seconds": seconds, "startup_s": out["startup_s"],
+                                      "run_s": out["run_s"]}
+
+    return {**_harness_run(compiled, values, build, play), "build": build,
+            "build_s": build_seconds(build)}
 
 
 def run_board_cocotb(cfg, model_dir, values, expected, workdir, clk_hz=1e6, baud=125000,

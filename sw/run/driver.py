@@ -24,6 +24,7 @@ from ...hw.protocol import (ERR_TEXT, HEADER, FLAG_IMAGE_FAILED, FLAG_IMAGE_VALI
                            MAX_PAYLOAD, NAK, NAK_TEXT, OFFSET_ARG, REQUEST_START, RESPONSE_FLAG,
                            RESPONSE_START, RESULTS_ARG, STATUS_PAYLOAD, TRAILER, Cmd, Err, Nak,
                            State, acc_bytes, frame_crc, input_word_bytes)
+from .loop import Backend, run_batches
 
 #: Bytes of stale frames or noise a response may come after.
 _MAX_STALE = 4 * (HEADER.size + 0xFFFF + TRAILER.size)
@@ -323,33 +324,15 @@ class Device:
     def run_batch(self, compiled, values, progress=None):
         """Input values (N, *input_shape) -> (accumulators, cycles per batch).
 
-        Packs the inputs exactly as the simulators do
-        (:func:`~tritium.sw.model.layout.pack_input`) and returns what
-        :func:`~tritium.sw.model.layout.results_to_accumulators` makes of the
-        result memory. A model that runs in segments (docs/accelerator.md,
-        "Segments") has each segment's model image loaded before its run
-        (skipped where the device holds it already) and its part of the
-        input written; a batch's cycles are the sum of its runs'.
-        ``progress(n)``: called with the image bytes sent.
+        Runs :func:`~tritium.sw.run.loop.run_batches` on :class:`DeviceBackend`: the
+        inputs packed exactly as the simulators pack them, the result memory decoded
+        alike. A model that runs in segments (docs/accelerator.md, "Segments") has each
+        segment's model image loaded before its run (skipped where the device holds it
+        already) and its part of the input written; a batch's cycles are the sum of its
+        runs'. ``progress(n)``: called with the image bytes sent.
         """
-        from ..model.layout import pack_input, results_to_accumulators
-
-        cfg = compiled.config
-        o = compiled.io["output"]
-        images = self.images_of(compiled)
-        entries, cycles = [], []
-        for words in pack_input(compiled, values):
-            total = 0
-            for image, run in zip(images, compiled.runs()):
-                if image is not None and image != self.loaded:
-                    self.load_image(image, check=False, progress=progress)
-                if run.input_words is not None:
-                    self.write_input(words[slice(*run.input_words)], cfg.simd)
-                total += self.start().cycles
-            cycles.append(total)
-            entries.append(self.read_results(o["res_base"], o["h"] * o["w"] * o["tiles"],
-                                             cfg.pe, cfg.core.acc_bits))
-        return results_to_accumulators(compiled, entries), cycles
+        result = run_batches(compiled, values, DeviceBackend(self, compiled, progress))
+        return result.accumulators, result.cycles
 
     def images_of(self, compiled):
         """The model image of each segment of ``compiled`` (None for a model that runs once:
@@ -363,10 +346,32 @@ class Device:
 
     def infer(self, compiled, values):
         """(accumulators, predicted classes, cycles per run) of input values."""
-        from ..model.reference import predicted_classes
+        result = run_batches(compiled, values, DeviceBackend(self, compiled))
+        return result.accumulators, result.classes, result.cycles
 
-        acc, cycles = self.run_batch(compiled, values)
-        return acc, predicted_classes(compiled.meta, acc), cycles
+
+class DeviceBackend(Backend):
+    """A :class:`Device` as a :class:`~tritium.sw.run.loop.Backend`, for ``compiled``
+    (whose model image the device holds; a segmented model's segment images are sent as
+    the runs need them, ``progress(n)`` called with the bytes sent)."""
+
+    def __init__(self, device, compiled, progress=None):
+        self.device, self.compiled, self.progress = device, compiled, progress
+        self.images = device.images_of(compiled)
+
+    def load_segment(self, k):
+        if self.images[k] != self.device.loaded:
+            self.device.load_image(self.images[k], check=False, progress=self.progress)
+
+    def write_input(self, words):
+        self.device.write_input(words, self.compiled.config.simd)
+
+    def start(self):
+        return self.device.start().cycles
+
+    def read_results(self, base, count):
+        cfg = self.compiled.config
+        return self.device.read_results(base, count, cfg.pe, cfg.core.acc_bits)
 
 
 class SerialTransport:

@@ -29,6 +29,7 @@ from ...hw.contract import beat_commands
 from ...hw.errors import TritiumError
 from ...hw.isa import Opcode
 from ..model.layout import lanes_to_int
+from .loop import Backend, run_batches
 
 
 class SimError(TritiumError):
@@ -361,6 +362,33 @@ class IsaSim:
         self.act[r.out_buf, addr] = ints_to_limbs(list(ints), s)
 
 
+class IsaBackend(Backend):
+    """The ISA simulator as a :class:`~tritium.sw.run.loop.Backend`: each segment's images
+    are converted once and applied before each of its runs; :attr:`sim` keeps the layer
+    statistics of the last batch's runs."""
+
+    def __init__(self, compiled):
+        self.sim = sim = IsaSim(compiled)
+        runs = compiled.runs()
+        self.segment = 0
+        self.images = [sim.memories(run.program, run.weight_banks, run.threshold_banks,
+                                    compiled.segment(k).store_words)  # run 0's: the model's store
+                       for k, run in enumerate(runs)] if len(runs) > 1 else []
+
+    def load_segment(self, k):
+        self.segment = k
+        self.sim.apply(self.images[k])
+
+    def write_input(self, words):
+        self.sim.write_activations(0, words)
+
+    def start(self):
+        return self.sim.run_program(first=self.segment == 0)
+
+    def read_results(self, base, count):
+        return self.sim.results[base:base + count].copy()
+
+
 def simulate(compiled, values):
     """Run network inputs; returns (accumulators, cycles per batch, layer stats).
 
@@ -369,26 +397,6 @@ def simulate(compiled, values):
     those of its program run, or the sum over its segments' runs; the layer stats
     are those of the last batch's runs.
     """
-    from ..model.layout import pack_input, results_to_accumulators
-
-    sim = IsaSim(compiled)
-    runs = compiled.runs()
-    images = []             # a segmented model's run images, converted once
-    if len(runs) > 1:
-        images = [sim.memories(run.program, run.weight_banks, run.threshold_banks,
-                               compiled.segment(k).store_words)  # run 0's: the model's store
-                  for k, run in enumerate(runs)]
-    entries, cycles = [], []
-    o = compiled.io["output"]
-    n_entries = o["h"] * o["w"] * o["tiles"]
-    for words in pack_input(compiled, values):
-        total = 0
-        for k, run in enumerate(runs):
-            if images:
-                sim.apply(images[k])
-            if run.input_words is not None:
-                sim.write_activations(0, words[slice(*run.input_words)])
-            total += sim.run_program(first=k == 0)
-        cycles.append(total)
-        entries.append(sim.results[o["res_base"]:o["res_base"] + n_entries].copy())
-    return results_to_accumulators(compiled, entries), cycles, sim.layers
+    backend = IsaBackend(compiled)
+    result = run_batches(compiled, values, backend)
+    return result.accumulators, result.cycles, backend.sim.layers
