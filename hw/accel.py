@@ -1,4 +1,6 @@
-"""The accelerator: controller, address generator, buffers and output path around the core.
+"""The accelerator: the memories and the core, with the components of
+:mod:`tritium.hw.accel_blocks` (controller, address generator, activation fetch,
+output path) between them.
 
 With ``store_depth > 0`` it also has a weight store and the ``LOAD_W`` copy
 engine that fills the weight banks from it while RUNs execute (weight

@@ -393,24 +393,33 @@ class AddressGenerator(wiring.Component):
             odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
                      done=[issuing.eq(0)], carries=outer_carries.carries)
 
-        # The beat's command; the rest is decoded at the core's input (the threshold set
-        # t_base + tile travels as the tile).
-        msb = plane == top_plane
-        beat = Signal(beat_layout(cfg))
-        if core.chain:
-            m.d.comb += beat.r_addr.eq(i_res_base + tile)
-        m.d.comb += [
-            beat.sub.eq(sub),
-            beat.last.eq(end_acc),
-            beat.shl.eq(~bipolar & ~msb & (j == 0) & ~sub),
-            beat.neg_plane.eq(r.in_signed & msb & ~bipolar),
-            beat.last_word.eq(last_c),
-            beat.w_addr.eq(r.w_base + tile_w + j),
-            beat.tile.eq(tile),
-        ]
+        beat = self._command(m, dict(sub=sub, end_acc=end_acc, plane=plane, top_plane=top_plane,
+                                     j=j, last_c=last_c, tile_w=tile_w, tile=tile,
+                                     i_res_base=i_res_base if core.chain else None))
         position = {"oy_s": oy_s, "py_s": py_s, "ox_s": ox_s, "px_s": px_s, "ky": ky, "kx": kx,
                     "cw": cw, "plane": plane, "oy_abs": oy_abs}
         return beat, position
+
+    def _command(self, m, n):
+        """The beat's command from the loop counters ``n``: only what changes within a RUN
+        (the configuration registers hold until the RUN ends); the rest is decoded at the
+        core's input (the threshold set t_base + tile travels as the tile)."""
+        cfg, r = self.cfg, self.config
+        bipolar = _bipolar(cfg, r)
+        msb = n["plane"] == n["top_plane"]
+        beat = Signal(beat_layout(cfg))
+        if cfg.core.chain:
+            m.d.comb += beat.r_addr.eq(n["i_res_base"] + n["tile"])
+        m.d.comb += [
+            beat.sub.eq(n["sub"]),
+            beat.last.eq(n["end_acc"]),
+            beat.shl.eq(~bipolar & ~msb & (n["j"] == 0) & ~n["sub"]),
+            beat.neg_plane.eq(r.in_signed & msb & ~bipolar),
+            beat.last_word.eq(n["last_c"]),
+            beat.w_addr.eq(r.w_base + n["tile_w"] + n["j"]),
+            beat.tile.eq(n["tile"]),
+        ]
+        return beat
 
     def _window_ends(self):
         """Bounds of the strided window positions' row and column sums (7 * out_h, 7 * out_w)."""
