@@ -43,6 +43,7 @@ from .config import ConfigError
 from .layouts import (NO_RW_CHECK, command_layout, threshold_load_signature,
                       weight_load_signature)
 from .pe import PE, ShiftAccumulator, accumulator_options, weight_bank
+from .pipeline import register
 from .popcount import Popcount
 from .threshold import multi_threshold, threshold_memory
 from .toolchain import COPY_ATTR, LUTRAM_OK_ATTR
@@ -94,8 +95,7 @@ def _reg(m, value, name, *, rst=None):
     and synthesis would otherwise merge them, so that a slice computed with registers
     of slices further down the chain (on the ULX3S: a 9.9 ns net from slice 7's controls
     into slice 10's popcount, 74.9 MHz)."""
-    reg = Signal.like(value, name=name, reset_less=True, attrs={COPY_ATTR: 1})
-    m.d.sync += reg.eq(value)
+    reg = register(m, value, name, reset_less=True, attrs={COPY_ATTR: 1})
     if rst is not None:
         target = reg.valid if hasattr(reg, "valid") else reg
         with m.If(rst):

@@ -141,7 +141,7 @@ def beat_commands(bipolar, ternary_core, ternary_weights, signed, planes, n_word
 
     ``fields`` holds the command fields ``op, shl, neg, dbl, count`` (the PE
     contract above); ``plane`` is ``None`` for bipolar inputs. The controller
-    RTL (hw/accel.py) generates the same sequence; the ISA-level simulator and
+    RTL (hw/accel_blocks.py) generates the same sequence; the ISA-level simulator and
     :func:`schedule` take it from here.
     """
     beats = []

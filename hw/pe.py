@@ -32,6 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
 from .layouts import NO_RW_CHECK, input_layout, result_layout, weight_load_signature
+from .pipeline import delay, register
 from .popcount import Popcount
 from .toolchain import COPY_ATTR
 
@@ -242,20 +243,7 @@ def write_ports(m, load, cfg, name):
 def _copy(m, value, en, name, reset_less=True):
     """One register copy of ``value`` that synthesis keeps apart from its siblings
     (:data:`tritium.hw.toolchain.COPY_ATTR`)."""
-    reg = Signal.like(value, name=name, reset_less=reset_less, attrs={COPY_ATTR: 1})
-    with m.If(en):
-        m.d.sync += reg.eq(value)
-    return reg
-
-
-def _delay(m, value, cycles, en, name, reset_less=False):
-    """``value`` delayed by ``cycles`` enabled clock edges."""
-    for k in range(cycles):
-        reg = Signal.like(value, name=f"{name}_d{k}", reset_less=reset_less)
-        with m.If(en):
-            m.d.sync += reg.eq(value)
-        value = reg
-    return value
+    return register(m, value, name, en=en, reset_less=reset_less, attrs={COPY_ATTR: 1})
 
 
 def weight_bank(cfg, init, p):
@@ -374,9 +362,9 @@ class PEArray(wiring.Component):
             # synthesis: COPY_ATTR), so each copy drives one bank and can sit beside it;
             # the input word and command follow.
             w_addr = [_copy(m, cmd0.w_addr, adv, f"w_addr_copy{p}") for p in range(cfg.pe)]
-            x0 = _delay(m, x0, 1, adv, "x_a", reset_less=True)
-            cmd0 = _delay(m, cmd0, 1, adv, "cmd_a", reset_less=True)
-            valid0 = _delay(m, valid0, 1, adv, "valid_a")
+            x0 = delay(m, x0, 1, "x_a", en=adv, reset_less=True)
+            cmd0 = delay(m, cmd0, 1, "cmd_a", en=adv, reset_less=True)
+            valid0 = delay(m, valid0, 1, "valid_a", en=adv)
 
         # Stage 1: weight-bank read; the input word and command are registered alongside.
         # Data registers have no reset (only valid bits do): cheaper in FPGAs.
@@ -395,7 +383,7 @@ class PEArray(wiring.Component):
                 rd.addr.eq(w_addr[p]), rd.en.eq(adv),
                 wr.addr.eq(addr), wr.data.eq(data), wr.en.eq(en),
             ]
-            words.append(_delay(m, rd.data, int(cfg.weight_reg), adv, f"w{p}", reset_less=True))
+            words.append(delay(m, rd.data, int(cfg.weight_reg), f"w{p}", en=adv, reset_less=True))
 
         if cfg.weight_reg:
             # One more stage after the block RAMs (their output register on ECP5-class
@@ -406,18 +394,18 @@ class PEArray(wiring.Component):
             xs = [_copy(m, x1, adv, f"x_copy{p}") for p in range(cfg.pe)]
             ctls = [_copy(m, _pe_controls(cmd1, valid1), adv, f"ctl_copy{p}", reset_less=False)
                     for p in range(cfg.pe)]
-            x1 = _delay(m, x1, 1, adv, "x", reset_less=True)
-            cmd1 = _delay(m, cmd1, 1, adv, "cmd_w", reset_less=True)
-            valid1 = _delay(m, valid1, 1, adv, "valid_w")
+            x1 = delay(m, x1, 1, "x", en=adv, reset_less=True)
+            cmd1 = delay(m, cmd1, 1, "cmd_w", en=adv, reset_less=True)
+            valid1 = delay(m, valid1, 1, "valid_w", en=adv)
         else:
             xs, ctls = [x1] * cfg.pe, [_pe_controls(cmd1, valid1)] * cfg.pe
 
         # Stage 2 .. 1+pe_latency: lane register, popcount trees; the command follows in a delay line (and
         # with weight_reg each PE's controls in its own).
-        cmd2 = _delay(m, cmd1, cfg.pe_latency, adv, "cmd", reset_less=True)
-        valid2 = _delay(m, valid1, cfg.pe_latency, adv, "valid")
+        cmd2 = delay(m, cmd1, cfg.pe_latency, "cmd", en=adv, reset_less=True)
+        valid2 = delay(m, valid1, cfg.pe_latency, "valid", en=adv)
         if cfg.weight_reg:
-            ctls2 = [_delay(m, ctl, cfg.pe_latency, adv, f"ctl{p}") for p, ctl in enumerate(ctls)]
+            ctls2 = [delay(m, ctl, cfg.pe_latency, f"ctl{p}", en=adv) for p, ctl in enumerate(ctls)]
         else:
             ctls2 = [_pe_controls(cmd2, valid2)] * cfg.pe
         results = []
@@ -437,7 +425,7 @@ class PEArray(wiring.Component):
             # popcount(x_b) is the same for every PE: one shared counter.
             m.submodules.xcount = xpop = Popcount(cfg.simd, cfg.pipeline, in_reg=cfg.lane_reg)
             m.submodules.qacc = qacc = ShiftAccumulator(cfg.pop_bits, cfg.acc_bits, double=False)
-            count2 = _delay(m, cmd1.count, cfg.pe_latency, adv, "count", reset_less=True)
+            count2 = delay(m, cmd1.count, cfg.pe_latency, "count", en=adv, reset_less=True)
             m.d.comb += [
                 xpop.i.eq(x1), xpop.en.eq(adv),
                 qacc.value.eq(Mux(count2, xpop.o, 0)), qacc.en.eq(valid2 & adv),

@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from .config import carry_in_lanes, tree_levels
 from .errors import TritiumError
+from .pipeline import register
 
 STYLES = ("tree", "chain")
 
@@ -94,10 +95,7 @@ class Popcount(wiring.Component):
         super().__init__({"i": In(width), "en": In(1), "o": Out(width.bit_length())})
 
     def _reg(self, m, value, name):
-        reg = Signal(len(value), name=name, reset_less=True)
-        with m.If(self.en):
-            m.d.sync += reg.eq(value)
-        return reg
+        return register(m, value, name, en=self.en, reset_less=True, attrs={})
 
     def elaborate(self, platform):
         m = Module()
