@@ -14,7 +14,7 @@ from tritium.hw.config import HwConfig
 from tritium.hw.host_crc import CRC_INIT, CRC_SOURCES, SerialCrc
 from tritium.hw.host_sender import ResponseSender
 from tritium.hw.protocol import NAK, RESPONSE_FLAG, STATUS_PAYLOAD, Cmd, Err, Nak, State, acc_bytes
-from tritium.sw.driver import encode_response
+from tritium.sw.run.driver import encode_response
 
 CFG = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16, thr_depth=8),
                   act_depth=32, res_depth=8, prog_depth=16)
