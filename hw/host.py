@@ -9,7 +9,6 @@ accelerator's memories; docs/host.md has the protocol and the state machine.
 """
 
 import struct
-import zlib
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -21,126 +20,17 @@ from amaranth.lib.wiring import In, Out
 from .accel import Accelerator
 from .accel_config import AccelConfig
 from .config import ConfigError
+from .host_crc import CRC_RESIDUE, SerialCrc
+from .host_sender import Response, ResponseSender
 from .image_format import HEADER as IMAGE_HEADER
 from .image_format import IMAGE_VERSION, MAGIC, SECTION, SECTION_TYPES
 from .isa import ISA_VERSION
 from .layouts import NO_RW_CHECK
-from .protocol import (ERR_BITS, FLAG_IMAGE_FAILED, FLAG_IMAGE_VALID, IDLE_TIMEOUT_S, MAX_META, MAX_PAYLOAD,
-                       MAX_SECTIONS, NAK, REQUEST_START, RESPONSE_FLAG, RESPONSE_START,
-                       STATUS_PAYLOAD, Cmd, Err, Nak, State, acc_bytes, input_word_bytes)
+from .protocol import (ERR_BITS, IDLE_TIMEOUT_S, MAX_META, MAX_PAYLOAD, MAX_SECTIONS, Cmd, Err, Nak,
+                       REQUEST_START, acc_bytes, input_word_bytes)
 
-_CRC_INIT = 0xFFFFFFFF
-_CRC_POLY = 0xEDB88320      # zlib's CRC-32, bit-reflected
-#: The CRC register after data followed by its own CRC-32 (little-endian).
-_RESIDUE = zlib.crc32(bytes(4)) ^ _CRC_INIT
 #: Buffer address of image offset 0 (the header and section table are kept there).
 _IMAGE_BASE = MAX_PAYLOAD
-#: Response kinds.
-_STATUS, _NAK, _RESULTS = 0, 1, 2
-
-
-class _SerialCrc:
-    """Bit-serial CRC-32 (zlib's) for the frame, image and section registers.
-
-    :meth:`feed` starts one byte from the source of the state that asks: for 8 cycles
-    (``busy``) it goes through the registers it enables, least significant
-    bit first. ``img_zero`` feeds the image register zeros instead (a CRC
-    field counted as zeros); ``shift`` shifts the frame register without
-    feedback (its bytes going out). :meth:`init` sets registers to the
-    initial value (a cycle later).
-
-    Requests are combinational and registered (``pending``) before they
-    reach the CRC registers, so the state machine's logic ends at a few
-    flip-flops instead of fanning out to every CRC bit; the byte is taken in
-    the request's cycle from the source of the state that requests it (see
-    :meth:`apply`). ``hold`` (pending or busy) is what the state machine
-    waits on: 9 cycles a byte; it is a register, set a cycle ahead.
-    """
-
-    def __init__(self, m, regs, sources, registered=False):
-        self.m, self.regs, self.sources, self.registered = m, regs, sources, registered
-        self.busy = Signal(name="crc_busy")
-        self.pending = Signal(name="crc_pending")
-        # hold = busy | pending, computed a cycle ahead (see :meth:`apply`): the state
-        # machine's enable comes straight from a flip-flop.
-        self.hold = Signal(name="crc_hold")
-        self.data, self.count = Signal(8, name="crc_data"), Signal(3, name="crc_count")
-        self.en = {k: Signal(name=f"crc_{k}_en") for k in regs}
-        self.img_zero, self.shift = Signal(name="crc_img_zero"), Signal(name="crc_shift")
-        self.go = Signal(name="crc_go")
-        self.req = {k: Signal(name=f"crc_{k}_req") for k in [*regs, "img_zero", "shift"]}
-        self.init_req = {k: Signal(name=f"crc_{k}_init") for k in regs}
-        d = self.data[0]
-        self.last_bit = self.count == 7
-        with m.If(self.busy):
-            m.d.sync += [self.data.eq(self.data[1:]), self.count.eq(self.count + 1)]
-            with m.If(self.last_bit):
-                m.d.sync += self.busy.eq(0)
-            fbs = {"frm": (regs["frm"][0] ^ d) & ~self.shift,
-                   "img": regs["img"][0] ^ (d & ~self.img_zero), "sec": regs["sec"][0] ^ d}
-            for k, reg in regs.items():
-                with m.If(self.en[k]):
-                    m.d.sync += reg.eq(reg[1:] ^ Mux(fbs[k], _CRC_POLY, 0))
-
-    def feed(self, **flags):
-        """Start a byte (from the asking state's source, :meth:`apply`) through the
-        registers named in ``flags``."""
-        self.m.d.comb += self.go.eq(1)
-        self.m.d.comb += [self.req[k].eq(v) for k, v in flags.items()]
-
-    def init(self, *names):
-        self.m.d.comb += [self.init_req[k].eq(1) for k in names]
-
-    def apply(self, source_states):
-        """The requests of this cycle, as register updates.
-
-        ``source_states`` maps each source but the first to the condition
-        (the states) under which the state machine feeds from it; any other
-        state feeds from the first source. With ``registered``, registers take
-        the sources and the choice every cycle and the data register takes the
-        request cycle's byte from them while the request is pending; without,
-        the data register takes the chosen source whenever the CRC is idle.
-        """
-        m, names = self.m, list(self.sources)
-        if self.registered:
-            # The request cycle's sources and the choice among them are registered, and
-            # the byte enters the data register in the pending cycle, before its first bit
-            # shifts: nothing but routing lies between the buffer's block RAM (5.8 ns
-            # clock-to-output on the ECP5 without its output register) and a flip-flop
-            # (docs/timing.md).
-            src_q = {name: Signal(8, name=f"crc_src_{name}") for name in names}
-            sel_q = {name: Signal(name=f"crc_sel_{name}") for name in names[1:]}
-            m.d.sync += [src_q[name].eq(self.sources[name]) for name in names]
-            m.d.sync += [sel_q[name].eq(source_states[name]) for name in names[1:]]
-            data = src_q[names[0]]
-            for name in names[1:]:
-                data = Mux(sel_q[name], src_q[name], data)
-            with m.If(self.pending):
-                m.d.sync += self.data.eq(data)
-        else:
-            # The data register takes the chosen source every cycle the CRC is idle, and
-            # so holds the request cycle's byte once a request is pending.
-            data = self.sources[names[0]]
-            for name in names[1:]:
-                data = Mux(source_states[name], self.sources[name], data)
-            with m.If(~self.hold):
-                m.d.sync += self.data.eq(data)
-        reqs = {k: Signal(name=f"{r.name}_q") for k, r in self.req.items()}
-        m.d.sync += [self.pending.eq(self.go)] + [reqs[k].eq(r) for k, r in self.req.items()]
-        # busy | pending of the next cycle: a request now, one pending, or a byte not done
-        m.d.sync += self.hold.eq(self.go | self.pending | (self.busy & ~self.last_bit))
-        with m.If(self.pending):
-            m.d.sync += [self.busy.eq(1), self.img_zero.eq(reqs["img_zero"]),
-                         self.shift.eq(reqs["shift"])]
-            m.d.sync += [self.en[k].eq(reqs[k]) for k in self.regs]
-        # An init lands a cycle after its request (the state decode is not on the registers'
-        # reset path). Every init is requested at least a cycle before the register's next
-        # feed, whose first bit goes in two cycles after the feed's request: nothing is lost.
-        for k, reg in self.regs.items():
-            init = Signal(name=f"{k}_init_q")
-            m.d.sync += init.eq(self.init_req[k])
-            with m.If(init):
-                m.d.sync += reg.eq(_CRC_INIT)
 
 
 def _header_fields():
@@ -322,21 +212,20 @@ class HostLink(wiring.Component):
         v.byte = byte = rd.data
 
         # CRC-32, bit-serial: a byte goes through the frame, image and section registers
-        # (those enabled) one bit a cycle; the link's state machine waits meanwhile.
-        v.frm_crc, v.img_crc, v.sec_crc = (Signal(32, init=_CRC_INIT, name=f"{n}_crc")
-                                           for n in ("frm", "img", "sec"))
-        v.out = Signal(8)                           # the response byte going out
+        # (those enabled) one bit a cycle; the link's state machine waits meanwhile. With
+        # act_reg (the ECP5 configuration) its byte leaves the state machine through
+        # registers; on the iCE40 those registers cost more logic cells than they save.
+        m.submodules.crc = v.crc = crc = SerialCrc(registered=cfg.act_reg)
         # The received byte: the UART's byte is taken into rx_byte whenever it is free, and
         # rx_full (a flip-flop, not the UART's valid through the state logic) tells the
         # receiving states a byte waits; they consume it (see _link).
         v.rx_byte, v.rx_full = Signal(8, name="rx_byte"), Signal(name="rx_full")
-        # With act_reg (the ECP5 configuration) the CRC's byte and INPUT's writes leave
-        # the state machine through registers (below); on the iCE40 those registers cost
-        # more logic cells than they save.
-        v.ser = ser = _SerialCrc(m, {"frm": v.frm_crc, "img": v.img_crc, "sec": v.sec_crc},
-                                 {"rx": v.rx_byte, "ram": rd.data, "tx": v.out},
-                                 registered=cfg.act_reg)
-        v.feed = ser.feed
+        m.d.comb += [crc.rx_byte.eq(v.rx_byte), crc.ram_byte.eq(rd.data)]
+
+        def feed(**flags):
+            """Start a byte through the CRC registers named in ``flags``."""
+            m.d.comb += [crc.feed.eq(1)] + [getattr(crc, k).eq(f) for k, f in flags.items()]
+        v.feed = feed
 
         # Request.
         v.cmd, v.seq = Signal(8, name="cmd"), Signal(8, name="seq")
@@ -350,22 +239,13 @@ class HostLink(wiring.Component):
         idle = Signal(idle_bits + 1)
         idle_start = (1 << idle_bits) - (self.idle_timeout - 1)
 
-        # Response.
-        entry_bytes = core.pe * acc_bytes(core.acc_bits)
-        v.resp_kind = Signal(2)                     # _STATUS, _NAK, _RESULTS
-        v.resp_len = Signal(range(max(STATUS_PAYLOAD.size, cfg.res_depth * entry_bytes) + 1))
-        v.nak_reason = Signal(range(max(Nak) + 1))
-        v.phase = Signal(2)                         # 0 header, 1 payload, 2 CRC
-        v.ti = Signal(len(v.resp_len))
-        v.raddr = Signal(range(cfg.res_depth + 1))  # RESULTS: the entry going out
-        m.d.comb += accel.res_addr.eq(v.raddr)
-
         # Device and image state.
         v.valid = Signal(init=int(self.image_valid_at_reset))
         v.failed, v.err = Signal(name="failed"), Signal(ERR_BITS, name="err")
         last_seq, last_ok = Signal(8), Signal()     # a repeated START is not run twice
         img_max = IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size + sum(r.max_size for r in routes)
         v.pos = Signal(range(img_max + 1))          # image bytes received
+        m.submodules.sender = sender = ResponseSender(cfg, len(v.pos))
         v.bpos = Signal.like(v.pos)                 # IMG_PARSE: the offset of its byte
         v.expected = Signal(8)                      # IMG_PARSE: the byte's constant, if any
         v.expected_err = Signal(ERR_BITS)           # and the error if it differs (0: none)
@@ -436,22 +316,23 @@ class HostLink(wiring.Component):
         # every test that NAKs (an OR 7 LUT levels deep on the iCE40; docs/timing.md).
         # EXEC's NAK (d.reason, a register that holds through the next cycle) goes to
         # TX_NAK.
-        tx_states = {_STATUS: "TX_STATUS", _NAK: "TX_NAK", _RESULTS: "TX_RESULTS"}
+        tx_states = {Response.STATUS: "TX_STATUS", Response.NAK: "TX_NAK",
+                     Response.RESULTS: "TX_RESULTS"}
         nak_states = {}             # state name -> the reason it writes (a constant or d.reason)
 
         def respond(kind, reason=0):
             name = tx_states[kind]
-            if kind == _NAK:
+            if kind == Response.NAK:
                 if isinstance(reason, Nak):
                     name = f"TX_NAK_{reason.name}"
                 nak_states[name] = reason
             m.next = name
 
         def nak(reason):
-            respond(_NAK, reason)
+            respond(Response.NAK, reason)
 
         def status():
-            respond(_STATUS)
+            respond(Response.STATUS)
 
         rx, rx_byte, rx_full = self.rx, v.rx_byte, v.rx_full
         m.d.comb += rx.ready.eq(~rx_full)
@@ -464,8 +345,6 @@ class HostLink(wiring.Component):
             m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
 
         m.d.sync += v.wr_sel.eq(0)      # a pulse (IMG_SEC)
-        v.tx_prep = Signal()            # the state machine is in TX_PREP
-        self._tx_byte(m, v)
         self._parse_checks(m, v)
         start = Signal()            # the accelerator's start, a pulse (RUN_GO)
         m.d.sync += start.eq(0)
@@ -479,7 +358,7 @@ class HostLink(wiring.Component):
             m.d.sync += act_we.eq(0)
         m.d.comb += [accel.act_we.eq(act_we), accel.act_addr.eq(act_addr),
                      accel.act_data.eq(act_data)]
-        with m.If(~ser.hold), m.FSM(name="link") as fsm:
+        with m.If(~crc.hold), m.FSM(name="link") as fsm:
             # -------------------------------------------------------- receive
             def consume():
                 m.d.comb += got.eq(rx_full)
@@ -489,7 +368,7 @@ class HostLink(wiring.Component):
             with m.State("SYNC"):
                 consume()
                 m.d.sync += [idle.eq(idle_start), v.cnt.eq(0)]
-                ser.init("frm")
+                m.d.comb += crc.init_frame.eq(1)
                 with m.If(got & (rx_byte == REQUEST_START)):
                     m.next = "HEAD"
 
@@ -497,7 +376,7 @@ class HostLink(wiring.Component):
                 consume()
                 with m.If(got):
                     m.d.sync += idle.eq(idle_start)
-                    ser.feed(frm=1)
+                    feed(to_frame=1)
                 with m.Elif(idle[-1]):
                     if on_timeout_nak:
                         nak(Nak.TIMEOUT)
@@ -552,7 +431,7 @@ class HostLink(wiring.Component):
                         m.next = "CRC_CHK"
 
             with m.State("CRC_CHK"):
-                with m.If(v.frm_crc == _RESIDUE):
+                with m.If(crc.frame == CRC_RESIDUE):
                     m.next = "EXEC"
                 with m.Else():
                     nak(Nak.CRC)
@@ -571,7 +450,7 @@ class HostLink(wiring.Component):
                                  v.sec_end_p.eq(0),
                                  v.tab_end_p.eq(0), v.img_end_p.eq(0),
                                  v.need_load.eq(0), last_ok.eq(0)]
-                    ser.init("img")
+                    m.d.comb += crc.init_image.eq(1)
                     m.next = "IMG_RD"
                 with m.Elif(d.next_chunk):  # the next chunk of the image
                     m.d.sync += last_ok.eq(0)
@@ -585,7 +464,7 @@ class HostLink(wiring.Component):
                     m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
                     m.next = "RUN_GO"
                 with m.Else():
-                    respond(_RESULTS)
+                    respond(Response.RESULTS)
 
             with m.State("RUN_GO"):         # the accelerator's start, from a register
                 m.d.sync += start.eq(1)
@@ -634,31 +513,32 @@ class HostLink(wiring.Component):
             self._image(m, v, status)
 
             # -------------------------------------------------------- transmit
-            starts = [(_STATUS, "TX_STATUS"), (_RESULTS, "TX_RESULTS")]
-            starts += [(_NAK, name) for name in nak_states]
+            pulses = {Response.STATUS: sender.send_status, Response.NAK: sender.send_nak,
+                      Response.RESULTS: sender.send_results}
+            starts = [(Response.STATUS, "TX_STATUS"), (Response.RESULTS, "TX_RESULTS")]
+            starts += [(Response.NAK, name) for name in nak_states]
             for kind, name in starts:
                 with m.State(name):
-                    # The payload length follows from the kind (RESULTS: the count,
-                    # arg[16:], in entries).
-                    resp_len = {_STATUS: STATUS_PAYLOAD.size, _NAK: 2,
-                                _RESULTS: v.arg[16:] * entry_bytes}[kind]
-                    m.d.sync += [v.resp_kind.eq(kind), v.resp_len.eq(resp_len),
-                                 v.phase.eq(0), v.ti.eq(0)]
-                    if kind == _NAK:
-                        m.d.sync += v.nak_reason.eq(nak_states[name])
-                    ser.init("frm")
+                    m.d.comb += [pulses[kind].eq(1), crc.init_frame.eq(1)]
+                    if kind == Response.NAK:
+                        m.d.comb += sender.nak_reason.eq(nak_states[name])
                     m.next = "TX_PREP"
             with m.State("TX_PREP"):        # the first byte's registers fill
                 m.next = "TX"
             with m.State("TX"):
-                self._transmit(m, v)
+                m.d.comb += sender.active.eq(1)
+                with m.If(sender.feed):
+                    feed(to_frame=1, shift=sender.shift)
+                with m.If(sender.done):
+                    m.next = "SYNC"
 
         self._fail_encoder(m, v)
         self._memory_writes(m, v)
-        m.d.comb += v.tx_prep.eq(Cat(fsm.ongoing(n) for n in ["TX_STATUS", "TX_RESULTS", *nak_states,
-                                                              "TX_PREP"]).any())
-        ser.apply({"ram": fsm.ongoing("IMG_USE") | fsm.ongoing("CRC_CMP"),
-                   "tx": fsm.ongoing("TX")})
+        self._connect_sender(m, v, sender)
+        m.d.comb += sender.prep.eq(Cat(fsm.ongoing(n) for n in ["TX_STATUS", "TX_RESULTS",
+                                                                *nak_states, "TX_PREP"]).any())
+        m.d.comb += [crc.from_ram.eq(fsm.ongoing("IMG_USE") | fsm.ongoing("CRC_CMP")),
+                     crc.from_tx.eq(fsm.ongoing("TX"))]
         m.d.comb += [
             self.status.busy.eq(~fsm.ongoing("SYNC") & ~fsm.ongoing("HEAD") &
                                 ~fsm.ongoing("PAYLOAD") & ~fsm.ongoing("CRC")),
@@ -854,19 +734,19 @@ class HostLink(wiring.Component):
                                                      _CRC_F[0] + v.ld[1:3]))
             m.d.sync += v.ld.eq(v.ld + 1)
             with m.If(v.ld[0] & ~v.ld[3]):
-                v.feed(img=~v.cmp_sec, sec=v.cmp_sec)
+                v.feed(to_image=~v.cmp_sec, to_section=v.cmp_sec)
             with m.If(v.ld == 9):           # a check's failure shows now (see _fail)
                 m.next = "IMG_CHECK"
             with m.If(v.ld == 8):
                 with m.If(v.cmp_sec):
                     m.d.sync += v.sec_idx.eq(v.sec_idx + 1)
-                    with m.If(v.sec_crc != _RESIDUE):
+                    with m.If(v.crc.section != CRC_RESIDUE):
                         fail(Err.SECTION_CRC)
                     with m.If(v.sec_idx + 1 == v.nsec):
                         m.d.sync += v.in_sec.eq(0)
                     with m.Else():
                         m.d.sync += v.need_load.eq(1)
-                with m.Elif(v.img_crc != _RESIDUE):
+                with m.Elif(v.crc.image != CRC_RESIDUE):
                     fail(Err.IMAGE_CRC)
                 with m.Elif(v.in_sec | (v.sec_idx != v.nsec)):
                     fail(Err.SIZE)
@@ -883,7 +763,7 @@ class HostLink(wiring.Component):
                 with m.Case(2, 3, 4, 5):
                     m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
                 with m.Case(6):
-                    v.ser.init("sec")
+                    m.d.comb += v.crc.init_section.eq(1)
                     m.d.sync += [v.sec_left.eq(v.sh), v.in_sec.eq(1),
                                  v.eb.eq(0), v.ea.eq(0), v.bank.eq(0), v.wa.eq(0)]
                 with m.Case(7):                 # the size's zero test, registered
@@ -915,7 +795,7 @@ class HostLink(wiring.Component):
         """
         byte, pos = v.byte, v.pos
         m.d.sync += v.sh.eq(Cat(v.sh[8:], byte))
-        v.feed(img=1, img_zero=pos[2:] == _CRC_F[0] // 4, sec=v.in_sec)  # CRC field as 0
+        v.feed(to_image=1, image_zero=pos[2:] == _CRC_F[0] // 4, to_section=v.in_sec)  # CRC as 0
         # The header's constant bytes: what this offset must hold, and the error if not.
         template = IMAGE_HEADER.pack(MAGIC, IMAGE_VERSION, ISA_VERSION, 0, 0,
                                      bytes.fromhex(self.cfg.hash), 0, 0)
@@ -1048,105 +928,28 @@ class HostLink(wiring.Component):
             with m.Else():
                 m.d.sync += v.eb.eq(v.eb + 1)
 
-    # ---------------------------------------------------------------- transmitter
-    def _tx_byte(self, m, v):
-        """The response byte at (phase, ti), registered into ``v.out`` every cycle.
-
-        The byte goes out of a register, computed a cycle ahead: the byte selection
-        is not on the paths into the UART and the serial CRC. ``v.out_ok`` holds the
-        next transfer back a cycle after a transfer (ti moved) and while the serial
-        CRC runs (its register is the CRC byte); TX_PREP gives the first byte its cycle.
-        """
-        core, accel = self.cfg.core, self.accel
-        ti, resp_len = v.ti, v.resp_len
-        # STATUS: without an image and without an error it says why START is refused.
-        # (registered: they change a response's bytes before the first goes out)
-        state = Signal(8, name="status_state")
-        m.d.sync += state.eq(Mux(accel.error, int(State.ERROR),
-                                 Mux(accel.done, int(State.DONE), int(State.IDLE))))
-        err_out = Signal(8, name="status_err")
-        m.d.sync += err_out.eq(Mux(v.valid | v.failed | (v.err != 0), v.err,
-                                   Mux(v.pos == 0, Err.NO_IMAGE, Err.IMAGE_INCOMPLETE)))
-        assert (FLAG_IMAGE_VALID, FLAG_IMAGE_FAILED) == (1, 2)
-        hw_hash = int.from_bytes(bytes.fromhex(self.cfg.hash), "little")
-        status_bits = Cat(state, err_out, v.valid, v.failed, Const(0, 14), Const(hw_hash, 64),
-                          accel.cycles, v.pos, Const(0, 32 - len(v.pos)))
-        assert len(status_bits) == 8 * STATUS_PAYLOAD.size
-        # RESULTS: entry by entry, accumulator by accumulator, byte by byte.
-        v.rb = rb = Signal(range(acc_bytes(core.acc_bits)))
-        v.ra = ra = Signal(range(max(core.pe, 2)))
-        accv = Signal(8 * acc_bytes(core.acc_bits))
+    def _connect_sender(self, m, v, sender):
+        """The response sender's inputs: the request, the status, the result read, the CRC."""
+        accel, core, crc = self.accel, self.cfg.core, v.crc
+        m.d.comb += [
+            sender.cmd.eq(v.cmd), sender.seq.eq(v.seq),
+            sender.first.eq(v.arg[:16]), sender.count.eq(v.arg[16:]),
+            sender.crc_hold.eq(crc.hold), sender.frame_crc.eq(crc.frame),
+            crc.tx_byte.eq(sender.byte), self.tx.payload.eq(sender.tx.payload),
+            self.tx.valid.eq(sender.tx.valid), sender.tx.ready.eq(self.tx.ready),
+            sender.run_done.eq(accel.done), sender.run_error.eq(accel.error),
+            sender.cycles.eq(accel.cycles), sender.image_valid.eq(v.valid),
+            sender.image_failed.eq(v.failed), sender.error.eq(v.err),
+            sender.image_pos.eq(v.pos), accel.res_addr.eq(sender.entry),
+        ]
         if core.chain:
             # The chain gathers the selected accumulator along its slices (hw/chain.py).
-            m.d.comb += [accel.res_sel.eq(ra), accv.eq(accel.res_word)]     # sign-extended
+            m.d.comb += [accel.res_sel.eq(sender.acc_index), sender.acc_value.eq(accel.res_word)]
         else:
-            with m.Switch(ra):
+            with m.Switch(sender.acc_index):
                 for p in range(core.pe):
                     with m.Case(p):
-                        m.d.comb += accv.eq(accel.res_data[p])      # sign-extended
-        payload, payload_q = Signal(8), Signal(8, name="payload_q")
-        m.d.sync += payload_q.eq(payload)
-        with m.Switch(v.resp_kind):
-            with m.Case(_STATUS):
-                _select_byte(m, payload, status_bits, ti[:5])
-            with m.Case(_NAK):
-                m.d.comb += payload.eq(Mux(ti[0], v.cmd, v.nak_reason))
-            with m.Default():
-                _select_byte(m, payload, accv, rb)
-        head = [RESPONSE_START, Mux(v.resp_kind == _NAK, NAK, v.cmd | RESPONSE_FLAG), v.seq,
-                resp_len[:8], resp_len[8:]]
-        out = Signal(8)
-        with m.Switch(v.phase):
-            with m.Case(0):
-                with m.Switch(ti[:3]):
-                    for k, h in enumerate(head):
-                        with m.Case(k):
-                            m.d.comb += out.eq(h)
-            with m.Case(1):
-                m.d.comb += out.eq(payload_q)
-            with m.Default():       # the CRC, low byte first, shifted out of its register
-                m.d.comb += out.eq(~v.frm_crc[:8])
-        # Two register stages (payload_q, out) after a change of ti or of the response:
-        # out_ok is high two cycles after the last transfer, serial CRC bit or TX_PREP.
-        v.out_ok, v.ti_last = Signal(name="out_ok"), Signal(name="ti_last")
-        settled = ~(self.tx.valid & self.tx.ready) & ~v.ser.hold & ~v.tx_prep
-        m.d.sync += [v.out.eq(out), v.ti_last.eq(ti + 1 == resp_len)]
-        if core.chain:
-            # The result read takes res_latency cycles more: out_ok waits for that many
-            # settled cycles more (a counter of them, saturating).
-            need = 2 + self.cfg.res_latency
-            run = Signal(range(need + 1), name="out_settled")
-            m.d.sync += [run.eq(Mux(settled, Mux(run == need, need, run + 1), 0)),
-                         v.out_ok.eq(settled & (run >= need - 1))]
-        else:
-            ok1 = Signal(name="out_ok1")
-            m.d.sync += [ok1.eq(settled), v.out_ok.eq(ok1 & settled)]
-
-    def _transmit(self, m, v):
-        """TX: the response's bytes, each (but the start byte) through the frame CRC."""
-        core, tx = self.cfg.core, self.tx
-        phase, ti, resp_len, raddr, ra, rb = v.phase, v.ti, v.resp_len, v.raddr, v.ra, v.rb
-        nb = acc_bytes(core.acc_bits)
-        # (a new result address has the serial CRC's cycles to be read: no stall needed)
-        m.d.comb += [tx.payload.eq(v.out), tx.valid.eq(v.out_ok)]
-        with m.If(tx.valid & tx.ready):
-            m.d.sync += ti.eq(ti + 1)
-            with m.If((phase != 0) | (ti != 0)):
-                v.feed(frm=1, shift=phase == 2)
-            with m.If((phase == 0) & (ti == 4)):
-                m.d.sync += [ti.eq(0), phase.eq(Mux(resp_len == 0, 2, 1)),
-                             raddr.eq(v.arg[:16]), ra.eq(0), rb.eq(0)]
-            with m.If(phase == 1):
-                with m.If(v.ti_last):
-                    m.d.sync += [ti.eq(0), phase.eq(2)]
-                with m.If(rb == nb - 1):
-                    m.d.sync += [rb.eq(0), ra.eq(ra + 1)]
-                    with m.If(ra == core.pe - 1):
-                        m.d.sync += [ra.eq(0), raddr.eq(raddr + 1)]
-                with m.Else():
-                    m.d.sync += rb.eq(rb + 1)
-            with m.If((phase == 2) & (ti == 3)):
-                m.next = "SYNC"
+                        m.d.comb += sender.acc_value.eq(accel.res_data[p])
 
 
 def _gt(x, c):
@@ -1158,11 +961,3 @@ def _gt(x, c):
         k = c.bit_length() - 1
         return (x[k + 1:] != 0) | (x[k] & (x[:k] != 0))
     return x > c
-
-
-def _select_byte(m, out, value, index):
-    """``out = value.word_select(index, 8)`` as a case statement (smaller than a shifter)."""
-    with m.Switch(index):
-        for k in range(len(value) // 8):
-            with m.Case(k):
-                m.d.comb += out.eq(value[8 * k:8 * k + 8])
