@@ -163,5 +163,5 @@ async def driver_over_uart(dut):
     report = {}
     await bridge(_driver_session)(transport, job, report)
     report["framing_errors"] = transport.framing_errors
-    # The checks are judged by the caller (tests/test_board_uart.py), from this report.
+    # The checks are judged by the caller (tests/sim/test_board_uart.py), from this report.
     Path(os.environ["TRITIUM_RESULT"]).write_text(json.dumps(report, indent=2))

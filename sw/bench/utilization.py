@@ -3,7 +3,7 @@
 Each network (random weights of the FINN topologies, the shapes are what
 matter) is compiled for a preset; the figures come from the compiled cycle
 model, which the ISA-level simulator executes and which the accelerator's
-RTL matches cycle for cycle (tests/test_accel.py, tests/test_networks_rtl.py).
+RTL matches cycle for cycle (tests/hw/test_accel.py, tests/sim/test_networks_rtl.py).
 A network that does not fit a preset is reported with the compiler's reason.
 """
 

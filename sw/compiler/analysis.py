@@ -75,7 +75,7 @@ def program_timing(program, runs, n_layers, cfg):
     (``runs``: ``(layer index, beats)`` of each RUN, in order).
 
     Follows :class:`tritium.hw.accel_config.Timeline`, as the ISA-level
-    simulator does; the RTL agrees (tests/test_accel.py).
+    simulator does; the RTL agrees (tests/hw/test_accel.py).
     """
     t, layer_cycles, k = Timeline(cfg), [0] * n_layers, 0
     for word in program:

@@ -15,7 +15,7 @@ Cycles follow the timing of docs/accelerator.md
 instruction, ``beats + run_drain`` per ``RUN``, and the cycles the controller
 waits for the ``LOAD_W`` copy engine (which copies weight-store words into the
 banks while RUNs execute); the RTL's cycle counter agrees exactly
-(tests/test_accel.py).
+(tests/hw/test_accel.py).
 """
 
 from dataclasses import dataclass, field

@@ -104,19 +104,6 @@ def test_locate_refuses_a_memory_not_in_block_ram():
 
 # ---------------------------------------------------------------- command line
 
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory):
-    """A 64-32-10 binary dense model compiled for SMALL (folder) and its config file."""
-    from tritium.boards.bench_patch import small_dense_model
-    from tritium.sw.model.ir import save_model
-    tmp = tmp_path_factory.mktemp("small")
-    save_model(small_dense_model(), tmp / "m.npz")
-    hw = tmp / "small.json"
-    hw.write_text(json.dumps(SMALL.canonical()))
-    assert main(["compile", str(tmp / "m.npz"), "--hw", str(hw), "-o", str(tmp / "m")]) == 0
-    return tmp / "m", hw
-
-
 def test_build_refuses_unknown_board_missing_and_mismatched_model(tmp_path, small_model, capsys):
     model_dir, hw = small_model
     assert main(["build", "--board", "nope", "-o", str(tmp_path / "o")]) == 1

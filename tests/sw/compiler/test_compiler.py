@@ -7,136 +7,19 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from strategies import model_case
+from strategies import (accel_configs, model_case, one_bit_hidden, segment_config, streamed_segment_config,
+                        streaming_config)
 from tritium.hw import isa
 from tritium.hw.accel_config import START_CYCLES, AccelConfig
-from tritium.hw.config import MAX_DEPTH, ConfigError, HwConfig
+from tritium.hw.config import ConfigError, HwConfig
 from tritium.hw.isa import Opcode
 from tritium.hw.presets import PRESETS
 from tritium.sw.model import reference
-from tritium.sw.compiler import (PASSES, CompileError, ModelPlan, attach_row_constants, bandable,
-                                 compile_model, emit, layer_plans, run_passes)
+from tritium.sw.compiler import (PASSES, CompileError, ModelPlan, attach_row_constants, compile_model,
+                                 emit, run_passes)
 from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
 from tritium.sw.model.zoo import random_inputs, random_model
 from tritium.sw.run.isasim import simulate
-
-
-@st.composite
-def accel_configs(draw, model, out_bits=2, batch=1):
-    """A configuration with memories just large enough for ``model`` at ``batch`` (an image
-    loop of at least ``batch`` images where it needs one)."""
-    pe = draw(st.sampled_from([1, 2, 3, 4, 8]))
-    simd = pe * draw(st.sampled_from([1, 2, 3, 4, 8])) * (2 if pe == 1 else 1)
-    kinds = {l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}
-    if draw(st.booleans()):
-        kinds |= {"binary", "ternary"}
-    kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
-    bits = max([2] + kbit) if kbit else 1       # K-bit inputs need a bit-serial core
-    plans = layer_plans(model, simd, batch)
-    pow2 = lambda n: 1 << max(1, (int(n) - 1).bit_length())   # noqa: E731
-    assume(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans) <= MAX_DEPTH)
-    core = HwConfig(pe=pe, simd=simd, weight_kinds=tuple(sorted(kinds)),
-                    act_bits=max(bits, draw(st.sampled_from([1, 2, 8]))), out_bits=out_bits,
-                    weight_depth=pow2(sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)),
-                    thr_depth=pow2(sum(p.tiles(pe) for p in plans)), **register_options(draw))
-    words = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
-    entries = plans[-1].images * plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
-    images = max(p.images for p in plans)
-    max_images = draw(st.integers(images, images + 2)) if images > 1 else 1
-    return AccelConfig(core=core, act_depth=pow2(words), res_depth=pow2(entries),
-                       act_reg=draw(st.booleans()), max_images=max_images)
-
-
-def register_options(draw):
-    """``weight_reg``, ``addr_reg``, ``chain`` (which needs both) and ``lane_reg`` of a drawn
-    core."""
-    weight_reg, addr_reg = draw(st.booleans()), draw(st.booleans())
-    return {"weight_reg": weight_reg, "addr_reg": addr_reg,
-            "chain": weight_reg and addr_reg and draw(st.booleans()),
-            "lane_reg": draw(st.booleans())}
-
-
-def _pow2(n):
-    return 1 << max(1, (int(n) - 1).bit_length())
-
-
-def _small_array(draw, model):
-    """(P, S, weight kinds, K-bit input widths, plans) of a small drawn array for ``model``."""
-    pe = draw(st.sampled_from([1, 2, 3, 4]))
-    simd = pe * draw(st.sampled_from([1, 2, 4])) * (2 if pe == 1 else 1)
-    kinds = tuple(sorted({l.weight_kind for l in model.layers if hasattr(l, "weight_kind")}))
-    kbit = [i.in_act.bits for i in model.check() if i.in_act.kind != "bipolar"]
-    return pe, simd, kinds, kbit, layer_plans(model, simd)
-
-
-def streaming_config(data, model, out_bits=1):
-    """A configuration whose weight banks are too small for ``model``: its weights stream
-    from a weight store (the banks hold two chunks of at least one neuron fold).
-    (A plain function of ``data``: a composite strategy would print the model in its repr.)"""
-    draw = data.draw
-    pe, simd, kinds, kbit, plans = _small_array(draw, model)
-    wpr = max(p.words_per_row(simd) for p in plans)
-    last = plans[-1].tiles(pe) * plans[-1].words_per_row(simd)
-    depth = 2 * max(wpr, last) + draw(st.sampled_from([0, 2, 8]))
-    words = sum(p.tiles(pe) * p.words_per_row(simd) for p in plans)
-    assume(words > depth)
-    core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
-                    out_bits=out_bits, weight_depth=depth,
-                    thr_depth=_pow2(sum(p.tiles(pe) for p in plans)), **register_options(draw))
-    acts = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
-    entries = plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
-    return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),
-                       prog_depth=1024, store_depth=_pow2(words * pe))
-
-
-def segment_config(data, model, out_bits=1):
-    """A configuration without a weight store whose banks (and, at times, activation
-    buffers) are too small for ``model`` at once: it runs in segments. (A plain function
-    of ``data``, as :func:`streaming_config`.)"""
-    draw = data.draw
-    pe, simd, kinds, kbit, plans = _small_array(draw, model)
-    layer_words = [p.tiles(pe) * p.words_per_row(simd) for p in plans]
-    depth = max(layer_words) + draw(st.sampled_from([0, 1, 4]))
-    assume(sum(layer_words) > depth)
-    first = plans[0]
-    acts = max([p.in_words(simd) for p in plans[1:]] + [p.out_words(simd) for p in plans])
-    if bandable(first, AccelConfig(core=HwConfig(pe=pe, simd=simd))) and draw(st.booleans()):
-        acts = max(acts, first.pool * first.in_row_words(simd))
-    else:
-        acts = max(acts, first.in_words(simd))
-    core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
-                    out_bits=out_bits, weight_depth=depth,
-                    thr_depth=max(p.tiles(pe) for p in plans), **register_options(draw))
-    entries = plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
-    return AccelConfig(core=core, act_depth=acts, res_depth=_pow2(entries),
-                       act_reg=draw(st.booleans()))
-
-
-def streamed_segment_config(data, model):
-    """A configuration with a weight store too small for ``model``'s streamed weights at
-    once: it streams them in several weight phases, one segment each, and at times its
-    program memory is so small that a phase's program runs in parts. (A plain function
-    of ``data``, as :func:`streaming_config`.)"""
-    draw = data.draw
-    pe, simd, kinds, kbit, plans = _small_array(draw, model)
-    wpr = max(p.words_per_row(simd) for p in plans)
-    last = plans[-1].tiles(pe) * plans[-1].words_per_row(simd)
-    depth = 2 * max(wpr, last) + draw(st.sampled_from([0, 2]))
-    layer_words = [p.tiles(pe) * p.words_per_row(simd) for p in plans]
-    store = pe * max(layer_words) + draw(st.sampled_from([0, pe * wpr]))
-    assume(sum(layer_words) > depth and pe * sum(layer_words) > store)
-    core = HwConfig(pe=pe, simd=simd, weight_kinds=kinds, act_bits=max([2] + kbit) if kbit else 1,
-                    out_bits=1, weight_depth=depth, thr_depth=max(p.tiles(pe) for p in plans),
-                    **register_options(draw))
-    acts = max(max(p.in_words(simd), p.out_words(simd)) for p in plans)
-    entries = plans[-1].out_height * plans[-1].out_width * plans[-1].tiles(pe)
-    prog = draw(st.sampled_from([1024, max(16, 5 * len(plans) + 2)]))
-    return AccelConfig(core=core, act_depth=_pow2(acts), res_depth=_pow2(entries),
-                       prog_depth=prog, store_depth=store)
-
-
-def one_bit_hidden(model):
-    return all(i.out_act is None or i.out_act.bits == 1 for i in model.check())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])

@@ -405,7 +405,7 @@ def test_driver_retries_and_gives_up(link):
 # ---------------------------------------------------------------- docs
 
 def test_docs_tables_match_the_protocol():
-    text = (Path(__file__).parent.parent / "docs" / "host.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "docs" / "host.md").read_text()
     for table in protocol.markdown_tables().values():
         assert table in text, "docs/host.md is stale: paste protocol.markdown_tables() in"
 

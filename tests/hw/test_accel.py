@@ -5,9 +5,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from strategies import model_case
-from test_compiler import (accel_configs, one_bit_hidden, segment_config, streamed_segment_config,
-                           streaming_config)
+from strategies import (accel_configs, model_case, one_bit_hidden, segment_config, streamed_segment_config,
+                        streaming_config)
 from tritium.hw import isa
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig

@@ -190,7 +190,7 @@ def test_every_command_prints_only_json_with_json(tour, tmp_path, capsys):
 
 class _Board:
     """A board that runs programs in the ISA-level simulator (the serial link and the
-    host interface are tests/test_host.py's)."""
+    host interface are tests/hw/test_host.py's)."""
 
     resent = 0
 

