@@ -149,6 +149,37 @@ class HostLinkStatus(wiring.Signature):
         super().__init__({"busy": Out(1), "done": Out(1), "error": Out(1), "image_ok": Out(1)})
 
 
+class _Responses:
+    """Where a state goes to start a response: a state per kind (TX_STATUS, TX_NAK,
+    TX_RESULTS) sets the response registers, so no OR over every state that responds
+    reaches them. A NAK with a fixed reason goes to a state of its own (TX_NAK_CRC, ...),
+    which writes the reason: its register takes it from one state flip-flop, not from an
+    OR of every test that NAKs (an OR 7 LUT levels deep on the iCE40; docs/timing.md).
+    EXEC's NAK (``d.reason``, a register that holds through the next cycle) goes to TX_NAK.
+    """
+
+    _STATES = {Response.STATUS: "TX_STATUS", Response.NAK: "TX_NAK",
+               Response.RESULTS: "TX_RESULTS"}
+
+    def __init__(self, m):
+        self.m = m
+        self.nak_states = {}    # state name -> the reason it writes (a constant or d.reason)
+
+    def respond(self, kind, reason=0):
+        name = self._STATES[kind]
+        if kind == Response.NAK:
+            if isinstance(reason, Nak):
+                name = f"TX_NAK_{reason.name}"
+            self.nak_states[name] = reason
+        self.m.next = name
+
+    def nak(self, reason):
+        self.respond(Response.NAK, reason)
+
+    def status(self):
+        self.respond(Response.STATUS)
+
+
 class HostLink(wiring.Component):
     """The accelerator behind a framed byte-stream host interface.
 
@@ -200,16 +231,35 @@ class HostLink(wiring.Component):
                           "status": Out(HostLinkStatus())})
 
     def elaborate(self, platform):
-        cfg, core, routes = self.cfg, self.cfg.core, self.routes
         m = Module()
+        v = self._registers(m)
+        self._request_tests(m, v)
+        responses = _Responses(m)
+        self._datapath(m, v)
+        with m.If(~v.crc.hold), m.FSM(name="link") as fsm:
+            self._receive_states(m, v, responses)
+            self._dispatch_states(m, v, responses)
+            self._input_states(m, v, responses)
+            self._image_byte_states(m, v, responses.status)
+            self._image_end_states(m, v)
+            self._transmit_states(m, v, responses)
+        self._fail_encoder(m, v)
+        self._memory_writes(m, v)
+        self._connect_sender(m, v, v.sender)
+        self._state_outputs(m, v, fsm, responses)
+        return m
+
+    def _registers(self, m):
+        """The link's submodules and registers, in ``v`` (shared with the state groups)."""
+        cfg, core, routes = self.cfg, self.cfg.core, self.routes
         m.submodules.accel = accel = self.accel
-        v = SimpleNamespace(accel=accel)        # the registers, shared with the helpers below
+        v = SimpleNamespace(accel=accel)
 
         # One block RAM: request payloads at 0.., image bytes 0..255 (header and section
         # table) at _IMAGE_BASE + offset, so an entry's fields have fixed addresses.
         m.submodules.buf = buf = Memory(shape=8, depth=2 * _IMAGE_BASE, init=[], attrs=NO_RW_CHECK)
-        v.rd, v.wr = rd, wr = buf.read_port(), buf.write_port()
-        v.byte = byte = rd.data
+        v.rd, v.wr = rd, _ = buf.read_port(), buf.write_port()
+        v.byte = rd.data
 
         # CRC-32, bit-serial: a byte goes through the frame, image and section registers
         # (those enabled) one bit a cycle; the link's state machine waits meanwhile. With
@@ -218,7 +268,7 @@ class HostLink(wiring.Component):
         m.submodules.crc = v.crc = crc = SerialCrc(registered=cfg.act_reg)
         # The received byte: the UART's byte is taken into rx_byte whenever it is free, and
         # rx_full (a flip-flop, not the UART's valid through the state logic) tells the
-        # receiving states a byte waits; they consume it (see _link).
+        # receiving states a byte waits; they consume it (_receive_states).
         v.rx_byte, v.rx_full = Signal(8, name="rx_byte"), Signal(name="rx_full")
         m.d.comb += [crc.rx_byte.eq(v.rx_byte), crc.ram_byte.eq(rd.data)]
 
@@ -236,16 +286,16 @@ class HostLink(wiring.Component):
         v.cnt = Signal(3)
         # Idle timer: from 2**n - (timeout - 1) up; its top bit is the timeout (no comparator).
         idle_bits = (self.idle_timeout - 1).bit_length()
-        idle = Signal(idle_bits + 1)
-        idle_start = (1 << idle_bits) - (self.idle_timeout - 1)
+        v.idle = Signal(idle_bits + 1)
+        v.idle_start = (1 << idle_bits) - (self.idle_timeout - 1)
 
         # Device and image state.
         v.valid = Signal(init=int(self.image_valid_at_reset))
         v.failed, v.err = Signal(name="failed"), Signal(ERR_BITS, name="err")
-        last_seq, last_ok = Signal(8), Signal()     # a repeated START is not run twice
+        v.last_seq, v.last_ok = Signal(8), Signal(name="last_ok")   # a repeated START runs once
         img_max = IMAGE_HEADER.size + MAX_SECTIONS * SECTION.size + sum(r.max_size for r in routes)
         v.pos = Signal(range(img_max + 1))          # image bytes received
-        m.submodules.sender = sender = ResponseSender(cfg, len(v.pos))
+        m.submodules.sender = v.sender = ResponseSender(cfg, len(v.pos))
         v.bpos = Signal.like(v.pos)                 # IMG_PARSE: the offset of its byte
         v.expected = Signal(8)                      # IMG_PARSE: the byte's constant, if any
         v.expected_err = Signal(ERR_BITS)           # and the error if it differs (0: none)
@@ -270,16 +320,19 @@ class HostLink(wiring.Component):
         v.wa = Signal(range(max(r.depth * (core.pe if r.exact else 1) for r in routes) + 1))
         v.wr_sel = Signal(len(routes))              # a word's write, a cycle after IMG_SEC
         v.wr_wa, v.wr_bank, v.wr_ea = Signal.like(v.wa), Signal.like(v.bank), Signal.like(v.ea)
-        range_bad = Signal()
-        aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
-        v.fail = fail = self._fail(m, v)
+        v.range_bad = Signal()
+        v.aaddr = Signal(range(cfg.act_depth + MAX_PAYLOAD + 1))
+        v.fail = self._fail(m, v)
 
-        pos, arg, idx, length = v.pos, v.arg, v.idx, v.length
         # idx == length, kept in a register beside idx (its comparator is not on the FSM's
         # paths): every change of idx or length past the header sets it too.
-        v.idx_end = idx_end = Signal()
-        len_bad = Signal()                  # the request's length is over MAX_PAYLOAD
+        v.idx_end = Signal()
+        v.len_bad = Signal()                # the request's length is over MAX_PAYLOAD
+        return v
 
+    def _request_tests(self, m, v):
+        """``v.step_idx`` and the request's tests and EXEC's decision (``v.d``), registered."""
+        cfg, pos, arg, idx, length, idx_end = self.cfg, v.pos, v.arg, v.idx, v.length, v.idx_end
         # idx + 1 == length, registered every cycle: idx never steps in two cycles running
         # (a received byte, IN_RD / IN_USE, IMG_USE then the CRC's cycles), so a step finds
         # it settled and its comparator is not on the step's path either.
@@ -300,53 +353,34 @@ class HostLink(wiring.Component):
             "new_image": off_ok & (off == 0), "next_chunk": off_ok & (off == pos),
             "resent_chunk": off_ok & (off < pos),
             "half_loaded": (pos != 0) & ~v.valid & ~v.failing,
-            "resent_start": last_ok & (v.seq == last_seq),
+            "resent_start": v.last_ok & (v.seq == v.last_seq),
             "results_range": ((arg[rb:16] != 0) | (count[rb:] != 0) |
                               (arg[:rb] + count[:rb] > cfg.res_depth)),
         }
         tests.update({f"cmd_{c.name.lower()}": v.cmd == c for c in Cmd})
         t = SimpleNamespace(**{name: Signal(name=f"t_{name}") for name in tests})
         m.d.sync += [getattr(t, name).eq(value) for name, value in tests.items()]
-        d = self._exec_decision(m, t, v)
+        v.d = self._exec_decision(m, t, v)
 
-        # A response starts: a state per kind (TX_STATUS, TX_NAK, TX_RESULTS) sets the
-        # response registers, so no OR over every state that responds reaches them. A NAK
-        # with a fixed reason goes to a state of its own (TX_NAK_CRC, ...), which writes
-        # the reason: its register takes it from one state flip-flop, not from an OR of
-        # every test that NAKs (an OR 7 LUT levels deep on the iCE40; docs/timing.md).
-        # EXEC's NAK (d.reason, a register that holds through the next cycle) goes to
-        # TX_NAK.
-        tx_states = {Response.STATUS: "TX_STATUS", Response.NAK: "TX_NAK",
-                     Response.RESULTS: "TX_RESULTS"}
-        nak_states = {}             # state name -> the reason it writes (a constant or d.reason)
-
-        def respond(kind, reason=0):
-            name = tx_states[kind]
-            if kind == Response.NAK:
-                if isinstance(reason, Nak):
-                    name = f"TX_NAK_{reason.name}"
-                nak_states[name] = reason
-            m.next = name
-
-        def nak(reason):
-            respond(Response.NAK, reason)
-
-        def status():
-            respond(Response.STATUS)
-
+    def _datapath(self, m, v):
+        """What runs beside the state machine: the UART's byte into ``rx_byte``, the
+        buffer's default addresses, the word assembler, the pulses the states raise."""
+        cfg, accel, byte = self.cfg, v.accel, v.byte
         rx, rx_byte, rx_full = self.rx, v.rx_byte, v.rx_full
         m.d.comb += rx.ready.eq(~rx_full)
         with m.If(rx.valid & ~rx_full):
             m.d.sync += [rx_byte.eq(rx.payload), rx_full.eq(1)]
         got = Signal()              # a receiving state consumes rx_byte
-        m.d.comb += [rd.addr.eq(idx), wr.addr.eq(idx),
-                     wr.data.eq(rx_byte)]
+        v.got = got
+        m.d.comb += [v.rd.addr.eq(v.idx), v.wr.addr.eq(v.idx),
+                     v.wr.data.eq(rx_byte)]
         with m.If(v.asm_we):        # words assemble at the top: a w-byte word is asm[-8w:]
             m.d.sync += v.asm.eq(Cat(v.asm[8:], byte))
 
         m.d.sync += v.wr_sel.eq(0)      # a pulse (IMG_SEC)
         self._parse_checks(m, v)
         start = Signal()            # the accelerator's start, a pulse (RUN_GO)
+        v.start = start
         m.d.sync += start.eq(0)
         m.d.comb += accel.start.eq(start)
         # An INPUT word's write into buffer 0; with act_reg from registers (it lands a cycle
@@ -354,189 +388,205 @@ class HostLink(wiring.Component):
         # accelerator's write registers, which also take the RUN's writes.
         act_we, act_addr = Signal(), Signal.like(accel.act_addr)
         act_data = Signal.like(accel.act_data)
+        v.act_we, v.act_addr, v.act_data = act_we, act_addr, act_data
         if cfg.act_reg:
             m.d.sync += act_we.eq(0)
         m.d.comb += [accel.act_we.eq(act_we), accel.act_addr.eq(act_addr),
                      accel.act_data.eq(act_data)]
-        with m.If(~crc.hold), m.FSM(name="link") as fsm:
-            # -------------------------------------------------------- receive
-            def consume():
-                m.d.comb += got.eq(rx_full)
-                with m.If(rx_full):
-                    m.d.sync += rx_full.eq(0)
 
-            with m.State("SYNC"):
-                consume()
-                m.d.sync += [idle.eq(idle_start), v.cnt.eq(0)]
-                m.d.comb += crc.init_frame.eq(1)
-                with m.If(got & (rx_byte == REQUEST_START)):
-                    m.next = "HEAD"
+    def _receive_states(self, m, v, responses):
+        """SYNC, HEAD, HEAD_CHK, PAYLOAD, CRC, CRC_CHK: a request frame into the registers
+        (header), the buffer (payload) and the frame CRC."""
+        crc, feed, nak = v.crc, v.feed, responses.nak
+        rx_byte, rx_full, got, idle, idle_start = v.rx_byte, v.rx_full, v.got, v.idle, v.idle_start
+        idx, idx_end, length, arg = v.idx, v.idx_end, v.length, v.arg
 
-            def receiving(on_timeout_nak):
-                consume()
-                with m.If(got):
-                    m.d.sync += idle.eq(idle_start)
-                    feed(to_frame=1)
-                with m.Elif(idle[-1]):
-                    if on_timeout_nak:
-                        nak(Nak.TIMEOUT)
-                    else:
-                        m.next = "SYNC"
-                with m.Else():
-                    m.d.sync += idle.eq(idle + 1)
+        def consume():
+            m.d.comb += got.eq(rx_full)
+            with m.If(rx_full):
+                m.d.sync += rx_full.eq(0)
 
-            with m.State("HEAD"):
-                receiving(False)
-                with m.If(got):
-                    m.d.sync += [v.cnt.eq(v.cnt + 1), idx.eq(0)]
-                    new_len = Cat(length[:8], rx_byte)
-                    with m.Switch(v.cnt):
-                        with m.Case(0):
-                            m.d.sync += v.cmd.eq(rx_byte)
-                        with m.Case(1):
-                            m.d.sync += v.seq.eq(rx_byte)
-                        with m.Case(2):
-                            m.d.sync += length[:8].eq(rx_byte)
-                        with m.Case(3):
-                            m.d.sync += [length.eq(new_len), v.cnt.eq(0), idx_end.eq(new_len == 0),
-                                         len_bad.eq(_gt(new_len, MAX_PAYLOAD))]
-                            m.next = "HEAD_CHK"
+        with m.State("SYNC"):
+            consume()
+            m.d.sync += [idle.eq(idle_start), v.cnt.eq(0)]
+            m.d.comb += crc.init_frame.eq(1)
+            with m.If(got & (rx_byte == REQUEST_START)):
+                m.next = "HEAD"
 
-            with m.State("HEAD_CHK"):           # the length tests, registered (not the UART's byte)
-                with m.If(len_bad):
-                    nak(Nak.LENGTH)
-                with m.Elif(idx_end):
-                    m.next = "CRC"
-                with m.Else():
-                    m.next = "PAYLOAD"
-
-            with m.State("PAYLOAD"):
-                with m.If(idx_end):
-                    m.next = "CRC"
-                with m.Else():
-                    receiving(True)
-                with m.If(got):
-                    m.d.comb += wr.en.eq(1)
-                    step_idx()
-                    with m.If(idx < 4):
-                        m.d.sync += arg.eq(Cat(arg[8:], rx_byte))
-
-            with m.State("CRC"):
-                # The CRC bytes go through the register too: a good frame leaves the residue.
-                receiving(True)
-                with m.If(got):
-                    m.d.sync += v.cnt.eq(v.cnt + 1)
-                    with m.If(v.cnt == 3):
-                        m.d.sync += [idx.eq(4), idx_end.eq(length == 4)]
-                        m.next = "CRC_CHK"
-
-            with m.State("CRC_CHK"):
-                with m.If(crc.frame == CRC_RESIDUE):
-                    m.next = "EXEC"
-                with m.Else():
-                    nak(Nak.CRC)
-
-            # -------------------------------------------------------- dispatch
-            with m.State("EXEC"):
-                m.d.sync += [range_bad.eq(_gt(arg, cfg.act_depth - 1)), aaddr.eq(arg)]
-                with m.If(d.nak):
-                    nak(d.reason)
-                with m.Elif(d.status):
-                    status()
-                with m.Elif(d.new_image):   # offset 0: a new image
-                    m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
-                                 v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
-                                 v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
-                                 v.sec_end_p.eq(0),
-                                 v.tab_end_p.eq(0), v.img_end_p.eq(0),
-                                 v.need_load.eq(0), last_ok.eq(0)]
-                    m.d.comb += crc.init_image.eq(1)
-                    m.next = "IMG_RD"
-                with m.Elif(d.next_chunk):  # the next chunk of the image
-                    m.d.sync += last_ok.eq(0)
-                    m.next = "IMG_RD"
-                with m.Elif(d.input):
-                    # INPUT words start at the payload's 5th byte; an image word cut
-                    # by a chunk boundary keeps its place (eb) across frames.
-                    m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
-                    m.next = "IN_RD"
-                with m.Elif(d.start):
-                    m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
-                    m.next = "RUN_GO"
-                with m.Else():
-                    respond(Response.RESULTS)
-
-            with m.State("RUN_GO"):         # the accelerator's start, from a register
-                m.d.sync += start.eq(1)
-                m.next = "RUN_START"
-            with m.State("RUN_START"):      # start is high: done / error clear at this edge
-                m.next = "RUN"
-
-            with m.State("RUN"):
-                with m.If(accel.done | accel.error):
-                    with m.If(accel.error):
-                        m.d.sync += v.err.eq(accel.error_code)
-                    status()
-
-            # -------------------------------------------------------- INPUT
-            with m.State("IN_RD"):
-                with m.If(v.wr_pending):
-                    m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
-                    with m.If(~range_bad & ~_gt(aaddr, cfg.act_depth - 1)):
-                        write = [act_we.eq(1), act_addr.eq(aaddr),
-                                 act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
-                        if cfg.act_reg:
-                            m.d.sync += write
-                        else:
-                            m.d.comb += write
-                    with m.Else():
-                        m.d.sync += range_bad.eq(1)
-                with m.If(idx_end):
-                    with m.If(v.eb != 0):
-                        nak(Nak.LENGTH)
-                    with m.Elif(range_bad | (v.wr_pending & _gt(aaddr, cfg.act_depth - 1))):
-                        nak(Nak.RANGE)
-                    with m.Else():
-                        status()
-                with m.Else():
-                    m.next = "IN_USE"
-            with m.State("IN_USE"):
-                m.d.comb += v.asm_we.eq(1)
-                step_idx()
-                with m.If(v.eb == input_word_bytes(core.simd) - 1):
-                    m.d.sync += [v.eb.eq(0), v.wr_pending.eq(1)]
-                with m.Else():
-                    m.d.sync += v.eb.eq(v.eb + 1)
-                m.next = "IN_RD"
-
-            # -------------------------------------------------------- IMAGE
-            self._image(m, v, status)
-
-            # -------------------------------------------------------- transmit
-            pulses = {Response.STATUS: sender.send_status, Response.NAK: sender.send_nak,
-                      Response.RESULTS: sender.send_results}
-            starts = [(Response.STATUS, "TX_STATUS"), (Response.RESULTS, "TX_RESULTS")]
-            starts += [(Response.NAK, name) for name in nak_states]
-            for kind, name in starts:
-                with m.State(name):
-                    m.d.comb += [pulses[kind].eq(1), crc.init_frame.eq(1)]
-                    if kind == Response.NAK:
-                        m.d.comb += sender.nak_reason.eq(nak_states[name])
-                    m.next = "TX_PREP"
-            with m.State("TX_PREP"):        # the first byte's registers fill
-                m.next = "TX"
-            with m.State("TX"):
-                m.d.comb += sender.active.eq(1)
-                with m.If(sender.feed):
-                    feed(to_frame=1, shift=sender.shift)
-                with m.If(sender.done):
+        def receiving(on_timeout_nak):
+            consume()
+            with m.If(got):
+                m.d.sync += idle.eq(idle_start)
+                feed(to_frame=1)
+            with m.Elif(idle[-1]):
+                if on_timeout_nak:
+                    nak(Nak.TIMEOUT)
+                else:
                     m.next = "SYNC"
+            with m.Else():
+                m.d.sync += idle.eq(idle + 1)
 
-        self._fail_encoder(m, v)
-        self._memory_writes(m, v)
-        self._connect_sender(m, v, sender)
+        with m.State("HEAD"):
+            receiving(False)
+            with m.If(got):
+                m.d.sync += [v.cnt.eq(v.cnt + 1), idx.eq(0)]
+                new_len = Cat(length[:8], rx_byte)
+                with m.Switch(v.cnt):
+                    with m.Case(0):
+                        m.d.sync += v.cmd.eq(rx_byte)
+                    with m.Case(1):
+                        m.d.sync += v.seq.eq(rx_byte)
+                    with m.Case(2):
+                        m.d.sync += length[:8].eq(rx_byte)
+                    with m.Case(3):
+                        m.d.sync += [length.eq(new_len), v.cnt.eq(0), idx_end.eq(new_len == 0),
+                                     v.len_bad.eq(_gt(new_len, MAX_PAYLOAD))]
+                        m.next = "HEAD_CHK"
+
+        with m.State("HEAD_CHK"):           # the length tests, registered (not the UART's byte)
+            with m.If(v.len_bad):
+                nak(Nak.LENGTH)
+            with m.Elif(idx_end):
+                m.next = "CRC"
+            with m.Else():
+                m.next = "PAYLOAD"
+
+        with m.State("PAYLOAD"):
+            with m.If(idx_end):
+                m.next = "CRC"
+            with m.Else():
+                receiving(True)
+            with m.If(got):
+                m.d.comb += v.wr.en.eq(1)
+                v.step_idx()
+                with m.If(idx < 4):
+                    m.d.sync += arg.eq(Cat(arg[8:], rx_byte))
+
+        with m.State("CRC"):
+            # The CRC bytes go through the register too: a good frame leaves the residue.
+            receiving(True)
+            with m.If(got):
+                m.d.sync += v.cnt.eq(v.cnt + 1)
+                with m.If(v.cnt == 3):
+                    m.d.sync += [idx.eq(4), idx_end.eq(length == 4)]
+                    m.next = "CRC_CHK"
+
+        with m.State("CRC_CHK"):
+            with m.If(crc.frame == CRC_RESIDUE):
+                m.next = "EXEC"
+            with m.Else():
+                nak(Nak.CRC)
+
+    def _dispatch_states(self, m, v, responses):
+        """EXEC (the request's decision, ``v.d``) and RUN_GO, RUN_START, RUN (a START)."""
+        cfg, accel, crc, d, arg, pos = self.cfg, v.accel, v.crc, v.d, v.arg, v.pos
+        last_seq, last_ok, nak, status = v.last_seq, v.last_ok, responses.nak, responses.status
+        with m.State("EXEC"):
+            m.d.sync += [v.range_bad.eq(_gt(arg, cfg.act_depth - 1)), v.aaddr.eq(arg)]
+            with m.If(d.nak):
+                nak(d.reason)
+            with m.Elif(d.status):
+                status()
+            with m.Elif(d.new_image):   # offset 0: a new image
+                m.d.sync += [pos.eq(0), v.failed.eq(0), v.valid.eq(0),
+                             v.err.eq(Err.NONE), v.total.eq(-1), v.seen.eq(0),
+                             v.sec_idx.eq(0), v.in_tab.eq(0), v.in_sec.eq(0),
+                             v.sec_end_p.eq(0),
+                             v.tab_end_p.eq(0), v.img_end_p.eq(0),
+                             v.need_load.eq(0), last_ok.eq(0)]
+                m.d.comb += crc.init_image.eq(1)
+                m.next = "IMG_RD"
+            with m.Elif(d.next_chunk):  # the next chunk of the image
+                m.d.sync += last_ok.eq(0)
+                m.next = "IMG_RD"
+            with m.Elif(d.input):
+                # INPUT words start at the payload's 5th byte; an image word cut
+                # by a chunk boundary keeps its place (eb) across frames.
+                m.d.sync += [last_ok.eq(0), v.eb.eq(0)]
+                m.next = "IN_RD"
+            with m.Elif(d.start):
+                m.d.sync += [v.err.eq(Err.NONE), last_seq.eq(v.seq), last_ok.eq(1)]
+                m.next = "RUN_GO"
+            with m.Else():
+                responses.respond(Response.RESULTS)
+
+        with m.State("RUN_GO"):         # the accelerator's start, from a register
+            m.d.sync += v.start.eq(1)
+            m.next = "RUN_START"
+        with m.State("RUN_START"):      # start is high: done / error clear at this edge
+            m.next = "RUN"
+
+        with m.State("RUN"):
+            with m.If(accel.done | accel.error):
+                with m.If(accel.error):
+                    m.d.sync += v.err.eq(accel.error_code)
+                status()
+
+
+    def _input_states(self, m, v, responses):
+        """IN_RD, IN_USE: an INPUT request's words into the accelerator's buffer 0."""
+        cfg, core, nak, status = self.cfg, self.cfg.core, responses.nak, responses.status
+        aaddr, range_bad, idx_end = v.aaddr, v.range_bad, v.idx_end
+        act_we, act_addr, act_data = v.act_we, v.act_addr, v.act_data
+        with m.State("IN_RD"):
+            with m.If(v.wr_pending):
+                m.d.sync += [v.wr_pending.eq(0), aaddr.eq(aaddr + 1)]
+                with m.If(~range_bad & ~_gt(aaddr, cfg.act_depth - 1)):
+                    write = [act_we.eq(1), act_addr.eq(aaddr),
+                             act_data.eq(v.asm[-8 * input_word_bytes(core.simd):])]
+                    if cfg.act_reg:
+                        m.d.sync += write
+                    else:
+                        m.d.comb += write
+                with m.Else():
+                    m.d.sync += range_bad.eq(1)
+            with m.If(idx_end):
+                with m.If(v.eb != 0):
+                    nak(Nak.LENGTH)
+                with m.Elif(range_bad | (v.wr_pending & _gt(aaddr, cfg.act_depth - 1))):
+                    nak(Nak.RANGE)
+                with m.Else():
+                    status()
+            with m.Else():
+                m.next = "IN_USE"
+        with m.State("IN_USE"):
+            m.d.comb += v.asm_we.eq(1)
+            v.step_idx()
+            with m.If(v.eb == input_word_bytes(core.simd) - 1):
+                m.d.sync += [v.eb.eq(0), v.wr_pending.eq(1)]
+            with m.Else():
+                m.d.sync += v.eb.eq(v.eb + 1)
+            m.next = "IN_RD"
+
+    def _transmit_states(self, m, v, responses):
+        """A state per response start (the NAK reasons :class:`_Responses` collected),
+        TX_PREP and TX: the response sender's bytes out, through the frame CRC."""
+        sender, crc, feed, nak_states = v.sender, v.crc, v.feed, responses.nak_states
+        pulses = {Response.STATUS: sender.send_status, Response.NAK: sender.send_nak,
+                  Response.RESULTS: sender.send_results}
+        starts = [(Response.STATUS, "TX_STATUS"), (Response.RESULTS, "TX_RESULTS")]
+        starts += [(Response.NAK, name) for name in nak_states]
+        for kind, name in starts:
+            with m.State(name):
+                m.d.comb += [pulses[kind].eq(1), crc.init_frame.eq(1)]
+                if kind == Response.NAK:
+                    m.d.comb += sender.nak_reason.eq(nak_states[name])
+                m.next = "TX_PREP"
+        with m.State("TX_PREP"):        # the first byte's registers fill
+            m.next = "TX"
+        with m.State("TX"):
+            m.d.comb += sender.active.eq(1)
+            with m.If(sender.feed):
+                feed(to_frame=1, shift=sender.shift)
+            with m.If(sender.done):
+                m.next = "SYNC"
+
+    def _state_outputs(self, m, v, fsm, responses):
+        """The signals decoded from the state: the sender's prep, the CRC's source, status."""
+        accel, crc, sender = v.accel, v.crc, v.sender
         m.d.comb += sender.prep.eq(Cat(fsm.ongoing(n) for n in ["TX_STATUS", "TX_RESULTS",
-                                                                *nak_states, "TX_PREP"]).any())
+                                                                *responses.nak_states,
+                                                                "TX_PREP"]).any())
         m.d.comb += [crc.from_ram.eq(fsm.ongoing("IMG_USE") | fsm.ongoing("CRC_CMP")),
                      crc.from_tx.eq(fsm.ongoing("TX"))]
         m.d.comb += [
@@ -546,7 +596,6 @@ class HostLink(wiring.Component):
             self.status.error.eq(accel.error | v.failed),
             self.status.image_ok.eq(v.valid),
         ]
-        return m
 
     @staticmethod
     def _exec_decision(m, t, v):
@@ -650,10 +699,10 @@ class HostLink(wiring.Component):
             m.d.sync += [v.err.eq(v.fail_pending_code), v.failed.eq(1), v.valid.eq(0)]
 
     # ---------------------------------------------------------------- image parser
-    def _image(self, m, v, status):
+    def _image_byte_states(self, m, v, status):
         """States that consume IMAGE payload bytes (IMG_RD, IMG_USE, the CRC's 9 cycles,
         IMG_PARSE, IMG_SEC: 13 cycles a byte; a few more per section)."""
-        routes, byte, pos, fail, rd = self.routes, v.byte, v.pos, v.fail, v.rd
+        routes, pos = self.routes, v.pos
 
         with m.State("IMG_RD"):                 # the read of payload byte idx
             with m.If(v.idx_end):
@@ -694,6 +743,12 @@ class HostLink(wiring.Component):
                 m.next = "IMG_CHECK"
             with m.Else():
                 m.next = "IMG_RD"
+
+    def _image_end_states(self, m, v):
+        """IMG_CHECK (what ends at the byte: a section, the table, the image), IMG_WAIT,
+        CRC_CMP (a stored CRC against the register) and SEC_LOAD (the next section's
+        entry)."""
+        routes, byte, fail, rd = self.routes, v.byte, v.fail, v.rd
 
         with m.State("IMG_CHECK"):              # what ends at this byte
             m.d.sync += v.ld.eq(0)
