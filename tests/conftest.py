@@ -16,14 +16,16 @@ settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 SIM = Path(__file__).resolve().parent / "sim"
+# Modules outside tests/sim/ that simulate the whole accelerator or host link (Amaranth).
+RTL_MODULES = {"test_accel.py", "test_host.py"}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Every test under tests/sim/ builds a simulator (Verilator): marked ``rtl``, before
-    ``-m`` selects."""
+    """Marks ``rtl`` (before ``-m`` selects) every test that simulates the accelerator's
+    RTL: all of tests/sim/ (cocotb on Verilator) and the modules of RTL_MODULES."""
     for item in items:
-        if SIM in item.path.parents:
+        if SIM in item.path.parents or item.path.name in RTL_MODULES:
             item.add_marker(pytest.mark.rtl)
 
 

@@ -804,7 +804,7 @@ def test_a_build_prints_its_estimate_of_fit_and_time_first(tmp_path, monkeypatch
 def test_generate_warns_when_no_board_holds_the_design(tmp_path, monkeypatch, capsys):
     """Before writing the Verilog (here a stand-in for the long generation): a warning on
     stderr naming the closest board; none for a design a board holds."""
-    monkeypatch.setattr("tritium.hw.core.core_verilog", lambda cfg: "// stand-in\n")
+    monkeypatch.setattr("tritium.hw.accel.accel_verilog", lambda cfg: "// stand-in\n")
     assert main(["generate", "--pe", "500", "--simd", "1000", "-o", str(tmp_path / "big")]) == 0
     err = capsys.readouterr().err
     warning = [l for l in err.splitlines() if l.startswith("tritium: warning:")]

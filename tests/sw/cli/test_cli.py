@@ -52,6 +52,7 @@ def test_console_script_entry_point():
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.rtl                        # trains, and runs the Verilog on Verilator
 def test_demo_runs_and_writes_its_artefacts(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path.parent)      # a relative --out, as `make demo` uses
     argv = ["demo", "--out", tmp_path.name, "--epochs", "2", "--json", "--quiet"]
