@@ -179,7 +179,7 @@ class Timeline:
     """Cycle accounting of one program run, as the controller executes it.
 
     The compiler (per-layer figures) and the ISA-level simulator count with
-    it; the RTL's cycle counter agrees (tests/test_accel.py). Every
+    it; the RTL's cycle counter agrees (tests/hw/test_accel.py). Every
     instruction takes one cycle, a RUN ``beats +`` :meth:`AccelConfig.run_drain`;
     ``LOAD_W`` starts the copy engine for :meth:`AccelConfig.load_cycles` and
     returns at once, but first waits for the previous copy, as do ``END`` and
