@@ -6,7 +6,7 @@ puts one byte at a time through those a request enables, one bit a cycle.
 
 import zlib
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,6 +18,28 @@ CRC_RESIDUE = zlib.crc32(bytes(4)) ^ CRC_INIT
 CRC_REGISTERS = ("frame", "image", "section")
 #: The byte sources, the first taken unless ``from_<name>`` of another is high.
 CRC_SOURCES = ("rx", "ram", "tx")
+
+
+class CrcRequest(wiring.Signature):
+    """What a requester of :class:`SerialCrc` drives: a byte to feed (``feed`` with the
+    registers it goes through, ``image_zero``, ``shift``), registers to initialise and
+    the byte's source. :func:`connect_requests` ORs several requesters into one CRC;
+    only one feeds at a time."""
+
+    def __init__(self):
+        members = {"feed": Out(1), "image_zero": Out(1), "shift": Out(1)}
+        members.update({f"to_{r}": Out(1) for r in CRC_REGISTERS})
+        members.update({f"init_{r}": Out(1) for r in CRC_REGISTERS})
+        members.update({f"from_{s}": Out(1) for s in CRC_SOURCES[1:]})
+        super().__init__(members)
+
+
+def connect_requests(m, crc, *requests):
+    """Drive ``crc``'s request inputs with the OR of ``requests`` (:class:`CrcRequest`
+    interfaces), member by member."""
+    for name in CrcRequest().members:
+        m.d.comb += getattr(crc, name).eq(
+            Cat(getattr(r, name) for r in requests).any())
 
 
 class SerialCrc(wiring.Component):
