@@ -219,22 +219,22 @@ class Dispatcher(wiring.Component):
         arg, length = frame.arg, frame.length
         offset_ok, offset = arg[len(pos):] == 0, arg[:len(pos)]     # narrow comparators
         count = arg[16:]
-        rb = len(Const(cfg.res_depth))      # first, count < 2**rb: a narrow adder
+        entry_bits = len(Const(cfg.res_depth))      # first, count < 2**entry_bits: a narrow adder
         tests = {
             "len_ne0": length != 0, "len_lt4": length < 4, "len_ne4": length != 4,
             "new_image": offset_ok & (offset == 0), "next_chunk": offset_ok & (offset == pos),
             "resent_chunk": offset_ok & (offset < pos),
             "half_loaded": (pos != 0) & ~self.image_valid & ~self.image_failing,
             "resent_start": last_ok & (frame.seq == last_seq),
-            "results_range": ((arg[rb:16] != 0) | (count[rb:] != 0) |
-                              (arg[:rb] + count[:rb] > cfg.res_depth)),
+            "results_range": ((arg[entry_bits:16] != 0) | (count[entry_bits:] != 0) |
+                              (arg[:entry_bits] + count[:entry_bits] > cfg.res_depth)),
         }
         tests.update({f"cmd_{c.name.lower()}": frame.cmd == c for c in Cmd})
         registered = {name: Signal(name=f"t_{name}") for name in tests}
         m.d.sync += [registered[name].eq(value) for name, value in tests.items()]
         return registered
 
-    def _decision(self, m, t):
+    def _decision(self, m, tests):
         """What EXEC does with the request, registered from the registered tests: exactly
         one of :data:`ACTIONS` (``nak`` with ``reason``) or none of them (RESULTS)."""
         want = {n: Signal(name=f"want_{n}") for n in ACTIONS}
@@ -246,42 +246,42 @@ class Dispatcher(wiring.Component):
         def do(action):
             m.d.comb += want[action].eq(1)
 
-        with m.If(t["cmd_status"]):
-            with m.If(t["len_ne0"]):
+        with m.If(tests["cmd_status"]):
+            with m.If(tests["len_ne0"]):
                 nak(Nak.LENGTH)
             with m.Else():
                 do("status")
-        with m.Elif(t["cmd_image"]):
-            with m.If(t["len_lt4"]):
+        with m.Elif(tests["cmd_image"]):
+            with m.If(tests["len_lt4"]):
                 nak(Nak.LENGTH)
-            with m.Elif(t["new_image"]):
+            with m.Elif(tests["new_image"]):
                 do("new_image")
-            with m.Elif(t["next_chunk"]):
+            with m.Elif(tests["next_chunk"]):
                 do("next_chunk")
-            with m.Elif(t["resent_chunk"]):
+            with m.Elif(tests["resent_chunk"]):
                 do("status")                # a resent chunk: received already
             with m.Else():
                 nak(Nak.OFFSET)
-        with m.Elif(t["cmd_input"]):
-            with m.If(t["len_lt4"]):
+        with m.Elif(tests["cmd_input"]):
+            with m.If(tests["len_lt4"]):
                 nak(Nak.LENGTH)
-            with m.Elif(t["half_loaded"]):
+            with m.Elif(tests["half_loaded"]):
                 nak(Nak.STATE)              # an image is half loaded: the assembler is busy
             with m.Else():
                 do("input")
-        with m.Elif(t["cmd_start"]):
-            with m.If(t["len_ne0"]):
+        with m.Elif(tests["cmd_start"]):
+            with m.If(tests["len_ne0"]):
                 nak(Nak.LENGTH)
             with m.Elif(~self.image_valid):
                 nak(Nak.STATE)
-            with m.Elif(t["resent_start"]):
+            with m.Elif(tests["resent_start"]):
                 do("status")                # a resent START: run already
             with m.Else():
                 do("start")
-        with m.Elif(t["cmd_results"]):
-            with m.If(t["len_ne4"]):
+        with m.Elif(tests["cmd_results"]):
+            with m.If(tests["len_ne4"]):
                 nak(Nak.LENGTH)
-            with m.Elif(t["results_range"]):
+            with m.Elif(tests["results_range"]):
                 nak(Nak.RANGE)
         with m.Else():
             nak(Nak.COMMAND)

@@ -486,8 +486,8 @@ class ImageLoader(wiring.Component):
         """
         routes, field, byte_pos = self.routes, r.field, r.byte_pos
         npos = len(self.pos)
-        nb = MAX_SECTIONS.bit_length()      # narrow comparators: the high bits zero
-        n = field[16:16 + nb]
+        count_bits = MAX_SECTIONS.bit_length()      # narrow comparators: the high bits zero
+        count = field[16:16 + count_bits]
         route, known = self._route_of(m, field)
         size = field[:npos]                 # every size limit fits pos
         size_bad = Signal()
@@ -508,7 +508,8 @@ class ImageLoader(wiring.Component):
         tests = {
             "past_end": byte_pos == r.total,
             "byte_bad": field[24:] != r.expected,
-            "sections_bad": (field[16 + nb:] != 0) | (n == 0) | (n > MAX_SECTIONS),
+            "sections_bad": ((field[16 + count_bits:] != 0) | (count == 0) |
+                             (count > MAX_SECTIONS)),
             "high_bad": field[npos:] != 0,      # a total or a size past any image
             "entry_bad": ~known | r.seen.bit_select(route, 1),
             "offset_bad": field != r.next_offset,
