@@ -79,13 +79,13 @@ BOARDS = {
                         loader_board="ice40_generic", loader_cable="ft2232",
                         cells=5280, block_rams=30, sprams=4, yosys_seconds=35, nextpnr_seconds=65,
                         seed_tries=3),
-    # Two seeds: the ULX3S preset's Fmax moves by several MHz around the 100 MHz clock from
-    # seed to seed, and a place and route takes about 10 minutes (docs/timing.md).
+    # Four seeds: the ULX3S preset's Fmax moves by up to 8 MHz around the 100 MHz clock from
+    # seed to seed (docs/timing.md), and a place and route takes about 10 minutes.
     "ulx3s": Board("ulx3s", "amaranth_boards.ulx3s:ULX3S_85F_Platform",
                    preset="ulx3s", family="ecp5", clk_in_mhz=25, target_mhz=100,
                    loader_board="ulx3s", loader_cable="ft231X",
                    cells=83640, block_rams=208, sprams=0, yosys_seconds=83, nextpnr_seconds=550,
-                   seed_tries=2),
+                   seed_tries=4),
 }
 
 
