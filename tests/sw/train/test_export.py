@@ -25,7 +25,7 @@ from tritium.sw.train.models import build_net
 
 
 #: Every weight kind the exporter writes.
-EXPORT_KINDS = ("binary", "ternary")
+EXPORT_KINDS = tuple(WEIGHT_LEVELS)
 
 
 def randomize_batchnorm(net, rng, tie_mode=False):

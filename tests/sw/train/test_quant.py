@@ -209,7 +209,7 @@ def test_admm_refuses_layers_not_built_for_it():
         train_admm(small_admm_net(), "digits", AdmmConfig(rho=0.0))
 
 
-@pytest.mark.parametrize("kind, act_bits", [("binary", None), ("ternary", 3)])
+@pytest.mark.parametrize("kind, act_bits", [("pow2-2", None), ("int2", 3)])
 def test_admm_on_digits_exports_exactly(kind, act_bits, tmp_path):
     net = make_net("tfc", "digits", kind, method="admm", act_bits=act_bits)
     pretrain_float(net, "digits", TrainConfig(epochs=1), show_progress=False)

@@ -125,7 +125,7 @@ def test_trained_network_exports_exactly(arch, dataset, weights, epochs):
     assert (plain.argmax(axis=1) == logits.argmax(axis=1)).mean() >= 0.99
 
 
-@pytest.mark.parametrize("kind", ["binary", "ternary"])
+@pytest.mark.parametrize("kind", WEIGHT_LEVELS)
 @pytest.mark.parametrize("act_bits", [None, 2, 3, 4])
 def test_every_kind_and_activation_width_exports_exactly(kind, act_bits):
     net = make_net("tfc", "digits", kind, seed=2, act_bits=act_bits)
@@ -248,7 +248,7 @@ def test_cli_train_and_export(tmp_path, capsys):
 
 def test_cli_admm_from_scratch_and_from_a_float_checkpoint(tmp_path, capsys):
     common = ["--arch", "tfc", "--dataset", "digits", "--epochs", "1", "--json", "-q"]
-    assert main(["train", *common, "--weights", "binary", "--method", "admm", "--act-bits", "2",
+    assert main(["train", *common, "--weights", "pow2-4", "--method", "admm", "--act-bits", "2",
                  "-o", str(tmp_path / "a.pt")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["method"] == "admm" and result["act_bits"] == 2
@@ -258,7 +258,7 @@ def test_cli_admm_from_scratch_and_from_a_float_checkpoint(tmp_path, capsys):
     assert extra["rho"] == 1.0 and extra["pretrain_epochs"] == 1
     assert main(["train", *common, "--weights", "float", "-o", str(tmp_path / "f.pt")]) == 0
     capsys.readouterr()
-    assert main(["train", *common, "--weights", "ternary", "--method", "admm", "--per-layer",
+    assert main(["train", *common, "--weights", "int3", "--method", "admm", "--per-layer",
                  "--init", str(tmp_path / "f.pt"), "-o", str(tmp_path / "b.pt")]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["agreement"] == 1.0 and result["logits_exact"] is True
