@@ -3,8 +3,10 @@
 Each block (weight layer, BatchNorm, sign, pooling) becomes one IR weight
 layer (plus IR max-pools). In eval mode the network computes, per output
 channel ``c``, ``y = f_c(acc) = acc * k_c + b_c`` in float32 on the exact
-integer accumulator ``acc`` (:meth:`~tritium.sw.train.layers.Block.fold`), and the
-sign activation outputs +1 where ``y >= 0``. ``f_c`` is a composition of
+integer accumulator ``acc`` (:meth:`~tritium.sw.train.layers.Block.fold`); the
+sign activation outputs +1 where ``y >= 0``, a k-bit activation
+(:class:`~tritium.sw.train.layers.QuantAct`) the code
+``round(clip(y, 0, 1) * (2**k - 1))``. ``f_c`` is a composition of
 correctly rounded float operations, each monotone, so it is monotone in
 ``acc``:
 
@@ -18,7 +20,9 @@ correctly rounded float operations, each monotone, so it is monotone in
 
 ``T`` is found by a binary search, vectorised over channels, that evaluates
 PyTorch's own ``f_c`` in float32, so the threshold can never disagree with
-PyTorch on any reachable accumulator. The last layer keeps raw accumulators;
+PyTorch on any reachable accumulator. k-bit outputs get ``2**k - 1``
+thresholds per channel, one per code step, found the same way
+(:func:`channel_thresholds`). The last layer keeps raw accumulators;
 ``meta["output_affine"]`` holds the float32 ``k`` and ``b`` that map them onto
 PyTorch's logits exactly (see docs/ir.md, "Metadata written by the exporter").
 """

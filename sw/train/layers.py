@@ -39,15 +39,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...hw.errors import TritiumError
+from ...hw.weight_kinds import KINDS
 
-#: Exportable weight kinds and their integer levels Q (the weights are alpha * Q).
-WEIGHT_LEVELS = {
-    "binary": (-1, 1),
-    "ternary": (-1, 0, 1),
-    "pow2-2": (-2, -1, 0, 1, 2),
-    "pow2-4": (-4, -2, -1, 0, 1, 2, 4),
-    **{f"int{k}": tuple(range(-(1 << k) + 1, 1 << k, 2)) for k in (2, 3, 4)},
-}
+#: Exportable weight kinds and their integer levels Q, ascending (the weights are alpha * Q).
+WEIGHT_LEVELS = {name: kind.levels for name, kind in KINDS.items()}
 WEIGHT_CHOICES = tuple(WEIGHT_LEVELS) + ("float",)
 #: How quantised weights are trained: straight-through estimators, or ADMM
 #: (:mod:`tritium.sw.train.admm`) on float weights projected at the end.
