@@ -200,6 +200,34 @@ def test_admm_reduces_the_constraint_gap(kind):
         torch.testing.assert_close(q.detach() * scale.detach()[:, None], g, rtol=1e-6, atol=0)
 
 
+def test_admm_steps_follow_the_algorithm():
+    net = small_admm_net("pow2-2")
+    set_relaxed(net, True)
+    state = AdmmState(net, rho=2.0)
+    layer = state.layers[0]
+    gen = torch.Generator().manual_seed(7)
+    state.lam[0] = torch.randn(layer.weight.shape, generator=gen) * 0.1
+    target = torch.randn(layer.weight.shape, generator=gen)
+    w, g, lam = (t.detach().double().clone() for t in (layer.weight, state.g[0], state.lam[0]))
+    others = [(lay.weight.detach().clone()) for lay in state.layers[1:]]
+    # Extragradient on loss(W) = ||W - target||^2 (gradient 2 (W - target)) plus the penalty.
+    grad = lambda v: 2 * (v - target.double()) + 2.0 * (v - g + lam)  # noqa: E731
+    lr = 0.1
+    want = w - lr * grad(w - lr * grad(w))
+    state.extragradient_step(lambda: (layer.weight - target).pow(2).sum(), lr)
+    torch.testing.assert_close(layer.weight.detach().double(), want, rtol=1e-5, atol=1e-6)
+    for lay, before in zip(state.layers[1:], others):     # only the penalty moves the others
+        g1, l1 = state.g[state.layers.index(lay)], state.lam[state.layers.index(lay)]
+        step1 = before - lr * 2.0 * (before - g1 + l1)
+        torch.testing.assert_close(lay.weight.detach(), before - lr * 2.0 * (step1 - g1 + l1))
+    # G-step: the projection of W + lambda; dual step: lambda += W - G.
+    w, lam = layer.weight.detach().clone(), state.lam[0].clone()
+    state.update_auxiliary()
+    q, alpha = project_to_levels(w + lam, WEIGHT_LEVELS["pow2-2"])
+    torch.testing.assert_close(state.g[0], q * alpha[:, None])
+    torch.testing.assert_close(state.lam[0], lam + w - state.g[0])
+
+
 def test_admm_refuses_layers_not_built_for_it():
     net = build_net("small", (4, 4, 1), 3, weights="pow2-2", specs=[topo.Dense(topo.CLASSES)],
                     input_quant={"kind": "binarise", "threshold": 128})
