@@ -51,10 +51,11 @@ def check_options(kinds, method, act_bits):
     if method not in METHODS:
         raise TritiumError(f"unknown training method {method!r} (choose from {', '.join(METHODS)})")
     if act_bits is not None and act_bits not in ACT_BITS:
-        raise TritiumError(f"--act-bits must be one of {', '.join(map(str, ACT_BITS))}, got {act_bits}")
+        raise TritiumError(f"hidden activations have {', '.join(map(str, ACT_BITS[:-1]))} or {ACT_BITS[-1]} bits, "
+                           f"not {act_bits}")
     if "float" in kinds and (method != "ste" or act_bits is not None):
-        raise TritiumError("float weights are the ReLU baseline: they take neither --method admm "
-                           "nor --act-bits")
+        raise TritiumError("float weights are the ReLU baseline: they take neither ADMM "
+                           "nor k-bit activations")
 
 
 def build_net(arch, input_shape, n_classes, weights="binary", alpha=True, input_quant=None,

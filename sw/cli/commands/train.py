@@ -53,7 +53,7 @@ def add_arguments(parser):
     parser.add_argument("--method", default="ste", choices=METHODS,
                         help="ste: straight-through estimators; admm: float training, then ADMM "
                              "(default: ste)")
-    parser.add_argument("--act-bits", type=int, default=None, metavar="K",
+    parser.add_argument("--act-bits", type=int, default=None, choices=ACT_BITS, metavar="K",
                         help=f"hidden activations of K bits ({', '.join(map(str, ACT_BITS))}) "
                              "instead of the sign")
     parser.add_argument("--per-layer", action="store_true",

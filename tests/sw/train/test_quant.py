@@ -228,6 +228,15 @@ def test_admm_steps_follow_the_algorithm():
     torch.testing.assert_close(state.lam[0], lam + w - state.g[0])
 
 
+def test_bad_combinations_are_one_line_errors():
+    with pytest.raises(TritiumError, match=r"^hidden activations have 2, 3 or 4 bits, not 5$"):
+        build_net("tfc", (4, 4, 1), 3, weights="int2", act_bits=5)
+    with pytest.raises(TritiumError, match="float weights are the ReLU baseline"):
+        build_net("tfc", (4, 4, 1), 3, weights="binary,float,binary,binary", method="admm")
+    with pytest.raises(TritiumError, match=r"unknown training method 'sgd' \(choose from ste, admm\)"):
+        build_net("tfc", (4, 4, 1), 3, method="sgd")
+
+
 def test_admm_refuses_layers_not_built_for_it():
     net = build_net("small", (4, 4, 1), 3, weights="pow2-2", specs=[topo.Dense(topo.CLASSES)],
                     input_quant={"kind": "binarise", "threshold": 128})
