@@ -143,9 +143,10 @@ def quantize_weights(w, kind, alpha, method="ste", per_channel=True):
     """Integer-valued weights and the per-output-channel scale of latent weights ``w``.
 
     Returns ``(q, scale)``: ``q`` has the shape of ``w`` with integer values
-    of ``kind`` (:data:`WEIGHT_LEVELS`), gradients flowing to ``w` straight
+    of ``kind`` (:data:`WEIGHT_LEVELS`), gradients flowing to ``w`` straight
     through; ``scale`` is (M,). ``method="ste"``: binary is BinaryConnect
-    (``scale`` = XNOR-Net's ``mean|W|`` with ``alpha``, else ones), ternary
+    (``scale`` = XNOR-Net's ``mean|W|`` with ``alpha``, else ones; ``alpha``
+    matters for nothing else), ternary
     TWN, pow2-N :func:`project_to_levels`, intK :func:`dorefa_weights` with
     ``scale = 1 / (2**K - 1)``. ``method="admm"``: every kind is
     :func:`project_to_levels`. ``per_channel=False``: one projection (or

@@ -246,6 +246,16 @@ def test_admm_refuses_layers_not_built_for_it():
         train_admm(small_admm_net(), "digits", AdmmConfig(rho=0.0))
 
 
+def test_admm_is_deterministic_for_a_seed():
+    states = []
+    for _ in range(2):
+        net = make_net("tfc", "digits", "pow2-4", seed=3, method="admm")
+        pretrain_float(net, "digits", TrainConfig(epochs=1, seed=3), show_progress=False)
+        train_admm(net, "digits", AdmmConfig(epochs=1, seed=3), show_progress=False)
+        states.append(net.state_dict())
+    assert all(torch.equal(v, states[1][k]) for k, v in states[0].items())
+
+
 @pytest.mark.parametrize("kind, act_bits", [("pow2-2", None), ("int2", 3)])
 def test_admm_on_digits_exports_exactly(kind, act_bits, tmp_path):
     net = make_net("tfc", "digits", kind, method="admm", act_bits=act_bits)

@@ -256,6 +256,10 @@ def test_cli_admm_from_scratch_and_from_a_float_checkpoint(tmp_path, capsys):
     net, extra = load_checkpoint(tmp_path / "a.pt")
     assert net.config["method"] == "admm" and net.config["act_bits"] == 2
     assert extra["rho"] == 1.0 and extra["pretrain_epochs"] == 1
+    assert main(["export", str(tmp_path / "a.pt"), "-o", str(tmp_path / "a.npz"), "--verify", "-q"]) == 0
+    model = load_model(tmp_path / "a.npz")
+    assert [layer.weight_kind for layer in model.layers] == ["pow2-4"] * 4
+    assert [layer.out_act and str(layer.out_act) for layer in model.layers] == ["uint2"] * 3 + [None]
     assert main(["train", *common, "--weights", "float", "-o", str(tmp_path / "f.pt")]) == 0
     capsys.readouterr()
     assert main(["train", *common, "--weights", "int3", "--method", "admm", "--per-layer",
