@@ -25,6 +25,7 @@ the BatchNorm statistics are re-estimated on the training split with the
 quantised weights.
 """
 
+import math
 from dataclasses import dataclass
 
 from ...hw.errors import TritiumError
@@ -33,9 +34,14 @@ from .layers import WEIGHT_LAYERS, WEIGHT_LEVELS, project_to_levels
 from .train import TrainConfig, epoch_batches, train_net, training_split
 
 
-#: Largest ``lr * rho``: the penalty's own gradient step shrinks ``W - G + lambda``
-#: by the factor ``1 - lr * rho``, which stays in [1/2, 1).
-RHO_STEP_LIMIT = 0.5
+#: Largest ``lr * rho`` (base lr): the penalty's own gradient step shrinks
+#: ``W - G + lambda`` by the factor ``1 - lr * rho``, which stays in [0.8, 1).
+#: Each projection shortens its input (``||alpha Q|| <= ||V||``), so the penalty
+#: shrinks W, and BatchNorm makes the loss blind to that scale: the loss
+#: gradient grows as ``1 / ||W||``. A larger ``lr * rho`` (0.5 on digits) lets
+#: this feed back until training diverges; the limit and the cosine decay of lr
+#: keep it stable.
+RHO_STEP_LIMIT = 0.2
 
 
 @dataclass(frozen=True)
@@ -45,8 +51,10 @@ class AdmmConfig:
     epochs: int = 10
     seed: int = 0
     batch_size: int = 64
-    #: Step size of the extragradient predictor and corrector (plain gradient steps).
+    #: Step size of the extragradient predictor and corrector (plain gradient steps);
+    #: it follows a cosine from lr down to lr * final_lr_factor over the run.
     lr: float = 0.05
+    final_lr_factor: float = 0.01
     #: Penalty weight rho of ``||W - G + lambda||^2``.
     rho: float = 1.0
     #: rho is multiplied by this after every epoch (1: constant), up to ``RHO_STEP_LIMIT / lr``.
@@ -184,13 +192,18 @@ def _admm_epochs(state, x, y, config, show_progress, log):
     gen = torch.Generator().manual_seed(config.seed)
     history = {"loss": [], "gap": [], "rho": []}
     state.net.train()
+    per_epoch = (len(y) + config.batch_size - 1) // config.batch_size
+    steps, step = config.epochs * per_epoch, 0
     for epoch in range(config.epochs):
         total = 0.0
         bar = progress(epoch_batches(len(y), config.batch_size, gen), desc=f"admm {epoch + 1}/{config.epochs}",
                        enabled=show_progress, unit="batch")
         for idx in bar:
+            lr = config.lr * (config.final_lr_factor
+                              + (1 - config.final_lr_factor) * (1 + math.cos(math.pi * step / steps)) / 2)
             total += state.extragradient_step(lambda: F.cross_entropy(state.net(x[idx]), y[idx]),
-                                              config.lr) * len(idx)
+                                              lr) * len(idx)
+            step += 1
             state.update_auxiliary()
         history["loss"].append(total / len(y))
         history["gap"].append(state.gap())

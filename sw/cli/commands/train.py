@@ -68,7 +68,8 @@ def add_arguments(parser):
                         help="admm without --init: float training epochs first (default: --epochs)")
     parser.add_argument("--rho", type=float, default=1.0, help="admm: penalty weight rho (default 1.0)")
     parser.add_argument("--admm-lr", type=float, default=0.05,
-                        help="admm: extragradient step size (default 0.05)")
+                        help="admm: extragradient step size, decayed by a cosine to 1%% of it "
+                             "(default 0.05)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batch order (default 0)")
     parser.add_argument("--batch-size", type=at_least(1), default=64, help="batch size (default 64)")
     parser.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default 0.01)")

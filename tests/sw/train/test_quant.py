@@ -21,7 +21,7 @@ from tritium.sw.train.inputs import to_torch
 from tritium.sw.train.layers import (METHODS, WEIGHT_LEVELS, Net, QuantAct, QuantLinear, dorefa_weights,
                                      nearest_level, project_to_levels, quantize_weights)
 from tritium.sw.train.models import build_net, load_checkpoint, save_checkpoint
-from tritium.sw.train.train import TrainConfig, make_net, verify
+from tritium.sw.train.train import TrainConfig, evaluate, make_net, verify
 
 KINDS = tuple(WEIGHT_LEVELS)
 
@@ -244,6 +244,17 @@ def test_admm_refuses_layers_not_built_for_it():
         AdmmState(net, rho=1.0)
     with pytest.raises(TritiumError, match="rho > 0"):
         train_admm(small_admm_net(), "digits", AdmmConfig(rho=0.0))
+
+
+def test_admm_stays_stable_as_rho_reaches_its_limit():
+    # Ten epochs: rho grows 1.5x per epoch to its limit 0.2 / lr. With lr * rho up to 0.5 and no lr
+    # decay, this run diverged (loss above 4, accuracy below chance).
+    net = make_net("tfc", "digits", "ternary", method="admm")
+    pretrain_float(net, "digits", TrainConfig(epochs=3), show_progress=False)
+    history = train_admm(net, "digits", AdmmConfig(epochs=10), show_progress=False)
+    assert max(history["loss"]) < 1.0 and history["gap"][-1] < 0.5 * history["gap"][0]
+    assert evaluate(net, "digits") > 0.7
+    assert history["rho"][-1] == pytest.approx(0.2 / AdmmConfig().lr)
 
 
 def test_admm_is_deterministic_for_a_seed():
