@@ -15,7 +15,8 @@ from torch import nn
 from tritium.hw.errors import TritiumError
 from tritium.sw.model import reference
 from tritium.sw.model import topologies as topo
-from tritium.sw.train.admm import AdmmConfig, AdmmState, pretrain_float, project, set_relaxed, train_admm
+from tritium.sw.train.admm import (RHO_STEP_LIMIT, AdmmConfig, AdmmState, pretrain_float, project, set_relaxed,
+                                   train_admm)
 from tritium.sw.train.export import export_net
 from tritium.sw.train.inputs import to_torch
 from tritium.sw.train.layers import (METHODS, WEIGHT_LEVELS, Net, QuantAct, QuantLinear, dorefa_weights,
@@ -247,14 +248,14 @@ def test_admm_refuses_layers_not_built_for_it():
 
 
 def test_admm_stays_stable_as_rho_reaches_its_limit():
-    # Ten epochs: rho grows 1.5x per epoch to its limit 0.2 / lr. With lr * rho up to 0.5 and no lr
-    # decay, this run diverged (loss above 4, accuracy below chance).
+    # Ten epochs: rho grows 1.5x per epoch to its limit RHO_STEP_LIMIT / lr. With lr * rho up to 0.5
+    # and no lr decay, this run diverged (loss above 4, accuracy below chance).
     net = make_net("tfc", "digits", "ternary", method="admm")
     pretrain_float(net, "digits", TrainConfig(epochs=3), show_progress=False)
     history = train_admm(net, "digits", AdmmConfig(epochs=10), show_progress=False)
     assert max(history["loss"]) < 1.0 and history["gap"][-1] < 0.5 * history["gap"][0]
     assert evaluate(net, "digits") > 0.7
-    assert history["rho"][-1] == pytest.approx(0.2 / AdmmConfig().lr)
+    assert history["rho"][-1] == pytest.approx(RHO_STEP_LIMIT / AdmmConfig().lr)
 
 
 def test_admm_is_deterministic_for_a_seed():
