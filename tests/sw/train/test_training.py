@@ -17,6 +17,7 @@ from tritium.hw.errors import FormatError, TritiumError
 from tritium.sw.cli.main import main
 from tritium.sw.model import reference
 from tritium.sw.model.ir import load_model
+from tritium.sw.train.admm import AdmmConfig, pretrain_float, train_admm
 from tritium.sw.train.data import load_dataset
 from tritium.sw.train.export import export_net
 from tritium.sw.train.inputs import quantize_input, to_torch
@@ -131,6 +132,24 @@ def test_every_kind_and_activation_width_exports_exactly(kind, act_bits):
     net = make_net("tfc", "digits", kind, seed=2, act_bits=act_bits)
     train_net(net, "digits", TrainConfig(epochs=1, seed=2), show_progress=False)
     result = verify(net, export_net(net), "digits")
+    assert result["agreement"] == 1.0 and result["logits_exact"] is True
+    assert result["accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("kind, act_bits, method", [("pow2-4", 3, "ste"), ("int3", 2, "admm")])
+def test_cnn_with_kbit_activations_exports_exactly(kind, act_bits, method):
+    # Convolutions padding the k-bit codes with 0, max-pool over codes, 8-bit pixel input.
+    net = make_net("cnn", "digits", kind, seed=4, act_bits=act_bits, method=method)
+    config = TrainConfig(epochs=1, seed=4)
+    if method == "admm":
+        pretrain_float(net, "digits", config, show_progress=False)
+        train_admm(net, "digits", AdmmConfig(epochs=1, seed=4), show_progress=False)
+    else:
+        train_net(net, "digits", config, show_progress=False)
+    model = export_net(net)
+    assert [str(layer.out_act) for layer in model.layers if hasattr(layer, "thresholds")][:3] == \
+        [f"uint{act_bits}"] * 3
+    result = verify(net, model, "digits")
     assert result["agreement"] == 1.0 and result["logits_exact"] is True
     assert result["accuracy"] > 0.5
 
