@@ -101,7 +101,8 @@ def project_to_levels(v, levels, per_channel=True, rounds=PROJECTION_ROUNDS):
     Alternates ``Q = nearest level of V / alpha`` and ``alpha = V^T Q / Q^T Q``,
     each the exact minimiser of ``||V - alpha Q||`` given the other, so the
     error never increases; stops when Q is stable or after ``rounds``.
-    ``alpha`` starts at ``max|V| / max|level|``. Returns ``(q, alpha)``: ``q``
+    ``alpha`` starts at ``max|V| / max|level|`` (an all-zero row keeps
+    ``alpha = 0`` with Q the level nearest 0). Returns ``(q, alpha)``: ``q``
     with the shape of ``v``, ``alpha`` (M,) (one value repeated per channel
     when not ``per_channel``); both detached.
     """
@@ -111,8 +112,8 @@ def project_to_levels(v, levels, per_channel=True, rounds=PROJECTION_ROUNDS):
     alpha = rows.abs().amax(dim=1, keepdim=True) / top
     q = None
     for _ in range(rounds):
-        safe = torch.where(alpha > 0, alpha, torch.ones_like(alpha))
-        new_q = torch.where(alpha > 0, nearest_level(rows / safe, levels), torch.zeros_like(rows))
+        # alpha == 0 only for an all-zero row: Q = the level nearest 0, a level of every kind.
+        new_q = nearest_level(rows / torch.where(alpha > 0, alpha, torch.ones_like(alpha)), levels)
         qq = (new_q * new_q).sum(dim=1, keepdim=True)
         alpha = torch.where(qq > 0, (rows * new_q).sum(dim=1, keepdim=True) / qq.clamp(min=1), alpha)
         if q is not None and torch.equal(new_q, q):

@@ -104,6 +104,23 @@ def test_projection_of_a_point_of_the_set_is_that_point(kind):
     torch.testing.assert_close(q * alpha[:, None], g, rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", METHODS)
+def test_an_all_zero_row_quantises_to_levels_and_exports(kind, method):
+    net = build_net("small", (1, 1, 3), 2, weights=kind, method=method, alpha=False,
+                    input_quant={"kind": "binarise", "threshold": 128},
+                    specs=[topo.Dense(2), topo.Dense(topo.CLASSES)]).eval()
+    net.fc0.weight.data[0] = 0.0
+    q, scale = net.fc0.quantized()
+    assert set(q[0].tolist()) <= set(WEIGHT_LEVELS[kind])
+    if method == "admm" or kind.startswith("pow2"):
+        assert scale[0].item() == 0.0                         # the projection of 0 is 0
+    x = np.array([[a, b, c] for a in (-1, 1) for b in (-1, 1) for c in (-1, 1)]).reshape(8, 1, 1, 3)
+    model = export_net(net)
+    np.testing.assert_array_equal(reference.run(model, x, return_all=True)[0],
+                                  net.run_blocks(to_torch(x))[0].numpy())
+
+
 @pytest.mark.parametrize("bits", [2, 3, 4])
 @pytest.mark.parametrize("per_channel", [False, True])
 def test_dorefa_weights_follow_the_paper(bits, per_channel):
