@@ -429,7 +429,7 @@ def parse_blocks(model):
         elif isinstance(module, nn.MaxPool2d):
             if last.act is None:
                 raise TritiumError(f"layer {name}: max-pool before the activation is not supported "
-                                   "(pooling equals OR on the hardware only after the sign)")
+                                   "(pooling equals OR or max on the hardware only after the activation)")
             if _pair(module.padding) != (0, 0) or _pair(module.dilation) != (1, 1) or module.ceil_mode:
                 raise TritiumError(f"layer {name}: max-pool with padding, dilation or ceil_mode "
                                    "is not supported")
