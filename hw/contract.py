@@ -58,6 +58,14 @@ def check_layer(layer, in_act, cfg):
                            f"{layer.out_act.bits} (this core: {cfg.out_bits})")
 
 
+def _single_plane(layer, packed):
+    """The one weight plane (M, words) of a binary or ternary layer."""
+    if packed.shape[0] != 1:
+        raise TritiumError(f"layer {layer.name}: {layer.weight_kind} weights need a core "
+                           f"built with them (this one runs binary and ternary weights)")
+    return packed[0]
+
+
 def _row_words(packed, fan_in, simd):
     """Unpacked rows (M, F) of a packed array -> python ints per (row, word) of S lanes."""
     bits = unpack_bits(packed, fan_in)
@@ -77,9 +85,9 @@ def bank_images(layer, cfg):
     """
     f, s = layer.fan_in, cfg.simd
     n_words = words_per_row(f, cfg)
-    sign = _row_words(layer.w_sign, f, s)
+    sign = _row_words(_single_plane(layer, layer.w_sign), f, s)
     if layer.weight_kind == "ternary":
-        mask = _row_words(layer.w_mask, f, s)
+        mask = _row_words(_single_plane(layer, layer.w_mask), f, s)
     else:
         valid = _row_words(np.full((1, -(-f // 64)), np.uint64(0xFFFF_FFFF_FFFF_FFFF)), f, s)
         mask = np.repeat(valid, layer.out_channels, axis=0)
@@ -107,7 +115,7 @@ def row_offsets(layer, in_act, cfg, n_words=None):
     if in_act.kind != "bipolar":
         return np.zeros(m, np.int64)
     if layer.weight_kind == "ternary":
-        return np.bitwise_count(layer.w_mask).sum(axis=1, dtype=np.int64)
+        return np.bitwise_count(_single_plane(layer, layer.w_mask)).sum(axis=1, dtype=np.int64)
     if cfg.ternary:
         return np.full(m, f, np.int64)
     return np.full(m, 2 * n_words * cfg.simd - f, np.int64)

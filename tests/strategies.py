@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import MAX_DEPTH, HwConfig
 from tritium.sw.compiler import bandable, layer_plans
+from tritium.hw.weight_kinds import WEIGHT_KIND_NAMES, weight_kind
 from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
 
 ACT_TYPES = st.one_of(
@@ -23,7 +24,10 @@ OUT_TYPES = st.one_of(
     st.just(ActType("bipolar")),
     st.integers(1, 3).map(lambda b: ActType("unsigned", b)),
 )
+#: The weight kinds cores are built with.
 WEIGHT_KINDS = st.sampled_from(["binary", "ternary"])
+#: Every weight kind of the IR and the golden reference.
+ALL_WEIGHT_KINDS = st.sampled_from(WEIGHT_KIND_NAMES)
 
 
 def random_values(rng, act, shape):
@@ -34,9 +38,12 @@ def random_values(rng, act, shape):
 
 
 def random_weights(rng, kind, shape):
+    """Random weights of ``kind``, every level equally likely."""
     if kind == "binary":
         return (2 * rng.integers(0, 2, shape) - 1).astype(np.int8)
-    return rng.integers(-1, 2, shape).astype(np.int8)
+    if kind == "ternary":
+        return rng.integers(-1, 2, shape).astype(np.int8)
+    return rng.choice(np.array(weight_kind(kind).levels, np.int8), size=shape)
 
 
 def random_thresholds(rng, m, out_act, lo, hi):
@@ -55,10 +62,10 @@ def random_thresholds(rng, m, out_act, lo, hi):
 
 
 @st.composite
-def dense_case(draw):
+def dense_case(draw, kinds=ALL_WEIGHT_KINDS):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    in_act, kind, out_act = draw(ACT_TYPES), draw(WEIGHT_KINDS), draw(OUT_TYPES)
+    in_act, kind, out_act = draw(ACT_TYPES), draw(kinds), draw(OUT_TYPES)
     k = draw(st.one_of(st.integers(1, 200), st.sampled_from([63, 64, 65, 127, 128, 129])))
     m, n = draw(st.integers(1, 20)), draw(st.integers(1, 4))
     w = random_weights(rng, kind, (m, k))
@@ -70,10 +77,10 @@ def dense_case(draw):
 
 
 @st.composite
-def conv_case(draw):
+def conv_case(draw, kinds=ALL_WEIGHT_KINDS):
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    in_act, kind, out_act = draw(ACT_TYPES), draw(WEIGHT_KINDS), draw(OUT_TYPES)
+    in_act, kind, out_act = draw(ACT_TYPES), draw(kinds), draw(OUT_TYPES)
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
@@ -93,8 +100,9 @@ def conv_case(draw):
 
 
 @st.composite
-def model_case(draw):
-    """A random small network: convs (with optional pooling), then dense layers."""
+def model_case(draw, kinds=WEIGHT_KINDS):
+    """A random small network: convs (with optional pooling), then dense layers, with
+    weights of ``kinds`` (default: the kinds cores are built with)."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
     in_act = draw(ACT_TYPES)
@@ -105,7 +113,7 @@ def model_case(draw):
     for i in range(draw(st.integers(0, 2))):
         pad = draw(st.integers(0, 1))
         k = draw(st.integers(1, min(3, shape[0] + 2 * pad)))
-        kind = draw(WEIGHT_KINDS)
+        kind = draw(kinds)
         m = draw(st.integers(1, 70))
         w = random_weights(rng, kind, (m, k, k, shape[2]))
         lo, hi = accumulator_range(k * k * shape[2], act, kind)
@@ -120,7 +128,7 @@ def model_case(draw):
             shape = pool.output_hw(shape[0], shape[1]) + (m,)
     features = int(np.prod(shape))
     for i in range(draw(st.integers(1, 3))):
-        kind = draw(WEIGHT_KINDS)
+        kind = draw(kinds)
         last = i == 2 or draw(st.booleans())
         m = draw(st.integers(2, 40))
         w = random_weights(rng, kind, (m, features))

@@ -22,7 +22,7 @@ LAYERS = (
     ("contract", ("tritium.hw.isa", "tritium.hw.protocol", "tritium.hw.image_format",
                   "tritium.hw.packing", "tritium.hw.config", "tritium.hw.accel_config",
                   "tritium.hw.presets", "tritium.hw.layouts", "tritium.hw.contract",
-                  "tritium.hw.errors"),
+                  "tritium.hw.errors", "tritium.hw.weight_kinds"),
      {"contract"}),
     # Gateware: the Amaranth components and their Verilog generation.
     ("gateware", ("tritium.hw", "tritium.hw.*"), {"contract", "gateware"}),

@@ -2,6 +2,7 @@
 would work, what the accelerator cannot run. It changes nothing."""
 
 from ...hw import isa
+from ...hw.config import WEIGHT_KINDS as HW_WEIGHT_KINDS
 from .errors import CompileError, pow2
 
 #: The ISA's fields by name (their widths bound what any accelerator's registers hold).
@@ -28,6 +29,10 @@ def _check_kinds(p, cfg):
                            f"RUNs loop over that many images (max_images >= {p.images}; this "
                            f"one: {cfg.max_images}): use a batch of at most {cfg.max_images} "
                            f"for networks with convolutions")
+    if p.layer.weight_kind not in HW_WEIGHT_KINDS:
+        raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
+                           f"(this one: {', '.join(core.weight_kinds)}; cores are built with "
+                           f"{', '.join(HW_WEIGHT_KINDS)} weights)")
     if p.layer.weight_kind not in core.weight_kinds:
         kinds = ",".join(sorted(set(core.weight_kinds) | {p.layer.weight_kind}))
         raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "

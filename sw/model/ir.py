@@ -19,9 +19,12 @@ layer only.
 
 Weights are stored packed (:mod:`tritium.hw.packing`): the fan-in of output
 channel ``m`` is flattened in (kernel row, kernel column, input channel) order
-and packed into uint64 words. Binary weights: one bit per weight (1 -> +1,
-0 -> -1) in ``w_sign``. Ternary weights: ``w_mask`` (1 -> non-zero) and
-``w_sign`` (1 -> +1), with sign bits of zero weights kept 0 (canonical form).
+and packed into uint64 words. Every weight kind is a sum of weight planes
+(:mod:`tritium.hw.weight_kinds`), ``W = sum_e 2**e * T_e``: ``w_sign`` holds
+each plane's sign bits (1 -> +1, 0 -> -1), shape (P, M, words), and ``w_mask``
+each plane's mask bits (1 -> non-zero) for masked kinds (ternary, pow2-N),
+``None`` otherwise (binary, intK), with sign bits kept 0 where the mask is 0
+(canonical form). Binary and ternary weights have one plane (P = 1).
 
 See docs/ir.md for the file format (:func:`save_model`, :func:`load_model`).
 """
@@ -35,14 +38,15 @@ import numpy as np
 
 from ...hw.errors import FormatError, ModelError
 from ...hw.packing import pack_bits, unpack_bits, words_for
+from ...hw.weight_kinds import illegal_values, join_planes, split_weights, weight_kind
 from ..util.fileio import atomic_write_bytes
 
 #: Identifies an IR file; checked on load.
 IR_FORMAT = "tritium-ir"
 #: Bumped whenever the file layout or a layer's meaning changes.
-IR_VERSION = 1
-
-WEIGHT_KINDS = ("binary", "ternary")
+IR_VERSION = 2
+#: Versions :func:`load_model` reads (version 1: weights without a plane axis).
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -110,26 +114,26 @@ class ActType:
         return 1 if self.kind == "bipolar" else (1 << self.bits) - 1
 
 
-def _check_weight_kind(kind):
-    if kind not in WEIGHT_KINDS:
-        raise ModelError(f"unknown weight kind {kind!r} (binary, ternary)")
+def pack_weights(values, kind, name=None):
+    """Pack integer weights (M, F) into (w_sign, w_mask): uint64 (P, M, ceil(F/64)),
+    ``w_mask`` None for unmasked kinds.
 
-
-def pack_weights(values, kind):
-    """Pack integer weights (M, F) into (w_sign, w_mask) uint64 word arrays.
-
-    Binary weights must be +-1; ternary weights -1, 0 or +1.
+    Every value must be a level of ``kind``; ``name`` (the layer's) prefixes errors.
     """
-    _check_weight_kind(kind)
+    where = "" if name is None else f"layer {name}: "
+    try:
+        kind_info = weight_kind(kind)
+    except ModelError as e:
+        raise ModelError(f"{where}{e}") from None
     values = np.asarray(values)
     if values.ndim != 2:
-        raise ModelError(f"weights must be a 2-D (outputs, fan-in) array, got shape {values.shape}")
-    legal = (np.abs(values) == 1) if kind == "binary" else (np.abs(values) <= 1)
-    if not np.all(legal):
-        raise ModelError(f"{kind} weights must be {'+-1' if kind == 'binary' else '-1, 0 or +1'}")
-    sign = pack_bits(values > 0)
-    mask = pack_bits(values != 0) if kind == "ternary" else None
-    return sign, mask
+        raise ModelError(f"{where}weights must be a 2-D (outputs, fan-in) array, got shape {values.shape}")
+    illegal = illegal_values(values, kind)
+    if np.any(illegal):
+        raise ModelError(f"{where}{kind} weights must be one of {kind_info.levels_text()}; "
+                         f"got {values[illegal][0]}")
+    sign, mask = split_weights(values, kind)
+    return pack_bits(sign), None if mask is None else pack_bits(mask)
 
 
 @dataclass(eq=False)
@@ -145,19 +149,22 @@ class WeightLayer:
 
     @property
     def out_channels(self):
-        return self.w_sign.shape[0]
+        return self.w_sign.shape[1]
 
     @property
     def fan_in(self):
         raise NotImplementedError
 
+    @property
+    def plane_exponents(self):
+        """The exponent ``e`` of each weight plane (``W = sum_e 2**e * T_e``), ascending."""
+        return weight_kind(self.weight_kind).exponents
+
     def weight_values(self):
-        """Weights as int8 values (M, F): +-1 (binary) or -1/0/+1 (ternary)."""
-        sign = unpack_bits(self.w_sign, self.fan_in).astype(np.int8)
-        values = 2 * sign - 1
-        if self.weight_kind == "ternary":
-            values = values * unpack_bits(self.w_mask, self.fan_in).astype(np.int8)
-        return values
+        """Weights as int8 values (M, F), the planes joined (levels of the weight kind)."""
+        sign = unpack_bits(self.w_sign, self.fan_in)
+        mask = None if self.w_mask is None else unpack_bits(self.w_mask, self.fan_in)
+        return join_planes(sign, mask, self.weight_kind)
 
     @property
     def is_raw(self):
@@ -165,22 +172,45 @@ class WeightLayer:
         return self.thresholds is None
 
     def _check_weights(self):
-        _check_weight_kind(self.weight_kind)
-        m, fw = self.out_channels, words_for(self.fan_in)
+        try:
+            kind = weight_kind(self.weight_kind)
+        except ModelError as e:
+            raise ModelError(f"layer {self.name}: {e}") from None
+        if kind.masked != (self.w_mask is not None):
+            raise ModelError(f"layer {self.name}: w_mask is {'required' if kind.masked else 'not allowed'} "
+                             f"for {kind.name} weights")
+        if not isinstance(self.w_sign, np.ndarray) or self.w_sign.ndim != 3:
+            raise ModelError(f"layer {self.name}: w_sign must be a (planes, outputs, words) array, "
+                             f"got shape {np.shape(self.w_sign)}")
+        want = (kind.n_planes, self.out_channels, words_for(self.fan_in))
         for label, arr in (("w_sign", self.w_sign), ("w_mask", self.w_mask)):
             if arr is None:
                 continue
-            if arr.dtype != np.uint64 or arr.shape != (m, fw):
-                raise ModelError(f"layer {self.name}: {label} must be uint64 of shape {(m, fw)}, "
+            if not isinstance(arr, np.ndarray) or arr.ndim != 3 or arr.shape[0] != kind.n_planes:
+                raise ModelError(f"layer {self.name}: {kind.name} weights have {kind.n_planes} "
+                                 f"plane(s), {label} has shape {np.shape(arr)}")
+            if arr.dtype != np.uint64 or arr.shape != want:
+                raise ModelError(f"layer {self.name}: {label} must be uint64 of shape {want}, "
                                  f"got {arr.dtype} {arr.shape}")
             tail = self.fan_in % 64
-            if tail and np.any(arr[:, -1] >> np.uint64(tail)):
+            if tail and np.any(arr[..., -1] >> np.uint64(tail)):
                 raise ModelError(f"layer {self.name}: {label} has bits set past the fan-in")
-        if (self.weight_kind == "ternary") != (self.w_mask is not None):
-            raise ModelError(f"layer {self.name}: w_mask is required for ternary weights "
-                             "and not allowed for binary weights")
-        if self.w_mask is not None and np.any(self.w_sign & ~self.w_mask):
-            raise ModelError(f"layer {self.name}: ternary sign bits must be 0 where the mask is 0")
+        if self.w_mask is not None:
+            self._check_masked_planes(kind)
+
+    def _check_masked_planes(self, kind):
+        """Canonical sign bits, and disjoint planes: each weight is a level of the kind."""
+        if np.any(self.w_sign & ~self.w_mask):
+            raise ModelError(f"layer {self.name}: {kind.name} sign bits must be 0 where the mask is 0")
+        seen = np.zeros(self.w_mask.shape[1:], np.uint64)
+        for plane in self.w_mask:
+            if np.any(seen & plane):
+                overlaps = unpack_bits(self.w_mask, self.fan_in).sum(axis=0) > 1
+                row, col = (int(i[0]) for i in np.nonzero(overlaps))
+                raise ModelError(f"layer {self.name}: {kind.name} weights must be one of "
+                                 f"{kind.levels_text()}; row {row} weight {col} is "
+                                 f"{self.weight_values()[row, col]} (its mask planes overlap)")
+            seen |= plane
 
     def _check_thresholds(self, acc_lo, acc_hi):
         if self.thresholds is None:
@@ -220,7 +250,7 @@ class Dense(WeightLayer):
     def from_values(cls, name, weights, weight_kind, thresholds=None, out_act=None):
         """Build from integer weights (M, K) and optional thresholds (M, T)."""
         weights = np.asarray(weights)
-        sign, mask = pack_weights(weights, weight_kind)
+        sign, mask = pack_weights(weights, weight_kind, name)
         return cls(name=name, weight_kind=weight_kind, w_sign=sign, w_mask=mask,
                    thresholds=_as_thresholds(thresholds), out_act=_as_act(out_act),
                    in_features=weights.shape[1])
@@ -258,7 +288,7 @@ class Conv2d(WeightLayer):
         if weights.ndim != 4:
             raise ModelError(f"conv weights must be (M, kh, kw, C), got shape {weights.shape}")
         m, kh, kw, c = weights.shape
-        sign, mask = pack_weights(weights.reshape(m, -1), weight_kind)
+        sign, mask = pack_weights(weights.reshape(m, -1), weight_kind, name)
         return cls(name=name, weight_kind=weight_kind, w_sign=sign, w_mask=mask,
                    thresholds=_as_thresholds(thresholds), out_act=_as_act(out_act),
                    in_channels=c, kernel=(kh, kw), stride=_pair(stride),
@@ -312,9 +342,10 @@ class LayerInfo:
     acc_bits: int | None      # signed bits that hold acc_range
 
 
-def accumulator_range(fan_in, in_act, weight_kind):
-    """Bounds (lo, hi) of a weight layer's accumulator, from its fan-in alone."""
-    biggest = max(abs(in_act.min), abs(in_act.max))
+def accumulator_range(fan_in, in_act, kind):
+    """Bounds (lo, hi) of a weight layer's accumulator, from its fan-in, input type
+    and weight kind (its largest magnitude)."""
+    biggest = max(abs(in_act.min), abs(in_act.max)) * weight_kind(kind).max_magnitude
     return -fan_in * biggest, fan_in * biggest
 
 
@@ -380,15 +411,16 @@ class IntModel:
             if oh <= 0 or ow <= 0:
                 raise ModelError(f"layer {layer.name}: kernel {layer.kernel} does not fit the "
                                  f"padded input {shape}")
+            layer._check_weights()
             out_shape = (oh, ow, layer.out_channels)
         elif isinstance(layer, Dense):
             if int(np.prod(shape)) != layer.in_features:
                 raise ModelError(f"layer {layer.name}: expects {layer.in_features} inputs, "
                                  f"got shape {shape} ({int(np.prod(shape))} values)")
+            layer._check_weights()
             out_shape = (layer.out_channels,)
         else:
             raise ModelError(f"layer {getattr(layer, 'name', '?')}: unknown layer type {type(layer).__name__}")
-        layer._check_weights()
         lo, hi = accumulator_range(layer.fan_in, act, layer.weight_kind)
         layer._check_thresholds(lo, hi)
         return LayerInfo(shape, act, out_shape, layer.out_act, (lo, hi), signed_bits(lo, hi))
@@ -483,9 +515,10 @@ def load_model(path):
     if not isinstance(header, dict) or header.get("format") != IR_FORMAT:
         raise FormatError(f"{path}: not a tritium IR file (format tag is {header.get('format')!r})"
                           if isinstance(header, dict) else f"{path}: not a tritium IR file")
-    if header.get("version") != IR_VERSION:
-        raise FormatError(f"{path}: IR version {header.get('version')} is not supported "
-                          f"(this tritium reads version {IR_VERSION})")
+    version = header.get("version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise FormatError(f"{path}: IR version {version} is not supported (this tritium reads "
+                          f"versions {', '.join(map(str, READABLE_VERSIONS))})")
     try:
         model = _model_from_header(header, arrays)
     except (KeyError, TypeError, ValueError) as e:
@@ -505,8 +538,10 @@ def _model_from_header(header, arrays):
             layers.append(MaxPool2d(name=h["name"], kernel=tuple(h["kernel"]),
                                     stride=tuple(h["stride"])))
             continue
-        common = dict(name=h["name"], weight_kind=h["weight_kind"],
-                      w_sign=arrays[f"l{i}.w_sign"], w_mask=arrays.get(f"l{i}.w_mask"),
+        sign, mask = arrays[f"l{i}.w_sign"], arrays.get(f"l{i}.w_mask")
+        if header["version"] == 1:
+            sign, mask = _version1_planes(h, sign, mask)
+        common = dict(name=h["name"], weight_kind=h["weight_kind"], w_sign=sign, w_mask=mask,
                       thresholds=arrays.get(f"l{i}.thresholds"),
                       out_act=None if h["out_act"] is None else ActType.parse(h["out_act"]))
         if kind == "dense":
@@ -522,3 +557,14 @@ def _model_from_header(header, arrays):
     return IntModel(input_shape=tuple(int(s) for s in header["input"]["shape"]),
                     input_act=ActType.parse(header["input"]["act"]), layers=layers,
                     meta=header.get("meta", {}))
+
+
+def _version1_planes(h, sign, mask):
+    """Version-1 weights (M, W), binary or ternary, as version-2 planes (1, M, W)."""
+    if h["weight_kind"] not in ("binary", "ternary"):
+        raise ValueError(f"layer {h['name']}: IR version 1 has no {h['weight_kind']!r} weights")
+    for label, arr in (("w_sign", sign), ("w_mask", mask)):
+        if arr is not None and arr.ndim != 2:
+            raise ValueError(f"layer {h['name']}: version-1 {label} must be (outputs, words), "
+                             f"got shape {arr.shape}")
+    return sign[None], None if mask is None else mask[None]

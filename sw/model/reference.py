@@ -12,6 +12,10 @@ writes the arithmetic:
 * k-bit x ternary:    ``acc = sum_b c_b * (2 * popcount(x_b & m & s) - popcount(x_b & m))``;
 
 where ``c_b = 2**b`` and, for signed inputs, ``c_{k-1} = -2**(k-1)``.
+Weights of several planes (``W = sum_e 2**e * T_e``, :mod:`tritium.hw.weight_kinds`)
+accumulate ``acc = sum_e 2**e * acc_e``, ``acc_e`` the binary (unmasked plane)
+or ternary (masked plane) formula above for plane ``e``, combined from the top
+plane down by shift-and-add.
 Outputs: ``sum_t [acc >= T[c, t]]`` (bipolar: ``2 * [acc >= T[c]] - 1``), or the
 raw accumulators on a last layer.
 
@@ -29,6 +33,7 @@ import numpy as np
 from . import popcount_kernel
 from ...hw.errors import ModelError
 from ...hw.packing import pack_bits, pack_planes, plane_weights, words_for
+from ...hw.weight_kinds import split_weights
 from .ir import Conv2d, Dense, MaxPool2d
 
 # Elements (rows x outputs) processed per work item by the popcount kernel:
@@ -165,12 +170,28 @@ def activation_planes(values, act):
     return pack_planes(values, act.bits, act.kind == "signed")
 
 
-def accumulate_packed(planes, in_act, fan_in, w_sign, w_mask):
-    """Accumulators from packed input planes (B, R, W) and packed weights (M, W).
+def accumulate_packed(planes, in_act, fan_in, w_sign, w_mask, exponents=(0,)):
+    """Accumulators from packed input planes (B, R, W) and packed weight planes
+    ``w_sign`` / ``w_mask`` (P, M, W) with exponents ``exponents`` (P, ascending).
 
-    Bits that are zero in both operands (padding of the packed layout)
-    contribute nothing. This is the one implementation of the lane
-    arithmetic; see the module docstring for the formulas. Returns int64 (R, M).
+    ``acc = sum_e 2**e * acc_e``, combined from the top weight plane down by
+    shift-and-add. Bits that are zero in both operands (padding of the packed
+    layout) contribute nothing. Returns int64 (R, M).
+    """
+    acc = None
+    for p in reversed(range(len(exponents))):
+        part = plane_accumulate(planes, in_act, fan_in, w_sign[p],
+                                None if w_mask is None else w_mask[p])
+        acc = part if acc is None else (acc << (exponents[p + 1] - exponents[p])) + part
+    return acc << exponents[0]
+
+
+def plane_accumulate(planes, in_act, fan_in, w_sign, w_mask):
+    """Accumulators of one weight plane: packed input planes (B, R, W), packed
+    sign (and mask) bits (M, W); binary without a mask, ternary with one.
+
+    This is the one implementation of the lane arithmetic; see the module
+    docstring for the formulas. Returns int64 (R, M).
     """
     if in_act.kind == "bipolar":
         if w_mask is None:
@@ -191,7 +212,7 @@ def accumulate_packed(planes, in_act, fan_in, w_sign, w_mask):
 def accumulate(x, in_act, layer):
     """Accumulators of a weight layer for flattened input values ``x`` (R, F)."""
     return accumulate_packed(activation_planes(x, in_act), in_act, layer.fan_in,
-                             layer.w_sign, layer.w_mask)
+                             layer.w_sign, layer.w_mask, layer.plane_exponents)
 
 
 def multi_threshold(acc, thresholds, out_act):
@@ -241,13 +262,15 @@ _PIXEL_WEIGHTS = weakref.WeakKeyDictionary()
 
 
 def _pixel_packed_weights(layer):
-    """Weights re-packed per kernel position: (M, kh*kw*ceil(C/64)) sign and mask."""
+    """Weight planes re-packed per kernel position: (P, M, kh*kw*ceil(C/64)) sign and mask."""
     cached = _PIXEL_WEIGHTS.get(layer)
     if cached is None:
         m, (kh, kw), c = layer.out_channels, layer.kernel, layer.in_channels
         values = layer.weight_values().reshape(m, kh, kw, c)
-        sign = pack_bits(values > 0).reshape(m, -1)
-        mask = pack_bits(values != 0).reshape(m, -1) if layer.w_mask is not None else None
+        sign, mask = split_weights(values, layer.weight_kind)
+        n_planes = sign.shape[0]
+        sign = pack_bits(sign).reshape(n_planes, m, -1)
+        mask = None if mask is None else pack_bits(mask).reshape(n_planes, m, -1)
         cached = _PIXEL_WEIGHTS[layer] = (sign, mask)
     return cached
 
@@ -274,7 +297,7 @@ def conv_accumulate(x, layer, in_act):
         patches, (n, oh, ow) = im2col(x, layer, in_act)
         packed = activation_planes(patches, in_act)
         sign, mask = layer.w_sign, layer.w_mask
-    acc = accumulate_packed(packed, in_act, layer.fan_in, sign, mask)
+    acc = accumulate_packed(packed, in_act, layer.fan_in, sign, mask, layer.plane_exponents)
     return acc.reshape(n, oh, ow, layer.out_channels)
 
 

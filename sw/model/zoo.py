@@ -7,6 +7,7 @@ activations are about half +1, half -1, as in a trained network.
 import numpy as np
 
 from . import topologies as topo
+from ...hw.weight_kinds import weight_kind as kind_info
 from .ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
 
 
@@ -38,7 +39,7 @@ def random_model(arch, input_shape=None, input_act="bipolar", n_classes=10,
         else:
             fan_in = int(np.prod(shape))
             w = _weights(rng, weight_kind, (out, fan_in))
-        t = None if last else _thresholds(rng, out, fan_in, act)
+        t = None if last else _thresholds(rng, out, fan_in, act, weight_kind)
         kw = dict(thresholds=t, out_act=None if last else bipolar)
         if isinstance(spec, topo.Conv):
             layer = Conv2d.from_values(f"conv{i}", w, weight_kind, stride=spec.stride,
@@ -75,14 +76,20 @@ def random_inputs(model, n, seed=0):
 
 
 def _weights(rng, kind, shape):
+    """Random weights of ``kind``: zero-mean, every level of the kind drawn."""
     if kind == "binary":
         return (2 * rng.integers(0, 2, shape) - 1).astype(np.int8)
-    return rng.choice(np.array([-1, 0, 1], np.int8), size=shape, p=[0.3, 0.4, 0.3])
+    if kind == "ternary":
+        return rng.choice(np.array([-1, 0, 1], np.int8), size=shape, p=[0.3, 0.4, 0.3])
+    return rng.choice(np.array(kind_info(kind).levels, np.int8), size=shape)
 
 
-def _thresholds(rng, m, fan_in, act):
-    lo, hi = accumulator_range(fan_in, act, "binary")
-    # Accumulators of random +-1 products spread like sqrt(fan_in) * input scale.
-    scale = np.sqrt(fan_in) * max(abs(act.min), abs(act.max)) * (0.6 if act.kind != "bipolar" else 1)
+def _thresholds(rng, m, fan_in, act, kind):
+    lo, hi = accumulator_range(fan_in, act, kind)
+    # Accumulators of random weight products spread like sqrt(fan_in) * input
+    # scale * the weights' root mean square (at least 1, so binary and ternary
+    # models keep the spread of +-1 products).
+    rms = max(1.0, float(np.sqrt(np.mean(np.square(kind_info(kind).levels)))))
+    scale = np.sqrt(fan_in) * max(abs(act.min), abs(act.max)) * (0.6 if act.kind != "bipolar" else 1) * rms
     t = np.rint(rng.normal(0, 0.3, m) * scale).astype(np.int64)  # weights have zero mean
     return np.clip(t, lo, hi + 1)[:, None]

@@ -3,8 +3,10 @@
 Each block (weight layer, BatchNorm, sign, pooling) becomes one IR weight
 layer (plus IR max-pools). In eval mode the network computes, per output
 channel ``c``, ``y = f_c(acc) = acc * k_c + b_c`` in float32 on the exact
-integer accumulator ``acc`` (:meth:`~tritium.sw.train.layers.Block.fold`), and the
-sign activation outputs +1 where ``y >= 0``. ``f_c`` is a composition of
+integer accumulator ``acc`` (:meth:`~tritium.sw.train.layers.Block.fold`); the
+sign activation outputs +1 where ``y >= 0``, a k-bit activation
+(:class:`~tritium.sw.train.layers.QuantAct`) the code
+``round(clip(y, 0, 1) * (2**k - 1))``. ``f_c`` is a composition of
 correctly rounded float operations, each monotone, so it is monotone in
 ``acc``:
 
@@ -18,7 +20,9 @@ correctly rounded float operations, each monotone, so it is monotone in
 
 ``T`` is found by a binary search, vectorised over channels, that evaluates
 PyTorch's own ``f_c`` in float32, so the threshold can never disagree with
-PyTorch on any reachable accumulator. The last layer keeps raw accumulators;
+PyTorch on any reachable accumulator. k-bit outputs get ``2**k - 1``
+thresholds per channel, one per code step, found the same way
+(:func:`channel_thresholds`). The last layer keeps raw accumulators;
 ``meta["output_affine"]`` holds the float32 ``k`` and ``b`` that map them onto
 PyTorch's logits exactly (see docs/ir.md, "Metadata written by the exporter").
 """
@@ -28,7 +32,7 @@ import numpy as np
 from ...hw.errors import TritiumError
 from ..model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
 from .inputs import check_spec, input_act
-from .layers import QuantConv2d, parse_blocks
+from .layers import WEIGHT_LEVELS, QuantConv2d, parse_blocks
 
 #: Largest accumulator magnitude whose float32 sums stay exact.
 FLOAT32_EXACT = 1 << 24
@@ -101,7 +105,7 @@ def _export(net, input_shape, input_quant, meta):
             thresholds, flip = channel_thresholds(block, folded, lo, hi)
             q[flip] = -q[flip]
             negated[name] = int(flip.sum())
-            out_act = ActType("bipolar")
+            out_act = ActType.parse("bipolar" if block.act == "sign" else block.act)
         if isinstance(layer, QuantConv2d):
             ir_layer = Conv2d.from_values(name, q, layer.weights, stride=layer.stride,
                                           padding=layer.padding, pad_value=layer.pad_value,
@@ -143,10 +147,11 @@ def _all_finite(t):
 def _check_block(block, act, last):
     layer, name = block.layer, block.name
     if layer.weights == "float":
-        raise ExportError(f"layer {name}: float weights; the hardware runs binary or ternary weights")
-    if block.act not in ("sign", None):
+        raise ExportError(f"layer {name}: float weights; the hardware runs quantised weights "
+                          f"({', '.join(WEIGHT_LEVELS)})")
+    if block.act is not None and block.act != "sign" and not block.act.startswith("uint"):
         raise ExportError(f"layer {name}: {block.act} activation; the hardware thresholds to a sign "
-                          "(SignAct)")
+                          "(SignAct) or to k-bit codes (QuantAct)")
     if last and block.act is not None:
         raise ExportError(f"layer {name}: the last layer must output raw accumulators (no activation)")
     expected = None if act.kind == "bipolar" else act.bits
@@ -167,30 +172,43 @@ def _check_block(block, act, last):
 
 
 def channel_thresholds(block, folded, lo, hi):
-    """Integer thresholds (M, 1) and the rows to negate, by exact search.
+    """Integer thresholds (M, T) and the rows to negate, by exact search.
 
-    Evaluates the block's own float32 epilogue on candidate accumulators, so
-    ``[acc' >= T]`` (``acc' = -acc`` on negated rows) equals PyTorch's
-    ``[f(acc) >= 0]`` for every integer ``acc`` in ``[lo, hi]``.
+    ``level(y)`` is the block's activation as a count: ``[y >= 0]`` for the
+    sign (T = 1), the code of :class:`~tritium.sw.train.layers.QuantAct` for
+    k-bit outputs (T = 2**k - 1). Both are non-decreasing in ``y``, and
+    ``g(a) = f(a)`` (``f(-a)`` on negated rows) is non-decreasing in ``a``, so
+    ``T_i = min {a in [lo, hi + 1] : level(g(a)) >= i}`` is non-decreasing in
+    ``i`` and ``sum_i [acc' >= T_i]`` equals PyTorch's ``level(f(acc))`` for
+    every integer ``acc`` in ``[lo, hi]``. Each step evaluates the block's own
+    float32 epilogue and activation.
     """
     import torch
 
-    def f(acc):
-        a = torch.from_numpy(acc.astype(np.float32))
-        return block.epilogue(block.layer.channel_view(a), folded).reshape(-1).numpy()
-
     m = int(folded[0].shape[0])
-    f_lo, f_hi = f(np.full(m, lo)), f(np.full(m, hi))
+    n = 1 if block.act == "sign" else block.act_module.n_codes - 1
+    view = (1,) * block.layer._spatial_dims
+
+    def f(acc):                                           # acc (n, m) -> folded map (n, m)
+        a = torch.from_numpy(acc.astype(np.float32)).reshape((n, m) + view)
+        return block.epilogue(a, folded).reshape(n, m)
+
+    def level(acc):
+        y = f(acc)
+        return (y >= 0).to(torch.int64).numpy() if n == 1 else block.activate(y).numpy()
+
+    f_lo, f_hi = f(np.full((n, m), lo)).numpy()[0], f(np.full((n, m), hi)).numpy()[0]
     if not (np.isfinite(f_lo).all() and np.isfinite(f_hi).all()):
         raise ExportError(f"layer {block.name}: the activation map is not finite over the "
                           f"accumulator range [{lo}, {hi}]")
     flip = f_lo > f_hi
-    sign = np.where(flip, -1, 1)
-    left, right = np.full(m, lo, np.int64), np.full(m, hi + 1, np.int64)
+    sign = np.where(flip, -1, 1)[None, :]
+    want = np.arange(1, n + 1)[:, None]
+    left, right = np.full((n, m), lo, np.int64), np.full((n, m), hi + 1, np.int64)
     while np.any(left < right):
         mid = (left + right) // 2
-        ok = f(sign * mid) >= 0
+        ok = level(sign * mid) >= want
         active = left < right
         right = np.where(active & ok, mid, right)
         left = np.where(active & ~ok, mid + 1, left)
-    return left[:, None], flip
+    return left.T.copy(), flip

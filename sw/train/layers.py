@@ -6,19 +6,25 @@ Drop-in modules
         straight-through estimator, latent weights clipped to [-1, 1] by
         :func:`clip_latent` after each optimiser step), ``"ternary"`` (TWN:
         ``delta = 0.7 * mean|W|``, ``alpha = mean of |W| above delta``, both per
-        output channel) or ``"float"`` (the baseline, never exported).
+        output channel), ``"pow2-2"`` / ``"pow2-4"`` (levels 0, +-1, +-2 (, +-4) times a scale, by
+        :func:`project_to_levels` each step), ``"int2"`` .. ``"int4"`` (DoReFa's
+        k-bit weights, :func:`dorefa_weights`) or ``"float"`` (the baseline,
+        never exported). ``method="admm"`` trains float weights
+        (:mod:`tritium.sw.train.admm`) and quantises every kind by projection.
         ``alpha=True`` adds the XNOR-Net per-output-channel scale
         ``alpha = mean|W|`` to binary weights (ternary weights always carry
-        TWN's alpha). ``input_bits=k`` marks a first layer that reads unsigned
-        k-bit codes (8-bit pixels); its input scale ``1 / (2**k - 1)`` is applied
-        after the accumulator. ``input_bits=None``: the input is bipolar (+-1).
+        TWN's alpha). ``input_bits=k`` marks a layer that reads unsigned
+        k-bit codes (8-bit pixels, or a :class:`QuantAct`'s codes); its input
+        scale ``1 / (2**k - 1)`` is applied after the accumulator.
+        ``input_bits=None``: the input is bipolar (+-1).
     :class:`SignAct`  BNN sign activation (sign(0) = +1) with the hardtanh
         straight-through estimator (gradient passes where ``|x| <= 1``).
+    :class:`QuantAct`  DoReFa's k-bit activation: codes 0 .. 2**k - 1.
     ``nn.BatchNorm1d`` / ``nn.BatchNorm2d`` and ``nn.MaxPool2d`` as they are.
 
 The rule that makes export exact: the convolution or matrix product always
-runs on integer-valued tensors (weights +-1 or -1/0/+1, activations +-1 or
-codes 0..2**k-1), so its float32 sums are exact integers (|acc| < 2**24).
+runs on integer-valued tensors (weights: the integer levels Q of their kind;
+activations +-1 or codes 0..2**k-1), so its float32 sums are exact integers (|acc| < 2**24).
 Every real-valued constant (alpha, input scale, bias, BatchNorm) is applied
 after the accumulator. In eval mode :class:`Net` folds them into one
 per-channel float32 map ``y = acc * k_c + b_c`` (:meth:`Block.fold`), and the
@@ -33,10 +39,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...hw.errors import TritiumError
+from ...hw.weight_kinds import KINDS
 
-WEIGHT_CHOICES = ("binary", "ternary", "float")
+#: Exportable weight kinds and their integer levels Q, ascending (the weights are alpha * Q).
+WEIGHT_LEVELS = {name: kind.levels for name, kind in KINDS.items()}
+WEIGHT_CHOICES = tuple(WEIGHT_LEVELS) + ("float",)
+#: How quantised weights are trained: straight-through estimators, or ADMM
+#: (:mod:`tritium.sw.train.admm`) on float weights projected at the end.
+METHODS = ("ste", "admm")
+#: Widths of k-bit hidden activations (:class:`QuantAct`).
+ACT_BITS = (2, 3, 4)
 #: TWN's threshold factor: delta = TWN_DELTA * mean|W|.
 TWN_DELTA = 0.7
+#: Most alternating rounds of :func:`project_to_levels` (it stops earlier once Q is stable).
+PROJECTION_ROUNDS = 30
 
 
 def bipolar(x):
@@ -70,41 +86,117 @@ class _IdentitySTE(torch.autograd.Function):
         return grad, None
 
 
-def quantize_weights(w, kind, alpha):
+def nearest_level(x, levels):
+    """Each element of ``x`` replaced by the nearest of the ascending ``levels``
+    (a tie goes to the lower level)."""
+    lv = torch.tensor(levels, dtype=x.dtype, device=x.device)
+    mids = (lv[1:] + lv[:-1]) / 2
+    return lv[torch.bucketize(x.contiguous(), mids)]
+
+
+def project_to_levels(v, levels, per_channel=True, rounds=PROJECTION_ROUNDS):
+    """Projection of ``v`` onto ``{alpha * Q : Q in levels}`` by alternating minimisation.
+
+    Rows are output channels (``per_channel``) or the whole tensor is one row.
+    Alternates ``Q = nearest level of V / alpha`` and ``alpha = V^T Q / Q^T Q``,
+    each the exact minimiser of ``||V - alpha Q||`` given the other, so the
+    error never increases; stops when Q is stable or after ``rounds``.
+    ``alpha`` starts at ``max|V| / max|level|`` (an all-zero row keeps
+    ``alpha = 0`` with Q the level nearest 0). Returns ``(q, alpha)``: ``q``
+    with the shape of ``v``, ``alpha`` (M,) (one value repeated per channel
+    when not ``per_channel``); both detached.
+    """
+    v = v.detach()
+    rows = v.reshape(v.shape[0], -1) if per_channel else v.reshape(1, -1)
+    top = float(max(abs(level) for level in levels))
+    alpha = rows.abs().amax(dim=1, keepdim=True) / top
+    q = None
+    for _ in range(rounds):
+        # alpha == 0 only for an all-zero row: Q = the level nearest 0, a level of every kind.
+        new_q = nearest_level(rows / torch.where(alpha > 0, alpha, torch.ones_like(alpha)), levels)
+        qq = (new_q * new_q).sum(dim=1, keepdim=True)
+        alpha = torch.where(qq > 0, (rows * new_q).sum(dim=1, keepdim=True) / qq.clamp(min=1), alpha)
+        if q is not None and torch.equal(new_q, q):
+            break
+        q = new_q
+    alpha = alpha.reshape(-1).expand(v.shape[0]) if not per_channel else alpha.reshape(-1)
+    return q.reshape(v.shape), alpha.clone()
+
+
+def dorefa_weights(w, bits, per_channel=False):
+    """DoReFa-Net's k-bit weights as integers: ``Q = 2 round(n (tanh(w) / (2 max|tanh w|) + 1/2)) - n``.
+
+    ``n = 2**bits - 1``; ``Q`` are odd integers in ``[-n, n]`` (DoReFa's
+    ``w_q = Q / n``); the maximum is over the layer, or per output channel
+    with ``per_channel``. The rounding is straight-through: gradients reach
+    ``w`` through tanh and the maximum.
+    """
+    n = (1 << bits) - 1
+    t = torch.tanh(w)
+    flat = t.reshape(t.shape[0], -1)
+    top = flat.abs().amax(dim=1) if per_channel else flat.abs().amax().expand(t.shape[0])
+    top = top.clamp(min=torch.finfo(w.dtype).tiny).reshape((-1,) + (1,) * (w.dim() - 1))
+    u = n * (t / (2 * top) + 0.5)
+    return 2 * _IdentitySTE.apply(u, torch.round(u.detach())) - n
+
+
+def quantize_weights(w, kind, alpha, method="ste", per_channel=True):
     """Integer-valued weights and the per-output-channel scale of latent weights ``w``.
 
-    Returns ``(q, scale)``: ``q`` has the shape of ``w`` with values +-1 (binary)
-    or -1/0/+1 (ternary), gradients flowing to ``w`` straight through; ``scale``
-    is (M,) (ones unless ``alpha`` / ternary). Float weights: ``(w, ones)``.
+    Returns ``(q, scale)``: ``q`` has the shape of ``w`` with integer values
+    of ``kind`` (:data:`WEIGHT_LEVELS`), gradients flowing to ``w`` straight
+    through; ``scale`` is (M,). ``method="ste"``: binary is BinaryConnect
+    (``scale`` = XNOR-Net's ``mean|W|`` with ``alpha``, else ones; ``alpha``
+    matters for nothing else), ternary
+    TWN, pow2-N :func:`project_to_levels`, intK :func:`dorefa_weights` with
+    ``scale = 1 / (2**K - 1)``. ``method="admm"``: every kind is
+    :func:`project_to_levels`. ``per_channel=False``: one projection (or
+    DoReFa maximum) for the whole layer. Float weights: ``(w, ones)``.
     """
     m = w.shape[0]
-    flat = w.reshape(m, -1)
+    ones = torch.ones(m, dtype=w.dtype, device=w.device)
     if kind == "float":
-        return w, torch.ones(m, dtype=w.dtype, device=w.device)
+        return w, ones
+    if kind not in WEIGHT_LEVELS:
+        raise TritiumError(f"unknown weight kind {kind!r} (choose from {', '.join(WEIGHT_CHOICES)})")
+    flat = w.reshape(m, -1)
     mag = flat.abs()
-    if kind == "binary":
+    if kind.startswith("int") and method == "ste":
+        bits = int(kind[3:])
+        return dorefa_weights(w, bits, per_channel), ones / ((1 << bits) - 1)
+    if kind == "binary" and method == "ste":
         q = bipolar(w.detach())
-        scale = mag.mean(dim=1) if alpha else torch.ones(m, dtype=w.dtype, device=w.device)
-    elif kind == "ternary":
+        scale = mag.mean(dim=1) if alpha else ones
+    elif kind == "ternary" and method == "ste":
         delta = TWN_DELTA * mag.detach().mean(dim=1, keepdim=True)
         keep = (mag.detach() > delta).to(w.dtype)
         q = (bipolar(flat.detach()) * keep).reshape(w.shape)
         scale = (mag * keep).sum(dim=1) / keep.sum(dim=1).clamp(min=1)
     else:
-        raise TritiumError(f"unknown weight kind {kind!r} (choose from {', '.join(WEIGHT_CHOICES)})")
+        q, _ = project_to_levels(w, WEIGHT_LEVELS[kind], per_channel)
+        rows = q.reshape(m, -1) if per_channel else q.reshape(1, -1)
+        latent = flat if per_channel else flat.reshape(1, -1)
+        qq = (rows * rows).sum(dim=1)
+        scale = ((latent * rows).sum(dim=1) / qq.clamp(min=1)).expand(m)
     return _IdentitySTE.apply(w, q), scale
 
 
 class _QuantWeightLayer(nn.Module):
     """Shared parts of :class:`QuantLinear` and :class:`QuantConv2d`."""
 
-    def _setup(self, weights, alpha, input_bits, bias, out_channels):
+    def _setup(self, weights, alpha, input_bits, bias, out_channels, method="ste", per_channel=True):
         if weights not in WEIGHT_CHOICES:
             raise TritiumError(f"unknown weight kind {weights!r} (choose from {', '.join(WEIGHT_CHOICES)})")
+        if method not in METHODS:
+            raise TritiumError(f"unknown training method {method!r} (choose from {', '.join(METHODS)})")
         if input_bits is not None and not 1 <= int(input_bits) <= 16:
             raise TritiumError(f"input_bits must be 1..16 or None (bipolar), got {input_bits}")
         self.weights = weights
         self.alpha = bool(alpha)
+        self.method = method
+        self.per_channel = bool(per_channel)
+        #: True while ADMM trains the float weights (:mod:`tritium.sw.train.admm`).
+        self.relaxed = False
         self.input_bits = None if input_bits is None else int(input_bits)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
@@ -114,7 +206,9 @@ class _QuantWeightLayer(nn.Module):
         return 1.0 if self.input_bits is None else 1.0 / ((1 << self.input_bits) - 1)
 
     def quantized(self):
-        return quantize_weights(self.weight, self.weights, self.alpha)
+        if self.relaxed:
+            return quantize_weights(self.weight, "float", self.alpha)
+        return quantize_weights(self.weight, self.weights, self.alpha, self.method, self.per_channel)
 
     def accumulate(self, x):
         """The integer accumulators (as exact float32 values) for integer-valued ``x``."""
@@ -133,13 +227,15 @@ class _QuantWeightLayer(nn.Module):
         return y
 
     def clip_latent_(self):
-        if self.weights != "float":
+        """BinaryConnect's clip for STE-trained binary, ternary and pow2 latent weights
+        (DoReFa's tanh and ADMM's float weights need none)."""
+        if self.method == "ste" and self.weights in ("binary", "ternary", "pow2-2", "pow2-4"):
             with torch.no_grad():
                 self.weight.clamp_(-1.0, 1.0)
 
     def extra_repr(self):
-        return (f"weights={self.weights}, alpha={self.alpha}, input_bits={self.input_bits}, "
-                f"bias={self.bias is not None}")
+        return (f"weights={self.weights}, method={self.method}, alpha={self.alpha}, "
+                f"per_channel={self.per_channel}, input_bits={self.input_bits}, bias={self.bias is not None}")
 
 
 class QuantLinear(_QuantWeightLayer):
@@ -148,12 +244,12 @@ class QuantLinear(_QuantWeightLayer):
     _spatial_dims = 0
 
     def __init__(self, in_features, out_features, weights="binary", alpha=True,
-                 input_bits=None, bias=False):
+                 input_bits=None, bias=False, method="ste", per_channel=True):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = nn.Parameter(torch.empty(self.out_features, self.in_features))
         nn.init.uniform_(self.weight, -1 / self.in_features ** 0.5, 1 / self.in_features ** 0.5)
-        self._setup(weights, alpha, input_bits, bias, self.out_features)
+        self._setup(weights, alpha, input_bits, bias, self.out_features, method, per_channel)
 
     def _op(self, x, q):
         return F.linear(x, q)
@@ -170,14 +266,15 @@ class QuantConv2d(_QuantWeightLayer):
     _spatial_dims = 2
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=0,
-                 weights="binary", alpha=True, input_bits=None, bias=False, pad_value=None):
+                 weights="binary", alpha=True, input_bits=None, bias=False, pad_value=None,
+                 method="ste", per_channel=True):
         super().__init__()
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
         self.weight = nn.Parameter(torch.empty(self.out_channels, self.in_channels, *self.kernel_size))
         fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
         nn.init.uniform_(self.weight, -1 / fan_in ** 0.5, 1 / fan_in ** 0.5)
-        self._setup(weights, alpha, input_bits, bias, self.out_channels)
+        self._setup(weights, alpha, input_bits, bias, self.out_channels, method, per_channel)
         if pad_value is None:
             pad_value = -1 if self.input_bits is None else 0
         self.pad_value = int(pad_value)
@@ -201,9 +298,36 @@ class SignAct(nn.Module):
         return _SignHtanhSTE.apply(x)
 
 
+class QuantAct(nn.Module):
+    """DoReFa-Net's k-bit activation: ``code = round(clip(x, 0, 1) * (2**bits - 1))``.
+
+    Outputs the integer codes 0 .. 2**bits - 1 themselves; the next layer reads
+    them as unsigned ``bits``-bit inputs (``input_bits=bits``) and applies the
+    step ``1 / (2**bits - 1)`` after its accumulator. Backward: the gradient of
+    the clip times ``2**bits - 1`` (straight through the rounding).
+    """
+
+    def __init__(self, bits):
+        super().__init__()
+        if int(bits) not in ACT_BITS:
+            raise TritiumError(f"activation bits must be one of {', '.join(map(str, ACT_BITS))}, got {bits}")
+        self.bits = int(bits)
+
+    @property
+    def n_codes(self):
+        return 1 << self.bits
+
+    def forward(self, x):
+        u = x.clamp(0.0, 1.0) * float(self.n_codes - 1)
+        return _IdentitySTE.apply(u, torch.round(u.detach()))
+
+    def extra_repr(self):
+        return f"bits={self.bits}"
+
+
 WEIGHT_LAYERS = (QuantLinear, QuantConv2d)
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
-_ACTS = {SignAct: "sign", nn.ReLU: "relu"}
+_ACTS = {SignAct: "sign", nn.ReLU: "relu", QuantAct: "uint"}
 
 
 def clip_latent(model):
@@ -218,7 +342,8 @@ class Block:
     """One weight layer with what follows it up to the next weight layer.
 
     ``flatten``: a ``nn.Flatten`` precedes the layer; ``bn``: its BatchNorm or
-    None; ``act``: ``"sign"``, ``"relu"`` or None (raw output, last block only);
+    None; ``act``: ``"sign"``, ``"relu"``, ``"uintK"`` (:class:`QuantAct`) or
+    None (raw output, last block only), ``act_module`` the module;
     ``pools``: (name, ``nn.MaxPool2d``) pairs after the activation.
     """
 
@@ -228,6 +353,7 @@ class Block:
     bn: nn.Module | None = None
     bn_name: str | None = None
     act: str | None = None
+    act_module: nn.Module | None = None
     pools: list = field(default_factory=list)
 
     def fold(self):
@@ -257,6 +383,15 @@ class Block:
         k, b = self.fold() if folded is None else folded
         view = self.layer.channel_view
         return acc * view(k) + view(b)
+
+
+    def activate(self, y):
+        """The eval-mode activation of the folded map ``y`` (identity without one)."""
+        if self.act == "sign":
+            return bipolar(y)
+        if self.act == "relu":
+            return F.relu(y)
+        return y if self.act is None else self.act_module(y)
 
 
 def parse_blocks(model):
@@ -289,11 +424,12 @@ def parse_blocks(model):
         elif type(module) in _ACTS:
             if last.act is not None or last.pools:
                 raise TritiumError(f"layer {name}: a second activation after {last.name}")
-            last.act = _ACTS[type(module)]
+            last.act = _ACTS[type(module)] + (f"{module.bits}" if isinstance(module, QuantAct) else "")
+            last.act_module = module
         elif isinstance(module, nn.MaxPool2d):
             if last.act is None:
                 raise TritiumError(f"layer {name}: max-pool before the activation is not supported "
-                                   "(pooling equals OR on the hardware only after the sign)")
+                                   "(pooling equals OR or max on the hardware only after the activation)")
             if _pair(module.padding) != (0, 0) or _pair(module.dilation) != (1, 1) or module.ceil_mode:
                 raise TritiumError(f"layer {name}: max-pool with padding, dilation or ceil_mode "
                                    "is not supported")
@@ -301,7 +437,7 @@ def parse_blocks(model):
         else:
             raise TritiumError(f"layer {name}: unsupported layer type {type(module).__name__} "
                                "(supported: QuantLinear, QuantConv2d, BatchNorm1d/2d, SignAct, "
-                               "ReLU, MaxPool2d, Flatten)")
+                               "QuantAct, ReLU, MaxPool2d, Flatten)")
     if not blocks:
         raise TritiumError("the model has no weight layers (QuantLinear / QuantConv2d)")
     if pending_flatten:
@@ -350,11 +486,7 @@ class Net(nn.Sequential):
             acc = block.layer.accumulate(x)
             if accumulators:
                 outs.append(acc)
-            y = block.epilogue(acc)
-            if block.act == "sign":
-                y = bipolar(y)
-            elif block.act == "relu":
-                y = F.relu(y)
+            y = block.activate(block.epilogue(acc))
             for _, pool in block.pools:
                 y = pool(y)
             if not accumulators:

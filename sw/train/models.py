@@ -21,7 +21,7 @@ from ...hw.errors import FormatError, TritiumError
 from ..model import topologies as topo
 from ..util.fileio import atomic_write_bytes
 from .inputs import BINARISE, UINT8, check_spec, input_bits
-from .layers import WEIGHT_CHOICES, Net, QuantConv2d, QuantLinear, SignAct
+from .layers import ACT_BITS, METHODS, WEIGHT_CHOICES, Net, QuantAct, QuantConv2d, QuantLinear, SignAct
 
 CHECKPOINT_FORMAT = "tritium-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -46,21 +46,38 @@ def _weight_list(weights, n):
     return weights
 
 
+def check_options(kinds, method, act_bits):
+    """One-line errors for combinations of weight kinds, method and activation width."""
+    if method not in METHODS:
+        raise TritiumError(f"unknown training method {method!r} (choose from {', '.join(METHODS)})")
+    if act_bits is not None and act_bits not in ACT_BITS:
+        raise TritiumError(f"hidden activations have {', '.join(map(str, ACT_BITS[:-1]))} or {ACT_BITS[-1]} bits, "
+                           f"not {act_bits}")
+    if "float" in kinds and (method != "ste" or act_bits is not None):
+        raise TritiumError("float weights are the ReLU baseline: they take neither ADMM "
+                           "nor k-bit activations")
+
+
 def build_net(arch, input_shape, n_classes, weights="binary", alpha=True, input_quant=None,
-              specs=None, bias=False):
+              specs=None, bias=False, method="ste", act_bits=None, per_channel=True):
     """A :class:`Net` of topology ``arch`` (or explicit ``specs``) for (H, W, C) inputs.
 
-    ``weights`` is one of binary / ternary / float for every weight layer, or a
-    list (or comma-separated string) with one per weight layer. Hidden blocks are
-    weight layer, BatchNorm, activation (sign; ReLU when the weights are float:
-    the float baseline), then any pooling; the last layer has BatchNorm and no
-    activation (its outputs are the logits).
+    ``weights`` is one kind of :data:`~tritium.sw.train.layers.WEIGHT_CHOICES`
+    for every weight layer, or a list (or comma-separated string) with one per
+    weight layer; ``method`` is ``"ste"`` or ``"admm"``; ``per_channel=False``
+    gives projections and DoReFa maxima one scale per layer. Hidden blocks are
+    weight layer, BatchNorm, activation (sign, or :class:`QuantAct` codes of
+    ``act_bits`` bits that the next layer reads as unsigned inputs; ReLU when
+    the weights are float: the float baseline), then any pooling; the last
+    layer has BatchNorm and no activation (its outputs are the logits).
     """
     specs = list(topo.topology(arch) if specs is None else specs)
     input_quant = check_spec(input_quant or default_input_quant(arch))
     h, w, c = (int(s) for s in input_shape)
     n_weight = sum(not isinstance(s, topo.Pool) for s in specs)
     kinds = _weight_list(weights, n_weight)
+    check_options(kinds, method, act_bits)
+    quant = {"alpha": alpha, "bias": bias, "method": method, "per_channel": per_channel}
     modules, flat, li, bits = [], None, 0, input_bits(input_quant)
     for i, spec in enumerate(specs):
         last = i == len(specs) - 1
@@ -79,7 +96,7 @@ def build_net(arch, input_shape, n_classes, weights="binary", alpha=True, input_
             if flat is not None:
                 raise TritiumError(f"{arch}: convolution after a dense layer")
             layer = QuantConv2d(c, spec.out_channels, spec.kernel, spec.stride, spec.padding,
-                                weights=kind, alpha=alpha, input_bits=bits, bias=bias)
+                                weights=kind, input_bits=bits, **quant)
             h = (h + 2 * spec.padding - spec.kernel) // spec.stride + 1
             w = (w + 2 * spec.padding - spec.kernel) // spec.stride + 1
             if h <= 0 or w <= 0:
@@ -92,15 +109,16 @@ def build_net(arch, input_shape, n_classes, weights="binary", alpha=True, input_
                 modules.append(("flatten", _flatten()))
                 flat = h * w * c
             out = n_classes if spec.out_features == topo.CLASSES else spec.out_features
-            modules += [(f"fc{i}", QuantLinear(flat, out, weights=kind, alpha=alpha,
-                                               input_bits=bits, bias=bias)),
+            modules += [(f"fc{i}", QuantLinear(flat, out, weights=kind, input_bits=bits, **quant)),
                         (f"bn{i}", _bn(1, out))]
             flat = out
         if not last:
-            modules.append((f"act{i}", SignAct() if kind != "float" else _relu()))
-        bits = None
+            act = _relu() if kind == "float" else SignAct() if act_bits is None else QuantAct(act_bits)
+            modules.append((f"act{i}", act))
+        bits = act_bits
     config = {"arch": arch, "input_shape": [int(s) for s in input_shape], "n_classes": int(n_classes),
-              "weights": kinds, "alpha": bool(alpha), "input_quant": input_quant, "bias": bool(bias)}
+              "weights": kinds, "alpha": bool(alpha), "input_quant": input_quant, "bias": bool(bias),
+              "method": method, "act_bits": act_bits, "per_channel": bool(per_channel)}
     return Net(modules, input_shape, input_quant, config)
 
 
@@ -129,7 +147,9 @@ def net_from_config(config):
     try:
         return build_net(config["arch"], config["input_shape"], config["n_classes"],
                          weights=config["weights"], alpha=config["alpha"],
-                         input_quant=config["input_quant"], bias=config.get("bias", False))
+                         input_quant=config["input_quant"], bias=config.get("bias", False),
+                         method=config.get("method", "ste"), act_bits=config.get("act_bits"),
+                         per_channel=config.get("per_channel", True))
     except (KeyError, TypeError, ValueError) as e:
         raise FormatError(f"checkpoint config is incomplete or malformed ({type(e).__name__}: {e})") from None
 

@@ -41,10 +41,11 @@ class TrainConfig:
     threads: int = 1
 
 
-def make_net(arch, dataset, weights, seed=0, alpha=True):
+def make_net(arch, dataset, weights, seed=0, alpha=True, **options):
     """Build the network for ``arch`` sized for ``dataset``'s images and classes.
 
-    The initial weights are drawn from a generator seeded with ``seed`` (the
+    ``options`` go to :func:`~tritium.sw.train.models.build_net` (``method``,
+    ``act_bits``, ``per_channel``). The initial weights are drawn from a generator seeded with ``seed`` (the
     global torch generator is left as it was).
     """
     import torch
@@ -52,7 +53,7 @@ def make_net(arch, dataset, weights, seed=0, alpha=True):
     data = load_dataset(dataset)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        return build_net(arch, data.image_shape, data.n_classes, weights=weights, alpha=alpha)
+        return build_net(arch, data.image_shape, data.n_classes, weights=weights, alpha=alpha, **options)
 
 
 def train_net(net, dataset, config=TrainConfig(), show_progress=True, log=None):
@@ -61,12 +62,7 @@ def train_net(net, dataset, config=TrainConfig(), show_progress=True, log=None):
 
     if config.epochs < 0 or config.batch_size < 1 or not config.lr > 0 or config.threads < 1:
         raise TritiumError("epochs must be >= 0, batch size and threads >= 1 and the learning rate > 0")
-    data = load_dataset(dataset)
-    if tuple(data.image_shape) != tuple(net.input_shape):
-        raise TritiumError(f"the network takes {tuple(net.input_shape)} inputs but {dataset} "
-                           f"images are {tuple(data.image_shape)}")
-    x = to_torch(quantize_input(net.input_quant, data.x_train))
-    y = torch.from_numpy(data.y_train.astype(np.int64))
+    x, y = training_split(net, dataset)
     gen = torch.Generator().manual_seed(config.seed)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     steps = max(1, config.epochs * ((len(y) + config.batch_size - 1) // config.batch_size))
@@ -81,18 +77,35 @@ def train_net(net, dataset, config=TrainConfig(), show_progress=True, log=None):
     return losses
 
 
-def _epochs(net, x, y, gen, opt, sched, config, show_progress, log):
+def training_split(net, dataset):
+    """``dataset``'s training split as ``(input values (N, C, H, W), labels)`` tensors for ``net``."""
     import torch
+
+    data = load_dataset(dataset)
+    if tuple(data.image_shape) != tuple(net.input_shape):
+        raise TritiumError(f"the network takes {tuple(net.input_shape)} inputs but {dataset} "
+                           f"images are {tuple(data.image_shape)}")
+    x = to_torch(quantize_input(net.input_quant, data.x_train))
+    return x, torch.from_numpy(data.y_train.astype(np.int64))
+
+
+def epoch_batches(n, batch_size, gen):
+    """One epoch's mini-batches: index tensors of a random permutation of ``range(n)``."""
+    import torch
+
+    order = torch.randperm(n, generator=gen)
+    return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+
+
+def _epochs(net, x, y, gen, opt, sched, config, show_progress, log):
     import torch.nn.functional as F
 
     losses = []
     net.train()
     for epoch in range(config.epochs):
-        order = torch.randperm(len(y), generator=gen)
-        batches = [order[i:i + config.batch_size] for i in range(0, len(y), config.batch_size)]
         total = 0.0
-        bar = progress(batches, desc=f"epoch {epoch + 1}/{config.epochs}", enabled=show_progress,
-                       unit="batch")
+        bar = progress(epoch_batches(len(y), config.batch_size, gen), desc=f"epoch {epoch + 1}/{config.epochs}",
+                       enabled=show_progress, unit="batch")
         for idx in bar:
             loss = F.cross_entropy(net(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)

@@ -228,7 +228,20 @@ def test_contract_offsets_reconstruct_reference():
     rng = np.random.default_rng(0)
     layer = random_layer(SMALL, "ternary", ActType("bipolar"), rng, fan_in=30, out_channels=3)
     assert list(row_offsets(layer, ActType("bipolar"), SMALL)) == \
-        list(np.bitwise_count(layer.w_mask).sum(axis=1))
+        list(np.bitwise_count(layer.w_mask[0]).sum(axis=1))
+
+
+@pytest.mark.parametrize("kind", ["pow2-2", "pow2-4", "int2", "int3", "int4"])
+def test_the_contract_refuses_weight_kinds_the_core_lacks(kind):
+    from tritium.hw.contract import bank_images, check_layer
+    from tritium.hw.errors import TritiumError
+    from tritium.sw.model.ir import ActType, Dense
+    layer = Dense.from_values("fc0", np.ones((2, 5), np.int8), kind)
+    with pytest.raises(TritiumError) as err:
+        check_layer(layer, ActType("bipolar"), NARROW_BINARY)
+    assert str(err.value) == f"layer fc0: {kind} weights need a core built with them (this one: binary)"
+    with pytest.raises(TritiumError, match=f"layer fc0: {kind} weights need a core built with them"):
+        bank_images(layer, SMALL)
 
 
 @pytest.mark.parametrize("addr_reg", [False, True])

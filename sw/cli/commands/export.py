@@ -1,7 +1,8 @@
 """Export a trained checkpoint to the integer model (IR file, docs/ir.md).
 
-Folds alpha, the input scale, bias and BatchNorm into one integer threshold
-per channel (rows with negative gamma negated, gamma == 0 made constant),
+Folds alpha, the input scale, bias and BatchNorm into integer thresholds per
+channel (one for sign outputs, 2^K - 1 for K-bit outputs; rows with negative
+gamma negated, gamma == 0 made constant),
 packs the weights, keeps the last layer's raw accumulators and stores the
 float map onto PyTorch's logits in the file's metadata. Anything the
 hardware cannot run (float weights, ReLU, pooling before the sign, ...) is

@@ -1,14 +1,18 @@
 """The packed golden reference equals plain integer arithmetic (property-based)."""
 
+import zlib
+
 import numpy as np
 import pytest
 from hypothesis import given
 
 import naive
-from strategies import conv_case, dense_case, model_case
+from strategies import (ALL_WEIGHT_KINDS, conv_case, dense_case, model_case, random_thresholds,
+                        random_values, random_weights)
 from tritium.hw.errors import ModelError
+from tritium.hw.weight_kinds import WEIGHT_KIND_NAMES
 from tritium.sw.model import reference
-from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d
+from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
 
 
 def naive_output(layer, acc):
@@ -42,7 +46,7 @@ def test_conv_matches_naive(kernel, case):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
-@given(model_case())
+@given(model_case(kinds=ALL_WEIGHT_KINDS))
 def test_whole_network_matches_naive(kernel, case):
     model, x = case
     want = x.astype(np.int64)
@@ -83,6 +87,15 @@ def test_worked_examples_from_numerics_doc():
     # Signed 4-bit [-8, 7, -1] with ternary [+1, -1, -1] -> -8 - 7 + 1 = -14.
     fc = Dense.from_values("s", [[1, -1, -1]], "ternary")
     assert reference.run_layer(fc, np.array([[-8, 7, -1]]), ActType("signed", 4))[0, 0] == -14
+    # pow2-4: a = [+1, -1, +1, -1], w = [+4, -2, 0, +1] -> 4 + 2 + 0 - 1 = 5.
+    fc = Dense.from_values("p", [[4, -2, 0, 1]], "pow2-4")
+    assert [p.tolist() for p in fc.w_sign] == [[[0b1000]], [[0]], [[0b0001]]]
+    assert [p.tolist() for p in fc.w_mask] == [[[0b1000]], [[0b0010]], [[0b0001]]]
+    assert reference.run_layer(fc, np.array([[1, -1, 1, -1]]), ActType("bipolar"))[0, 0] == 5
+    # int2 weights [+3, -1, -3] (planes s_0 = 110, s_1 = 100) on uint2 [3, 1, 2] -> 2.
+    fc = Dense.from_values("i", [[3, -1, -3]], "int2")
+    assert fc.w_mask is None and [p.tolist() for p in fc.w_sign] == [[[0b011]], [[0b001]]]
+    assert reference.run_layer(fc, np.array([[3, 1, 2]]), ActType("unsigned", 2))[0, 0] == 2
     # Two-bit multi-threshold: thresholds [-2, 0, 3] on acc 0 -> 2.
     fc = Dense.from_values("q", [[1, -1]], "binary", thresholds=[[-2, 0, 3]], out_act="uint2")
     assert reference.run_layer(fc, np.array([[1, 1]]), ActType("bipolar"))[0, 0] == 2
@@ -119,11 +132,11 @@ def test_batched_run_equals_single_run():
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("channels", [64, 128, 63])
 @pytest.mark.parametrize("in_act", [ActType("bipolar"), ActType("unsigned", 3), ActType("signed", 4)])
-@pytest.mark.parametrize("kind", ["binary", "ternary"])
+@pytest.mark.parametrize("kind", WEIGHT_KIND_NAMES)
 def test_per_pixel_and_dense_conv_layouts_agree(kernel, channels, in_act, kind):
     """conv_accumulate packs per pixel for these channel counts; im2col packs densely."""
     rng = np.random.default_rng(channels)
-    w = rng.integers(-1, 2, (5, 3, 3, channels)) if kind == "ternary" else 2 * rng.integers(0, 2, (5, 3, 3, channels)) - 1
+    w = random_weights(rng, kind, (5, 3, 3, channels))
     conv = Conv2d.from_values("c", w, kind, stride=2, padding=1, pad_value=in_act.max)
     x = rng.integers(in_act.min, in_act.max + 1, (2, 6, 5, channels))
     if in_act.kind == "bipolar":
@@ -134,3 +147,39 @@ def test_per_pixel_and_dense_conv_layouts_agree(kernel, channels, in_act, kind):
         dense = reference.accumulate(patches, in_act, conv).reshape(*dims, 5)
     np.testing.assert_array_equal(per_pixel, dense)
     np.testing.assert_array_equal(per_pixel, naive.conv2d(x, w, conv.stride, conv.padding, in_act.max))
+
+
+IN_ACTS = [ActType("bipolar"), ActType("unsigned", 3), ActType("signed", 4)]
+OUT_ACTS = [None, ActType("bipolar"), ActType("unsigned", 2)]
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("layer_type", ["dense", "conv"])
+@pytest.mark.parametrize("out_act", OUT_ACTS, ids=str)
+@pytest.mark.parametrize("in_act", IN_ACTS, ids=str)
+@pytest.mark.parametrize("kind", WEIGHT_KIND_NAMES)
+def test_every_weight_kind_input_and_output_matches_naive(kernel, layer_type, out_act, in_act, kind):
+    """Each weight kind x input type x output type, dense and padded convolution
+    (fan-ins that cross word boundaries), against plain integer arithmetic."""
+    rng = np.random.default_rng(zlib.crc32(f"{kind} {in_act} {out_act} {layer_type}".encode()))
+    pad = in_act.max
+    if layer_type == "dense":
+        w = random_weights(rng, kind, (7, 130))
+        x = random_values(rng, in_act, (5, 130))
+        want = naive.dense(x, w)
+    else:
+        w = random_weights(rng, kind, (6, 3, 3, 66))
+        x = random_values(rng, in_act, (2, 5, 4, 66))
+        want = naive.conv2d(x, w, (2, 1), (1, 1), pad)
+    lo, hi = accumulator_range(int(np.prod(w.shape[1:])), in_act, kind)
+    assert lo <= want.min() and want.max() <= hi
+    t = random_thresholds(rng, w.shape[0], out_act, lo, hi)
+    if layer_type == "dense":
+        layer = Dense.from_values("fc", w, kind, thresholds=t, out_act=out_act)
+    else:
+        layer = Conv2d.from_values("conv", w, kind, stride=(2, 1), padding=1, pad_value=pad,
+                                   thresholds=t, out_act=out_act)
+    np.testing.assert_array_equal(layer.weight_values().reshape(w.shape), w)
+    with reference.using_kernel(kernel):
+        got = reference.run_layer(layer, x, in_act)
+    np.testing.assert_array_equal(got, naive_output(layer, want))

@@ -20,8 +20,12 @@ from tritium.sw.model import topologies as topo
 from tritium.sw.model.ir import ActType, Dense, IntModel, MaxPool2d, accumulator_range, load_model, save_model
 from tritium.sw.train.export import export_net
 from tritium.sw.train.inputs import quantize_input, to_torch
-from tritium.sw.train.layers import Net, QuantLinear, SignAct
+from tritium.sw.train.layers import ACT_BITS, METHODS, WEIGHT_LEVELS, Net, QuantLinear, SignAct
 from tritium.sw.train.models import build_net
+
+
+#: Every weight kind the exporter writes.
+EXPORT_KINDS = tuple(WEIGHT_LEVELS)
 
 
 def randomize_batchnorm(net, rng, tie_mode=False):
@@ -41,6 +45,15 @@ def randomize_batchnorm(net, rng, tie_mode=False):
             else:
                 module.running_mean = torch.tensor(rng.normal(0, 2, c), dtype=torch.float32)
                 module.bias.data = torch.tensor(rng.normal(0, 0.5, c), dtype=torch.float32)
+
+
+def spread_codes(net, rng):
+    """Hidden BatchNorms centred on [0, 1] with small gammas: k-bit codes take many values."""
+    norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))][:-1]
+    for module in norms:
+        c = module.num_features
+        module.weight.data *= torch.tensor(rng.uniform(0.05, 0.5, c), dtype=torch.float32)
+        module.bias.data = torch.tensor(rng.uniform(0, 1, c), dtype=torch.float32)
 
 
 @st.composite
@@ -67,19 +80,24 @@ def random_net(draw):
         specs.append(topo.Dense(draw(st.integers(1, 20))))
     specs.append(topo.Dense(topo.CLASSES))
     n_weight = sum(not isinstance(s, topo.Pool) for s in specs)
-    kinds = [draw(st.sampled_from(["binary", "ternary"])) for _ in range(n_weight)]
+    kinds = [draw(st.sampled_from(EXPORT_KINDS)) for _ in range(n_weight)]
     alpha, bias, tie = draw(st.booleans()), draw(st.booleans()), draw(st.booleans())
+    method, per_channel = draw(st.sampled_from(METHODS)), draw(st.booleans())
+    act_bits = draw(st.sampled_from([None, *ACT_BITS]))
     n_classes = draw(st.integers(2, 7))
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         net = build_net("random", (h, h, c), n_classes, weights=kinds, alpha=alpha,
-                        input_quant=quant, specs=specs, bias=bias)
+                        input_quant=quant, specs=specs, bias=bias, method=method, act_bits=act_bits,
+                        per_channel=per_channel)
         for p in net.parameters():
             if p.dim() > 1:
                 p.data.uniform_(-1, 1)
             elif bias:
                 p.data.normal_(0, 0.5)
     randomize_batchnorm(net, rng, tie_mode=tie)
+    if act_bits is not None and not tie:
+        spread_codes(net, rng)
     images = rng.integers(0, 256, (draw(st.integers(1, 12)), h, h, c)).astype(np.uint8)
     return net.eval(), images
 
@@ -106,7 +124,7 @@ def nhwc(t):
 def test_random_networks_match_bit_for_bit(case):
     net, images = case
     model, values, blocks, accs, ref = torch_vs_integer(net, images)
-    for got, want in zip(blocks[:-1], ref[:-1]):  # every hidden block's +-1 activations
+    for got, want in zip(blocks[:-1], ref[:-1]):  # every hidden block's +-1 or k-bit activations
         np.testing.assert_array_equal(nhwc(got).astype(np.int64), want)
     acc = ref[-1]
     np.testing.assert_array_equal(accs[-1].numpy().astype(np.int64), acc)

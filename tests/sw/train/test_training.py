@@ -17,10 +17,11 @@ from tritium.hw.errors import FormatError, TritiumError
 from tritium.sw.cli.main import main
 from tritium.sw.model import reference
 from tritium.sw.model.ir import load_model
+from tritium.sw.train.admm import AdmmConfig, pretrain_float, train_admm
 from tritium.sw.train.data import load_dataset
 from tritium.sw.train.export import export_net
 from tritium.sw.train.inputs import quantize_input, to_torch
-from tritium.sw.train.layers import QuantConv2d, SignAct, bipolar, quantize_weights
+from tritium.sw.train.layers import WEIGHT_LEVELS, QuantConv2d, SignAct, bipolar, quantize_weights
 from tritium.sw.train.models import build_net, load_checkpoint, save_checkpoint
 from tritium.sw.train.train import TrainConfig, make_net, torch_accumulators, torch_logits, train_net, verify
 
@@ -123,6 +124,34 @@ def test_trained_network_exports_exactly(arch, dataset, weights, epochs):
     logits = torch_logits(net, values)
     np.testing.assert_allclose(plain, logits, atol=1e-3)
     assert (plain.argmax(axis=1) == logits.argmax(axis=1)).mean() >= 0.99
+
+
+@pytest.mark.parametrize("kind", WEIGHT_LEVELS)
+@pytest.mark.parametrize("act_bits", [None, 2, 3, 4])
+def test_every_kind_and_activation_width_exports_exactly(kind, act_bits):
+    net = make_net("tfc", "digits", kind, seed=2, act_bits=act_bits)
+    train_net(net, "digits", TrainConfig(epochs=1, seed=2), show_progress=False)
+    result = verify(net, export_net(net), "digits")
+    assert result["agreement"] == 1.0 and result["logits_exact"] is True
+    assert result["accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("kind, act_bits, method", [("pow2-4", 3, "ste"), ("int3", 2, "admm")])
+def test_cnn_with_kbit_activations_exports_exactly(kind, act_bits, method):
+    # Convolutions padding the k-bit codes with 0, max-pool over codes, 8-bit pixel input.
+    net = make_net("cnn", "digits", kind, seed=4, act_bits=act_bits, method=method)
+    config = TrainConfig(epochs=1, seed=4)
+    if method == "admm":
+        pretrain_float(net, "digits", config, show_progress=False)
+        train_admm(net, "digits", AdmmConfig(epochs=1, seed=4), show_progress=False)
+    else:
+        train_net(net, "digits", config, show_progress=False)
+    model = export_net(net)
+    assert [str(layer.out_act) for layer in model.layers if hasattr(layer, "thresholds")][:3] == \
+        [f"uint{act_bits}"] * 3
+    result = verify(net, model, "digits")
+    assert result["agreement"] == 1.0 and result["logits_exact"] is True
+    assert result["accuracy"] > 0.5
 
 
 def test_training_is_deterministic_for_a_seed():
@@ -236,6 +265,32 @@ def test_cli_train_and_export(tmp_path, capsys):
     assert model.meta["dataset"] == "digits"
 
 
+def test_cli_admm_from_scratch_and_from_a_float_checkpoint(tmp_path, capsys):
+    common = ["--arch", "tfc", "--dataset", "digits", "--epochs", "1", "--json", "-q"]
+    assert main(["train", *common, "--weights", "pow2-4", "--method", "admm", "--act-bits", "2",
+                 "-o", str(tmp_path / "a.pt")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["method"] == "admm" and result["act_bits"] == 2
+    assert result["agreement"] == 1.0 and result["logits_exact"] is True
+    net, extra = load_checkpoint(tmp_path / "a.pt")
+    assert net.config["method"] == "admm" and net.config["act_bits"] == 2
+    assert extra["rho"] == 1.0 and extra["pretrain_epochs"] == 1
+    assert main(["export", str(tmp_path / "a.pt"), "-o", str(tmp_path / "a.npz"), "--verify", "-q"]) == 0
+    model = load_model(tmp_path / "a.npz")
+    assert [layer.weight_kind for layer in model.layers] == ["pow2-4"] * 4
+    assert [layer.out_act and str(layer.out_act) for layer in model.layers] == ["uint2"] * 3 + [None]
+    assert main(["train", *common, "--weights", "float", "-o", str(tmp_path / "f.pt")]) == 0
+    capsys.readouterr()
+    assert main(["train", *common, "--weights", "int3", "--method", "admm", "--per-layer",
+                 "--init", str(tmp_path / "f.pt"), "-o", str(tmp_path / "b.pt")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["agreement"] == 1.0 and result["logits_exact"] is True
+    net, extra = load_checkpoint(tmp_path / "b.pt")
+    assert extra["init"] == str(tmp_path / "f.pt") and net.config["per_channel"] is False
+    scales = [layer.quantized()[1] for layer in (net.fc0, net.fc1)]
+    assert all(len(set(s.tolist())) == 1 for s in scales)      # one scale per layer
+
+
 def test_cli_float_baseline_has_no_integer_model(tmp_path, capsys):
     rc = main(["train", "--arch", "tfc", "--dataset", "digits", "--weights", "float", "--epochs", "1",
                    "-o", str(tmp_path / "f.pt"), "--json", "-q"])
@@ -245,7 +300,8 @@ def test_cli_float_baseline_has_no_integer_model(tmp_path, capsys):
     rc = main(["export", str(tmp_path / "f.pt"), "-o", str(tmp_path / "f.npz")])
     assert rc == 1
     err = capsys.readouterr().err.strip()
-    assert err == "tritium: error: layer fc0: float weights; the hardware runs binary or ternary weights"
+    assert err == ("tritium: error: layer fc0: float weights; the hardware runs quantised weights "
+                   "(binary, ternary, pow2-2, pow2-4, int2, int3, int4)")
     assert not (tmp_path / "f.npz").exists()
 
 
@@ -254,6 +310,22 @@ def test_cli_float_baseline_has_no_integer_model(tmp_path, capsys):
     (["train", "--arch", "nope", "-o", "{tmp}/x.pt"], "invalid choice"),
     (["train", "--arch", "tfc", "--weights", "quaternary", "-o", "{tmp}/x.pt"], "unknown weight kind"),
     (["train", "--arch", "cnv", "--dataset", "digits", "-o", "{tmp}/x.pt"], "too small"),
+    (["train", "--arch", "tfc", "--weights", "pow2-3", "-o", "{tmp}/x.pt"], "unknown weight kind 'pow2-3'"),
+    (["train", "--arch", "tfc", "--method", "sgd", "-o", "{tmp}/x.pt"], "invalid choice"),
+    (["train", "--arch", "tfc", "--act-bits", "5", "-o", "{tmp}/x.pt"], "invalid choice"),
+    (["train", "--arch", "tfc", "--act-bits", "1", "-o", "{tmp}/x.pt"], "invalid choice"),
+    (["train", "--arch", "tfc", "--weights", "float", "--act-bits", "2", "-o", "{tmp}/x.pt"],
+     "float weights are the ReLU baseline: they take neither ADMM nor k-bit activations"),
+    (["train", "--arch", "tfc", "--weights", "float", "--method", "admm", "-o", "{tmp}/x.pt"],
+     "float weights are the ReLU baseline: they take neither ADMM nor k-bit activations"),
+    (["train", "--arch", "tfc", "--init", "{tmp}/f.pt", "-o", "{tmp}/x.pt"], "--init needs --method admm"),
+    (["train", "--arch", "tfc", "--pretrain-epochs", "2", "-o", "{tmp}/x.pt"],
+     "--pretrain-epochs needs --method admm"),
+    (["train", "--arch", "tfc", "--method", "admm", "--init", "{tmp}/f.pt", "--pretrain-epochs", "2",
+      "-o", "{tmp}/x.pt"], "--pretrain-epochs does not apply"),
+    (["train", "--arch", "tfc", "--method", "admm", "--rho", "0", "-o", "{tmp}/x.pt"], "--rho and --admm-lr"),
+    (["train", "--arch", "tfc", "--method", "admm", "--init", "{tmp}/none.pt", "-o", "{tmp}/x.pt"],
+     "no such file"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, words):
     argv = [a.format(tmp=tmp_path) for a in argv]
