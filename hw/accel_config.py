@@ -109,7 +109,7 @@ class AccelConfig:
         rather than by the field's width (docs/accelerator.md, "Register widths"): image
         dimensions by the activation buffers and result memory, a weight row's kernel
         and channel words and a RUN's neuron folds by the weight banks, bit planes by
-        ``act_bits``, ``last_lanes`` by S, a ``LOAD_W`` copy by a bank. The hardware's
+        ``act_bits``, weight planes by the core's kinds, ``last_lanes`` by S, a ``LOAD_W`` copy by a bank. The hardware's
         registers hold exactly these values; the compiler refuses a program past them
         (:func:`tritium.sw.compiler.emit`). Addresses and bases need no limit: the
         hardware keeps their low bits, which is all a memory port reads.
@@ -123,7 +123,8 @@ class AccelConfig:
             Opcode.CFG_WIN: {"kh": core.weight_depth, "kw": core.weight_depth,
                              "last_lanes": core.simd},
             Opcode.CFG_OUT: {"out_h": dims, "out_w": dims},
-            Opcode.CFG_MEM: {"tiles": core.weight_depth},
+            Opcode.CFG_MEM: {"tiles": core.weight_depth,
+                             "extra_w_planes": core.weight_planes - 1},
             Opcode.LOAD_W: {"count": core.weight_depth},
         }.get(opcode, {})
         return min(field.largest, bounds.get(name, field.largest))

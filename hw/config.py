@@ -17,6 +17,7 @@ import json
 from dataclasses import dataclass, fields
 
 from .errors import TritiumError
+from .weight_kinds import KINDS, WEIGHT_KIND_NAMES
 
 #: Bumped whenever the meaning of a configuration field (or the hardware that
 #: a given configuration generates, as seen by the compiler) changes.
@@ -28,7 +29,8 @@ THRESHOLD_STAGES = 2
 #: The chained array's (hw/chain.py) register stage before its threshold compare.
 CHAIN_COMPARE_STAGES = 1
 
-WEIGHT_KINDS = ("binary", "ternary")
+#: The weight kinds a core can be built for (every kind of :mod:`tritium.hw.weight_kinds`).
+WEIGHT_KINDS = WEIGHT_KIND_NAMES
 
 #: Lane operations, by their command code (see :mod:`tritium.hw.pe`).
 OP_XNOR, OP_MXNOR, OP_AND_S, OP_AND_M = range(4)
@@ -77,8 +79,11 @@ class HwConfig:
     simd : int
         S, input lanes per PE per cycle (the width of the broadcast input word).
     weight_kinds : tuple of str
-        Weight kinds the core runs: ``("binary",)``, ``("ternary",)`` or both.
-        A ternary-capable core stores a mask word next to every sign word.
+        Weight kinds the core runs, any of :data:`WEIGHT_KINDS` (``binary``, ``ternary``,
+        ``pow2-2``, ``pow2-4``, ``int2``, ``int3``, ``int4``). A core with a masked kind
+        (ternary, pow2-*) stores a mask word next to every sign word; a core with a
+        multi-plane kind runs up to :attr:`weight_planes` weight planes per word with
+        Horner shifts in its accumulators.
     act_bits : int
         Largest input activation width, in bits. 1 means bipolar inputs only;
         K > 1 adds bit-serial processing of K bit planes (AND lane op, shared
@@ -177,10 +182,11 @@ class HwConfig:
         _range("weight_depth", self.weight_depth, 2, MAX_DEPTH)
         _range("thr_depth", self.thr_depth, 1, MAX_DEPTH)
         if not self.weight_kinds:
-            raise ConfigError("weight_kinds must name at least one of binary, ternary")
+            raise ConfigError(f"weight_kinds must name at least one of {', '.join(WEIGHT_KINDS)}")
         for kind in self.weight_kinds:
             if kind not in WEIGHT_KINDS:
-                raise ConfigError(f"unknown weight kind {kind!r} (binary, ternary)")
+                raise ConfigError(f"unknown weight kind {kind!r} in weight_kinds "
+                                  f"({', '.join(WEIGHT_KINDS)})")
         if len(set(self.weight_kinds)) != len(self.weight_kinds):
             raise ConfigError("weight_kinds lists a kind twice")
         _range("pipeline", self.pipeline, 0, self.tree_levels)
@@ -212,7 +218,14 @@ class HwConfig:
 
     @property
     def ternary(self):
-        return "ternary" in self.weight_kinds
+        """Whether the banks hold mask words: a masked kind (ternary, pow2-*) is built in."""
+        return any(KINDS[k].masked for k in self.weight_kinds)
+
+    @property
+    def weight_planes(self):
+        """The most weight planes of a built-in kind (1 for binary and ternary): the
+        accumulators shift between planes (Horner) when it is above 1."""
+        return max(KINDS[k].n_planes for k in self.weight_kinds)
 
     @property
     def bit_serial(self):
@@ -295,11 +308,13 @@ class HwConfig:
         doubled, ``and_m`` at most ``Fp`` the other way), and Horner doubles
         what came before, so after K planes ``|A| <= 2Fp * (2**K - 1)``; the
         input counter ``|Q| <= Fp * (2**K - 1)`` and ``|D| = |A - Q|`` stay
-        inside the same bound. Folded thresholds are clamped to the signed
+        inside the same bound. P weight planes (bipolar inputs) likewise add at most
+        ``2Fp * (2**P - 1)`` (Horner over the planes), so the bound takes the larger
+        of K and P. Folded thresholds are clamped to the signed
         range by the compiler, which is exact as long as "never" lies past
         every result (:meth:`min_acc_bits` keeps one value of margin).
         """
-        return 2 * self.padded_fan_in * ((1 << self.act_bits) - 1)
+        return 2 * self.padded_fan_in * ((1 << max(self.act_bits, self.weight_planes)) - 1)
 
     def min_acc_bits(self):
         """Signed width whose largest value (the "never" threshold) exceeds every result."""
@@ -374,7 +389,7 @@ def config_from_dict(d, prefix=""):
     if isinstance(kinds, list) and all(isinstance(k, str) for k in kinds):
         kinds = tuple(kinds)
     elif not isinstance(kinds, str):
-        raise ConfigError(f"{prefix}weight_kinds must be a list of binary, ternary, "
+        raise ConfigError(f"{prefix}weight_kinds must be a list of {', '.join(WEIGHT_KINDS)}, "
                           f"got {kinds!r}")
     d["weight_kinds"] = kinds
     return HwConfig(**d)

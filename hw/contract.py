@@ -23,6 +23,18 @@ k-bit inputs are sent plane by plane, most significant plane first; the first
 word of every plane but the first has ``shl`` (Horner), and the words of the
 MSB plane of signed inputs have ``neg`` (and the ``and_m`` words the opposite
 of the plane's ``neg``). Thresholds fold as ``T' = T + K``.
+
+Multi-plane weights (``W = sum_e 2**e * T_e`` over planes ``e = 0 .. E-1``,
+:mod:`tritium.hw.weight_kinds`) with bipolar inputs: a weight row holds its
+planes one after another, top plane first (``E * W`` words); every input word
+is sent once per plane with that plane's weight word, the plane's command being
+its kind's one-plane command (``mxnor`` with the plane's mask for masked planes,
+``xnor`` or ``mxnor`` with the valid-lane mask for bipolar planes) and the first
+word of every plane but the top one having ``shl``. So
+``D_p = sum_e 2**e * D_p,e`` and ``K[row] = sum_e 2**e * K_e[row]``: for masked
+planes ``K_e = popcount(mask_e row)``, for bipolar planes the one-plane binary
+constant (so ``(2**E - 1) * F`` on a core with mask words). k-bit inputs with
+multi-plane weights are refused (:func:`check_layer`).
 """
 
 import numpy as np
@@ -30,17 +42,33 @@ import numpy as np
 from .errors import TritiumError
 from .packing import pack_planes, unpack_bits
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
+from .weight_kinds import weight_kind
 
 
 def words_per_row(fan_in, cfg):
+    """Words of S lanes of one weight plane of a row (the dense layout)."""
     return -(-fan_in // cfg.simd)
+
+
+def weight_planes(layer):
+    """The number of weight planes of ``layer``'s kind."""
+    return weight_kind(layer.weight_kind).n_planes
+
+
+def _check_kind(layer, cfg):
+    if layer.weight_kind not in cfg.weight_kinds:
+        raise TritiumError(f"layer {layer.name}: {layer.weight_kind} weights need a core "
+                           f"built with them (this one: {', '.join(cfg.weight_kinds)})")
 
 
 def check_layer(layer, in_act, cfg):
     """Refuse a layer that this core cannot run (one line)."""
-    if layer.weight_kind not in cfg.weight_kinds:
-        raise TritiumError(f"layer {layer.name}: {layer.weight_kind} weights need a core "
-                           f"built with them (this one: {', '.join(cfg.weight_kinds)})")
+    _check_kind(layer, cfg)
+    planes = weight_planes(layer)
+    if in_act.kind != "bipolar" and planes > 1:
+        raise TritiumError(f"layer {layer.name}: {layer.weight_kind} weights ({planes} planes) "
+                           f"need bipolar inputs (the accelerator does not run {in_act} inputs "
+                           f"with multi-plane weights)")
     if in_act.kind != "bipolar" and in_act.bits > cfg.act_bits:
         raise TritiumError(f"layer {layer.name}: {in_act} inputs need act_bits >= {in_act.bits} "
                            f"(this core: {cfg.act_bits})")
@@ -48,22 +76,15 @@ def check_layer(layer, in_act, cfg):
         raise TritiumError(f"layer {layer.name}: fan-in {layer.fan_in} is longer than this core's "
                            f"max_fan_in {cfg.max_fan_in} (its accumulators are sized for it)")
     tiles = -(-layer.out_channels // cfg.pe)
-    if tiles * words_per_row(layer.fan_in, cfg) > cfg.weight_depth:
-        raise TritiumError(f"layer {layer.name}: needs {tiles} x {words_per_row(layer.fan_in, cfg)} "
+    row_words = planes * words_per_row(layer.fan_in, cfg)
+    if tiles * row_words > cfg.weight_depth:
+        raise TritiumError(f"layer {layer.name}: needs {tiles} x {row_words} "
                            f"weight words per bank, the core has {cfg.weight_depth}")
     if tiles > cfg.thr_depth:
         raise TritiumError(f"layer {layer.name}: needs {tiles} threshold sets, the core has {cfg.thr_depth}")
     if layer.out_act is not None and layer.out_act.n_thresholds > cfg.n_thresholds:
         raise TritiumError(f"layer {layer.name}: {layer.out_act} outputs need out_bits >= "
                            f"{layer.out_act.bits} (this core: {cfg.out_bits})")
-
-
-def _single_plane(layer, packed):
-    """The one weight plane (M, words) of a binary or ternary layer."""
-    if packed.shape[0] != 1:
-        raise TritiumError(f"layer {layer.name}: {layer.weight_kind} weights need a core "
-                           f"built with them (this one runs binary and ternary weights)")
-    return packed[0]
 
 
 def _row_words(packed, fan_in, simd):
@@ -77,35 +98,47 @@ def _row_words(packed, fan_in, simd):
     return (bits.astype(object) * weights).sum(axis=-1)
 
 
+def plane_words(layer, cfg, n_words):
+    """Bank words of every row, planes top plane first: ints (M, E * n_words), the sign
+    word in the low S bits and, on a core with mask words, the mask word above it (the
+    plane's mask, or the valid lanes for bipolar planes). ``n_words``: words per plane of
+    the dense layout."""
+    f, s = layer.fan_in, cfg.simd
+    valid = _row_words(np.full((1, -(-f // 64)), np.uint64(0xFFFF_FFFF_FFFF_FFFF)), f, s)
+    planes = []
+    for e in reversed(range(weight_planes(layer))):
+        word = _row_words(layer.w_sign[e], f, s)
+        if cfg.ternary:
+            mask = (_row_words(layer.w_mask[e], f, s) if layer.w_mask is not None
+                    else np.repeat(valid, layer.out_channels, axis=0))
+            word = word + mask * (1 << s)
+        planes.append(word[:, :n_words])
+    return np.concatenate(planes, axis=1)
+
+
 def bank_images(layer, cfg):
     """Weight-bank contents: ``images[p][addr]`` (ints), rows tiled P at a time.
 
-    Row ``r`` goes to bank ``r % P``, words ``(r // P) * W + j``. A binary layer
-    on a ternary-capable core gets the valid-lane mask.
+    Row ``r`` goes to bank ``r % P``, words ``(r // P) * E * W + k * W + j`` for word
+    ``j`` of its plane ``E - 1 - k`` (top plane first; ``E`` planes of ``W`` words). A
+    bipolar plane on a core with mask words gets the valid-lane mask.
     """
-    f, s = layer.fan_in, cfg.simd
-    n_words = words_per_row(f, cfg)
-    sign = _row_words(_single_plane(layer, layer.w_sign), f, s)
-    if layer.weight_kind == "ternary":
-        mask = _row_words(_single_plane(layer, layer.w_mask), f, s)
-    else:
-        valid = _row_words(np.full((1, -(-f // 64)), np.uint64(0xFFFF_FFFF_FFFF_FFFF)), f, s)
-        mask = np.repeat(valid, layer.out_channels, axis=0)
+    _check_kind(layer, cfg)
+    n_words = words_per_row(layer.fan_in, cfg)
+    words = plane_words(layer, cfg, n_words)
+    row_words = words.shape[1]
     tiles = -(-layer.out_channels // cfg.pe)
-    images = [[0] * (tiles * n_words) for _ in range(cfg.pe)]
+    images = [[0] * (tiles * row_words) for _ in range(cfg.pe)]
     for r in range(layer.out_channels):
-        for j in range(n_words):
-            word = int(sign[r, j])
-            if cfg.ternary:
-                word |= int(mask[r, j]) << s
-            images[r % cfg.pe][(r // cfg.pe) * n_words + j] = word
+        base = (r // cfg.pe) * row_words
+        images[r % cfg.pe][base:base + row_words] = [int(w) for w in words[r]]
     return images
 
 
 def row_offsets(layer, in_act, cfg, n_words=None):
     """``K[row]``: ``reference accumulator = D - K`` (see the module docstring).
 
-    ``n_words`` is the number of S-lane words of a weight row; it defaults to
+    ``n_words`` is the number of S-lane words of one plane of a weight row; it defaults to
     the dense layout ``ceil(F / S)`` (a windowed layout pads every kernel
     position to whole words and so has more).
     """
@@ -114,11 +147,14 @@ def row_offsets(layer, in_act, cfg, n_words=None):
         n_words = words_per_row(f, cfg)
     if in_act.kind != "bipolar":
         return np.zeros(m, np.int64)
-    if layer.weight_kind == "ternary":
-        return np.bitwise_count(_single_plane(layer, layer.w_mask)).sum(axis=1, dtype=np.int64)
+    if layer.w_mask is not None:
+        counts = np.bitwise_count(layer.w_mask).sum(axis=2, dtype=np.int64)     # (E, M)
+        scales = np.int64(1) << np.arange(len(counts), dtype=np.int64)
+        return (counts * scales[:, None]).sum(axis=0)
+    scale = (1 << weight_planes(layer)) - 1
     if cfg.ternary:
-        return np.full(m, f, np.int64)
-    return np.full(m, 2 * n_words * cfg.simd - f, np.int64)
+        return np.full(m, scale * f, np.int64)
+    return np.full(m, scale * (2 * n_words * cfg.simd - f), np.int64)
 
 
 def never(cfg):
@@ -144,29 +180,37 @@ def folded_thresholds(layer, in_act, cfg, n_words=None):
     return out
 
 
-def beat_commands(bipolar, ternary_core, ternary_weights, signed, planes, n_words):
-    """The beats of one accumulation, in order: ``(plane, word, fields)``.
+def beat_commands(bipolar, ternary_core, ternary_weights, signed, planes, n_words,
+                  weight_planes=1):
+    """The beats of one accumulation, in order: ``(plane, word, w_word, fields)``.
 
-    ``fields`` holds the command fields ``op, shl, neg, dbl, count`` (the PE
-    contract above); ``plane`` is ``None`` for bipolar inputs. The controller
-    RTL (hw/accel_blocks.py) generates the same sequence; the ISA-level simulator and
-    :func:`schedule` take it from here.
+    ``word`` is the input word of bit plane ``plane`` (``None`` for bipolar inputs),
+    ``w_word`` the weight word of the row (``k * n_words + word`` for weight plane
+    ``weight_planes - 1 - k``: the row holds its planes top plane first). ``fields``
+    holds the command fields ``op, shl, neg, dbl, count`` (the PE contract above). The
+    controller RTL (hw/accel_blocks.py) generates the same sequence; the ISA-level
+    simulator and :func:`schedule` take it from here.
     """
     beats = []
     if bipolar:
         op = OP_MXNOR if ternary_core else OP_XNOR
-        for j in range(n_words):
-            beats.append((None, j, dict(op=op, shl=0, neg=0, dbl=1, count=0)))
+        for k in range(weight_planes):
+            for j in range(n_words):
+                shl = int(k > 0 and j == 0)
+                beats.append((None, j, k * n_words + j, dict(op=op, shl=shl, neg=0, dbl=1, count=0)))
         return beats
+    if weight_planes != 1:
+        raise TritiumError(f"{planes}-bit inputs with {weight_planes} weight planes: the "
+                           f"accelerator runs multi-plane weights with bipolar inputs only")
     for b in reversed(range(planes)):
         neg = int(signed and b == planes - 1)
         for j in range(n_words):
             shl = int(j == 0 and b != planes - 1)
             if ternary_weights:
-                beats.append((b, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=0)))
-                beats.append((b, j, dict(op=OP_AND_M, shl=0, neg=1 - neg, dbl=0, count=0)))
+                beats.append((b, j, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=0)))
+                beats.append((b, j, j, dict(op=OP_AND_M, shl=0, neg=1 - neg, dbl=0, count=0)))
             else:
-                beats.append((b, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=1)))
+                beats.append((b, j, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=1)))
     return beats
 
 
@@ -178,10 +222,11 @@ def schedule(layer, in_act, cfg, tile=0):
     of :func:`tritium.hw.layouts.command_layout` fields.
     """
     n_words = words_per_row(layer.fan_in, cfg)
-    base = tile * n_words
-    steps = [(plane, j, dict(fields, w_addr=base + j)) for plane, j, fields in beat_commands(
-        in_act.kind == "bipolar", cfg.ternary, layer.weight_kind == "ternary",
-        in_act.kind == "signed", in_act.bits, n_words)]
+    planes = weight_planes(layer)
+    base = tile * planes * n_words
+    steps = [(plane, j, dict(fields, w_addr=base + w_word)) for plane, j, w_word, fields in
+             beat_commands(in_act.kind == "bipolar", cfg.ternary, layer.w_mask is not None,
+                           in_act.kind == "signed", in_act.bits, n_words, planes)]
     steps[-1][2]["last"] = 1
     steps[-1][2]["t_addr"] = tile
     return steps

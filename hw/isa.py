@@ -13,8 +13,8 @@ definition; from it come
 
 The programming model: configuration instructions (``CFG_*``) set registers
 that describe one layer; ``RUN`` executes the whole layer as a hardware loop
-nest ((images x) output pixels x neuron folds x pooling window x bit planes x
-kernel x channel words), one input word per cycle, so the PE array stays busy without
+nest ((images x) output pixels x neuron folds x pooling window x weight planes x
+bit planes x kernel x channel words), one input word per cycle, so the PE array stays busy without
 an instruction per tile (Gemmini-style CISC loops). ``LOAD_W`` starts the
 weight copy engine, which copies words from the on-chip weight store into a
 region of the weight banks while the following instructions (a ``RUN`` on the
@@ -40,7 +40,7 @@ ARG_BITS = INSTR_BITS - OPCODE_BITS
 #: Bumped whenever an encoding changes incompatibly; recorded in compiled images. Version 2
 #: gained CFG_IN.extra_images in bits that had to be 0 (0 means what those programs meant,
 #: and only an accelerator with an image loop, whose configuration hash differs, runs more).
-ISA_VERSION = 2
+ISA_VERSION = 3
 
 
 class IsaError(TritiumError):
@@ -132,11 +132,15 @@ INSTRUCTIONS = {spec.opcode: spec for spec in (
         Field("w_base", 16, "weight-bank word of the first neuron fold"),
         Field("t_base", 12, "threshold set of the first neuron fold"),
         Field("tiles", 10, "neuron folds: ceil(M / P)", 1),
-        Field("ternary", 1, "1: ternary weights (mask words are used)"),
+        Field("ternary", 1, "1: masked weight planes (ternary, pow2-*: mask words are used)"),
+        Field("extra_w_planes", 2, "weight planes after the first (0: one, binary or ternary): "
+              "each weight row holds its planes one after another, top plane first, and every "
+              "input word is sent once per plane, the accumulator doubling at each plane's "
+              "first word (0 on a core without multi-plane weight kinds)"),
     )),
     InstrSpec(Opcode.RUN, "Execute the configured layer: every image, output pixel, neuron "
-              "fold, pooling-window position, plane, kernel position and channel word; one input word "
-              "per cycle.", (
+              "fold, pooling-window position, weight plane, bit plane, kernel position and "
+              "channel word; one input word per cycle.", (
         Field("wait_w", 1, "1: first wait until the weight copy engine is idle (the RUN reads "
               "words it is loading)"),
     )),

@@ -24,7 +24,7 @@ OUT_TYPES = st.one_of(
     st.just(ActType("bipolar")),
     st.integers(1, 3).map(lambda b: ActType("unsigned", b)),
 )
-#: The weight kinds cores are built with.
+#: The one-plane weight kinds (every input kind runs them).
 WEIGHT_KINDS = st.sampled_from(["binary", "ternary"])
 #: Every weight kind of the IR and the golden reference.
 ALL_WEIGHT_KINDS = st.sampled_from(WEIGHT_KIND_NAMES)
@@ -100,13 +100,15 @@ def conv_case(draw, kinds=ALL_WEIGHT_KINDS):
 
 
 @st.composite
-def model_case(draw, kinds=WEIGHT_KINDS):
+def model_case(draw, kinds=WEIGHT_KINDS, bipolar=False):
     """A random small network: convs (with optional pooling), then dense layers, with
-    weights of ``kinds`` (default: the kinds cores are built with)."""
+    weights of ``kinds`` (default: binary and ternary); ``bipolar``: bipolar inputs and
+    hidden activations only."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    in_act = draw(ACT_TYPES)
-    hidden_act = draw(st.sampled_from([ActType("bipolar"), ActType("unsigned", 2)]))
+    in_act = ActType("bipolar") if bipolar else draw(ACT_TYPES)
+    hidden_act = ActType("bipolar") if bipolar else draw(
+        st.sampled_from([ActType("bipolar"), ActType("unsigned", 2)]))
     h = draw(st.integers(4, 10))
     c = draw(st.integers(1, 4))
     shape, act, layers = (h, h, c), in_act, []

@@ -2,7 +2,6 @@
 would work, what the accelerator cannot run. It changes nothing."""
 
 from ...hw import isa
-from ...hw.config import WEIGHT_KINDS as HW_WEIGHT_KINDS
 from .errors import CompileError, pow2
 
 #: The ISA's fields by name (their widths bound what any accelerator's registers hold).
@@ -29,15 +28,15 @@ def _check_kinds(p, cfg):
                            f"RUNs loop over that many images (max_images >= {p.images}; this "
                            f"one: {cfg.max_images}): use a batch of at most {cfg.max_images} "
                            f"for networks with convolutions")
-    if p.layer.weight_kind not in HW_WEIGHT_KINDS:
-        raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
-                           f"(this one: {', '.join(core.weight_kinds)}; cores are built with "
-                           f"{', '.join(HW_WEIGHT_KINDS)} weights)")
     if p.layer.weight_kind not in core.weight_kinds:
         kinds = ",".join(sorted(set(core.weight_kinds) | {p.layer.weight_kind}))
         raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
                            f"(this one: {', '.join(core.weight_kinds)}; a configuration with "
                            f"weight_kinds {kinds} runs it)")
+    if not p.bipolar and p.weight_planes > 1:
+        raise CompileError(f"{where}: {p.layer.weight_kind} weights ({p.weight_planes} planes) "
+                           f"need bipolar inputs, this layer has {p.in_act} inputs (the "
+                           f"accelerator runs multi-plane weights with bipolar inputs only)")
     if not p.bipolar and (p.planes > core.act_bits or not core.bit_serial):
         need = max(2, p.planes)
         raise CompileError(f"{where}: {p.in_act} inputs need a bit-serial core with act_bits "
@@ -69,10 +68,11 @@ def _check_geometry(p, cfg):
         raise CompileError(f"{where}: a weight row takes {words} words, a bank holds "
                            f"{core.weight_depth} (try a configuration with weight_depth "
                            f"{pow2(words)})")
-    if words * core.simd > core.padded_fan_in:
-        raise CompileError(f"{where}: a weight row takes {words * core.simd} lanes, this core's "
+    lanes = p.plane_words(core.simd) * core.simd
+    if lanes > core.padded_fan_in:
+        raise CompileError(f"{where}: a weight row takes {lanes} lanes, this core's "
                            f"accumulators are sized for max_fan_in {core.max_fan_in} "
-                           f"(try a core with max_fan_in >= {words * core.simd})")
+                           f"(try a core with max_fan_in >= {lanes})")
 
 
 def _check_memories(p, cfg):

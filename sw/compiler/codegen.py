@@ -12,6 +12,7 @@ import numpy as np
 from ...hw import isa
 from ...hw.contract import folded_thresholds, never, row_offsets
 from ...hw.isa import Opcode
+from ...hw.weight_kinds import split_weights
 from ..model.layout import lanes_to_int, window_rows
 from .compiled import Segment
 from .errors import CompileError, pow2
@@ -23,7 +24,7 @@ def attach_row_constants(plan):
     core = plan.config.core
     return plan.with_layers(
         replace(p, row_constants=tuple(row_offsets(p.layer, p.in_act, core,
-                                                   p.words_per_row(core.simd))))
+                                                   p.plane_words(core.simd))))
         for p in plan.layers)
 
 
@@ -61,17 +62,22 @@ def emit_runs(plan):
 
 
 def weight_words(p, core):
-    """Layer ``p``'s weight rows as bank words (rows, words_per_row): sign bits, and on a
-    core built for ternary weights the mask bits above them."""
+    """Layer ``p``'s weight rows as bank words (rows, words_per_row): each plane's words,
+    top plane first; sign bits, and on a core with mask words the mask bits above them
+    (the plane's mask, or the valid lanes of a bipolar plane)."""
     simd, values = core.simd, p.layer.weight_values()
     positions = p.kernel[0] * p.kernel[1]
-    rows = window_rows(values, positions, p.in_channels, simd)        # (M, W, S)
-    sign = lanes_to_int(rows > 0)
-    if not core.ternary:
-        return sign
-    valid = window_rows(np.ones_like(values), positions, p.in_channels, simd)
-    mask = lanes_to_int((rows != 0) if p.ternary else (valid != 0))
-    return sign + (mask << simd)
+    sign, mask = split_weights(values, p.layer.weight_kind)            # (E, M, F) each
+    valid = lanes_to_int(window_rows(np.ones_like(values), positions, p.in_channels, simd) != 0)
+    planes = []
+    for e in reversed(range(p.weight_planes)):
+        words = lanes_to_int(window_rows(sign[e], positions, p.in_channels, simd) != 0)
+        if core.ternary:
+            plane_mask = valid if mask is None else lanes_to_int(
+                window_rows(mask[e], positions, p.in_channels, simd) != 0)
+            words = words + (plane_mask << simd)
+        planes.append(words)
+    return np.concatenate(planes, axis=1)
 
 
 def memories(layers, cfg):
@@ -101,7 +107,7 @@ def memories(layers, cfg):
             for j in range(n_words):
                 banks[r % core.pe][base + j] = int(words[r, j])
         if not p.raw:
-            folded = folded_thresholds(p.layer, p.in_act, core, n_words)
+            folded = folded_thresholds(p.layer, p.in_act, core, p.plane_words(core.simd))
             for pe in range(core.pe):
                 for tile, values in enumerate(folded[pe]):
                     thresholds[pe][p.threshold_base + tile] = list(values)
@@ -216,7 +222,8 @@ def _chunk_run(p, c, cfg, first_row, out_rows, wait):
                 out_h=out_rows, out_w=p.out_width, out_cw=p.out_channel_words(simd),
                 out_bits=p.out_bits, pool=p.pool, out_slot=c.first % (simd // pe)),
         _encode(cfg, where, Opcode.CFG_MEM, w_base=c.weight_base,
-                t_base=p.threshold_base + c.first, tiles=c.tiles, ternary=int(p.ternary)),
+                t_base=p.threshold_base + c.first, tiles=c.tiles, ternary=int(p.ternary),
+                extra_w_planes=p.weight_planes - 1),
         _encode(cfg, where, Opcode.RUN, wait_w=wait),
     ]
 

@@ -8,6 +8,7 @@ and never changes the ones it was given.
 
 from dataclasses import dataclass, replace
 
+from ...hw.weight_kinds import weight_kind
 from ..model.layout import words_for_lanes
 
 
@@ -110,7 +111,13 @@ class LayerPlan:
 
     @property
     def ternary(self):
-        return self.layer.weight_kind == "ternary"
+        """Masked weight planes (ternary, pow2-*): the lanes use the mask words."""
+        return weight_kind(self.layer.weight_kind).masked
+
+    @property
+    def weight_planes(self):
+        """Weight planes of the layer's kind (1 for binary and ternary)."""
+        return weight_kind(self.layer.weight_kind).n_planes
 
     @property
     def raw(self):
@@ -135,8 +142,13 @@ class LayerPlan:
         """Neuron folds: RUN passes over the PE array, ``pe`` output channels each."""
         return -(-self.out_channels // pe)
 
-    def words_per_row(self, simd):
+    def plane_words(self, simd):
+        """Words of one weight plane of a row (and input words of one accumulation's plane)."""
         return self.kernel[0] * self.kernel[1] * self.in_channel_words(simd)
+
+    def words_per_row(self, simd):
+        """Bank words of a weight row: its planes, top plane first."""
+        return self.weight_planes * self.plane_words(simd)
 
     def bank_words(self, cfg):
         """Words per bank of this layer's weights."""
@@ -163,7 +175,7 @@ class LayerPlan:
         tiles = self.tiles(cfg.pe) if tiles is None else tiles
         rows = self.out_height if rows is None else rows
         return (self.images * rows * self.out_width * tiles * self.pool ** 2 * self.planes
-                * self.words_per_row(cfg.simd) * per_word)
+                * self.words_per_row(cfg.simd) * per_word)     # every plane of the weight row
 
     def run_beats(self, cfg):
         """The beats of each of this layer's RUNs (chunks, bands or the one RUN)."""
@@ -187,7 +199,7 @@ class LayerPlan:
     def useful_lane_ops(self):
         return (self.images * self.out_height * self.out_width * self.pool ** 2
                 * self.out_channels * self.kernel[0] * self.kernel[1] * self.in_channels
-                * self.planes)
+                * self.planes * self.weight_planes)
 
     def in_words(self, simd):
         """Words of the input tensor (every image of the RUN)."""

@@ -91,7 +91,7 @@ def unfold_first_layer(plan):
     if not isinstance(first.layer, Conv2d) or first.kernel == (1, 1):
         return plan, False
     patch = first.kernel[0] * first.kernel[1] * first.in_channels
-    if words_for_lanes(patch, plan.simd) >= first.words_per_row(plan.simd):
+    if words_for_lanes(patch, plan.simd) >= first.plane_words(plan.simd):
         return plan, False
     unfold = Unfold(kernel=first.kernel, stride=first.stride, padding=first.padding,
                     pad_value=int(first.pad_value), channels=first.in_channels,

@@ -7,7 +7,7 @@ words and PE commands as the controller (docs/accelerator.md, the PE contract
 of docs/hardware.md) and applies the PE arithmetic to them: lane operation,
 popcount, Horner shift, negation, doubling and the shared input counter. It is
 vectorised over output pixels and PEs, and loops over the beats of one
-accumulation (planes x kernel positions x channel words), so whole networks
+accumulation (weight planes x bit planes x kernel positions x channel words), so whole networks
 run in well under a second per image.
 
 Cycles follow the timing of docs/accelerator.md
@@ -219,10 +219,21 @@ class IsaSim:
 
     def _commands(self, r):
         """The beat sequence of one accumulation (:func:`tritium.hw.contract.beat_commands`)."""
-        beats = beat_commands(bool(r.in_bipolar), self.cfg.core.ternary, bool(r.ternary),
-                              bool(r.in_signed), r.in_planes, r.kh * r.kw * r.in_cw)
-        return [(plane or 0, j, f["op"], f["shl"], f["neg"], f["dbl"], f["count"])
-                for plane, j, f in beats]
+        try:
+            beats = beat_commands(bool(r.in_bipolar), self.cfg.core.ternary, bool(r.ternary),
+                                  bool(r.in_signed), r.in_planes, r.kh * r.kw * r.in_cw,
+                                  self._weight_planes(r))
+        except TritiumError as e:
+            raise SimError(str(e)) from None
+        return [(plane or 0, j, w_word, f["op"], f["shl"], f["neg"], f["dbl"], f["count"])
+                for plane, j, w_word, f in beats]
+
+    def _weight_planes(self, r):
+        """Weight planes of the RUN (CFG_MEM.extra_w_planes + 1)."""
+        if r.extra_w_planes >= self.cfg.core.weight_planes:
+            raise SimError(f"extra_w_planes = {r.extra_w_planes} needs a core with more weight "
+                           f"planes (this one runs {self.cfg.core.weight_planes})")
+        return r.extra_w_planes + 1
 
     def _images(self, r):
         """Images the RUN loops over (CFG_IN.extra_images + 1)."""
@@ -270,8 +281,8 @@ class IsaSim:
     def _run(self, wait_w=0):
         r, core = self.regs, self.cfg.core
         pe, tiles = core.pe, r.tiles
-        wpr = r.kh * r.kw * r.in_cw
-        x = self._gather_inputs(r)                                   # (NP, K, WPR, L)
+        wpr = r.kh * r.kw * r.in_cw * self._weight_planes(r)        # weight words per row
+        x = self._gather_inputs(r)                                   # (NP, K, words per plane, L)
         addr = r.w_base + np.arange(tiles)[:, None] * wpr + np.arange(wpr)[None, :]   # (T, WPR)
         if addr.max(initial=0) >= core.weight_depth:
             raise SimError("a RUN reads past the end of the weight banks")
@@ -281,9 +292,9 @@ class IsaSim:
         acc = np.zeros((n_pos, tiles, pe), np.int64)
         shared = np.zeros((n_pos, 1, 1), np.int64)
         beats = self._commands(r)
-        for plane, j, op, shl, neg, dbl, count in beats:
+        for plane, j, w_word, op, shl, neg, dbl, count in beats:
             xw = x[:, plane, j][:, None, None, :]                   # (NP, 1, 1, L)
-            s, m = sign[None, :, :, j], mask[None, :, :, j]         # (1, T, P, L)
+            s, m = sign[None, :, :, w_word], mask[None, :, :, w_word]   # (1, T, P, L)
             if op == OP_XNOR:
                 lane = ~(xw ^ s) & self.lane_mask
             elif op == OP_MXNOR:

@@ -35,8 +35,8 @@ HELP = "generate an accelerator (Verilog + configuration file with hash + resour
 CORE_OPTIONS = [
     ("--pe", "pe", int, "P, processing elements (default 8)"),
     ("--simd", "simd", int, "S, lanes per PE; a multiple of P (default 32)"),
-    ("--weights", "weight_kinds", str, "weight kinds, comma separated: binary, ternary "
-                                       "(default binary)"),
+    ("--weights", "weight_kinds", str, "weight kinds, comma separated: binary, ternary, "
+                                       "pow2-2, pow2-4, int2, int3, int4 (default binary)"),
     ("--act-bits", "act_bits", int, "largest input activation width; 1 = bipolar only (default 1)"),
     ("--out-bits", "out_bits", int, "output activation bits of the threshold unit (default 1)"),
     ("--weight-depth", "weight_depth", int, "words per weight bank (default 256)"),
