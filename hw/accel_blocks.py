@@ -36,15 +36,22 @@ def config_layout(cfg):
                               for op in CFG_OPS for f in isa.INSTRUCTIONS[op].fields})
 
 
+#: The loop bounds given as a count after the first (``bound = field + 1``), by bound name.
+EXTRA_BOUNDS = {"images": "extra_images", "w_planes": "extra_w_planes"}
+
+
 def bounds_layout(cfg):
     """Registers derived from the loop bounds: ``m2`` (bound - 2) and ``is1`` (bound == 1) of
-    :data:`BOUNDED`, of ``in_planes`` with bit-serial inputs and of the image count
-    (``images``: ``extra_images + 1``) with an image loop."""
+    :data:`BOUNDED`, of ``in_planes`` with bit-serial inputs, of the image count
+    (``images``: ``extra_images + 1``) with an image loop and of the weight planes
+    (``w_planes``: ``extra_w_planes + 1``) with multi-plane weight kinds."""
     cl = config_layout(cfg)
     names = BOUNDED + (("in_planes",) if cfg.core.bit_serial else ())
     fields = {name: data.StructLayout({"m2": cl[name].shape, "is1": 1}) for name in names}
-    if cfg.max_images > 1:
-        fields["images"] = data.StructLayout({"m2": cl["extra_images"].shape, "is1": 1})
+    extra = (("images",) if cfg.max_images > 1 else ()) + (
+        ("w_planes",) if cfg.core.weight_planes > 1 else ())
+    for name in extra:
+        fields[name] = data.StructLayout({"m2": cl[EXTRA_BOUNDS[name]].shape, "is1": 1})
     return data.StructLayout(fields)
 
 
@@ -232,9 +239,9 @@ class Controller(wiring.Component):
         r = {name: Signal(field.shape, name=f"r_{name}") for name, field in self.config.shape()}
         m.d.comb += [self.config[name].eq(reg) for name, reg in r.items()]
         for name, field in self.bounds.shape():
-            if name == "images":
-                extra = r["extra_images"]
-                m2, one = Signal.like(extra, name="images_m2"), Signal(name="images_is1")
+            if name in EXTRA_BOUNDS:
+                extra = r[EXTRA_BOUNDS[name]]
+                m2, one = Signal.like(extra, name=f"{name}_m2"), Signal(name=f"{name}_is1")
                 m.d.sync += [m2.eq(extra - 1), one.eq(extra == 0)]
             else:
                 m2, one = bound_registers(m, r[name])
@@ -283,8 +290,8 @@ class AddressGenerator(wiring.Component):
         """The loop counters and the beat's command; returns the command and the counters
         and running sums the address stages read."""
         cfg, core, r, b = self.cfg, self.cfg.core, self.config, self.bounds
-        # Loop counters, outermost first: (img,) oy, ox, tile, py, px, plane (down), ky, kx,
-        # c, sub.
+        # Loop counters, outermost first: (img,) oy, ox, tile, py, px, (weight plane,) plane
+        # (down), ky, kx, c, sub.
         # Every counter and running sum is as wide as this configuration needs
         # (AccelConfig.field_limit, the weight-bank address), not as its ISA field. A core
         # without bit-serial inputs has no plane counter (one plane) and no second beat.
@@ -294,7 +301,8 @@ class AddressGenerator(wiring.Component):
         ky, kx = _counter(cfg, Opcode.CFG_WIN, "kh", "ky"), _counter(cfg, Opcode.CFG_WIN, "kw", "kx")
         cw = _counter(cfg, Opcode.CFG_IN, "in_cw", "cw")
         sub = Signal()              # second beat (and_m) of a ternary K-bit word
-        j = Signal(core.w_addr_bits)        # word within the row: (ky*kw + kx)*in_cw + cw
+        # word within the row: (wp*kh*kw + ky*kw + kx)*in_cw + cw (planes top plane first)
+        j = Signal(core.w_addr_bits)
         tile_w = Signal(core.w_addr_bits)   # tile * words_per_row (both modulo the bank depth)
 
         bipolar = _bipolar(cfg, r)
@@ -313,7 +321,19 @@ class AddressGenerator(wiring.Component):
         inner = []
         if core.ternary and core.bit_serial:
             inner.append((LoopDigit(sub, Mux(two_beats, 2, 1), (Const(0), ~two_beats)), [], []))
-        inner += [(d_c, [j.eq(j + 1)], []), (d_kx, [j.eq(j + 1)], []), (d_ky, [j.eq(j + 1)], [j.eq(0)])]
+        # Weight planes (top plane first, counting up): the words of the next plane follow in
+        # the row, so j runs on where the kernel wraps and a plane's last word is not the
+        # row's; plane_start flags a plane's first word (its beat doubles the accumulator).
+        multi = core.weight_planes > 1
+        if multi:
+            wp = Signal(range(core.weight_planes), name="w_plane")
+            d_wp = LoopDigit(wp, r.extra_w_planes + 1, _bound(b, "w_planes"))
+            plane_start = Signal(name="w_plane_start")
+            j_wrap = [j.eq(Mux(d_wp.last, 0, j + 1))]
+        else:
+            j_wrap = [j.eq(0)]
+        inner += [(d_c, [j.eq(j + 1)], []), (d_kx, [j.eq(j + 1)], []), (d_ky, [j.eq(j + 1)], j_wrap)]
+        k_ky = len(inner) - 1
         if core.bit_serial:
             plane = Signal(range(core.act_bits), name="plane")
             top_plane = Signal.like(plane, name="top_plane")
@@ -321,6 +341,8 @@ class AddressGenerator(wiring.Component):
             inner.append((LoopDigit(plane, r.in_planes, _bound(b, "in_planes"), top=top_plane), [], []))
         else:
             plane = top_plane = Const(0)
+        if multi:
+            inner.append((d_wp, [], []))
         step_res = []
         if core.chain:
             # The result entry of each beat (the chain's slices write their own result
@@ -380,6 +402,8 @@ class AddressGenerator(wiring.Component):
                 m.d.sync += i_res_base.eq(r.out_base)
             if core.bit_serial:
                 m.d.sync += plane.eq(r.in_planes - 1)
+            if multi:
+                m.d.sync += [wp.eq(0), plane_start.eq(1)]
             m.d.sync += [d.start for d, *_ in inner + outer]
             m.d.sync += end_acc.eq(Cat(*(d.first for d, *_ in inner)).all())
             m.d.sync += outer_carries.start
@@ -387,14 +411,17 @@ class AddressGenerator(wiring.Component):
                 m.d.sync += issuing.eq(1)
         with m.Else():
             m.d.sync += end_acc.eq(Cat(*(d.next_last(c) for (d, *_), c in zip(inner, carries))).all())
+            if multi:
+                m.d.sync += plane_start.eq(carries[k_ky] & d_ky.last)
             odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in inner],
                      done=[])
             m.d.sync += outer_carries.step
             odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
                      done=[issuing.eq(0)], carries=outer_carries.carries)
 
+        w_shl = plane_start & (wp != 0) if multi else Const(0)
         beat = self._command(m, dict(sub=sub, end_acc=end_acc, plane=plane, top_plane=top_plane,
-                                     j=j, last_c=last_c, tile_w=tile_w, tile=tile,
+                                     j=j, last_c=last_c, tile_w=tile_w, tile=tile, w_shl=w_shl,
                                      i_res_base=i_res_base if core.chain else None))
         position = {"oy_s": oy_s, "py_s": py_s, "ox_s": ox_s, "px_s": px_s, "ky": ky, "kx": kx,
                     "cw": cw, "plane": plane, "oy_abs": oy_abs}
@@ -413,7 +440,9 @@ class AddressGenerator(wiring.Component):
         m.d.comb += [
             beat.sub.eq(n["sub"]),
             beat.last.eq(n["end_acc"]),
-            beat.shl.eq(~bipolar & ~msb & (n["j"] == 0) & ~n["sub"]),
+            # Horner: the first word of every bit plane but the top one (k-bit inputs), of
+            # every weight plane but the top one (bipolar inputs).
+            beat.shl.eq(Mux(bipolar, n["w_shl"], ~msb & (n["j"] == 0) & ~n["sub"])),
             beat.neg_plane.eq(r.in_signed & msb & ~bipolar),
             beat.last_word.eq(n["last_c"]),
             beat.w_addr.eq(r.w_base + n["tile_w"] + n["j"]),

@@ -209,8 +209,8 @@ class ShiftAccumulator(wiring.Component):
 def accumulator_options(cfg):
     """Which of :class:`ShiftAccumulator`'s ``horner`` (``shl``), ``negate`` (``neg``) and
     ``double`` (``dbl``) a PE of ``cfg`` implements: all with bit-serial inputs, doubling
-    only with ternary weights too."""
-    return {"horner": cfg.bit_serial, "negate": cfg.bit_serial,
+    only with mask words too; Horner also with multi-plane weights."""
+    return {"horner": cfg.bit_serial or cfg.weight_planes > 1, "negate": cfg.bit_serial,
             "double": cfg.bit_serial and cfg.ternary}
 
 
