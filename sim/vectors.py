@@ -16,6 +16,7 @@ from ..hw.config import config_from_dict
 from ..hw.contract import (bank_images, check_layer, folded_thresholds, input_words,
                            row_offsets, schedule)
 from ..hw.layouts import input_layout, output_layout, pack, thresholds_layout, unpack_signed
+from ..hw.weight_kinds import weight_kind as weight_kind_info
 from ..sw.model import reference
 from ..sw.model.ir import ActType, Dense, accumulator_range
 
@@ -27,6 +28,11 @@ MODES = {
     "int8-ternary": ("ternary", "int8"),
     "int8-binary": ("binary", "int8"),
     "uint8-ternary": ("ternary", "uint8"),
+    "pow2-2": ("pow2-2", "bipolar"),
+    "pow2-4": ("pow2-4", "bipolar"),
+    "int2": ("int2", "bipolar"),
+    "int3": ("int3", "bipolar"),
+    "int4": ("int4", "bipolar"),
 }
 
 
@@ -54,7 +60,8 @@ class Case:
 def random_layer(cfg, weight_kind, in_act, rng, fan_in=None, out_channels=None, weights=None):
     """A random Dense layer that fits ``cfg`` (thresholds spread over the accumulator range).
 
-    ``weights`` (an ``(out_channels, fan_in)`` array of -1/0/+1) replaces the random weights.
+    ``weights`` (an ``(out_channels, fan_in)`` array of the kind's levels) replaces the
+    random weights; every plane of a row fits the bank (``E`` words per input word).
     """
     if weights is not None:
         out_channels, fan_in = np.shape(weights)
@@ -63,14 +70,13 @@ def random_layer(cfg, weight_kind, in_act, rng, fan_in=None, out_channels=None, 
         out_channels = int(rng.integers(1, tiles_max * cfg.pe + 1))
     tiles = -(-out_channels // cfg.pe)
     if fan_in is None:
-        max_words = max(1, min(4, cfg.weight_depth // tiles))
+        planes = weight_kind_info(weight_kind).n_planes
+        max_words = max(1, min(4, cfg.weight_depth // (tiles * planes)))
         fan_in = int(rng.integers(1, max_words * cfg.simd + 1))
     if weights is not None:
         w = np.asarray(weights, np.int64)
-    elif weight_kind == "binary":
-        w = rng.choice(np.array([-1, 1]), size=(out_channels, fan_in))
     else:
-        w = rng.choice(np.array([-1, 0, 1]), size=(out_channels, fan_in))
+        w = rng.choice(np.array(weight_kind_info(weight_kind).levels), size=(out_channels, fan_in))
     out_bits = int(rng.integers(1, cfg.out_bits + 1))
     out_act = ActType("bipolar") if out_bits == 1 else ActType("unsigned", out_bits)
     lo, hi = accumulator_range(fan_in, in_act, weight_kind)
