@@ -4,8 +4,9 @@ The LUT4 formula counts what the generator builds: per PE one LUT4 per lane
 for the lane operation fused with the first popcount level (two when the
 lane op has more than two inputs), one LUT4 per output bit of every
 carry-chain adder of the tree, one LUT4 per accumulator bit (plus one per bit
-for each of the Horner shift and the negation when the core is bit-serial;
-a core without them keeps the narrow unsigned sum of
+for each of the Horner shift and the negation when the core is bit-serial,
+one for the Horner shift of a core with multi-plane weights only; a core
+without any keeps the narrow unsigned sum of
 :class:`~tritium.hw.pe.ShiftAccumulator`, ``padded_fan_in.bit_length()`` bits)
 and the threshold comparators. ``tritium bench synth`` measures the real
 numbers (synthesis merges some of this logic, so they come out lower).
@@ -15,10 +16,11 @@ from .popcount import adder_widths
 
 
 def estimate(cfg):
-    per_acc = 1 + (2 if cfg.bit_serial else 0) + (1 if cfg.bit_serial and cfg.ternary else 0)
+    horner = cfg.bit_serial or cfg.weight_planes > 1
+    per_acc = (1 + int(horner) + int(cfg.bit_serial) + (1 if cfg.bit_serial and cfg.ternary else 0))
     lane_luts = cfg.simd * (1 if len(cfg.ops) == 1 and not cfg.ternary else 2)
     tree = sum(adder_widths(cfg.simd))
-    acc_reg_bits = cfg.acc_bits if cfg.bit_serial else cfg.padded_fan_in.bit_length()
+    acc_reg_bits = cfg.acc_bits if horner else cfg.padded_fan_in.bit_length()
     pe_luts = lane_luts + tree + per_acc * acc_reg_bits
     thr_luts = cfg.n_thresholds * cfg.acc_bits
     shared = (cfg.simd + tree + 3 * cfg.acc_bits) if cfg.bit_serial else 0
