@@ -98,7 +98,7 @@ def _row_words(packed, fan_in, simd):
     return (bits.astype(object) * weights).sum(axis=-1)
 
 
-def plane_words(layer, cfg, n_words):
+def weight_row_words(layer, cfg, n_words):
     """Bank words of every row, planes top plane first: ints (M, E * n_words), the sign
     word in the low S bits and, on a core with mask words, the mask word above it (the
     plane's mask, or the valid lanes for bipolar planes). ``n_words``: words per plane of
@@ -125,7 +125,7 @@ def bank_images(layer, cfg):
     """
     _check_kind(layer, cfg)
     n_words = words_per_row(layer.fan_in, cfg)
-    words = plane_words(layer, cfg, n_words)
+    words = weight_row_words(layer, cfg, n_words)
     row_words = words.shape[1]
     tiles = -(-layer.out_channels // cfg.pe)
     images = [[0] * (tiles * row_words) for _ in range(cfg.pe)]

@@ -14,18 +14,18 @@ from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, acc
 from tritium.sw.run.isasim import simulate
 
 
-def plane_model(kind, seed):
-    """A padded 3x3 convolution, a 2x2 max-pool and a dense layer with ``kind`` weights
-    and bipolar activations."""
+def plane_model(kind, seed, conv_kind=None, in_act=ActType("bipolar")):
+    """A padded 3x3 convolution (``conv_kind`` weights, default ``kind``) over ``in_act``
+    inputs, a 2x2 max-pool and a dense layer with ``kind`` weights and bipolar inputs."""
     rng = np.random.default_rng(seed)
-    bipolar = ActType("bipolar")
-    w = random_weights(rng, kind, (6, 3, 3, 3))
-    lo, hi = accumulator_range(27, bipolar, kind)
-    conv = Conv2d.from_values("conv", w, kind, padding=1, out_act=bipolar,
+    bipolar, conv_kind = ActType("bipolar"), conv_kind or kind
+    w = random_weights(rng, conv_kind, (6, 3, 3, 3))
+    lo, hi = accumulator_range(27, in_act, conv_kind)
+    conv = Conv2d.from_values("conv", w, conv_kind, padding=1, out_act=bipolar,
                               thresholds=random_thresholds(rng, 6, bipolar, lo, hi))
     fc = Dense.from_values("fc", random_weights(rng, kind, (5, 2 * 2 * 6)), kind)
-    model = IntModel((4, 4, 3), bipolar, [conv, MaxPool2d("pool", 2), fc])
-    return model, random_values(rng, bipolar, (2, 4, 4, 3))
+    model = IntModel((4, 4, 3), in_act, [conv, MaxPool2d("pool", 2), fc])
+    return model, random_values(rng, in_act, (2, 4, 4, 3))
 
 
 @pytest.mark.parametrize("kind, kinds, registers", [
@@ -48,3 +48,17 @@ def test_weight_planes_on_the_rtl(kind, kinds, registers):
     # folds x 4 words (4 pixels of 6 channels).
     planes = 3 if kind == "pow2-4" else 2
     assert [l.beats for l in layers] == [16 * 3 * 4 * planes, 3 * 4 * planes]
+
+
+@pytest.mark.parametrize("conv_kind", ["binary", "ternary"])
+def test_k_bit_layers_beside_weight_planes_on_the_rtl(conv_kind):
+    """A bit-serial core with a multi-plane kind: a k-bit input layer (one weight plane,
+    bit planes with their Horner shifts, two beats per word for ternary) and an int3 layer
+    in one program, bit-exact, cycles equal to the ISA simulator's."""
+    model, x = plane_model("int3", seed=5, conv_kind=conv_kind, in_act=ActType.parse("int4"))
+    cfg = AccelConfig(core=HwConfig(pe=2, simd=8, weight_kinds=("binary", "ternary", "int3"),
+                                    act_bits=4, weight_depth=256), act_depth=128, res_depth=16)
+    compiled = compile_model(model, cfg)
+    acc_rtl, cycles_rtl = run_amaranth(compiled, x)
+    np.testing.assert_array_equal(acc_rtl, reference.run(model, x))
+    assert cycles_rtl == simulate(compiled, x)[1]
