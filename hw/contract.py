@@ -98,11 +98,11 @@ def _row_words(packed, fan_in, simd):
     return (bits.astype(object) * weights).sum(axis=-1)
 
 
-def weight_row_words(layer, cfg, n_words):
-    """Bank words of every row, planes top plane first: ints (M, E * n_words), the sign
-    word in the low S bits and, on a core with mask words, the mask word above it (the
-    plane's mask, or the valid lanes for bipolar planes). ``n_words``: words per plane of
-    the dense layout."""
+def weight_row_words(layer, cfg):
+    """Bank words of every row, planes top plane first: ints (M, E * W) for W words per
+    plane (the dense layout), the sign word in the low S bits and, on a core with mask
+    words, the mask word above it (the plane's mask, or the valid lanes for bipolar
+    planes)."""
     f, s = layer.fan_in, cfg.simd
     valid = _row_words(np.full((1, -(-f // 64)), np.uint64(0xFFFF_FFFF_FFFF_FFFF)), f, s)
     planes = []
@@ -112,7 +112,7 @@ def weight_row_words(layer, cfg, n_words):
             mask = (_row_words(layer.w_mask[e], f, s) if layer.w_mask is not None
                     else np.repeat(valid, layer.out_channels, axis=0))
             word = word + mask * (1 << s)
-        planes.append(word[:, :n_words])
+        planes.append(word)
     return np.concatenate(planes, axis=1)
 
 
@@ -124,8 +124,7 @@ def bank_images(layer, cfg):
     bipolar plane on a core with mask words gets the valid-lane mask.
     """
     _check_kind(layer, cfg)
-    n_words = words_per_row(layer.fan_in, cfg)
-    words = weight_row_words(layer, cfg, n_words)
+    words = weight_row_words(layer, cfg)
     row_words = words.shape[1]
     tiles = -(-layer.out_channels // cfg.pe)
     images = [[0] * (tiles * row_words) for _ in range(cfg.pe)]
