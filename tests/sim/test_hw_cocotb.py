@@ -57,6 +57,17 @@ def test_binary_only_core_verilator(tmp_path, name):
     _run(tmp_path, cfg, modes, "verilator")
 
 
+#: A core with every weight kind (bipolar inputs): multi-plane weights beside one-plane ones.
+PLANE_MODES = ["binary", "ternary", "pow2-2", "pow2-4", "int2", "int3", "int4"]
+PLANES_CORE = HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary", "pow2-2", "pow2-4",
+                                                    "int2", "int3", "int4"),
+                       out_bits=2, weight_depth=32, thr_depth=4, pipeline=2)
+
+
+def test_weight_plane_core_verilator(tmp_path):
+    _run(tmp_path, PLANES_CORE, PLANE_MODES, "verilator")
+
+
 @pytest.mark.parametrize("name", ["p3s12-ternary-8bit"])
 def test_core_icarus(tmp_path, name):
     _run(tmp_path, SHAPES[name], ALL_MODES, "icarus", vectors=max(50, VECTORS // 10))

@@ -66,6 +66,32 @@ def test_trained_network_on_verilator(build_dir, arch, weights, count):
     assert cycles[:8] == isa_cycles
 
 
+#: A core with multi-plane weight kinds (bipolar inputs) and networks trained with them.
+PLANES_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "pow2-4", "int2"),
+                                       weight_depth=2048, thr_depth=128),
+                         act_depth=8192, res_depth=16)
+PLANE_NETWORKS = [("sfc", "pow2-4", 1000), ("tfc", "int2", 1000)]
+
+
+@pytest.mark.xdist_group("planes-verilator")         # a model of its own: may run beside the rest
+@pytest.mark.parametrize("arch, weights, count", PLANE_NETWORKS)
+def test_weight_plane_network_on_verilator(tmp_path, arch, weights, count):
+    """Trained power-of-two and DoReFa-weight networks on every held-out image: the
+    Verilog's accumulators equal the reference, its predictions PyTorch's, its cycles
+    the ISA simulator's."""
+    net, model = trained(arch, weights)
+    assert {layer.weight_kind for layer in model.layers} == {weights}
+    data = load_dataset("mnist5k")
+    values = quantize_input(net.input_quant, data.x_test[:count])
+    compiled = compile_model(model, PLANES_CFG)
+    acc, cycles = run_accel_cocotb(compiled, values, tmp_path)
+    np.testing.assert_array_equal(acc, reference.run(model, values))
+    rtl_pred = reference.output_logits(model, acc).argmax(axis=1)
+    np.testing.assert_array_equal(rtl_pred, torch_logits(net, values).argmax(axis=1))
+    _, isa_cycles, _ = simulate(compiled, values[:8])
+    assert cycles[:8] == isa_cycles
+
+
 @pytest.mark.xdist_group("icebreaker-verilator")    # a model of its own: may run beside the rest
 def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     """SFC does not fit the icebreaker's weight banks: its weights stream from the weight
