@@ -55,9 +55,15 @@ def trained(arch, weights):
 @pytest.mark.parametrize("arch, weights, count", NETWORKS)
 def test_trained_network_on_verilator(build_dir, arch, weights, count):
     net, model = trained(arch, weights)
+    check_on_verilator(net, model, CFG, count, build_dir)
+
+
+def check_on_verilator(net, model, cfg, count, build_dir):
+    """``count`` held-out images through the Verilog of ``cfg``: accumulators equal the
+    reference's, predictions PyTorch's, cycles the ISA simulator's."""
     data = load_dataset("mnist5k")
     values = quantize_input(net.input_quant, data.x_test[:count])
-    compiled = compile_model(model, CFG)
+    compiled = compile_model(model, cfg)
     acc, cycles = run_accel_cocotb(compiled, values, build_dir)
     np.testing.assert_array_equal(acc, reference.run(model, values))
     rtl_pred = reference.output_logits(model, acc).argmax(axis=1)
@@ -81,15 +87,7 @@ def test_weight_plane_network_on_verilator(tmp_path, arch, weights, count):
     the ISA simulator's."""
     net, model = trained(arch, weights)
     assert {layer.weight_kind for layer in model.layers} == {weights}
-    data = load_dataset("mnist5k")
-    values = quantize_input(net.input_quant, data.x_test[:count])
-    compiled = compile_model(model, PLANES_CFG)
-    acc, cycles = run_accel_cocotb(compiled, values, tmp_path)
-    np.testing.assert_array_equal(acc, reference.run(model, values))
-    rtl_pred = reference.output_logits(model, acc).argmax(axis=1)
-    np.testing.assert_array_equal(rtl_pred, torch_logits(net, values).argmax(axis=1))
-    _, isa_cycles, _ = simulate(compiled, values[:8])
-    assert cycles[:8] == isa_cycles
+    check_on_verilator(net, model, PLANES_CFG, count, tmp_path)
 
 
 @pytest.mark.xdist_group("icebreaker-verilator")    # a model of its own: may run beside the rest
