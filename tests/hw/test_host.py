@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from host_bench import small_model
 from tritium.hw import protocol
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
@@ -35,16 +36,6 @@ pytestmark = pytest.mark.xdist_group("host_link")
 CFG = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16, thr_depth=8),
                   act_depth=32, res_depth=8, prog_depth=16)
 IDLE = 100      # cycles: the link's idle timeout in these tests
-
-
-def small_model(seed=1):
-    rng = np.random.default_rng(seed)
-    bip = ActType("bipolar")
-    w1, w2 = 2 * rng.integers(0, 2, (8, 20)) - 1, 2 * rng.integers(0, 2, (5, 8)) - 1
-    layers = [Dense.from_values("fc0", w1, "binary", thresholds=rng.integers(-3, 4, (8, 1)),
-                                out_act=bip),
-              Dense.from_values("fc1", w2, "binary")]
-    return IntModel((20,), bip, layers, meta={})
 
 
 @pytest.fixture(scope="module")

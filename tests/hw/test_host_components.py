@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 from amaranth.hdl import Const, Elaboratable, Module, Signal
-from amaranth.sim import Simulator
 
+from host_bench import run_testbench
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.host_crc import CRC_INIT, CRC_SOURCES, SerialCrc
@@ -18,13 +18,6 @@ from tritium.sw.run.driver import encode_response
 
 CFG = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16, thr_depth=8),
                   act_depth=32, res_depth=8, prog_depth=16)
-
-
-def run(dut, bench):
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
 
 
 # ---------------------------------------------------------------- serial CRC
@@ -75,7 +68,7 @@ def test_serial_crc_matches_zlib(registered):
             await ctx.tick()
         got.update({r: ctx.get(getattr(dut, r)) for r in ("frame", "image", "section")})
 
-    run(dut, bench)
+    run_testbench(dut, bench)
     image = bytes(0 if z else b for b, z in zip(data, as_zero))
     section = bytes(b for b, s in zip(data, in_section) if s)
     assert got == {"frame": zlib.crc32(data) ^ CRC_INIT, "image": zlib.crc32(image) ^ CRC_INIT,
@@ -95,7 +88,7 @@ def test_serial_crc_takes_nine_cycles_a_byte():
             busy.append(ctx.get(dut.hold))
             await ctx.tick()
 
-    run(dut, bench)
+    run_testbench(dut, bench)
     assert busy == [1] * 9 + [0] * 3
 
 
@@ -161,7 +154,7 @@ def send(harness, pulse, inputs, ready_seed=None):
                     return
         raise AssertionError(f"no end of frame after {bytes(out).hex()}")
 
-    run(harness, bench)
+    run_testbench(harness, bench)
     return bytes(out)
 
 

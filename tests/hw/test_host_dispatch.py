@@ -4,8 +4,8 @@ states, the action it takes and the response it asks the sender for."""
 
 import random
 
-from amaranth.sim import Simulator
 
+from host_bench import run_testbench
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.host_dispatch import Dispatcher
@@ -123,10 +123,7 @@ def run(requests):
                 ctx.set(getattr(dut, name) if name != "request" else frame.request, 0)
             got.append((action, response))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_testbench(dut, testbench)
     return got
 
 
@@ -170,10 +167,7 @@ def test_receiver_refusals_are_answered():
             ctx.set(getattr(dut.frame, flag), 0)
             ctx.set(dut.sender_done, 0)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_testbench(dut, testbench)
     assert got == [Nak.LENGTH, Nak.TIMEOUT, Nak.CRC]
 
 
@@ -204,8 +198,5 @@ def test_errors_of_runs_and_images():
         await ctx.tick()
         seen.append(Err(ctx.get(dut.error)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_testbench(dut, testbench)
     assert seen == [Err.HASH, Err.NONE, Err.BAD_OPCODE]

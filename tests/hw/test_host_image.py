@@ -6,12 +6,11 @@ in chunks that cut fields and words, gives exactly the memory writes its section
 import struct
 import zlib
 
-import numpy as np
 import pytest
 from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib.memory import Memory
-from amaranth.sim import Simulator
 
+from host_bench import run_testbench, small_model
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.host_crc import SerialCrc, connect_requests
@@ -22,22 +21,11 @@ from tritium.hw.image_format import HEADER, SECTION, SECTION_TYPES
 from tritium.hw.protocol import MAX_PAYLOAD, Err
 from tritium.sw.compiler import compile_model
 from tritium.sw.compiler.image import image_bytes
-from tritium.sw.model.ir import ActType, Dense, IntModel
 
 CFG = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=16, thr_depth=8),
                   act_depth=32, res_depth=8, prog_depth=16)
 STORE_CFG = AccelConfig(core=HwConfig(pe=4, simd=16, weight_depth=4, thr_depth=16),
                         act_depth=32, res_depth=8, prog_depth=32, store_depth=64)
-
-
-def small_model(seed=1):
-    rng = np.random.default_rng(seed)
-    bip = ActType("bipolar")
-    w1, w2 = 2 * rng.integers(0, 2, (8, 20)) - 1, 2 * rng.integers(0, 2, (5, 8)) - 1
-    layers = [Dense.from_values("fc0", w1, "binary", thresholds=rng.integers(-3, 4, (8, 1)),
-                                out_act=bip),
-              Dense.from_values("fc1", w2, "binary")]
-    return IntModel((20,), bip, layers, meta={})
 
 
 class LoaderBench(Elaboratable):
@@ -138,10 +126,7 @@ def load(cfg, image, chunk):
         state["end"] = (ctx.get(loader.valid), ctx.get(loader.failed), state.get("code"),
                         ctx.get(loader.pos))
 
-    sim = Simulator(bench)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_testbench(bench, testbench)
     return writes, state["end"]
 
 

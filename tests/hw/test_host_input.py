@@ -7,8 +7,8 @@ import random
 import pytest
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
 from amaranth.lib.memory import Memory
-from amaranth.sim import Simulator
 
+from host_bench import run_testbench
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import HwConfig
 from tritium.hw.host_input import InputWriter
@@ -93,10 +93,7 @@ def simulate(cfg, payloads, seed=0):
                 await ctx.tick()
             results.append((writes, outcome))
 
-    sim = Simulator(bench)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_testbench(bench, testbench)
     return results
 
 

@@ -8,8 +8,8 @@ import random
 import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib.memory import Memory
-from amaranth.sim import Simulator
 
+from host_bench import run_testbench
 from tritium.hw.host_crc import SerialCrc, connect_requests
 from tritium.hw.host_receiver import HELD_STATES, PayloadCursor, RequestReceiver
 from tritium.hw.protocol import MAX_PAYLOAD, REQUEST_START, Cmd
@@ -125,10 +125,7 @@ def simulate(pieces):
     async def testbench(ctx):
         result.extend(await receive(ctx, bench, pieces))
 
-    sim = Simulator(bench)
-    sim.add_clock(1e-8)
-    sim.add_testbench(testbench)
-    sim.run()
+    run_testbench(bench, testbench)
     return result
 
 
