@@ -17,6 +17,8 @@ bipolar x binary        xnor,  dbl                 ``2*W*S - F`` (binary core)
 bipolar x ternary       mxnor, dbl                 ``popcount(mask row)``
 k-bit   x binary        and_s, dbl, count          0
 k-bit   x ternary       and_s, dbl; and_m          0
+bipolar x E planes      per plane, top first       ``sum_e 2**e * K_e``
+k-bit   x E planes      per term, by diagonals     0
 =====================  =========================  ==========================
 
 k-bit inputs are sent plane by plane, most significant plane first; the first
