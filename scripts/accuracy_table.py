@@ -34,8 +34,10 @@ ARCHS = ("sfc", "cnn")
 SEEDS = (0, 1, 2)
 ARCH_NAMES = {"sfc": "SFC", "cnn": "CNN", "tfc": "TFC"}
 
-#: (key, label, method, tritium train options). ADMM rows take ``--init`` the
-#: float run of the same data set, network and seed, so "float" comes first.
+#: (key, label, method, tritium train options). The "admm-" rows take ``--init`` the
+#: float run (ReLU) of the same data set, network and seed, so "float" comes first;
+#: the "admm-pre-" rows (not in the default sweep) train their own float start instead,
+#: with the network's sign activations, for as many epochs (``--pretrain-epochs``).
 ROWS = (
     ("float", "float", "-", ("--weights", "float")),
     ("bwn", "BWN (binary, alpha = mean|W| per channel)", "STE", ("--weights", "binary")),
@@ -46,17 +48,25 @@ ROWS = (
     ("admm-pow2-4", "pow2-4 {0, +-1, +-2, +-4}", "ADMM", ("--weights", "pow2-4", "--method", "admm")),
     ("dorefa-w2a2", "int2, 2-bit act. (W2A2)", "DoReFa", ("--weights", "int2", "--act-bits", "2")),
     ("dorefa-w4a4", "int4, 4-bit act. (W4A4)", "DoReFa", ("--weights", "int4", "--act-bits", "4")),
+    ("admm-pre-binary", "binary", "ADMM, own start", ("--weights", "binary", "--method", "admm")),
+    ("admm-pre-pow2-4", "pow2-4 {0, +-1, +-2, +-4}", "ADMM, own start",
+     ("--weights", "pow2-4", "--method", "admm")),
 )
 ROW_KEYS = tuple(row[0] for row in ROWS)
+DEFAULT_ROWS = tuple(key for key in ROW_KEYS if not key.startswith("admm-pre-"))
+
+
+def _takes_init(row):
+    return row.startswith("admm-") and not row.startswith("admm-pre-")
 
 
 def run_name(dataset, arch, row, seed):
     return f"{dataset}-{arch}-{row}-s{seed}"
 
 
-def plan(datasets=DATASETS, archs=ARCHS, seeds=SEEDS, rows=ROW_KEYS):
+def plan(datasets=DATASETS, archs=ARCHS, seeds=SEEDS, rows=DEFAULT_ROWS):
     """``(dataset, arch, row, seed)`` of every run, cheapest group first, float before ADMM."""
-    if any(r.startswith("admm-") for r in rows) and "float" not in rows:
+    if any(_takes_init(r) for r in rows) and "float" not in rows:
         rows = ("float", *rows)
     order = [r for r in ROW_KEYS if r in rows]
     return [(d, a, r, s) for d in datasets for a in archs for s in seeds for r in order]
@@ -68,8 +78,10 @@ def commands(out, dataset, arch, row, seed, epochs):
     stem = out / run_name(dataset, arch, row, seed)
     train = ["tritium", "train", "--arch", arch, "--dataset", dataset, *options, "--epochs", str(epochs),
              "--seed", str(seed), "-o", f"{stem}.pt", "--force", "--json", "-q"]
-    if row.startswith("admm-"):
+    if _takes_init(row):
         train += ["--init", str(out / f"{run_name(dataset, arch, 'float', seed)}.pt")]
+    elif row.startswith("admm-pre-"):
+        train += ["--pretrain-epochs", str(epochs)]
     if row == "float":
         return train, None
     return train, ["tritium", "export", f"{stem}.pt", "-o", f"{stem}.npz", "--force", "--verify", "--json", "-q"]
@@ -191,7 +203,7 @@ def parse_args(argv):
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--archs", default=",".join(ARCHS))
     p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-    p.add_argument("--rows", default=",".join(ROW_KEYS), help=f"subset of {','.join(ROW_KEYS)}")
+    p.add_argument("--rows", default=",".join(DEFAULT_ROWS), help=f"subset of {','.join(ROW_KEYS)}")
     p.add_argument("--table", action="store_true", help="print the table of the existing records only")
     args = p.parse_args(argv)
     args.datasets, args.archs, args.rows = (v.split(",") for v in (args.datasets, args.archs, args.rows))

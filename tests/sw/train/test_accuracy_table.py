@@ -37,6 +37,9 @@ def test_admm_commands_start_from_the_float_checkpoint(acc, tmp_path):
     assert train[train.index("--method") + 1] == "admm" and "--json" in train
     assert export[:2] == ["tritium", "export"] and "--verify" in export
     assert acc.commands(tmp_path, "digits", "sfc", "float", 0, 20)[1] is None
+    own, _ = acc.commands(tmp_path, "digits", "sfc", "admm-pre-pow2-4", 0, 5)
+    assert "--init" not in own and own[own.index("--pretrain-epochs") + 1] == "5"
+    assert acc.plan(["digits"], ["sfc"], [0], ["admm-pre-binary"]) == [("digits", "sfc", "admm-pre-binary", 0)]
 
 
 def test_table_row_statistics(acc):
