@@ -40,7 +40,7 @@ ARCH_NAMES = {"sfc": "SFC", "cnn": "CNN", "tfc": "TFC"}
 #: with the network's sign activations, for as many epochs (``--pretrain-epochs``).
 ROWS = (
     ("float", "float", "-", ("--weights", "float")),
-    ("bwn", "BWN (binary, alpha = mean|W| per channel)", "STE", ("--weights", "binary")),
+    ("bwn", "BWN (binary, alpha_c = mean abs W_c)", "STE", ("--weights", "binary")),
     ("twn", "TWN (ternary)", "STE", ("--weights", "ternary")),
     ("admm-binary", "binary", "ADMM", ("--weights", "binary", "--method", "admm")),
     ("admm-ternary", "ternary", "ADMM", ("--weights", "ternary", "--method", "admm")),

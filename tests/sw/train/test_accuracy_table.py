@@ -76,6 +76,7 @@ def test_sweep_resumes_and_the_table_reads_what_it_wrote(acc, tmp_path):
     lines = acc.markdown(acc.load_records(tmp_path)).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| digits | SFC | float |")
     assert "| 50.00 % | 1.0 (all 1) | True (all 1) |" in lines[3]
+    assert all(line.count("|") == 10 for line in lines)     # no cell holds a "|"
 
 
 def test_a_failed_training_stops_the_sweep_without_a_record(acc, tmp_path):
