@@ -11,7 +11,7 @@ run in this process (the CLI's ``main``, on one torch thread as its default
 ``--threads 1`` trains), which saves a Python and torch start per command. A run's record
 (the train JSON, the export JSON or its error line, both commands) goes to
 ``OUT/NAME.json``; a run whose record exists is skipped, so an interrupted
-sweep resumes where it stopped. Progress lines go to stderr; the markdown
+sweep resumes where it stopped (a record of another ``--epochs`` stops it). Progress lines go to stderr; the markdown
 table goes to stdout.
 
     python scripts/accuracy_table.py --out out/accuracy            # sweep, then the table
@@ -119,6 +119,9 @@ def sweep(out, runs, epochs, call=_call, log=print):
     for i, (dataset, arch, row, seed) in enumerate(runs, 1):
         path = out / f"{run_name(dataset, arch, row, seed)}.json"
         if path.exists():
+            held = json.loads(path.read_text())["train"]["epochs"]
+            if held != epochs:
+                raise ValueError(f"{path} holds a {held}-epoch run, not {epochs}: give another --out")
             continue
         t0 = time.perf_counter()
         record = execute(*commands(out, dataset, arch, row, seed, epochs), call=call)

@@ -66,13 +66,15 @@ def test_sweep_resumes_and_the_table_reads_what_it_wrote(acc, tmp_path):
         calls.append(cmd)
         if cmd[1] == "export":
             return 0, json.dumps(_export(0.5)), ""
-        return 0, json.dumps({"accuracy": 0.5, "train_seconds": 1.0}), ""
+        return 0, json.dumps({"accuracy": 0.5, "train_seconds": 1.0, "epochs": 1}), ""
 
     runs = acc.plan(["digits"], ["sfc"], [0], ["float", "bwn"])
     assert acc.sweep(tmp_path, runs, 1, call=call, log=lambda m: None) == 2
     assert [c[1] for c in calls] == ["train", "train", "export"]
     assert acc.sweep(tmp_path, runs, 1, call=call, log=lambda m: None) == 0
     assert len(calls) == 3
+    with pytest.raises(ValueError, match="1-epoch run, not 2"):
+        acc.sweep(tmp_path, runs, 2, call=call, log=lambda m: None)
     lines = acc.markdown(acc.load_records(tmp_path)).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| digits | SFC | float |")
     assert "| 50.00 % | 1.0 (all 1) | True (all 1) |" in lines[3]
