@@ -4,15 +4,17 @@ Trains, for each data set (digits, mnist5k), network (SFC, the MNIST CNN) and
 seed (0, 1, 2), one network per row of :data:`ROWS`: the float baseline, BWN
 and TWN (straight-through estimators), ADMM binary / ternary / pow2-2 /
 pow2-4 (started from the float checkpoint of the same network, data set and
-seed with ``--init``, so the float training is not repeated) and DoReFa W2A2 /
-W4A4. Every run is ``tritium train ... --json -q``; every quantised checkpoint
-is then exported with ``tritium export ... --verify --json -q``. The commands
-run in this process (the CLI's ``main``, on one torch thread as its default
-``--threads 1`` trains), which saves a Python and torch start per command. A run's record
-(the train JSON, the export JSON or its error line, both commands) goes to
-``OUT/NAME.json``; a run whose record exists is skipped, so an interrupted
-sweep resumes where it stopped (a record of another ``--epochs`` stops it). Progress lines go to stderr; the markdown
-table goes to stdout.
+seed with ``--init``, so the float training is not repeated) and DoReFa
+W2A2 / W4A4; ``--rows admm-pre-binary,admm-pre-pow2-4`` adds ADMM from its
+own float start. Every run is ``tritium train ... --json -q``; every quantised
+checkpoint is then exported with ``tritium export ... --verify --json -q``.
+The commands run in this process (the CLI's ``main``, on one torch thread as
+``--threads 1`` trains), which saves a Python and torch start per command.
+A run's record (the train JSON, the export JSON or its error line, both
+commands) goes to ``OUT/NAME.json``; a run whose record exists is skipped, so
+an interrupted sweep resumes where it stopped (a record of another
+``--epochs`` stops it). Progress lines go to stderr, the markdown table to
+stdout.
 
     python scripts/accuracy_table.py --out out/accuracy            # sweep, then the table
     python scripts/accuracy_table.py --out out/accuracy --table    # the table of what exists
@@ -20,9 +22,9 @@ table goes to stdout.
 """
 
 import argparse
-import json
 import contextlib
 import io
+import json
 import os
 import shlex
 import sys
