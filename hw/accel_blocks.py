@@ -608,8 +608,9 @@ class ActivationFetch(wiring.Component):
 
 
 class OutputPath(wiring.Component):
-    """The core's results through pooling and the packer into the activation buffers, or (a
-    raw layer) into the result memory; between RUNs, the host's writes into buffer 0.
+    """The core's results through pooling and the packer into the activation buffers (one
+    packer and one word per output bit plane), or (a raw layer) into the result memory;
+    between RUNs, the host's writes into buffer 0.
 
     Members
     -------
