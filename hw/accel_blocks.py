@@ -736,10 +736,13 @@ class OutputPath(wiring.Component):
                      done=done, carries=out_carries.carries)
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
+                # A completed word: plane 0 goes to the write register; planes 1 .. stay
+                # in their packers, which _writes shifts out one a cycle (zeros behind).
+                done_word = [packer.eq(0), *(pk.eq(pk | pl) for pk, pl in zip(packers[1:], placed[1:]))]
                 with m.If(o_last_tile):
-                    m.d.sync += [slot.eq(slot0), *(pk.eq(0) for pk in packers), o_word.eq(0)]
+                    m.d.sync += [slot.eq(slot0), *done_word, o_word.eq(0)]
                 with m.Elif(sel[-1]):
-                    m.d.sync += [slot.eq(0), *(pk.eq(0) for pk in packers), o_word.eq(o_word + 1)]
+                    m.d.sync += [slot.eq(0), *done_word, o_word.eq(o_word + 1)]
                 with m.Else():
                     m.d.sync += [slot.eq(slot + 1),
                                  *(pk.eq(pk | pl) for pk, pl in zip(packers, placed))]
@@ -754,7 +757,7 @@ class OutputPath(wiring.Component):
                 m.d.comb += act_write.eq(out_valid & last_pos & ~raw & (o_last_tile | sel[-1]))
         self._writes(m, act_write, o_act_base + o_word, placed,
                      [pk | pl for pk, pl in zip(packers, placed)], Mux(o_last_tile, ~below, sel),
-                     finishing if kbit else None)
+                     finishing if kbit else None, packers)
         # Raw results go to the result memory at once (from the register of the core's
         # results); the chain's slices have written theirs already.
         if not core.chain:
@@ -765,7 +768,7 @@ class OutputPath(wiring.Component):
             ]
         return m
 
-    def _writes(self, m, act_write, addr, placed, packed, slots, finishing):
+    def _writes(self, m, act_write, addr, placed, packed, slots, finishing, packers):
         """The activation buffers' writes: registered here, then by the memories. The last
         one lands in the cycle the RUN ends (run_done).
 
@@ -774,9 +777,10 @@ class OutputPath(wiring.Component):
         packer's word would have had them): no packer, no slots kept. Without, the
         packer's word is written when it is full or the pixel's last tile is done.
         ``placed`` and ``packed`` hold one word per output bit plane: plane 0 is written
-        at once, planes 1 .. out_bits - 1 in the cycles after from a holding register,
-        each ``out_cw`` words further (the compiler keeps results at least out_bits
-        cycles apart). ``finishing`` (k-bit cores): the RUN's last result is in; it ends
+        at once, planes 1 .. out_bits - 1 in the cycles after, each ``out_cw`` words
+        further (the compiler keeps results at least out_bits cycles apart): shifted out
+        of the packers of planes 1 .. (``packers``, which keep a completed word), or with
+        a weight store from a holding register. ``finishing`` (k-bit cores): the RUN's last result is in; it ends
         with its last plane's write.
         Between RUNs the same registers carry the host's writes into buffer 0 (a host
         write lands a cycle after it is presented): no multiplexer at the buffer's port.
@@ -786,17 +790,20 @@ class OutputPath(wiring.Component):
         n_en = len(self.buf0.en)
         w_slots = Signal(n_en)
         w_bufs = [Signal(name=f"w_buf{k}") for k in range(2)]     # buffer k is written
-        words = placed if buffer_granularity(cfg) is not None else packed
+        slotted = buffer_granularity(cfg) is not None
+        words = placed if slotted else packed
         # Planes 1 .. of the word being written, and how many of them are still to go.
-        hold = [Signal(cfg.core.simd, name=f"hold{k}") for k in range(1, len(words))]
+        hold = [Signal(cfg.core.simd, name=f"hold{k}") for k in range(1, len(words))] if slotted \
+            else packers[1:]
         left = Signal(range(len(words)), name="planes_left")
 
-        # A pooled result's plane 0 (or nothing), its later planes into the holding register.
+        # A pooled result's plane 0 (or nothing); with a weight store its later planes into
+        # the holding register.
         fresh = [w_addr.eq(addr),
                  *(w_buf.eq(act_write & (r.out_buf == k)) for k, w_buf in enumerate(w_bufs)),
                  out_word.eq(words[0]),
-                 w_slots.eq(slots if buffer_granularity(cfg) is not None else -1),
-                 *(h.eq(w) for h, w in zip(hold, words[1:]))]
+                 w_slots.eq(slots if slotted else -1),
+                 *(h.eq(w) for h, w in zip(hold, words[1:]) if slotted)]
         if hold:
             fresh.append(left.eq(Mux(act_write, r.out_bits - 1, 0)))
         with m.If(self.running):
