@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from . import isa
-from .accel_loops import (Carries, LoopDigit, bits, bound_registers, decodes, odometer, product,
+from .accel_loops import (Carries, DiagonalDigit, LoopDigit, bits, bound_registers, decodes, odometer, product,
                           thermometer)
 from .chain import chain_input_layout, chain_output_layout
 from .config import OP_AND_M, OP_AND_S, OP_MXNOR, OP_XNOR
@@ -291,7 +291,7 @@ class AddressGenerator(wiring.Component):
         and running sums the address stages read."""
         cfg, core, r, b = self.cfg, self.cfg.core, self.config, self.bounds
         # Loop counters, outermost first: (img,) oy, ox, tile, py, px, (weight plane,) plane
-        # (down), ky, kx, c, sub.
+        # (down), ky, kx, c, sub; with both plane kinds one diagonal digit replaces the two.
         # Every counter and running sum is as wide as this configuration needs
         # (AccelConfig.field_limit, the weight-bank address), not as its ISA field. A core
         # without bit-serial inputs has no plane counter (one plane) and no second beat.
@@ -324,12 +324,15 @@ class AddressGenerator(wiring.Component):
         # Weight planes (top plane first, counting up): the words of the next plane follow in
         # the row, so j runs on where the kernel wraps and a plane's last word is not the
         # row's; plane_start flags a plane's first word (its beat doubles the accumulator).
+        # With bit-serial inputs too, one DiagonalDigit walks both plane kinds (j: its
+        # word_wrap).
         multi = core.weight_planes > 1
+        diagonal = multi and core.bit_serial
         if multi:
             wp = Signal(range(core.weight_planes), name="w_plane")
-            d_wp = LoopDigit(wp, r.extra_w_planes + 1, _bound(b, "w_planes"))
+            d_wp = None if diagonal else LoopDigit(wp, r.extra_w_planes + 1, _bound(b, "w_planes"))
             plane_start = Signal(name="w_plane_start")
-            j_wrap = [j.eq(Mux(d_wp.last, 0, j + 1))]
+            j_wrap = [] if diagonal else [j.eq(Mux(d_wp.last, 0, j + 1))]
         else:
             j_wrap = [j.eq(0)]
         inner += [(d_c, [j.eq(j + 1)], []), (d_kx, [j.eq(j + 1)], []), (d_ky, [j.eq(j + 1)], j_wrap)]
@@ -338,7 +341,13 @@ class AddressGenerator(wiring.Component):
             plane = Signal(range(core.act_bits), name="plane")
             top_plane = Signal.like(plane, name="top_plane")
             m.d.sync += top_plane.eq(r.in_planes - 1)
-            inner.append((LoopDigit(plane, r.in_planes, _bound(b, "in_planes"), top=top_plane), [], []))
+            if diagonal:
+                d_wp = DiagonalDigit(wp, plane, _bound(b, "w_planes"), _bound(b, "in_planes"),
+                                     top_plane, r.in_planes - 1,
+                                     (r.extra_w_planes == 0) & (r.in_planes == 1))
+                j_wrap += d_wp.word_wrap(j, Signal(core.w_addr_bits, name="w_plane_base"))
+            else:
+                inner.append((LoopDigit(plane, r.in_planes, _bound(b, "in_planes"), top=top_plane), [], []))
         else:
             plane = top_plane = Const(0)
         if multi:
@@ -419,8 +428,8 @@ class AddressGenerator(wiring.Component):
             odometer(m, [(d.last, [*d.step, *step], [*d.wrap, *wrap]) for d, step, wrap in outer],
                      done=[issuing.eq(0)], carries=outer_carries.carries)
 
-        w_shl = plane_start & (wp != 0) if multi else Const(0)
-        beat = self._command(m, dict(sub=sub, end_acc=end_acc, plane=plane, top_plane=top_plane,
+        w_shl = plane_start & (d_wp.shl if diagonal else wp != 0) if multi else Const(0)
+        beat = self._command(m, dict(diagonal=diagonal, sub=sub, end_acc=end_acc, plane=plane, top_plane=top_plane,
                                      j=j, last_c=last_c, tile_w=tile_w, tile=tile, w_shl=w_shl,
                                      i_res_base=i_res_base if core.chain else None))
         position = {"oy_s": oy_s, "py_s": py_s, "ox_s": ox_s, "px_s": px_s, "ky": ky, "kx": kx,
@@ -441,8 +450,10 @@ class AddressGenerator(wiring.Component):
             beat.sub.eq(n["sub"]),
             beat.last.eq(n["end_acc"]),
             # Horner: the first word of every bit plane but the top one (k-bit inputs), of
-            # every weight plane but the top one (bipolar inputs).
-            beat.shl.eq(Mux(bipolar, n["w_shl"], ~msb & (n["j"] == 0) & ~n["sub"])),
+            # every weight plane but the top one (bipolar inputs), of every diagonal but the
+            # first (both).
+            beat.shl.eq(n["w_shl"] if n["diagonal"] else
+                        Mux(bipolar, n["w_shl"], ~msb & (n["j"] == 0) & ~n["sub"])),
             beat.neg_plane.eq(r.in_signed & msb & ~bipolar),
             beat.last_word.eq(n["last_c"]),
             beat.w_addr.eq(r.w_base + n["tile_w"] + n["j"]),

@@ -41,6 +41,64 @@ class LoopDigit:
         return Mux(carry, Mux(self.last, self.one, self.stepped_last), self.last)
 
 
+class DiagonalDigit:
+    """The (weight plane, bit plane) terms of one accumulation as one loop digit beside
+    :class:`LoopDigit` (same members), in diagonal order
+    (:func:`tritium.hw.contract.diagonal_terms`).
+
+    ``wp`` counts weight planes from the top one (0), ``plane`` bit planes. A diagonal
+    starts at (``wp0``, ``b0``) and steps ``wp + 1, plane + 1`` until its *edge* (``wp`` at
+    the bottom weight plane or ``plane`` at the top bit plane); the next one starts at
+    (0, ``b0`` - 1), or at (``wp0`` + 1, 0) once ``b0`` is 0. The accumulation's last term
+    is (``w_planes`` - 1, 0). The flags are registers: ``edge``, ``last``, ``diag_first``
+    (the term starts its diagonal) and ``shl`` (it starts a diagonal but the first).
+    ``w_regs``, ``b_regs``: :func:`bound_registers` of the weight and bit planes; ``top``
+    the top bit plane (a register), ``start_top`` its value from the configuration;
+    ``first``: one term only, from the configuration.
+    """
+
+    def __init__(self, wp, plane, w_regs, b_regs, top, start_top, first):
+        (w_m2, w_one), (b_m2, b_one) = w_regs, b_regs
+        wp0, b0 = Signal.like(wp, name="w_plane0"), Signal.like(plane, name="plane0")
+        self.wp0, self.b0 = wp0, b0
+        self.edge, self.last, self.diag_first, self.shl = (
+            Signal(name=f"term_{n}") for n in ("edge", "last", "diag_first", "shl"))
+        self.first, self.one = first, w_one & b_one
+        self.b0_zero = b0 == 0
+        next_wp0, next_b0 = Mux(self.b0_zero, wp0 + 1, 0), Mux(self.b0_zero, 0, b0 - 1)
+        # The next diagonal's start term ends it when a plane count is 1 (or wp0 + 1 is the
+        # bottom plane); it is the last term when it is (w_planes - 1, 0).
+        next_edge = Mux(self.b0_zero, (wp0 == w_m2) | b_one, w_one)
+        next_last = Mux(self.b0_zero, wp0 == w_m2, w_one & (b0 == 1))
+        along_edge = (wp == w_m2) | (plane == b_m2)
+        self.stepped_last = self.edge & next_last
+        edge = self.edge
+        self.step = [wp.eq(Mux(edge, next_wp0, wp + 1)), plane.eq(Mux(edge, next_b0, plane + 1)),
+                     wp0.eq(Mux(edge, next_wp0, wp0)), b0.eq(Mux(edge, next_b0, b0)),
+                     self.edge.eq(Mux(edge, next_edge, along_edge)),
+                     self.diag_first.eq(edge), self.shl.eq(edge), self.last.eq(self.stepped_last)]
+        self.wrap = self._begin(wp, plane, top, self.one)
+        self.start = self._begin(wp, plane, start_top, first)
+
+    def _begin(self, wp, plane, top, last):
+        """The first term (0, top): a diagonal of its own."""
+        return [wp.eq(0), plane.eq(top), self.wp0.eq(0), self.b0.eq(top), self.edge.eq(1),
+                self.diag_first.eq(1), self.shl.eq(0), self.last.eq(last)]
+
+    def next_last(self, carry):
+        """The flag's next value when the carry into this digit is ``carry``."""
+        return Mux(carry, Mux(self.last, self.one, self.stepped_last), self.last)
+
+    def word_wrap(self, j, base_next):
+        """Statements at a term's last word for the row's word index ``j`` (plane base +
+        word): the next term of a diagonal is the next weight plane (its words follow);
+        a new diagonal starts at plane 0 (``b0`` > 0) or at plane ``wp0`` + 1, whose base
+        ``base_next`` holds from the end of the diagonal's first term."""
+        on = ~self.edge | (self.b0_zero & self.diag_first)
+        return [j.eq(Mux(self.last, 0, Mux(on, j + 1, Mux(self.b0_zero, base_next, 0)))),
+                base_next.eq(Mux(self.diag_first, j + 1, base_next))]
+
+
 def product(m, a, b):
     """``a * b`` at its full width on a kept wire: synthesis maps it to a DSP block (yosys
     maps only products of at least 11 bits to iCE40 SB_MAC16s) rather than LUTs, although

@@ -308,13 +308,14 @@ class HwConfig:
         doubled, ``and_m`` at most ``Fp`` the other way), and Horner doubles
         what came before, so after K planes ``|A| <= 2Fp * (2**K - 1)``; the
         input counter ``|Q| <= Fp * (2**K - 1)`` and ``|D| = |A - Q|`` stay
-        inside the same bound. P weight planes (bipolar inputs) likewise add at most
-        ``2Fp * (2**P - 1)`` (Horner over the planes), so the bound takes the larger
-        of K and P. Folded thresholds are clamped to the signed
+        inside the same bound. With P weight planes every (weight plane, bit plane)
+        term adds at most ``2Fp`` (``Fp`` to Q) and Horner weighs term ``(e, b)`` by
+        ``2**(e+b)``, so ``|A| <= 2Fp * (2**K - 1) * (2**P - 1)`` (bipolar inputs: K = 1
+        in effect, below that bound). Folded thresholds are clamped to the signed
         range by the compiler, which is exact as long as "never" lies past
         every result (:meth:`min_acc_bits` keeps one value of margin).
         """
-        return 2 * self.padded_fan_in * ((1 << max(self.act_bits, self.weight_planes)) - 1)
+        return 2 * self.padded_fan_in * ((1 << self.act_bits) - 1) * ((1 << self.weight_planes) - 1)
 
     def min_acc_bits(self):
         """Signed width whose largest value (the "never" threshold) exceeds every result."""

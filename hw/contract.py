@@ -17,6 +17,8 @@ bipolar x binary        xnor,  dbl                 ``2*W*S - F`` (binary core)
 bipolar x ternary       mxnor, dbl                 ``popcount(mask row)``
 k-bit   x binary        and_s, dbl, count          0
 k-bit   x ternary       and_s, dbl; and_m          0
+bipolar x E planes      per plane, top first       ``sum_e 2**e * K_e``
+k-bit   x E planes      per term, by diagonals     0
 =====================  =========================  ==========================
 
 k-bit inputs are sent plane by plane, most significant plane first; the first
@@ -25,16 +27,23 @@ MSB plane of signed inputs have ``neg`` (and the ``and_m`` words the opposite
 of the plane's ``neg``). Thresholds fold as ``T' = T + K``.
 
 Multi-plane weights (``W = sum_e 2**e * T_e`` over planes ``e = 0 .. E-1``,
-:mod:`tritium.hw.weight_kinds`) with bipolar inputs: a weight row holds its
-planes one after another, top plane first (``E * W`` words); every input word
-is sent once per plane with that plane's weight word, the plane's command being
-its kind's one-plane command (``mxnor`` with the plane's mask for masked planes,
-``xnor`` or ``mxnor`` with the valid-lane mask for bipolar planes) and the first
-word of every plane but the top one having ``shl``. So
-``D_p = sum_e 2**e * D_p,e`` and ``K[row] = sum_e 2**e * K_e[row]``: for masked
-planes ``K_e = popcount(mask_e row)``, for bipolar planes the one-plane binary
-constant (so ``(2**E - 1) * F`` on a core with mask words). k-bit inputs with
-multi-plane weights are refused (:func:`check_layer`).
+:mod:`tritium.hw.weight_kinds`): a weight row holds its planes one after
+another, top plane first (``E * W`` words). Every (weight plane ``e``, bit plane
+``b``) pair is one *term*: the input words of bit plane ``b`` (the one plane of
+bipolar inputs) with the words of weight plane ``e``, each word sent as the
+table says for one plane of that kind (bipolar inputs: ``mxnor`` with the
+plane's mask for masked planes, ``xnor`` or ``mxnor`` with the valid-lane mask
+for bipolar planes; k-bit inputs: ``and_s, dbl, count`` for bipolar planes,
+``and_s, dbl; and_m`` for masked ones, ``neg`` on the MSB plane of signed
+inputs). The product needs ``sum 2**(e+b) * term(e, b)``, so the terms come by
+diagonals ``s = e + b`` from ``(E-1) + (B-1)`` down to 0 (:func:`diagonal_terms`,
+``e`` counting down within a diagonal) and the first word of every diagonal but
+the first has ``shl``: one Horner shift per diagonal. With ``E = 1`` or ``B = 1``
+every diagonal is one term and the order is the one above. So
+``D_p = sum_e 2**e * D_p,e`` and ``K[row] = sum_e 2**e * K_e[row]``: for bipolar
+inputs with masked planes ``K_e = popcount(mask_e row)``, with bipolar planes
+the one-plane binary constant (so ``(2**E - 1) * F`` on a core with mask words);
+for k-bit inputs ``K = 0`` (each term is exact).
 """
 
 import numpy as np
@@ -65,10 +74,6 @@ def check_layer(layer, in_act, cfg):
     """Refuse a layer that this core cannot run (one line)."""
     _check_kind(layer, cfg)
     planes = weight_planes(layer)
-    if in_act.kind != "bipolar" and planes > 1:
-        raise TritiumError(f"layer {layer.name}: {layer.weight_kind} weights ({planes} planes) "
-                           f"need bipolar inputs (the accelerator does not run {in_act} inputs "
-                           f"with multi-plane weights)")
     if in_act.kind != "bipolar" and in_act.bits > cfg.act_bits:
         raise TritiumError(f"layer {layer.name}: {in_act} inputs need act_bits >= {in_act.bits} "
                            f"(this core: {cfg.act_bits})")
@@ -179,37 +184,51 @@ def folded_thresholds(layer, in_act, cfg, n_words=None):
     return out
 
 
+def diagonal_terms(planes, weight_planes):
+    """The (weight plane, bit plane) terms of one accumulation in Horner order:
+    ``(k, b, first)`` for weight plane ``weight_planes - 1 - k`` (``k`` counts from the top
+    plane, as the row holds them) and bit plane ``b``; ``first`` marks the first term of a
+    diagonal.
+
+    The terms go by diagonals ``s = e + b`` from the top one down (their weights
+    ``2**s`` never increase, so one Horner shift per diagonal doubles what came before);
+    within a diagonal ``e`` counts down and ``b`` up, so ``k`` counts up and the next
+    term's weight words follow the last one's in the row.
+    """
+    for s in reversed(range(weight_planes + planes - 1)):
+        top_e = min(weight_planes - 1, s)
+        for e in reversed(range(max(0, s - planes + 1), top_e + 1)):
+            yield weight_planes - 1 - e, s - e, e == top_e
+
+
 def beat_commands(bipolar, ternary_core, ternary_weights, signed, planes, n_words,
                   weight_planes=1):
     """The beats of one accumulation, in order: ``(plane, word, w_word, fields)``.
 
     ``word`` is the input word of bit plane ``plane`` (``None`` for bipolar inputs),
     ``w_word`` the weight word of the row (``k * n_words + word`` for weight plane
-    ``weight_planes - 1 - k``: the row holds its planes top plane first). ``fields``
-    holds the command fields ``op, shl, neg, dbl, count`` (the PE contract above). The
-    controller RTL (hw/accel_blocks.py) generates the same sequence; the ISA-level
-    simulator and :func:`schedule` take it from here.
+    ``weight_planes - 1 - k``: the row holds its planes top plane first). The terms
+    (weight plane x bit plane) come in :func:`diagonal_terms` order, each sending its
+    words as a one-plane layer of its kind does; the first word of every diagonal but the
+    first has ``shl``. ``fields`` holds the command fields ``op, shl, neg, dbl, count``
+    (the PE contract above). The controller RTL (hw/accel_blocks.py) generates the same
+    sequence; the ISA-level simulator and :func:`schedule` take it from here.
     """
     beats = []
-    if bipolar:
-        op = OP_MXNOR if ternary_core else OP_XNOR
-        for k in range(weight_planes):
-            for j in range(n_words):
-                shl = int(k > 0 and j == 0)
-                beats.append((None, j, k * n_words + j, dict(op=op, shl=shl, neg=0, dbl=1, count=0)))
-        return beats
-    if weight_planes != 1:
-        raise TritiumError(f"{planes}-bit inputs with {weight_planes} weight planes: the "
-                           f"accelerator runs multi-plane weights with bipolar inputs only")
-    for b in reversed(range(planes)):
-        neg = int(signed and b == planes - 1)
+    bit_planes = 1 if bipolar else planes
+    for k, b, first in diagonal_terms(bit_planes, weight_planes):
+        top = k == 0 and b == bit_planes - 1            # the first diagonal's only term
+        neg = int(signed and not bipolar and b == planes - 1)
         for j in range(n_words):
-            shl = int(j == 0 and b != planes - 1)
-            if ternary_weights:
-                beats.append((b, j, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=0)))
-                beats.append((b, j, j, dict(op=OP_AND_M, shl=0, neg=1 - neg, dbl=0, count=0)))
+            w_word, shl = k * n_words + j, int(j == 0 and first and not top)
+            if bipolar:
+                op = OP_MXNOR if ternary_core else OP_XNOR
+                beats.append((None, j, w_word, dict(op=op, shl=shl, neg=0, dbl=1, count=0)))
+            elif ternary_weights:
+                beats.append((b, j, w_word, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=0)))
+                beats.append((b, j, w_word, dict(op=OP_AND_M, shl=0, neg=1 - neg, dbl=0, count=0)))
             else:
-                beats.append((b, j, j, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=1)))
+                beats.append((b, j, w_word, dict(op=OP_AND_S, shl=shl, neg=neg, dbl=1, count=1)))
     return beats
 
 

@@ -136,7 +136,9 @@ INSTRUCTIONS = {spec.opcode: spec for spec in (
         Field("extra_w_planes", 2, "weight planes after the first (0: one, binary or ternary): "
               "each weight row holds its planes one after another, top plane first, and every "
               "input word is sent once per plane, the accumulator doubling at each plane's "
-              "first word (0 on a core without multi-plane weight kinds)"),
+              "first word; with K-bit inputs every (weight plane e, bit plane b) pair goes by "
+              "diagonals e + b from the top one down, the accumulator doubling at each "
+              "diagonal's first word (0 on a core without multi-plane weight kinds)"),
     )),
     InstrSpec(Opcode.RUN, "Execute the configured layer: every image, output pixel, neuron "
               "fold, pooling-window position, weight plane, bit plane, kernel position and "

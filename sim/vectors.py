@@ -33,6 +33,11 @@ MODES = {
     "int2": ("int2", "bipolar"),
     "int3": ("int3", "bipolar"),
     "int4": ("int4", "bipolar"),
+    "uint4-pow2-2": ("pow2-2", "uint4"),
+    "int8-pow2-4": ("pow2-4", "int8"),
+    "uint3-int2": ("int2", "uint3"),
+    "int4-int3": ("int3", "int4"),
+    "uint8-int4": ("int4", "uint8"),
 }
 
 

@@ -33,10 +33,6 @@ def _check_kinds(p, cfg):
         raise CompileError(f"{where}: {p.layer.weight_kind} weights need a core built with them "
                            f"(this one: {', '.join(core.weight_kinds)}; a configuration with "
                            f"weight_kinds {kinds} runs it)")
-    if not p.bipolar and p.weight_planes > 1:
-        raise CompileError(f"{where}: {p.layer.weight_kind} weights ({p.weight_planes} planes) "
-                           f"need bipolar inputs, this layer has {p.in_act} inputs (the "
-                           f"accelerator runs multi-plane weights with bipolar inputs only)")
     if not p.bipolar and (p.planes > core.act_bits or not core.bit_serial):
         need = max(2, p.planes)
         raise CompileError(f"{where}: {p.in_act} inputs need a bit-serial core with act_bits "

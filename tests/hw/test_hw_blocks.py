@@ -205,11 +205,14 @@ def test_core_matches_reference_amaranth_sim(mode):
 
 @pytest.mark.parametrize("mode, kinds, act_bits", [
     ("pow2-4", ("ternary", "pow2-4"), 1), ("int2", ("int2",), 1), ("pow2-2", ("pow2-2",), 1),
-    ("int4", ("binary", "ternary", "int4"), 8), ("int3", ("int3",), 4)])
+    ("int4", ("binary", "ternary", "int4"), 8), ("int3", ("int3",), 4),
+    ("uint4-pow2-2", ("pow2-2",), 4), ("int8-pow2-4", ("ternary", "pow2-4"), 8),
+    ("uint3-int2", ("int2",), 8), ("int4-int3", ("binary", "int3"), 4), ("uint8-int4", ("int4",), 8)])
 def test_core_runs_weight_planes(mode, kinds, act_bits):
     """The stand-alone PE array with multi-plane weights: the contract's bank images and
-    commands (one beat per plane and input word, Horner between planes) give the reference;
-    a core with bipolar inputs only has the Horner shift for its weight planes."""
+    commands (one beat per plane and input word, Horner between planes; k-bit inputs: the
+    (weight plane, bit plane) terms by diagonals, Horner between diagonals) give the
+    reference; a core with bipolar inputs only has the Horner shift for its weight planes."""
     cfg = HwConfig(pe=3, simd=12, weight_kinds=kinds, act_bits=act_bits, out_bits=2,
                    weight_depth=32, thr_depth=4)
     sb = run_case(make_case(cfg, mode, n_vectors=10, seed=len(kinds)), seed=5)

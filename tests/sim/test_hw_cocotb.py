@@ -57,11 +57,13 @@ def test_binary_only_core_verilator(tmp_path, name):
     _run(tmp_path, cfg, modes, "verilator")
 
 
-#: A core with every weight kind (bipolar inputs): multi-plane weights beside one-plane ones.
-PLANE_MODES = ["binary", "ternary", "pow2-2", "pow2-4", "int2", "int3", "int4"]
+#: A bit-serial core with every weight kind: multi-plane weights beside one-plane ones, with
+#: bipolar and k-bit inputs.
+PLANE_MODES = ["binary", "ternary", "pow2-2", "pow2-4", "int2", "int3", "int4",
+               "uint4-pow2-2", "int8-pow2-4", "uint3-int2", "int4-int3", "uint8-int4"]
 PLANES_CORE = HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary", "pow2-2", "pow2-4",
                                                     "int2", "int3", "int4"),
-                       out_bits=2, weight_depth=32, thr_depth=4, pipeline=2)
+                       act_bits=8, out_bits=2, weight_depth=32, thr_depth=4, pipeline=2)
 
 
 def test_weight_plane_core_verilator(tmp_path):

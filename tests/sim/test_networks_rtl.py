@@ -110,6 +110,23 @@ def test_k_bit_hidden_network_on_verilator(tmp_path):
     check_on_verilator(net, model, KBIT_CFG, 1000, tmp_path)
 
 
+#: A bit-serial core with a multi-plane kind: the MNIST CNN's 8-bit input layer runs its
+#: (weight plane, bit plane) terms by diagonals.
+K_BIT_PLANES_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("int2",), act_bits=8,
+                                             weight_depth=2048, thr_depth=128),
+                               act_depth=8192, res_depth=16)
+
+
+@pytest.mark.xdist_group("k-bit-planes-verilator")   # a model of its own: may run beside the rest
+def test_k_bit_input_cnn_with_weight_planes_on_verilator(tmp_path):
+    """The MNIST CNN trained with int2 weights (its first layer: 8-bit inputs x 2 weight
+    planes) on a slice of the held-out images: accumulators equal the reference, predictions
+    PyTorch's, cycles the ISA simulator's."""
+    net, model = trained("cnn", "int2")
+    assert model.input_act.bits == 8 and model.layers[0].weight_kind == "int2"
+    check_on_verilator(net, model, K_BIT_PLANES_CFG, 100, tmp_path)
+
+
 @pytest.mark.xdist_group("icebreaker-verilator")    # a model of its own: may run beside the rest
 def test_sfc_streamed_on_icebreaker_verilator(build_dir):
     """SFC does not fit the icebreaker's weight banks: its weights stream from the weight

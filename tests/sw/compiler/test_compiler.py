@@ -273,8 +273,9 @@ def small(kind="binary", act="bipolar", pool=None):
     (small("pow2-4"), HwConfig(pe=2, simd=8, weight_kinds=("binary", "ternary")),
      r"layer conv0: pow2-4 weights need a core built with them \(this one: binary, ternary; "
      r"a configuration with weight_kinds binary,pow2-4,ternary runs it\)"),
-    (small("int2", act="uint8"), HwConfig(pe=2, simd=8, weight_kinds=("int2",), act_bits=8),
-     r"layer conv0: int2 weights \(2 planes\) need bipolar inputs, this layer has uint8 inputs"),
+    (small("int2", act="uint8"), HwConfig(pe=2, simd=8, weight_kinds=("int2",), act_bits=4),
+     r"layer conv0: uint8 inputs need a bit-serial core with act_bits >= 8 \(this core: 4; a "
+     r"configuration with act_bits 8 runs it\)"),
     (small("int2"), HwConfig(pe=2, simd=8), "layer conv0: int2 weights need a core built with them"),
     (small(act="uint8"), HwConfig(pe=2, simd=8), "act_bits >= 8"),
     (small(act="uint1"), HwConfig(pe=2, simd=8), "bit-serial core with act_bits >= 2"),

@@ -1,5 +1,5 @@
-"""Multi-plane weights (pow2-*, intK) with bipolar inputs: the PE contract's words and
-commands, the compiler and the ISA simulator, bit-exact against the golden reference."""
+"""Multi-plane weights (pow2-*, intK) with bipolar and k-bit inputs: the PE contract's words
+and commands, the compiler and the ISA simulator, bit-exact against the golden reference."""
 
 import numpy as np
 import pytest
@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from strategies import accel_configs, model_case, random_values, random_weights
 from tritium.hw import isa
 from tritium.hw.accel_config import AccelConfig
-from tritium.hw.config import ConfigError, HwConfig
-from tritium.hw.contract import bank_images, beat_commands, check_layer, row_offsets, schedule
+from tritium.hw.config import OP_AND_M, OP_AND_S, ConfigError, HwConfig
+from tritium.hw.contract import (bank_images, beat_commands, check_layer, diagonal_terms,
+                                 input_words, row_offsets, schedule)
 from tritium.hw.errors import TritiumError
 from tritium.hw.isa import Opcode
 from tritium.hw.pe import lane_function
@@ -22,25 +23,27 @@ from tritium.sw.run.isasim import SimError, simulate
 MULTI_PLANE = ["pow2-2", "pow2-4", "int2", "int3", "int4"]
 PLANES = {"pow2-2": 2, "pow2-4": 3, "int2": 2, "int3": 3, "int4": 4}
 BIPOLAR = ActType("bipolar")
+K_BIT = [ActType.parse(t) for t in ("uint2", "uint3", "uint4", "int2", "int4", "uint8")]
 
 
-def contract_accumulators(layer, x, cfg):
+def contract_accumulators(layer, x, cfg, in_act=BIPOLAR):
     """``D`` of every row for inputs ``x`` (N, F): the PE contract applied word by word to
-    the contract's bank images and commands (one plain integer per PE, no vectors)."""
-    from tritium.hw.contract import input_words
-    images, words = bank_images(layer, cfg), input_words(x, BIPOLAR, cfg)
+    the contract's bank images and commands (one plain integer per PE and for Q, no
+    vectors)."""
+    images, words = bank_images(layer, cfg), input_words(x, in_act, cfg)
     lanes = (1 << cfg.simd) - 1
     d = np.zeros((len(x), layer.out_channels), np.int64)
     for r in range(layer.out_channels):
-        steps = schedule(layer, BIPOLAR, cfg, tile=r // cfg.pe)
+        steps = schedule(layer, in_act, cfg, tile=r // cfg.pe)
         for n in range(len(x)):
-            acc = 0
-            for _, j, cmd in steps:
-                w = images[r % cfg.pe][cmd["w_addr"]]
-                lane = lane_function(cmd["op"], words[0][n][j], w & lanes, w >> cfg.simd) & lanes
-                term = bin(lane).count("1") << cmd["dbl"]
-                acc = (2 * acc if cmd["shl"] else acc) + (-term if cmd["neg"] else term)
-            d[n, r] = acc
+            acc = q = 0
+            for plane, j, cmd in steps:
+                w, xw = images[r % cfg.pe][cmd["w_addr"]], words[plane or 0][n][j]
+                lane = lane_function(cmd["op"], xw, w & lanes, w >> cfg.simd) & lanes
+                sign = -1 if cmd["neg"] else 1
+                acc = (2 * acc if cmd["shl"] else acc) + sign * (bin(lane).count("1") << cmd["dbl"])
+                q = (2 * q if cmd["shl"] else q) + sign * bin(xw).count("1") * cmd["count"]
+            d[n, r] = acc - q
     return d
 
 
@@ -69,23 +72,62 @@ def test_beats_run_the_weight_planes_top_plane_first():
     assert {(f["dbl"], f["neg"], f["count"]) for *_, f in beats} == {(1, 0, 0)}
 
 
-def test_k_bit_inputs_with_weight_planes_are_refused_in_one_line():
-    layer = Dense.from_values("fc", np.ones((2, 5), np.int8), "int2")
-    cfg = HwConfig(pe=2, simd=8, weight_kinds=("int2",), act_bits=8)
-    with pytest.raises(TritiumError, match=r"^layer fc: int2 weights \(2 planes\) need bipolar "
-                       r"inputs \(the accelerator does not run uint8 inputs"):
-        check_layer(layer, ActType.parse("uint8"), cfg)
-    with pytest.raises(TritiumError, match="bipolar inputs only"):
-        beat_commands(False, False, False, False, 8, 2, weight_planes=2)
+@pytest.mark.parametrize("kind", MULTI_PLANE)
+@pytest.mark.parametrize("in_act", K_BIT, ids=str)
+def test_k_bit_inputs_with_weight_planes_give_the_reference(kind, in_act):
+    """k-bit inputs x every weight plane: D == reference accumulators (K = 0), on a core
+    with and without mask words where the kind allows."""
+    rng = np.random.default_rng(PLANES[kind] + in_act.bits)
+    for kinds in {(kind,), ("ternary", kind)}:
+        cfg = HwConfig(pe=3, simd=12, weight_kinds=kinds, weight_depth=64, act_bits=8)
+        for fan_in in (1, 12, 29):
+            layer = Dense.from_values("fc", random_weights(rng, kind, (7, fan_in)), kind)
+            check_layer(layer, in_act, cfg)
+            x = random_values(rng, in_act, (3, fan_in))
+            np.testing.assert_array_equal(row_offsets(layer, in_act, cfg), 0)
+            np.testing.assert_array_equal(contract_accumulators(layer, x, cfg, in_act),
+                                          reference.accumulate(x, in_act, layer))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(st.data())
-def test_random_plane_models_match_the_reference(data):
-    """Random networks of every weight kind (mixed per layer) on random accelerators: the ISA
-    simulator gives the reference's integers and the cycle model's cycles."""
+@pytest.mark.parametrize("planes, weight_planes", [(1, 1), (1, 3), (4, 1), (3, 2), (2, 4), (4, 4)])
+def test_diagonal_terms_walk_every_term_once_in_horner_order(planes, weight_planes):
+    """Every (weight plane, bit plane) pair once; the diagonals e + b never increase and
+    ``first`` marks exactly where a diagonal starts; within one, the weight plane steps down
+    and the bit plane up (so the next term's weight words follow in the row)."""
+    terms = list(diagonal_terms(planes, weight_planes))
+    exps = [(weight_planes - 1 - k, b) for k, b, _ in terms]
+    assert sorted(exps) == sorted((e, b) for e in range(weight_planes) for b in range(planes))
+    sums = [e + b for e, b in exps]
+    assert sums == sorted(sums, reverse=True)
+    assert [f for *_, f in terms] == [i == 0 or sums[i] != sums[i - 1] for i in range(len(terms))]
+    for (k, b, f), (k2, b2, f2) in zip(terms, terms[1:]):
+        assert f2 or (k2, b2) == (k + 1, b + 1)
+
+
+def test_beats_of_k_bit_inputs_go_by_diagonals():
+    """3 bit planes x 2 weight planes, 2 words each: the terms (weight plane from the top,
+    bit plane) (0,2) | (0,1) (1,2) | (0,0) (1,1) | (1,0), shl on each diagonal's first word,
+    neg on the MSB plane of signed inputs, count on every word of bipolar planes."""
+    beats = beat_commands(False, True, False, True, 3, 2, weight_planes=2)
+    terms = [(0, 2), (0, 1), (1, 2), (0, 0), (1, 1), (1, 0)]
+    assert [(p, j, w) for p, j, w, _ in beats] == [(b, j, k * 2 + j) for k, b in terms for j in range(2)]
+    assert [f["shl"] for *_, f in beats] == [0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0]
+    assert [f["neg"] for *_, f in beats] == [int(b == 2) for _, b in terms for _ in range(2)]
+    assert {(f["op"], f["dbl"], f["count"]) for *_, f in beats} == {(OP_AND_S, 1, 1)}
+    masked = beat_commands(False, True, True, False, 3, 2, weight_planes=2)
+    assert [f["op"] for *_, f in masked] == [OP_AND_S, OP_AND_M] * 12
+    assert [f["shl"] for *_, f in masked[::2]] == [f["shl"] for *_, f in beats]
+
+
+@pytest.mark.parametrize("bipolar", [True, False], ids=["bipolar", "any-inputs"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_random_plane_models_match_the_reference(bipolar, data):
+    """Random networks of every weight kind (mixed per layer) on random accelerators, with
+    bipolar inputs or any (k-bit inputs and hidden activations): the ISA simulator gives
+    the reference's integers and the cycle model's cycles."""
     model, x = data.draw(model_case(kinds=st.sampled_from(MULTI_PLANE + ["binary", "ternary"]),
-                                    bipolar=True))
+                                    bipolar=bipolar))
     assume(model.output_is_raw)
     cfg = data.draw(accel_configs(model))
     compiled = compile_model(model, cfg)
@@ -141,3 +183,18 @@ def test_the_largest_int4_results_fit_the_accumulators(sign):
     x = np.ones((1, 16), np.int64)
     acc, _, _ = simulate(compile_model(model, AccelConfig(core=core)), x)
     np.testing.assert_array_equal(acc, [[15 * 16 * sign] * 2])
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+@pytest.mark.parametrize("in_type, extreme", [("uint8", 255), ("int8", -128)])
+def test_the_largest_k_bit_int4_results_fit_the_accumulators(sign, in_type, extreme):
+    """8-bit inputs at an end of their range x +-15 weights over the longest fan-in: the
+    accumulators hold (2**4 - 1) * (2**8 - 1) * 2 * Fp (the simulator refuses a result past
+    acc_bits)."""
+    core = HwConfig(pe=2, simd=8, weight_kinds=("int4",), act_bits=8, weight_depth=32,
+                    max_fan_in=16)
+    assert core.acc_bits == (2 * 16 * 255 * 15 + 1).bit_length() + 1
+    model = IntModel((16,), ActType.parse(in_type), [Dense.from_values(
+        "fc", np.full((2, 16), 15 * sign, np.int8), "int4")])
+    acc, _, _ = simulate(compile_model(model, AccelConfig(core=core)), np.full((1, 16), extreme))
+    np.testing.assert_array_equal(acc, [[15 * 16 * sign * extreme] * 2])
