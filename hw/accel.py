@@ -20,7 +20,6 @@ from . import isa
 from .accel_blocks import (ActivationFetch, AddressGenerator, Controller, OutputPath, WeightCopy,
                            buffer_granularity)
 from .accel_config import AccelConfig
-from .config import ConfigError
 from .chain import PEChain
 from .core import Core
 from .layouts import (NO_RW_CHECK, store_load_signature, threshold_load_signature,
@@ -74,10 +73,6 @@ class Accelerator(wiring.Component):
     def __init__(self, cfg, *, init=None):
         if not isinstance(cfg, AccelConfig):
             raise TypeError("Accelerator needs an AccelConfig")
-        if cfg.core.out_bits != 1:
-            self._MustUse__silence = True     # refused: never elaborated, no warning
-            raise ConfigError(f"the accelerator's output path packs bipolar activations only: it "
-                              f"needs out_bits = 1 (got {cfg.core.out_bits})")
         if init is not None:
             init.check(cfg)
         self.cfg, self.init = cfg, init

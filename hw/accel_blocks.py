@@ -619,8 +619,9 @@ class ActivationFetch(wiring.Component):
 
 
 class OutputPath(wiring.Component):
-    """The core's results through pooling and the packer into the activation buffers, or (a
-    raw layer) into the result memory; between RUNs, the host's writes into buffer 0.
+    """The core's results through pooling and the packer into the activation buffers (one
+    packer and one word per output bit plane), or (a raw layer) into the result memory;
+    between RUNs, the host's writes into buffer 0.
 
     Members
     -------
@@ -670,8 +671,13 @@ class OutputPath(wiring.Component):
         # its first word and keeps the lanes below.
         slot0 = r.out_slot[:bits(max(tiles_per_word, 2) - 1)] if cfg.store_depth else 0
         o_word = Signal(ceil_log2(cfg.act_depth))   # channel word of the output pixel being packed (modulo)
-        pooled = Signal(pe)
-        packer = Signal(s)
+        kbit = core.out_bits > 1
+        # Pooling keeps each PE's running maximum: unsigned values of out_bits; with one
+        # bit the maximum is an OR.
+        pooled = Signal(data.ArrayLayout(core.out_bits, pe) if kbit else pe)
+        # One packer per output bit plane (packer: plane 0).
+        packers = [Signal(s, name="packer" if b == 0 else f"packer{b}") for b in range(core.out_bits)]
+        packer = packers[0]
         out_digits = (LoopDigit(o_px, r.pool, _bound(b, "pool")),
                       LoopDigit(o_py, r.pool, _bound(b, "pool")),
                       LoopDigit(o_tile, r.tiles, _bound(b, "tiles")),
@@ -687,10 +693,17 @@ class OutputPath(wiring.Component):
         out_carries = Carries(out_digits, out_valid, "out")
         first_pos = (o_px == 0) & (o_py == 0)
         last_pos = o_last_px & o_last_py
-        acts = Signal(pe)
-        m.d.comb += acts.eq(Cat(out.act[p][0] for p in range(pe)))
-        merged = Signal(pe)
-        m.d.comb += merged.eq(Mux(first_pos, acts, pooled | acts))
+        if kbit:
+            merged = Signal.like(pooled, name="merged")
+            m.d.comb += [merged[p].eq(Mux(first_pos | (out.act[p] > pooled[p]), out.act[p], pooled[p]))
+                         for p in range(pe)]
+            planes = [Cat(merged[p][k] for p in range(pe)) for k in range(core.out_bits)]
+        else:
+            acts = Signal(pe)
+            m.d.comb += acts.eq(Cat(out.act[p][0] for p in range(pe)))
+            merged = Signal(pe)
+            m.d.comb += merged.eq(Mux(first_pos, acts, pooled | acts))
+            planes = [merged]
         raw = r.out_bits == 0
 
         # Running partial addresses of the output pixel (o_oy*out_w + o_ox): out_base plus
@@ -702,32 +715,48 @@ class OutputPath(wiring.Component):
         # the complement of its thermometer.
         slot = Signal(range(max(tiles_per_word, 2)))
         sel, below = decodes(slot, tiles_per_word)
-        placed = Signal(s)
-        m.d.comb += placed.eq(merged.replicate(tiles_per_word) &
-                              Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
+        placed = [Signal(s, name="placed" if k == 0 else f"placed{k}") for k in range(core.out_bits)]
+        m.d.comb += [pl.eq(plane.replicate(tiles_per_word) &
+                           Cat(sel[k].replicate(pe) for k in range(tiles_per_word)))
+                     for pl, plane in zip(placed, planes)]
+        # With k-bit outputs a pixel's words of plane b lie out_cw * b past its plane 0's:
+        # the pixel base steps by out_cw * out_bits (a register set between RUNs).
+        pixel_step = r.out_cw
+        if kbit:
+            pixel_step = Signal(len(r.out_cw) + len(r.out_bits), name="pixel_step")
+            finishing = Signal()        # the last result is in: the RUN ends with its last plane
         with m.If(~self.running):           # the next RUN's start values (as the counters')
             m.d.sync += [*o_starts,
-                         slot.eq(slot0), o_word.eq(0), packer.eq(0),
+                         slot.eq(slot0), o_word.eq(0), *(pk.eq(0) for pk in packers),
                          self.result_done.eq(0), o_act_base.eq(r.out_base),
                          o_res_base.eq(r.out_base)]
+            if kbit:
+                m.d.sync += [pixel_step.eq(r.out_cw * r.out_bits), finishing.eq(0)]
             m.d.sync += [d.start for d in out_digits]
             m.d.sync += out_carries.start
         with m.Elif(out_valid):
             m.d.sync += out_carries.step
             # The next result belongs to the next pixel (row-major: the pixel index steps).
             with m.If(o_last_px & o_last_py & o_last_tile):
-                m.d.sync += [o_act_base.eq(o_act_base + r.out_cw),
+                m.d.sync += [o_act_base.eq(o_act_base + pixel_step),
                              o_res_base.eq(o_res_base + r.tiles)]
+            # With k-bit outputs a RUN ends when its last word's last plane is written.
+            done = [self.result_done.eq(r.out_bits < 2), finishing.eq(1)] if kbit else [
+                self.result_done.eq(1)]
             odometer(m, [(d.last, d.step, d.wrap) for d in out_digits],
-                     done=[self.result_done.eq(1)], carries=out_carries.carries)
+                     done=done, carries=out_carries.carries)
             m.d.sync += pooled.eq(merged)
             with m.If(last_pos & ~raw):
+                # A completed word: plane 0 goes to the write register; planes 1 .. stay
+                # in their packers, which _writes shifts out one a cycle (zeros behind).
+                done_word = [packer.eq(0), *(pk.eq(pk | pl) for pk, pl in zip(packers[1:], placed[1:]))]
                 with m.If(o_last_tile):
-                    m.d.sync += [slot.eq(slot0), packer.eq(0), o_word.eq(0)]
+                    m.d.sync += [slot.eq(slot0), *done_word, o_word.eq(0)]
                 with m.Elif(sel[-1]):
-                    m.d.sync += [slot.eq(0), packer.eq(0), o_word.eq(o_word + 1)]
+                    m.d.sync += [slot.eq(0), *done_word, o_word.eq(o_word + 1)]
                 with m.Else():
-                    m.d.sync += [slot.eq(slot + 1), packer.eq(packer | placed)]
+                    m.d.sync += [slot.eq(slot + 1),
+                                 *(pk.eq(pk | pl) for pk, pl in zip(packers, placed))]
 
         # A pooled result is written: every one into its slot (a weight store), or the
         # packer's word when it is full or the pixel's last tile is done.
@@ -737,8 +766,9 @@ class OutputPath(wiring.Component):
                 m.d.comb += act_write.eq(out_valid & last_pos & ~raw)
             else:
                 m.d.comb += act_write.eq(out_valid & last_pos & ~raw & (o_last_tile | sel[-1]))
-        self._writes(m, act_write, o_act_base + o_word, placed, packer | placed,
-                     Mux(o_last_tile, ~below, sel))
+        self._writes(m, act_write, o_act_base + o_word, placed,
+                     [pk | pl for pk, pl in zip(packers, placed)], Mux(o_last_tile, ~below, sel),
+                     finishing if kbit else None, packers)
         # Raw results go to the result memory at once (from the register of the core's
         # results); the chain's slices have written theirs already.
         if not core.chain:
@@ -749,7 +779,7 @@ class OutputPath(wiring.Component):
             ]
         return m
 
-    def _writes(self, m, act_write, addr, placed, packed, slots):
+    def _writes(self, m, act_write, addr, placed, packed, slots, finishing, packers):
         """The activation buffers' writes: registered here, then by the memories. The last
         one lands in the cycle the RUN ends (run_done).
 
@@ -757,24 +787,53 @@ class OutputPath(wiring.Component):
         its own slot, the pixel's last tile also zeros into the slots above it (the
         packer's word would have had them): no packer, no slots kept. Without, the
         packer's word is written when it is full or the pixel's last tile is done.
+        ``placed`` and ``packed`` hold one word per output bit plane: plane 0 is written
+        at once, planes 1 .. out_bits - 1 in the cycles after, each ``out_cw`` words
+        further (the compiler keeps results at least out_bits cycles apart): shifted out
+        of the packers of planes 1 .. (``packers``, which keep a completed word), or with
+        a weight store from a holding register. ``finishing`` (k-bit cores): the RUN's last result is in; it ends
+        with its last plane's write.
         Between RUNs the same registers carry the host's writes into buffer 0 (a host
         write lands a cycle after it is presented): no multiplexer at the buffer's port.
         """
-        r = self.config
-        out_word, w_addr = Signal(self.cfg.core.simd), Signal(range(self.cfg.act_depth))
+        cfg, r = self.cfg, self.config
+        out_word, w_addr = Signal(cfg.core.simd), Signal(range(cfg.act_depth))
         n_en = len(self.buf0.en)
         w_slots = Signal(n_en)
         w_bufs = [Signal(name=f"w_buf{k}") for k in range(2)]     # buffer k is written
+        slotted = buffer_granularity(cfg) is not None
+        words = placed if slotted else packed
+        # Planes 1 .. of the word being written, and how many of them are still to go.
+        hold = [Signal(cfg.core.simd, name=f"hold{k}") for k in range(1, len(words))] if slotted \
+            else packers[1:]
+        left = Signal(range(len(words)), name="planes_left")
+
+        # A pooled result's plane 0 (or nothing); with a weight store its later planes into
+        # the holding register.
+        fresh = [w_addr.eq(addr),
+                 *(w_buf.eq(act_write & (r.out_buf == k)) for k, w_buf in enumerate(w_bufs)),
+                 out_word.eq(words[0]),
+                 w_slots.eq(slots if slotted else -1),
+                 *(h.eq(w) for h, w in zip(hold, words[1:]) if slotted)]
+        if hold:
+            fresh.append(left.eq(Mux(act_write, r.out_bits - 1, 0)))
         with m.If(self.running):
-            m.d.sync += [w_addr.eq(addr),
-                         *(w_buf.eq(act_write & (r.out_buf == k)) for k, w_buf in enumerate(w_bufs))]
-            if buffer_granularity(self.cfg) is not None:
-                m.d.sync += [out_word.eq(placed), w_slots.eq(slots)]
+            if hold:
+                with m.If(left != 0):   # the next plane, out_cw words on; buffer and slots hold
+                    m.d.sync += [w_addr.eq(w_addr + r.out_cw), out_word.eq(hold[0]),
+                                 *(h.eq(n) for h, n in zip(hold, hold[1:] + [0])),
+                                 left.eq(left - 1)]
+                    with m.If(finishing & (left == 1)):
+                        m.d.sync += self.result_done.eq(1)
+                with m.Else():
+                    m.d.sync += fresh
             else:
-                m.d.sync += [out_word.eq(packed), w_slots.eq(-1)]
+                m.d.sync += fresh
         with m.Else():
             m.d.sync += [w_addr.eq(self.act_addr), out_word.eq(self.act_data), w_slots.eq(-1),
                          w_bufs[0].eq(self.act_we), w_bufs[1].eq(0)]
+            if hold:
+                m.d.sync += left.eq(0)
         for wr, w_buf in zip((self.buf0, self.buf1), w_bufs):
             m.d.comb += [wr.en.eq(w_buf.replicate(n_en) & w_slots), wr.addr.eq(w_addr),
                          wr.data.eq(out_word)]

@@ -135,9 +135,11 @@ class AccelConfig:
         one more with ``act_reg``."""
         return ADDRESS_STAGES + int(self.act_reg)
 
-    def run_drain(self):
-        """Cycles from a RUN's last beat to its last write (see docs/accelerator.md)."""
-        return self.address_stages + self.core.latency + OUTPUT_STAGES
+    def run_drain(self, out_bits=1):
+        """Cycles from a RUN's last beat to its last write (see docs/accelerator.md): with
+        k-bit outputs (``out_bits`` > 1) the last word's planes 1 .. out_bits - 1 follow its
+        plane 0, one cycle each."""
+        return self.address_stages + self.core.latency + OUTPUT_STAGES + max(0, out_bits - 1)
 
     @property
     def res_latency(self):
@@ -181,7 +183,8 @@ class Timeline:
 
     The compiler (per-layer figures) and the ISA-level simulator count with
     it; the RTL's cycle counter agrees (tests/hw/test_accel.py). Every
-    instruction takes one cycle, a RUN ``beats +`` :meth:`AccelConfig.run_drain`;
+    instruction takes one cycle, a RUN ``beats +`` :meth:`AccelConfig.run_drain` (of its
+    ``out_bits``);
     ``LOAD_W`` starts the copy engine for :meth:`AccelConfig.load_cycles` and
     returns at once, but first waits for the previous copy, as do ``END`` and
     a RUN with ``wait_w``.
@@ -213,11 +216,12 @@ class Timeline:
         self._load_done = self.cycles + self.cfg.load_cycles(count)
         self.cycles += 1
 
-    def run(self, beats, wait_w=0):
-        """A RUN; returns its cycles plus those waited for copies since the last RUN."""
+    def run(self, beats, wait_w=0, out_bits=1):
+        """A RUN writing ``out_bits`` planes per output word (0: raw results); returns its
+        cycles plus those waited for copies since the last RUN."""
         if wait_w:
             self._wait_for_load()
-        own = beats + self.cfg.run_drain()
+        own = beats + self.cfg.run_drain(out_bits)
         self.cycles += own
         waited, self._waited = self._waited, 0
         return own + waited

@@ -78,8 +78,7 @@ class HostLink(wiring.Component):
         if cfg.res_depth * entry_bytes > 0xFFFF:
             raise ConfigError(f"the result memory ({cfg.res_depth} x {entry_bytes} bytes) does "
                               "not fit one response frame (65535 bytes)")
-        self.accel = Accelerator(cfg, init=init)   # refuses out_bits != 1: one threshold per set
-        assert core.n_thresholds == 1
+        self.accel = Accelerator(cfg, init=init)
         self.cfg = cfg
         self.idle_timeout = int(idle_timeout or max(1, round(clk_freq * IDLE_TIMEOUT_S)))
         self.image_valid_at_reset = bool(image_valid_at_reset)

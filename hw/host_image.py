@@ -104,8 +104,13 @@ def _write_weights(m, accel, en, bank, addr, word):
 
 
 def _write_thresholds(m, accel, en, bank, addr, word):
-    m.d.comb += [accel.tload.en.eq(en), accel.tload.bank.eq(bank), accel.tload.addr.eq(addr),
-                 accel.tload.data.as_value().eq(word)]
+    """One threshold set: its ``n_thresholds`` i64s, the low ``acc_bits`` of each."""
+    m.d.comb += [accel.tload.en.eq(en), accel.tload.bank.eq(bank), accel.tload.addr.eq(addr)]
+    data = accel.tload.data
+    if len(data) == 1:
+        m.d.comb += data.as_value().eq(word)
+    else:
+        m.d.comb += [data[i].eq(word[64 * i:64 * (i + 1)]) for i in range(len(data))]
 
 
 def _write_store(m, accel, en, bank, addr, word):
@@ -120,12 +125,13 @@ def section_routes(cfg):
     """
     core = cfg.core
     wbytes = -(-core.weight_width // 8)
+    tbytes = 8 * core.n_thresholds     # a threshold set: one i64 per threshold
     routes = [
         SectionRoute("PROGRAM", 8, 8 * cfg.prog_depth, False, cfg.prog_depth, _write_program),
         SectionRoute("WEIGHTS", wbytes, core.pe * core.weight_depth * wbytes, True,
                      core.weight_depth, _write_weights, required=False),
-        SectionRoute("THRESHOLDS", 8, core.pe * core.thr_depth * 8, True, core.thr_depth,
-                     _write_thresholds, required=False),
+        SectionRoute("THRESHOLDS", tbytes, core.pe * core.thr_depth * tbytes, True,
+                     core.thr_depth, _write_thresholds, required=False),
         SectionRoute("META", 1, MAX_META, False),
     ]
     if cfg.store_depth:         # the weight store: the words the weights stream from

@@ -5,12 +5,12 @@ hypothesis still shrinks (towards seed 0 and the smallest shapes).
 """
 
 import numpy as np
-from hypothesis import assume
+from hypothesis import assume, reject
 from hypothesis import strategies as st
 
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import MAX_DEPTH, HwConfig
-from tritium.sw.compiler import bandable, layer_plans
+from tritium.sw.compiler import CompileError, bandable, compile_model, layer_plans
 from tritium.hw.weight_kinds import WEIGHT_KIND_NAMES, weight_kind
 from tritium.sw.model.ir import ActType, Conv2d, Dense, IntModel, MaxPool2d, accumulator_range
 
@@ -264,3 +264,15 @@ def streamed_segment_config(data, model):
 
 def one_bit_hidden(model):
     return all(i.out_act is None or i.out_act.bits == 1 for i in model.check())
+
+
+def compile_drawn(model, cfg, **options):
+    """``compile_model`` of a drawn model, rejecting the example where a layer's k-bit
+    outputs have more bit planes than its accumulation has beats (the accelerator writes
+    a word's planes one a cycle; the compiler refuses such a layer)."""
+    try:
+        return compile_model(model, cfg, **options)
+    except CompileError as e:
+        if "beats per result" in str(e):
+            reject()
+        raise

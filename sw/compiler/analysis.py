@@ -78,11 +78,12 @@ def program_timing(program, runs, n_layers, cfg):
     simulator does; the RTL agrees (tests/hw/test_accel.py).
     """
     t, layer_cycles, k = Timeline(cfg), [0] * n_layers, 0
+    out_bits = 0                # CFG_OUT's, as the RUNs read it
     for word in program:
         opcode, args = isa.decode(word)
         if opcode == Opcode.RUN:
             layer, beats = runs[k]
-            layer_cycles[layer] += t.run(beats, args["wait_w"])
+            layer_cycles[layer] += t.run(beats, args["wait_w"], out_bits)
             k += 1
         elif opcode == Opcode.LOAD_W:
             t.load(args["count"])
@@ -90,5 +91,7 @@ def program_timing(program, runs, n_layers, cfg):
             t.end()
             break
         else:
+            if opcode == Opcode.CFG_OUT:
+                out_bits = args["out_bits"]
             t.step()
     return t.cycles, layer_cycles

@@ -43,6 +43,14 @@ def _check_kinds(p, cfg):
                            f"(this core: {core.out_bits})")
     if p.out_act is not None and p.out_act.kind not in ("bipolar", "unsigned"):
         raise CompileError(f"{where}: {p.out_act} outputs are not supported")
+    # The output path writes a word's out_bits planes in consecutive cycles; results come
+    # one per accumulation, so an accumulation must take at least out_bits beats.
+    if p.out_bits > p.result_beats(core):
+        raise CompileError(f"{where}: {p.out_act} outputs ({p.out_bits} bit planes a word) need "
+                           f"at least {p.out_bits} beats per result, this layer takes "
+                           f"{p.result_beats(core)} (one per input plane, weight plane and "
+                           f"channel word of its {p.kernel[0]}x{p.kernel[1]} window): give it "
+                           f"more input channels or a larger window")
 
 
 def _check_geometry(p, cfg):

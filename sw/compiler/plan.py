@@ -171,11 +171,15 @@ class LayerPlan:
         """Input words the RUN sends through the array (docs/accelerator.md, Timing);
         ``tiles``: a RUN over that many neuron folds (default: all); ``rows``: over that
         many output rows (a band; default: all)."""
-        per_word = 2 if (self.ternary and not self.bipolar) else 1
         tiles = self.tiles(cfg.pe) if tiles is None else tiles
         rows = self.out_height if rows is None else rows
-        return (self.images * rows * self.out_width * tiles * self.pool ** 2 * self.planes
-                * self.words_per_row(cfg.simd) * per_word)     # every plane of the weight row
+        return self.images * rows * self.out_width * tiles * self.pool ** 2 * self.result_beats(cfg)
+
+    def result_beats(self, cfg):
+        """Beats of one accumulation (one result): every input plane of every word of the
+        weight row, two beats per word for ternary weights on k-bit inputs."""
+        per_word = 2 if (self.ternary and not self.bipolar) else 1
+        return self.planes * self.words_per_row(cfg.simd) * per_word
 
     def run_beats(self, cfg):
         """The beats of each of this layer's RUNs (chunks, bands or the one RUN)."""
@@ -194,7 +198,7 @@ class LayerPlan:
         return self.out_width * max(1, self.out_bits) * self.out_channel_words(simd)
 
     def cycles(self, cfg):
-        return self.beats(cfg) + cfg.run_drain()
+        return self.beats(cfg) + cfg.run_drain(self.out_bits)
 
     def useful_lane_ops(self):
         return (self.images * self.out_height * self.out_width * self.pool ** 2

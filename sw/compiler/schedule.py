@@ -126,7 +126,7 @@ def _stream_phase(layers, cfg):
                                 weight_base=(index % 2) * half, src=src))
             src += cfg.pe * tiles * p.words_per_row(cfg.simd)
             index += 1
-            prev_run = tiles * p.beats(cfg, 1) + cfg.run_drain()
+            prev_run = tiles * p.beats(cfg, 1) + cfg.run_drain(p.out_bits)
         out.append(replace(p, chunks=tuple(chunks)))
     if src > cfg.store_depth:
         names = layers[0].name if len(layers) == 1 else f"{layers[0].name} .. {layers[-1].name}"
@@ -143,9 +143,6 @@ def _check_streamable(layers, cfg, half):
             raise CompileError(f"layer {p.name}: weight streaming needs a weight row ({row} "
                                f"words) to fit half a bank ({half} words) (try a configuration "
                                f"with weight_depth {pow2(2 * row)})")
-        if p.out_bits > 1:
-            raise CompileError(f"layer {p.name}: weight streaming needs 1-bit outputs "
-                               f"(this layer has {p.out_act})")
         if p.raw and p.bank_words(cfg) > half:
             raise CompileError(f"layer {p.name}: the last layer (raw outputs) must fit half a bank "
                                f"when weights stream: {p.bank_words(cfg)} words, half a bank is "
@@ -165,7 +162,7 @@ def _chunk_sizes(p, cfg, half, prev_run):
         return cfg.load_cycles(n * row)
 
     def run(n):
-        return n * per_tile + cfg.run_drain()
+        return n * per_tile + cfg.run_drain(p.out_bits)
 
     hides = run(n_max) >= load(n_max)       # a fold takes longer to run than to copy
     sizes, left = [], p.tiles(cfg.pe)

@@ -313,7 +313,7 @@ class IsaSim:
                 shared += -xc if neg else xc
         d = acc - shared                                             # (NP, T, P)
         n_beats = len(beats) * n_pos * tiles
-        self._layer_runs.append((n_beats, self._timeline.run(n_beats, wait_w)))
+        self._layer_runs.append((n_beats, self._timeline.run(n_beats, wait_w, r.out_bits)))
         self.cycles = self._timeline.cycles
         # A layer's RUNs (several when its weights stream) make one LayerStats.
         layers = self.compiled.io["layers"]

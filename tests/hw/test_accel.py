@@ -10,7 +10,7 @@ from strategies import (accel_configs, model_case, one_bit_hidden, segment_confi
 from tritium.hw import isa
 from tritium.hw.accel import STORE_NAME, Accelerator, accel_verilog, drop_memory_init
 from tritium.hw.accel_config import AccelConfig
-from tritium.hw.config import ConfigError, HwConfig
+from tritium.hw.config import HwConfig
 from tritium.hw.isa import Opcode
 from tritium.sim.accel_sim import run_amaranth
 from tritium.sw.compiler import CompileError, compile_model, layer_plans
@@ -275,11 +275,6 @@ def test_controller_errors(case):
     assert seen[0] == (0, 1, code)
     if case == "a good run after an error":
         assert seen[1] == (1, 0, Err.NONE)
-
-
-def test_rtl_refuses_k_bit_outputs():
-    with pytest.raises(ConfigError, match="out_bits = 1"):
-        Accelerator(AccelConfig(core=HwConfig(pe=2, simd=8, out_bits=2)))
 
 
 def _row_model(width, seed=0):

@@ -246,6 +246,29 @@ def test_chained_array_through_the_link():
     assert cycles == simulate(compiled, x)[1]
 
 
+def test_k_bit_outputs_through_the_link():
+    """A core with out_bits 2 (three thresholds a set: a THRESHOLDS word of three i64s): an
+    image with a uint2 hidden layer loads through the link and runs bit-exact in the ISA
+    simulator's cycles."""
+    cfg = AccelConfig(core=HwConfig(pe=4, simd=16, act_bits=2, out_bits=2, weight_depth=16,
+                                    thr_depth=8), act_depth=32, res_depth=8, prog_depth=16)
+    rng = np.random.default_rng(5)
+    uint2 = ActType("unsigned", 2)
+    layers = [Dense.from_values("fc0", 2 * rng.integers(0, 2, (8, 20)) - 1, "binary",
+                                thresholds=np.sort(rng.integers(-6, 7, (8, 3)), axis=1),
+                                out_act=uint2),
+              Dense.from_values("fc1", 2 * rng.integers(0, 2, (5, 8)) - 1, "binary")]
+    model = IntModel((20,), ActType("bipolar"), layers, meta={})
+    compiled = compile_model(model, cfg)
+    dev = Device(SimTransport(HostLink(cfg, idle_timeout=IDLE)), timeout=1.0, run_timeout=2.0)
+    loaded = dev.load_image(image_bytes(compiled))
+    x = (2 * rng.integers(0, 2, (3, 20)) - 1).astype(np.int8)
+    acc, _, cycles = dev.infer(loaded, x)
+    want = reference.run(model, x)
+    np.testing.assert_array_equal(acc, want)
+    assert cycles == simulate(compiled, x)[1]
+
+
 def test_hardware_refuses_bad_images(link, case):
     transport, dev = link
     model, compiled, image = case

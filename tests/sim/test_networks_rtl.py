@@ -46,8 +46,10 @@ def build_dir(tmp_path_factory):
     return tmp_path_factory.mktemp("accel-verilator")
 
 
-def trained(arch, weights):
-    net = make_net(arch, "mnist5k", weights, seed=0)
+def trained(arch, weights, **options):
+    """``arch`` with ``weights`` trained two epochs on mnist5k (``options``: of
+    :func:`make_net`, e.g. ``act_bits``), and its export."""
+    net = make_net(arch, "mnist5k", weights, seed=0, **options)
     train_net(net, "mnist5k", TrainConfig(epochs=2, seed=0), show_progress=False)
     return net, export_net(net)
 
@@ -88,6 +90,24 @@ def test_weight_plane_network_on_verilator(tmp_path, arch, weights, count):
     net, model = trained(arch, weights)
     assert {layer.weight_kind for layer in model.layers} == {weights}
     check_on_verilator(net, model, PLANES_CFG, count, tmp_path)
+
+
+#: A core whose threshold unit gives 2-bit activations (three thresholds a channel), read
+#: back as 2-bit inputs.
+KBIT_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "ternary"), act_bits=2,
+                                     out_bits=2, weight_depth=1024, thr_depth=128),
+                       act_depth=8192, res_depth=16)
+
+
+@pytest.mark.xdist_group("kbit-verilator")          # a model of its own: may run beside the rest
+def test_k_bit_hidden_network_on_verilator(tmp_path):
+    """A trained binary SFC with 2-bit hidden activations on every held-out image: each
+    hidden layer's outputs written as two bit planes, read by the next as 2-bit inputs;
+    the Verilog's accumulators equal the reference, its predictions PyTorch's, its cycles
+    the ISA simulator's."""
+    net, model = trained("sfc", "binary", act_bits=2)
+    assert {str(i.out_act) for i in model.check()[:-1]} == {"uint2"}
+    check_on_verilator(net, model, KBIT_CFG, 1000, tmp_path)
 
 
 #: A bit-serial core with a multi-plane kind: the MNIST CNN's 8-bit input layer runs its

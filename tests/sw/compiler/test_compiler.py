@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from strategies import (accel_configs, model_case, one_bit_hidden, segment_config, streamed_segment_config,
-                        streaming_config)
+from strategies import (accel_configs, compile_drawn, model_case, one_bit_hidden, segment_config,
+                        streamed_segment_config, streaming_config)
 from tritium.hw import isa
 from tritium.hw.accel_config import START_CYCLES, AccelConfig
 from tritium.hw.config import ConfigError, HwConfig
@@ -45,7 +45,7 @@ def test_segmented_models_match_the_reference(data):
     assume(model.output_is_raw)
     cfg = segment_config(data, model, out_bits=max(1, max(
         (i.out_act.bits for i in model.check() if i.out_act is not None), default=1)))
-    compiled = compile_model(model, cfg)
+    compiled = compile_drawn(model, cfg)
     plans = compiled.plans
     assert len(compiled.segments) > 1 and plans[-1].phase > 0
     event(f"bands: {bool(plans[0].bands)}, phases: {plans[-1].phase + 1}")
@@ -208,7 +208,7 @@ def test_random_models_and_configs_match_the_reference(data):
     model, x = data.draw(model_case())
     assume(model.output_is_raw)     # the accelerator's last layer writes raw accumulators
     cfg = data.draw(accel_configs(model))
-    compiled = compile_model(model, cfg)
+    compiled = compile_drawn(model, cfg)
     acc, cycles, layers = simulate(compiled, x)
     np.testing.assert_array_equal(acc, reference.run(model, x))
     # Cycle count = one per instruction + beats + drain per RUN (docs/accelerator.md).
@@ -229,7 +229,7 @@ def test_random_batched_models_match_the_reference(data):
     batch = data.draw(st.integers(2, 3))
     x = np.resize(x, (2 * batch,) + x.shape[1:])        # two batches (x's images repeated)
     cfg = data.draw(accel_configs(model, batch=batch))
-    compiled = compile_model(model, cfg, batch=batch)
+    compiled = compile_drawn(model, cfg, batch=batch)
     event(f"image loop: {any(p.images > 1 for p in compiled.plans)}")
     acc, cycles, layers = simulate(compiled, x)
     np.testing.assert_array_equal(acc, reference.run(model, x))
