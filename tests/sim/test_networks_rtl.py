@@ -93,20 +93,21 @@ def test_weight_plane_network_on_verilator(tmp_path, arch, weights, count):
 
 
 #: A core whose threshold unit gives 2-bit activations (three thresholds a channel), read
-#: back as 2-bit inputs.
-KBIT_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "ternary"), act_bits=2,
-                                     out_bits=2, weight_depth=1024, thr_depth=128),
+#: back as 2-bit inputs, with 2-bit DoReFa weights (two bipolar weight planes): W2A2.
+KBIT_CFG = AccelConfig(core=HwConfig(pe=8, simd=64, weight_kinds=("binary", "int2"), act_bits=2,
+                                     out_bits=2, weight_depth=2048, thr_depth=128),
                        act_depth=8192, res_depth=16)
 
 
 @pytest.mark.xdist_group("kbit-verilator")          # a model of its own: may run beside the rest
-def test_k_bit_hidden_network_on_verilator(tmp_path):
-    """A trained binary SFC with 2-bit hidden activations on every held-out image: each
-    hidden layer's outputs written as two bit planes, read by the next as 2-bit inputs;
-    the Verilog's accumulators equal the reference, its predictions PyTorch's, its cycles
-    the ISA simulator's."""
-    net, model = trained("sfc", "binary", act_bits=2)
+def test_w2a2_network_on_verilator(tmp_path):
+    """A trained W2A2 SFC (int2 weights, 2-bit hidden activations) on every held-out image:
+    each hidden layer's outputs written as two bit planes, read by the next as 2-bit inputs
+    whose (weight plane, bit plane) terms run by diagonals; the Verilog's accumulators equal
+    the reference, its predictions PyTorch's, its cycles the ISA simulator's."""
+    net, model = trained("sfc", "int2", act_bits=2)
     assert {str(i.out_act) for i in model.check()[:-1]} == {"uint2"}
+    assert {layer.weight_kind for layer in model.layers} == {"int2"}
     check_on_verilator(net, model, KBIT_CFG, 1000, tmp_path)
 
 
