@@ -67,7 +67,10 @@ PLANES_CORE = HwConfig(pe=3, simd=12, weight_kinds=("binary", "ternary", "pow2-2
 
 
 def test_weight_plane_core_verilator(tmp_path):
-    _run(tmp_path, PLANES_CORE, PLANE_MODES, "verilator")
+    """A quarter of the vectors per mode: an 8-bit x 4-plane vector is 32 terms, and the
+    accelerator-level networks of tests/sim/test_low_bit_verilator.py cover every kind with
+    every input kind besides."""
+    _run(tmp_path, PLANES_CORE, PLANE_MODES, "verilator", vectors=max(50, VECTORS // 4))
 
 
 @pytest.mark.parametrize("name", ["p3s12-ternary-8bit"])
