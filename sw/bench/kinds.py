@@ -16,10 +16,10 @@ preset lists it already). Per configuration:
   (:func:`tritium.boards.build.cached_hardware`: yosys, nextpnr): placed logic
   cells, block RAMs, Fmax and whether it meets the board's clock.
 
-Synthesis results and failed hardware builds are kept in the build cache
+Synthesis results are kept in the build cache
 (:func:`tritium.boards.build.cache_root`) under the configuration hash and the
-gateware sources' fingerprint; finished hardware builds are the build cache's
-own. A rerun measures only what changed, and an interrupted run resumes.
+gateware sources' fingerprint, next to the hardware builds (the build cache's
+own). A rerun measures only what changed, and an interrupted run resumes.
 """
 
 import json
@@ -119,23 +119,21 @@ def synth_figures(preset, cfg, cache, workdir, log):
     return cache.put("synth", preset, cfg, row)
 
 
-def board_figures(preset, cfg, cache, seed, log, pnr_timeout_s=None):
-    """The hardware build of the preset's board with ``cfg`` (cached); a build that fails
-    (the design does not fit, nextpnr passes ``pnr_timeout_s``) is ``{"built": False,
-    "reason": ...}`` and cached as such."""
+def board_figures(preset, cfg, seed, log, pnr_timeout_s=None, fingerprint=None):
+    """The hardware build of the preset's board with ``cfg`` (from the build cache, or made
+    now and cached there); a build that fails (nextpnr overfills the device or passes
+    ``pnr_timeout_s``, a tool stops) is ``{"built": False, "reason": ...}``, tried again
+    on the next run."""
     from ...boards.build import cached_hardware
     from ...boards.platforms import get_board
     from ...hw.errors import TritiumError
 
-    failed = cache.get(f"pnr-seed{seed}", preset, cfg)
-    if failed is not None:
-        log(f"{preset} {cfg.hash}: the hardware build failed before: {failed['reason']}")
-        return failed
     board = get_board(PRESET_BOARDS[preset])
     try:
-        _, hw, _ = cached_hardware(board, cfg, seed, log, pnr_timeout_s, cache.fingerprint)
+        _, hw, _ = cached_hardware(board, cfg, seed, log, pnr_timeout_s, fingerprint)
     except TritiumError as e:
-        return cache.put(f"pnr-seed{seed}", preset, cfg, {"built": False, "reason": str(e)})
+        log(f"{preset} {cfg.hash}: not built: {e}")
+        return {"built": False, "reason": str(e)}
     return {"built": True, "seed": seed, **{k: hw[k] for k in (
         "luts", "luts_available", "rams", "rams_available", "fmax_mhz", "clock_mhz",
         "timing_met", "build_seconds")}}
@@ -145,8 +143,10 @@ def measure_kinds(presets=("icebreaker", "ulx3s"), kinds=WEIGHT_KIND_NAMES, pnr=
                   seed=1, workdir=None, log=print, pnr_timeout_s=None, cache_root=None,
                   synthesize=True):
     """The table: ``{"rows": [{"preset", "kind", "weight_kinds", "config_hash", "networks",
-    "synth", "board"}, ...], "fingerprint"}``; ``synthesize`` False leaves out the hardware
-    figures (``synth`` and ``board`` None)."""
+    "synth", "board"}, ...], "fingerprint"}``. Every row's networks and synthesis come
+    first, the hardware builds (presets in ``pnr``, where synthesis fits the device) after
+    them. ``synthesize`` False leaves out the hardware figures (``synth`` and ``board``
+    None)."""
     from ...boards.build import source_fingerprint
 
     cache = ResultCache(source_fingerprint(), cache_root)
@@ -157,15 +157,21 @@ def measure_kinds(presets=("icebreaker", "ulx3s"), kinds=WEIGHT_KIND_NAMES, pnr=
             log(f"{preset} + {kind}: {cfg.core.describe()}")
             nets = {arch: network_figures(cfg, arch, kind, _batch(preset, arch))
                     for arch in KIND_NETWORKS}
-            synth = synth_figures(preset, cfg, cache, workdir, log) if synthesize else None
-            board = None
-            if synthesize and preset in pnr:
-                board = (board_figures(preset, cfg, cache, seed, log, pnr_timeout_s)
-                         if synth["fits"] else {"built": False, "reason": _over(synth)})
+            log(f"{preset} + {kind}: " + ", ".join(
+                f"{arch.upper()} {n['cycles_per_image']:,.1f} cycles/image, "
+                f"{n['weight_bits']:,} weight bits" if n["fits"] else f"{arch.upper()} does not fit"
+                for arch, n in nets.items()))
             rows.append({"preset": preset, "kind": kind, "weight_kinds": list(cfg.core.weight_kinds),
                          "default": kind in PRESETS[preset].core.weight_kinds,
-                         "config_hash": cfg.hash, "acc_bits": cfg.core.acc_bits,
-                         "networks": nets, "synth": synth, "board": board})
+                         "config_hash": cfg.hash, "acc_bits": cfg.core.acc_bits, "networks": nets,
+                         "synth": synth_figures(preset, cfg, cache, workdir, log)
+                         if synthesize else None, "board": None})
+    for row in rows:
+        if synthesize and row["preset"] in pnr:
+            cfg = kind_config(row["preset"], row["kind"])
+            row["board"] = (board_figures(row["preset"], cfg, seed, log, pnr_timeout_s,
+                                          cache.fingerprint)
+                            if row["synth"]["fits"] else {"built": False, "reason": _over(row["synth"])})
     return {"rows": rows, "fingerprint": cache.fingerprint}
 
 

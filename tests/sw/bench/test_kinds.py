@@ -86,7 +86,7 @@ def test_synthesis_is_measured_once_and_then_read_from_the_cache(tmp_path, monke
     assert len(calls) == 2
 
 
-def test_a_failed_hardware_build_is_kept_and_not_retried(tmp_path, monkeypatch):
+def test_a_failed_hardware_build_is_reported_and_tried_again(monkeypatch):
     from tritium.boards import build
     calls = []
 
@@ -94,11 +94,32 @@ def test_a_failed_hardware_build_is_kept_and_not_retried(tmp_path, monkeypatch):
         calls.append(args)
         raise TritiumError("nextpnr: ICESTORM_LC 6000/5280 120%")
     monkeypatch.setattr(build, "cached_hardware", fail)
-    cache, cfg = K.ResultCache("f00d", tmp_path), K.kind_config("icebreaker", "int4")
+    cfg = K.kind_config("icebreaker", "int4")
     for _ in range(2):
-        r = K.board_figures("icebreaker", cfg, cache, 1, log=lambda m: None)
+        r = K.board_figures("icebreaker", cfg, 1, log=lambda m: None, fingerprint="f00d")
         assert not r["built"] and "120%" in r["reason"]
-    assert len(calls) == 1
+    assert len(calls) == 2 and calls[0][1] is cfg and calls[0][5] == "f00d"
+
+
+def test_only_what_synthesis_fits_is_placed(tmp_path, monkeypatch):
+    from tritium.boards import build
+    from tritium.sw.bench import synth
+    monkeypatch.setattr(K, "KIND_NETWORKS", ("tfc",))
+    monkeypatch.setattr(synth, "accel_fit", lambda preset, cfg, work, log: {
+        "lut4": 1000, "device_lut4": 5280, "bram": 20 if cfg.core.weight_width == 64 else 40,
+        "device_bram": 30, "spram": 4, "device_spram": 4, "device": "iCE40UP5K",
+        "fits": cfg.core.weight_width == 64})
+    placed = []
+    monkeypatch.setattr(build, "cached_hardware", lambda board, cfg, *a: placed.append(cfg) or (
+        None, {"luts": 4000, "luts_available": 5280, "rams": 27, "rams_available": 30,
+               "fmax_mhz": 41.0, "clock_mhz": 40.5, "timing_met": True, "build_seconds": 70}, True))
+    result = K.measure_kinds(("icebreaker",), ("int2", "ternary"), log=lambda m: None,
+                             cache_root=tmp_path)
+    int2, ternary = result["rows"]
+    assert [c.core.weight_kinds for c in placed] == [("binary", "int2")]
+    assert int2["board"]["built"] and int2["board"]["luts"] == 4000
+    assert not ternary["board"]["built"] and "40 block RAMs of 30" in ternary["board"]["reason"]
+    assert int2["networks"]["tfc"]["cycles_per_image"] > 0 and not int2["default"]
 
 
 def test_table_rows_show_what_does_not_fit():
