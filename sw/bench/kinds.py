@@ -180,7 +180,7 @@ def _over(synth):
     over = [f"{synth[k]:,} {what} of {synth['device_' + k]:,}"
             for k, what in (("lut4", "LUT4"), ("bram", "block RAMs"), ("spram", "SPRAMs"))
             if synth[k] > synth["device_" + k]]
-    return f"not placed: yosys synthesis needs {', '.join(over)} on the {synth['device']}"
+    return f"needs {', '.join(over)} (yosys; not placed)"
 
 
 HEADERS = ["preset", "kind", "weight_kinds", "acc bits"] + [
@@ -213,11 +213,11 @@ def _hardware_cells(synth, board):
         return ["-"] * 4
     cells = [_percent(synth["lut4"], synth["device_lut4"]),
              _percent(synth["bram"], synth["device_bram"])
-             + (f" + {synth['spram']} SPRAM" if synth["spram"] else "")]
+             + (f" + {synth['spram']} / {synth['device_spram']} SPRAM" if synth["spram"] else "")]
     if board is None:
         return cells + ["not placed", "-"]
     if not board["built"]:
-        return cells + ["NO: " + board["reason"][:60], "-"]
+        return cells + ["NO: " + board["reason"], "-"]
     met = "" if board["timing_met"] else f" (below {board['clock_mhz']:g})"
     return cells + [_percent(board["luts"], board["luts_available"]),
                     f"{board['fmax_mhz']:.2f}{met}"]

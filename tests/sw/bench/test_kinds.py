@@ -134,7 +134,7 @@ def test_table_rows_show_what_does_not_fit():
     (cells,) = K.table_rows({"rows": [row]})
     assert len(cells) == len(K.HEADERS)
     assert cells[4] == "does not fit" and cells[6] == "1,234.5 (batch 16, streamed)"
-    assert cells[8] == "6,000 / 5,280 (114 %)" and "6,000 LUT4 of 5,280" in cells[10]
+    assert cells[8] == "6,000 / 5,280 (114 %)" and cells[10] == "NO: needs 6,000 LUT4 of 5,280 (yosys; not placed)"
     assert "block RAMs" not in cells[10]
     assert K.markdown({"rows": [row]}).count("\n") == 2
 
