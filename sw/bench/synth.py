@@ -245,26 +245,32 @@ FIT_TARGETS = {"icebreaker": ("ice40", "-spram", "iCE40UP5K", 5280, 30, 4),
 
 def measure_accel_fit(presets=("icebreaker",), workdir=None, log=print):
     """Synthesize whole accelerator presets; their LUT4 / FF / RAM use beside the device's."""
-    from ...hw.accel import ACCEL_TOP, accel_verilog
     from ...hw.presets import PRESETS
 
-    rows = []
     with tempfile.TemporaryDirectory(prefix="tritium-fit-") as tmp:
         base = Path(workdir) if workdir else Path(tmp)
-        for name in presets:
-            family, options, device, luts, brams, sprams = FIT_TARGETS[name]
-            cfg = PRESETS[name]
-            work = _sub(base, f"accel_{name}")
-            log(f"{name}: yosys synth_{family} {options} of the accelerator")
-            t0 = time.monotonic()
-            c = synth_counts(_write(work / "accel.v", accel_verilog(cfg)), family,
-                             _sub(work, family), top=ACCEL_TOP, options=options, progress=log)
-            rows.append({"preset": name, "device": device, "describe": cfg.describe(),
-                         "lut4": c["lut4"], "ff": c["ff"], "bram": c["bram"], "spram": c["spram"],
-                         "device_lut4": luts, "device_bram": brams, "device_spram": sprams,
-                         "fits": c["lut4"] <= luts and c["bram"] <= brams and c["spram"] <= sprams,
-                         "seconds": round(time.monotonic() - t0, 1)})
+        rows = [accel_fit(name, PRESETS[name], _sub(base, f"accel_{name}"), log)
+                for name in presets]
     return {"rows": rows}
+
+
+def accel_fit(preset, cfg, work, log=print):
+    """yosys synthesis of the accelerator ``cfg`` on the device of ``preset``
+    (:data:`FIT_TARGETS`) in ``work``: its LUT4 / FF / RAM use beside the device's."""
+    from ...hw.accel import ACCEL_TOP, accel_verilog
+
+    family, options, device, luts, brams, sprams = FIT_TARGETS[preset]
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    log(f"{preset}: yosys synth_{family} {options} of the accelerator")
+    t0 = time.monotonic()
+    c = synth_counts(_write(work / "accel.v", accel_verilog(cfg)), family,
+                     _sub(work, family), top=ACCEL_TOP, options=options, progress=log)
+    return {"preset": preset, "device": device, "describe": cfg.describe(),
+            "lut4": c["lut4"], "ff": c["ff"], "bram": c["bram"], "spram": c["spram"],
+            "device_lut4": luts, "device_bram": brams, "device_spram": sprams,
+            "fits": c["lut4"] <= luts and c["bram"] <= brams and c["spram"] <= sprams,
+            "seconds": round(time.monotonic() - t0, 1)}
 
 
 def parse_sweep(text):

@@ -41,6 +41,16 @@
       built and run in the same call) and the ratios; the results are checked
       against the golden reference. Builds are kept in --workdir (default: a
       temporary folder) and reused.
+  tritium bench kinds [--json|--markdown] [--presets icebreaker,ulx3s] [--kinds K,...]
+                      [--pnr icebreaker] [--no-synth] [--seed N] [--workdir DIR]
+      the cost of each weight kind on the board presets: per preset and kind,
+      the preset with that kind added to its weight_kinds; TFC and SFC with
+      weights of the kind in every layer: ISA-simulator cycles per image and
+      weight-memory bits; yosys synthesis of the accelerator (as fit): LUT4
+      and block RAM beside the device's; the hardware build of the boards in
+      --pnr (default icebreaker; a ULX3S build takes about 15 minutes):
+      placed cells and Fmax. Results are kept in the build cache: a rerun
+      measures only configurations or gateware that changed.
   tritium bench patch [--json] [--board icebreaker|ulx3s]
       seconds of a hardware build, of patching a model into it and of a full
       rebuild with the model as memory init; whether both hold the same
@@ -54,7 +64,8 @@ from ...util.console import at_least, print_json, step, table
 NAME = "bench"
 HELP = "measure speed and size figures (prints numbers; see subcommands)"
 
-SUITES = ("all", "reference", "synth", "utilization", "fit", "host", "patch", "accel", "rtl")
+SUITES = ("all", "reference", "synth", "utilization", "fit", "host", "patch", "accel", "rtl",
+          "kinds")
 
 
 def add_arguments(parser):
@@ -79,7 +90,17 @@ def add_arguments(parser):
     parser.add_argument("--workdir", default=None,
                         help="all, synth, fit, host, accel, rtl: keep tool outputs in this folder "
                              "(all: default ./tritium-bench)")
-    parser.add_argument("--presets", default="icebreaker", help="fit: presets, comma-separated")
+    parser.add_argument("--presets", default=None,
+                        help="fit: presets, comma-separated (default: icebreaker); "
+                             "kinds: (default: icebreaker,ulx3s)")
+    parser.add_argument("--kinds", default=None,
+                        help="kinds: weight kinds, comma-separated (default: every kind)")
+    parser.add_argument("--pnr", default="icebreaker",
+                        help="kinds: presets whose board is placed and routed per kind "
+                             "(default: icebreaker; none: synthesis only)")
+    parser.add_argument("--no-synth", action="store_true",
+                        help="kinds: network figures only (no yosys, no nextpnr)")
+    parser.add_argument("--markdown", action="store_true", help="kinds: print a Markdown table")
     parser.add_argument("--hw", default=None,
                         help="host, accel: preset name or configuration JSON (default: icebreaker); "
                              "rtl: preset (default: ulx3s)")
@@ -97,7 +118,7 @@ def run(args):
         check_work_folder("tritium-bench", "--workdir")
     suite = {"all": _run_all, "patch": _run_patch, "utilization": _run_utilization,
              "synth": _run_synth, "fit": _run_fit, "host": _run_host, "accel": _run_accel,
-             "reference": _run_reference, "rtl": _run_rtl}[args.suite]
+             "reference": _run_reference, "rtl": _run_rtl, "kinds": _run_kinds}[args.suite]
     return suite(args)
 
 
@@ -201,13 +222,11 @@ def _run_synth(args):
 
 
 def _run_fit(args):
-    from ....hw.errors import TritiumError
     from ....hw.presets import PRESETS
     from ...bench.synth import FIT_TARGETS, measure_accel_fit
 
-    presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
-    if not presets or any(p not in FIT_TARGETS or p not in PRESETS for p in presets):
-        raise TritiumError(f"--presets takes {', '.join(FIT_TARGETS)} (comma-separated)")
+    presets = _names(args.presets or "icebreaker", "--presets",
+                     [p for p in FIT_TARGETS if p in PRESETS])
     result = measure_accel_fit(presets, workdir=args.workdir, log=step)
     if args.json:
         print_json(result)
@@ -216,6 +235,39 @@ def _run_fit(args):
              f"{r['bram']} / {r['device_bram']}", f"{r['spram']} / {r['device_spram']}",
              "yes" if r["fits"] else "NO"] for r in result["rows"]]
     print(table(rows, ["preset", "device", "LUT4", "FF", "block RAM", "SPRAM", "fits"]))
+    return 0
+
+
+def _names(text, option, known):
+    """A comma-separated list of names, each one of ``known`` (a one-line error if not)."""
+    from ....hw.errors import TritiumError
+
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names or any(n not in known for n in names):
+        raise TritiumError(f"{option} takes {', '.join(known)} (comma-separated)")
+    return names
+
+
+def _run_kinds(args):
+    from ....boards.build import pnr_timeout_seconds
+    from ....hw.presets import PRESETS
+    from ....hw.weight_kinds import WEIGHT_KIND_NAMES
+    from ...bench.kinds import HEADERS, PRESET_BOARDS, markdown, measure_kinds, table_rows
+
+    presets = _names(args.presets or "icebreaker,ulx3s", "--presets",
+                     [p for p in PRESET_BOARDS if p in PRESETS])
+    kinds = _names(args.kinds or ",".join(WEIGHT_KIND_NAMES), "--kinds", WEIGHT_KIND_NAMES)
+    pnr = () if args.pnr == "none" else _names(args.pnr, "--pnr", list(PRESET_BOARDS) + ["none"])
+    result = measure_kinds(presets, kinds, pnr=pnr, seed=args.seed, workdir=args.workdir,
+                           log=step, pnr_timeout_s=pnr_timeout_seconds(args.pnr_timeout),
+                           synthesize=not args.no_synth)
+    result["machine"] = _machine()
+    if args.json:
+        print_json(result)
+    elif args.markdown:
+        print(markdown(result))
+    else:
+        print(table(table_rows(result), HEADERS, left=3))
     return 0
 
 
