@@ -3,10 +3,11 @@
 Trains, for each data set (digits, mnist5k), network (SFC, the MNIST CNN) and
 seed (0, 1, 2), one network per row of :data:`ROWS`: the float baseline, BWN
 and TWN (straight-through estimators), ADMM binary / ternary / pow2-2 /
-pow2-4 (started from the float checkpoint of the same network, data set and
-seed with ``--init``, so the float training is not repeated) and DoReFa
-W2A2 / W4A4; ``--rows admm-pre-binary,admm-pre-pow2-4`` adds ADMM from its
-own float start. Every run is ``tritium train ... --json -q``; every quantised
+pow2-4 (from ADMM's own float start: ``--pretrain-epochs`` as many float
+epochs with the network's sign activations, then ``--epochs`` ADMM epochs) and
+DoReFa W2A2 / W4A4; ``--rows admm-init-binary,...`` adds ADMM started with
+``--init`` from the ReLU float checkpoint of the same network, data set and
+seed instead. Every run is ``tritium train ... --json -q``; every quantised
 checkpoint is then exported with ``tritium export ... --verify --json -q``.
 The commands run in this process (the CLI's ``main``, on one torch thread as
 ``--threads 1`` trains), which saves a Python and torch start per command.
@@ -17,7 +18,7 @@ an interrupted sweep resumes where it stopped (a record of another
 stdout.
 
     python scripts/accuracy_table.py --out out/accuracy            # sweep, then the table
-    python scripts/accuracy_table.py --out out/accuracy --table    # the table of what exists
+    python scripts/accuracy_table.py --out out/accuracy --table    # the table of what exists (of --rows)
     python scripts/accuracy_table.py --out out/acc1 --epochs 1 --datasets digits --archs sfc
 """
 
@@ -36,30 +37,28 @@ ARCHS = ("sfc", "cnn")
 SEEDS = (0, 1, 2)
 ARCH_NAMES = {"sfc": "SFC", "cnn": "CNN", "tfc": "TFC"}
 
-#: (key, label, method, tritium train options). The "admm-" rows take ``--init`` the
-#: float run (ReLU) of the same data set, network and seed, so "float" comes first;
-#: the "admm-pre-" rows (not in the default sweep) train their own float start instead,
-#: with the network's sign activations, for as many epochs (``--pretrain-epochs``).
+#: (key, label, method, tritium train options). The "admm-" rows train their own float
+#: start first, with the network's sign activations, for as many epochs as the ADMM phase
+#: (``--pretrain-epochs``); the "admm-init-" rows (not in the default sweep) take ``--init``
+#: the float run (ReLU) of the same data set, network and seed instead, so "float" comes first.
+_ADMM_KINDS = (("binary", "binary"), ("ternary", "ternary"), ("pow2-2", "pow2-2 {0, +-1, +-2}"),
+               ("pow2-4", "pow2-4 {0, +-1, +-2, +-4}"))
 ROWS = (
     ("float", "float", "-", ("--weights", "float")),
     ("bwn", "BWN (binary, alpha_c = mean abs W_c)", "STE", ("--weights", "binary")),
     ("twn", "TWN (ternary)", "STE", ("--weights", "ternary")),
-    ("admm-binary", "binary", "ADMM", ("--weights", "binary", "--method", "admm")),
-    ("admm-ternary", "ternary", "ADMM", ("--weights", "ternary", "--method", "admm")),
-    ("admm-pow2-2", "pow2-2 {0, +-1, +-2}", "ADMM", ("--weights", "pow2-2", "--method", "admm")),
-    ("admm-pow2-4", "pow2-4 {0, +-1, +-2, +-4}", "ADMM", ("--weights", "pow2-4", "--method", "admm")),
+    *((f"admm-{kind}", label, "ADMM", ("--weights", kind, "--method", "admm")) for kind, label in _ADMM_KINDS),
     ("dorefa-w2a2", "int2, 2-bit act. (W2A2)", "DoReFa", ("--weights", "int2", "--act-bits", "2")),
     ("dorefa-w4a4", "int4, 4-bit act. (W4A4)", "DoReFa", ("--weights", "int4", "--act-bits", "4")),
-    ("admm-pre-binary", "binary", "ADMM, own start", ("--weights", "binary", "--method", "admm")),
-    ("admm-pre-pow2-4", "pow2-4 {0, +-1, +-2, +-4}", "ADMM, own start",
-     ("--weights", "pow2-4", "--method", "admm")),
+    *((f"admm-init-{kind}", label, "ADMM, --init float (ReLU)", ("--weights", kind, "--method", "admm"))
+      for kind, label in _ADMM_KINDS),
 )
 ROW_KEYS = tuple(row[0] for row in ROWS)
-DEFAULT_ROWS = tuple(key for key in ROW_KEYS if not key.startswith("admm-pre-"))
+DEFAULT_ROWS = tuple(key for key in ROW_KEYS if not key.startswith("admm-init-"))
 
 
 def _takes_init(row):
-    return row.startswith("admm-") and not row.startswith("admm-pre-")
+    return row.startswith("admm-init-")
 
 
 def run_name(dataset, arch, row, seed):
@@ -82,7 +81,7 @@ def commands(out, dataset, arch, row, seed, epochs):
              "--seed", str(seed), "-o", f"{stem}.pt", "--force", "--json", "-q"]
     if _takes_init(row):
         train += ["--init", str(out / f"{run_name(dataset, arch, 'float', seed)}.pt")]
-    elif row.startswith("admm-pre-"):
+    elif row.startswith("admm-"):
         train += ["--pretrain-epochs", str(epochs)]
     if row == "float":
         return train, None
@@ -191,12 +190,12 @@ HEADER = ("| data set | net | weights | method | held-out acc. PyTorch (mean, mi
           "|---|---|---|---|---|---|---|---|---|")
 
 
-def markdown(records):
-    """The markdown table of ``records`` (from :func:`load_records`), in plan order."""
+def markdown(records, rows=ROW_KEYS):
+    """The markdown table of ``records`` (from :func:`load_records`) of the rows ``rows``, in plan order."""
     groups = {}
     for (dataset, arch, row, seed), record in sorted(records.items(), key=lambda kv: kv[0][3]):
         groups.setdefault((dataset, arch, row), []).append(record)
-    order = [(d, a, r) for d in DATASETS for a in ("tfc", *ARCHS) for r in ROW_KEYS]
+    order = [(d, a, r) for d in DATASETS for a in ("tfc", *ARCHS) for r in ROW_KEYS if r in rows]
     lines = [table_row(*key, groups[key]) for key in order if key in groups]
     return "\n".join([HEADER, *lines])
 
@@ -231,7 +230,7 @@ def main(argv=None):
                   log=lambda m: print(m, file=sys.stderr, flush=True))
         finally:
             torch.set_num_threads(threads)
-    print(markdown(load_records(args.out)))
+    print(markdown(load_records(args.out), args.rows))
     return 0
 
 

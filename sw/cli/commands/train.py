@@ -62,8 +62,9 @@ def add_arguments(parser):
     parser.add_argument("--epochs", type=at_least(1), default=10,
                         help="training epochs; ADMM epochs with --method admm (default 10)")
     parser.add_argument("--init", default=None, metavar="FLOAT.pt",
-                        help="admm: start from this float checkpoint ('tritium train --weights "
-                             "float') instead of training one")
+                        help="admm: start from this float checkpoint instead of training one; "
+                             "its network should work with this network's activations (a ReLU "
+                             "'--weights float' checkpoint does not: see docs/training.md)")
     parser.add_argument("--pretrain-epochs", type=at_least(1), default=None,
                         help="admm without --init: float training epochs first (default: --epochs)")
     parser.add_argument("--rho", type=float, default=1.0, help="admm: penalty weight rho (default 1.0)")

@@ -1,5 +1,5 @@
 """scripts/accuracy_table.py: the run plan, resuming, the markdown table, and one real
-1-epoch sweep of SFC on digits (float, BWN, ADMM binary) through the CLI."""
+1-epoch sweep of SFC on digits (BWN, ADMM binary from its own float start) through the CLI."""
 
 import importlib.util
 import json
@@ -26,20 +26,26 @@ def _export(accuracy, agreement=1.0, exact=True):
     return {"accuracy_integer": accuracy, "agreement": agreement, "logits_exact": exact}
 
 
-def test_plan_puts_the_float_run_before_admm(acc):
-    runs = acc.plan(["digits"], ["sfc"], [0, 1], ["admm-pow2-4", "bwn"])
-    assert runs == [("digits", "sfc", r, s) for s in (0, 1) for r in ("float", "bwn", "admm-pow2-4")]
+def test_plan_puts_the_float_run_before_admm_from_init(acc):
+    runs = acc.plan(["digits"], ["sfc"], [0, 1], ["admm-init-pow2-4", "bwn"])
+    assert runs == [("digits", "sfc", r, s) for s in (0, 1) for r in ("float", "bwn", "admm-init-pow2-4")]
+    assert acc.plan(["digits"], ["sfc"], [0], ["admm-binary"]) == [("digits", "sfc", "admm-binary", 0)]
 
 
-def test_admm_commands_start_from_the_float_checkpoint(acc, tmp_path):
-    train, export = acc.commands(tmp_path, "mnist5k", "cnn", "admm-ternary", 2, 20)
-    assert train[train.index("--init") + 1] == str(tmp_path / "mnist5k-cnn-float-s2.pt")
-    assert train[train.index("--method") + 1] == "admm" and "--json" in train
-    assert export[:2] == ["tritium", "export"] and "--verify" in export
-    assert acc.commands(tmp_path, "digits", "sfc", "float", 0, 20)[1] is None
-    own, _ = acc.commands(tmp_path, "digits", "sfc", "admm-pre-pow2-4", 0, 5)
+def test_default_admm_rows_train_their_own_float_start(acc, tmp_path):
+    assert [r for r in acc.DEFAULT_ROWS if r.startswith("admm")] == [
+        "admm-binary", "admm-ternary", "admm-pow2-2", "admm-pow2-4"]
+    own, export = acc.commands(tmp_path, "mnist5k", "cnn", "admm-ternary", 2, 5)
     assert "--init" not in own and own[own.index("--pretrain-epochs") + 1] == "5"
-    assert acc.plan(["digits"], ["sfc"], [0], ["admm-pre-binary"]) == [("digits", "sfc", "admm-pre-binary", 0)]
+    assert own[own.index("--method") + 1] == "admm" and own[own.index("--epochs") + 1] == "5"
+    assert export[:2] == ["tritium", "export"] and "--verify" in export and "--json" in own
+    assert acc.commands(tmp_path, "digits", "sfc", "float", 0, 20)[1] is None
+
+
+def test_admm_init_commands_start_from_the_float_checkpoint(acc, tmp_path):
+    train, _ = acc.commands(tmp_path, "mnist5k", "cnn", "admm-init-ternary", 2, 20)
+    assert train[train.index("--init") + 1] == str(tmp_path / "mnist5k-cnn-float-s2.pt")
+    assert "--pretrain-epochs" not in train and train[train.index("--weights") + 1] == "ternary"
 
 
 def test_table_row_statistics(acc):
@@ -79,6 +85,7 @@ def test_sweep_resumes_and_the_table_reads_what_it_wrote(acc, tmp_path):
     assert len(lines) == 4 and lines[2].startswith("| digits | SFC | float |")
     assert "| 50.00 % | 1.0 (all 1) | True (all 1) |" in lines[3]
     assert all(line.count("|") == 10 for line in lines)     # no cell holds a "|"
+    assert acc.markdown(acc.load_records(tmp_path), ["bwn"]).splitlines()[2].startswith("| digits | SFC | BWN")
 
 
 def test_a_failed_training_stops_the_sweep_without_a_record(acc, tmp_path):
@@ -92,9 +99,10 @@ def test_one_epoch_sweep_through_the_cli(acc, tmp_path):
     acc.main(["--out", str(tmp_path), "--epochs", "1", "--datasets", "digits", "--archs", "sfc",
               "--seeds", "0", "--rows", "bwn,admm-binary"])
     records = acc.load_records(tmp_path)
-    assert sorted(records) == [("digits", "sfc", r, 0) for r in ("admm-binary", "bwn", "float")]
+    assert sorted(records) == [("digits", "sfc", r, 0) for r in ("admm-binary", "bwn")]
     admm = records[("digits", "sfc", "admm-binary", 0)]
     assert admm["train"]["method"] == "admm" and admm["train"]["epochs"] == 1
+    assert admm["train_command"].endswith("--pretrain-epochs 1")
     for row in ("bwn", "admm-binary"):
         export = records[("digits", "sfc", row, 0)]["export"]
         assert export["agreement"] == 1.0 and export["logits_exact"] is True
