@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+from tritium.sw.util.console import markdown_row, markdown_table
+
 DATASETS = ("digits", "mnist5k")
 ARCHS = ("sfc", "cnn")
 SEEDS = (0, 1, 2)
@@ -182,12 +184,11 @@ def table_row(dataset, arch, row, records):
         integer = [e["accuracy_integer"] for e in exports]
         cells += [_pct(sum(integer) / len(integer)), _all([e["agreement"] for e in exports], 1.0),
                   _all([e["logits_exact"] for e in exports], True)]
-    return "| " + " | ".join(cells + [f"{seconds:.1f}"]) + " |"
+    return markdown_row(cells + [f"{seconds:.1f}"])
 
 
-HEADER = ("| data set | net | weights | method | held-out acc. PyTorch (mean, min-max of seeds) "
-          "| integer model | agreement | logits exact | train s (mean) |\n"
-          "|---|---|---|---|---|---|---|---|---|")
+HEADERS = ("data set", "net", "weights", "method", "held-out acc. PyTorch (mean, min-max of seeds)",
+           "integer model", "agreement", "logits exact", "train s (mean)")
 
 
 def markdown(records, rows=ROW_KEYS):
@@ -197,7 +198,7 @@ def markdown(records, rows=ROW_KEYS):
         groups.setdefault((dataset, arch, row), []).append(record)
     order = [(d, a, r) for d in DATASETS for a in ("tfc", *ARCHS) for r in ROW_KEYS if r in rows]
     lines = [table_row(*key, groups[key]) for key in order if key in groups]
-    return "\n".join([HEADER, *lines])
+    return "\n".join([markdown_table([], HEADERS), *lines])
 
 
 def parse_args(argv):

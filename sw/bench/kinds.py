@@ -32,13 +32,12 @@ from ...hw.weight_kinds import WEIGHT_KIND_NAMES
 from ..compiler import CompileError, compile_model
 from ..model.zoo import NETWORK_INPUTS, random_inputs, random_model
 from ..run.isasim import simulate
+from ..util.console import markdown_table
 from ..util.fileio import atomic_write_text
 from .utilization import CASES
 
 #: The networks measured per kind (fully connected, bipolar inputs).
 KIND_NETWORKS = ("tfc", "sfc")
-#: Preset -> the board whose hardware build :func:`measure_kinds` places and routes.
-PRESET_BOARDS = {"icebreaker": "icebreaker", "ulx3s": "ulx3s"}
 
 
 def kind_config(preset, kind):
@@ -128,7 +127,7 @@ def board_figures(preset, cfg, seed, log, pnr_timeout_s=None, fingerprint=None):
     from ...boards.platforms import get_board
     from ...hw.errors import TritiumError
 
-    board = get_board(PRESET_BOARDS[preset])
+    board = get_board(preset)           # every preset is named after its board
     try:
         _, hw, _ = cached_hardware(board, cfg, seed, log, pnr_timeout_s, fingerprint)
     except TritiumError as e:
@@ -225,6 +224,4 @@ def _hardware_cells(synth, board):
 
 def markdown(result):
     """The table in Markdown (docs/benchmarks.md, "Weight kinds")."""
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in table_rows(result)]
-    return "\n".join(lines)
+    return markdown_table(table_rows(result), HEADERS)

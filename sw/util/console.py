@@ -98,6 +98,17 @@ def table(rows, headers, left=1):
     return "\n".join(lines)
 
 
+def markdown_row(cells):
+    """One Markdown table row of ``cells``."""
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def markdown_table(rows, headers):
+    """A Markdown table: the header row, its rule and ``rows`` (lists of cells)."""
+    return "\n".join([markdown_row(headers), "|" + "---|" * len(headers),
+                      *(markdown_row(r) for r in rows)])
+
+
 def at_least(low, kind=int):
     """An argparse ``type`` that refuses values below ``low`` (one-line usage error)."""
     import argparse

@@ -252,12 +252,12 @@ def _run_kinds(args):
     from ....boards.build import pnr_timeout_seconds
     from ....hw.presets import PRESETS
     from ....hw.weight_kinds import WEIGHT_KIND_NAMES
-    from ...bench.kinds import HEADERS, PRESET_BOARDS, markdown, measure_kinds, table_rows
+    from ...bench.kinds import HEADERS, markdown, measure_kinds, table_rows
 
     presets = _names(args.presets or "icebreaker,ulx3s", "--presets",
-                     [p for p in PRESET_BOARDS if p in PRESETS])
+                     list(PRESETS))
     kinds = _names(args.kinds or ",".join(WEIGHT_KIND_NAMES), "--kinds", WEIGHT_KIND_NAMES)
-    pnr = () if args.pnr == "none" else _names(args.pnr, "--pnr", list(PRESET_BOARDS) + ["none"])
+    pnr = () if args.pnr == "none" else _names(args.pnr, "--pnr", list(PRESETS) + ["none"])
     result = measure_kinds(presets, kinds, pnr=pnr, seed=args.seed, workdir=args.workdir,
                            log=step, pnr_timeout_s=pnr_timeout_seconds(args.pnr_timeout),
                            synthesize=not args.no_synth)
