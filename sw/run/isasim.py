@@ -312,6 +312,10 @@ class IsaSim:
                 xc = np.bitwise_count(xw).sum(axis=-1, dtype=np.int64)
                 shared += -xc if neg else xc
         d = acc - shared                                             # (NP, T, P)
+        if r.out_bits > len(beats):
+            raise SimError(f"a RUN with {r.out_bits}-bit outputs needs at least {r.out_bits} beats "
+                           f"per result (this one takes {len(beats)}): the output path writes a "
+                           f"word's planes in consecutive cycles")
         n_beats = len(beats) * n_pos * tiles
         self._layer_runs.append((n_beats, self._timeline.run(n_beats, wait_w, r.out_bits)))
         self.cycles = self._timeline.cycles

@@ -198,3 +198,21 @@ def test_the_largest_k_bit_int4_results_fit_the_accumulators(sign, in_type, extr
         "fc", np.full((2, 16), 15 * sign, np.int8), "int4")])
     acc, _, _ = simulate(compile_model(model, AccelConfig(core=core)), np.full((1, 16), extreme))
     np.testing.assert_array_equal(acc, [[15 * 16 * sign * extreme] * 2])
+
+
+def test_the_simulator_refuses_fewer_beats_than_output_planes():
+    """A program whose RUN writes 4-bit outputs from 2-beat accumulations (the output path
+    could not write a word's planes before the next result): the ISA simulator refuses it
+    as the compiler does."""
+    core = HwConfig(pe=2, simd=8, weight_kinds=("binary",), act_bits=4, out_bits=4, weight_depth=64)
+    hidden = Dense.from_values("fc0", np.ones((2, 16), np.int8), "binary", out_act=ActType("unsigned", 2),
+                               thresholds=np.array([[-1, 0, 1]] * 2))
+    model = IntModel((16,), BIPOLAR, [hidden, Dense.from_values("fc1", np.ones((2, 2), np.int8), "binary")])
+    compiled = compile_model(model, AccelConfig(core=core))
+    simulate(compiled, np.ones((1, 16), np.int64))        # 2-bit outputs from 2 beats: legal
+    for k, word in enumerate(compiled.program):
+        opcode, args = isa.decode(word)
+        if opcode == isa.Opcode.CFG_OUT and args["out_bits"] == 2:
+            compiled.program[k] = isa.encode(opcode, **{**args, "out_bits": 4})
+    with pytest.raises(SimError, match="4-bit outputs needs at least 4 beats per result"):
+        simulate(compiled, np.ones((1, 16), np.int64))
