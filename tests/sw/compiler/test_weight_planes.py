@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from strategies import accel_configs, model_case, random_values, random_weights
+from strategies import accel_configs, compile_drawn, model_case, random_values, random_weights
 from tritium.hw import isa
 from tritium.hw.accel_config import AccelConfig
 from tritium.hw.config import OP_AND_M, OP_AND_S, ConfigError, HwConfig
@@ -130,7 +130,7 @@ def test_random_plane_models_match_the_reference(bipolar, data):
                                     bipolar=bipolar))
     assume(model.output_is_raw)
     cfg = data.draw(accel_configs(model))
-    compiled = compile_model(model, cfg)
+    compiled = compile_drawn(model, cfg)
     acc, cycles, layers = simulate(compiled, x)
     np.testing.assert_array_equal(acc, reference.run(model, x))
     assert cycles == [compiled.cycles_per_run] * len(x)
